@@ -1,0 +1,89 @@
+"""Namespace and device of a function's inputs.
+
+Every public xpml function finds the array namespace (NumPy, CuPy, array-api-strict, ...) and
+the device from the arrays it is given, so outputs land where the inputs live. Inputs from two
+namespaces or two devices are refused: moving data is the caller's decision, made explicitly with
+:func:`backend.to_backend`, never a silent copy.
+"""
+
+from __future__ import annotations
+
+import array_api_compat
+
+__all__ = [
+    "BackendMismatchError",
+    "get_namespace",
+    "get_device",
+    "namespace_and_device",
+]
+
+
+class BackendMismatchError(ValueError):
+    """Arrays from two namespaces, or from two devices, were passed to one call."""
+
+
+def _arrays(arrays):
+    # None and Python scalars carry no namespace; they combine with any array.
+    return [a for a in arrays if a is not None and not isinstance(a, (bool, int, float, complex))]
+
+
+def _namespace_name(xp) -> str:
+    name = xp.__name__
+    return name.removeprefix("array_api_compat.")
+
+
+def namespace_and_device(*arrays):
+    """Return ``(xp, device)`` shared by all ``arrays``.
+
+    ``xp`` is the array-api-compat namespace of the inputs (``array_api_compat.numpy`` for NumPy
+    arrays, ``array_api_compat.cupy`` for CuPy, the module itself for array-api-strict) and
+    ``device`` the device they live on. None and Python scalars are ignored.
+
+    Raises
+    ------
+    BackendMismatchError
+        If two inputs come from different namespaces or devices. The message names both and says
+        how to move data.
+    TypeError
+        If no array is given, or an input is not an array of any supported namespace.
+    """
+    arrays = _arrays(arrays)
+    if not arrays:
+        raise TypeError("namespace_and_device() needs at least one array argument")
+    xp = device = None
+    for i, a in enumerate(arrays):
+        try:
+            a_xp = array_api_compat.array_namespace(a)
+        except TypeError as exc:
+            raise TypeError(
+                f"argument {i} has type {type(a).__name__}, which is not an array of a supported "
+                "namespace (numpy, cupy, array_api_strict)"
+            ) from exc
+        a_dev = array_api_compat.device(a)
+        if xp is None:
+            xp, device = a_xp, a_dev
+            continue
+        if a_xp is not xp:
+            raise BackendMismatchError(
+                f"arrays from two namespaces: {_namespace_name(xp)!r} and "
+                f"{_namespace_name(a_xp)!r}. xpml never converts silently; move one of them "
+                "first, for example with backend.to_backend(x, 'numpy') or "
+                "backend.to_backend(x, backend.get_namespace(other))."
+            )
+        if a_dev != device:
+            raise BackendMismatchError(
+                f"arrays on two devices of {_namespace_name(xp)!r}: {device!r} and {a_dev!r}. "
+                "Move one of them first, for example with backend.to_backend(x, xp, "
+                "device=backend.get_device(other))."
+            )
+    return xp, device
+
+
+def get_namespace(*arrays):
+    """Return the array-api-compat namespace shared by ``arrays`` (see :func:`namespace_and_device`)."""
+    return namespace_and_device(*arrays)[0]
+
+
+def get_device(*arrays):
+    """Return the device shared by ``arrays`` (see :func:`namespace_and_device`)."""
+    return namespace_and_device(*arrays)[1]

@@ -1,0 +1,31 @@
+"""Waiting for an asynchronous device, for honest timing."""
+
+from __future__ import annotations
+
+import array_api_compat
+
+from ._select import Backend
+
+__all__ = ["synchronize"]
+
+
+def synchronize(obj=None, /) -> None:
+    """Block until all work queued on the device of ``obj`` (an array or a :class:`Backend`) is done.
+
+    On CPU backends, which compute eagerly, this returns at once. With None, every CUDA device in
+    use is synchronised if CuPy has been imported. Use it before reading a clock, never inside a
+    training loop.
+    """
+    if isinstance(obj, Backend):
+        if obj.name == "cupy":
+            obj.device.synchronize()
+        return
+    if obj is None:
+        import sys
+
+        cupy = sys.modules.get("cupy")
+        if cupy is not None:
+            cupy.cuda.runtime.deviceSynchronize()
+        return
+    if array_api_compat.is_cupy_array(obj):
+        obj.device.synchronize()

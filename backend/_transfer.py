@@ -1,0 +1,55 @@
+"""Explicit moves between backends and devices, for the edges of a program.
+
+Loading data, saving, and printing metrics are the only places data crosses between the host and
+a device; these two functions are how it crosses. The math never calls them.
+"""
+
+from __future__ import annotations
+
+import array_api_compat
+import numpy as np
+
+from ._select import Backend, get_backend
+
+__all__ = ["to_backend", "to_numpy"]
+
+
+def to_numpy(x, /) -> np.ndarray:
+    """Copy ``x`` to the host as a NumPy array (a NumPy array is returned as it is).
+
+    Accepts arrays of any supported backend, NumPy scalars, lists and Python numbers.
+    """
+    if isinstance(x, np.ndarray):
+        return x
+    if array_api_compat.is_cupy_array(x):
+        return x.get()
+    if array_api_compat.is_array_api_strict_namespace(getattr(x, "__array_namespace__", lambda: None)()):
+        xp = array_api_compat.array_namespace(x)
+        return np.asarray(x.to_device(xp.__array_namespace_info__().default_device()))
+    if array_api_compat.is_array_api_obj(x) and hasattr(x, "__dlpack__"):
+        return np.from_dlpack(x)
+    return np.asarray(x)
+
+
+def to_backend(x, backend: Backend | str | None = None, /, *, device=None):
+    """Move ``x`` to ``backend`` (a :class:`Backend`, a name such as ``"cupy"``, or a namespace).
+
+    Returns ``x`` itself when it already lives there. Data goes through the host, so this is for
+    the edges of a program, never inside a loop.
+    """
+    if backend is not None and not isinstance(backend, (str, Backend)):
+        # A namespace module: pick the backend whose namespace it is.
+        name = next(
+            n for n in ("numpy", "cupy", "array_api_strict")
+            if getattr(array_api_compat, f"is_{n}_namespace")(backend)
+        )
+        backend = get_backend(name, device=device)
+    else:
+        backend = get_backend(backend, device=device) if not isinstance(backend, Backend) else backend
+        if device is not None and isinstance(backend, Backend) and backend.device != device:
+            backend = get_backend(backend.name, device=device)
+    if array_api_compat.is_array_api_obj(x):
+        xp = array_api_compat.array_namespace(x)
+        if xp is backend.xp and array_api_compat.device(x) == backend.device:
+            return x
+    return backend.asarray(to_numpy(x))

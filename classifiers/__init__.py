@@ -1,0 +1,1 @@
+"""Classifiers of CS231n assignment 1 (filled in by the classifiers issue)."""
