@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._dtypes import float_dtype, index_dtype
-from ._select import Backend, get_backend
+from ._select import as_backend
 
 __all__ = ["Generator"]
 
@@ -41,11 +41,8 @@ class Generator:
             raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
         if seed is not None and seed < 0:
             raise ValueError(f"seed must be non-negative, got {seed}")
-        if xp is None or isinstance(xp, (str, Backend)):
-            bk = get_backend(xp or "numpy", device=device) if not isinstance(xp, Backend) else xp
-            xp, device = bk.xp, bk.device
-        elif device is None:
-            device = xp.__array_namespace_info__().default_device()
+        bk = as_backend(xp, device=device)
+        xp, device = bk.xp, bk.device
         self.seed = seed
         self.xp = xp
         self.device = device

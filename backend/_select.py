@@ -22,6 +22,7 @@ __all__ = [
     "BACKEND_NAMES",
     "Backend",
     "BackendStatus",
+    "as_backend",
     "BackendUnavailableError",
     "backend_of",
     "get_backend",
@@ -254,6 +255,27 @@ def get_backend(name: str | Backend | None = None, /, *, device=None) -> Backend
         raise BackendUnavailableError(f"backend {base!r} is not usable: {status.reason}")
     xp = _namespace_module(base)
     return Backend(base, xp, _resolve_device(base, xp, device, status))
+
+
+def as_backend(xp=None, /, *, device=None) -> Backend:
+    """The :class:`Backend` for a creation function's ``xp=None, device=None`` keywords.
+
+    ``xp`` may be None (NumPy on the CPU), a backend name, a :class:`Backend`, or a namespace
+    module (``array_api_compat.numpy``, ``array_api_strict``, a CuPy namespace). ``device``
+    overrides the backend's default device.
+    """
+    if xp is None:
+        return get_backend("numpy", device=device)
+    if isinstance(xp, str):
+        return get_backend(xp, device=device)
+    if isinstance(xp, Backend):
+        return xp if device is None or device == xp.device else get_backend(xp.name, device=device)
+    import array_api_compat
+
+    for name in BACKEND_NAMES:
+        if getattr(array_api_compat, f"is_{name}_namespace")(xp):
+            return get_backend(name, device=device)
+    raise TypeError(f"not a namespace, backend or backend name: {xp!r}")
 
 
 def backend_of(x, /) -> Backend:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import array_api_compat
 import numpy as np
 
-from ._select import Backend, get_backend
+from ._select import Backend, as_backend, get_backend
 
 __all__ = ["to_backend", "to_numpy"]
 
@@ -32,22 +32,16 @@ def to_numpy(x, /) -> np.ndarray:
 
 
 def to_backend(x, backend: Backend | str | None = None, /, *, device=None):
-    """Move ``x`` to ``backend`` (a :class:`Backend`, a name such as ``"cupy"``, or a namespace).
+    """Move ``x`` to ``backend`` (a :class:`Backend`, a name such as ``"cupy"``, or a namespace;
+    None reads ``$XPML_BACKEND`` and falls back to ``auto``).
 
     Returns ``x`` itself when it already lives there. Data goes through the host, so this is for
     the edges of a program, never inside a loop.
     """
-    if backend is not None and not isinstance(backend, (str, Backend)):
-        # A namespace module: pick the backend whose namespace it is.
-        name = next(
-            n for n in ("numpy", "cupy", "array_api_strict")
-            if getattr(array_api_compat, f"is_{n}_namespace")(backend)
-        )
-        backend = get_backend(name, device=device)
+    if backend is None:
+        backend = get_backend(None, device=device)  # $XPML_BACKEND, else auto
     else:
-        backend = get_backend(backend, device=device) if not isinstance(backend, Backend) else backend
-        if device is not None and isinstance(backend, Backend) and backend.device != device:
-            backend = get_backend(backend.name, device=device)
+        backend = as_backend(backend, device=device)
     if array_api_compat.is_array_api_obj(x):
         xp = array_api_compat.array_namespace(x)
         if xp is backend.xp and array_api_compat.device(x) == backend.device:

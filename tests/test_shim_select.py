@@ -120,3 +120,12 @@ def test_strict_not_installed(monkeypatch):
 def test_device_given_twice():
     with pytest.raises(ValueError, match="device given twice"):
         backend.get_backend("array_api_strict:device1", device="device2")
+
+
+def test_as_backend_accepts_every_spelling(bk):
+    assert backend.as_backend(bk) is bk
+    assert backend.as_backend(bk.xp, device=bk.device) == bk
+    assert backend.as_backend(bk.label) == bk
+    assert backend.as_backend(None).name == "numpy"
+    with pytest.raises(TypeError, match="not a namespace"):
+        backend.as_backend(42)
