@@ -270,11 +270,14 @@ def as_backend(xp=None, /, *, device=None) -> Backend:
         return get_backend(xp, device=device)
     if isinstance(xp, Backend):
         return xp if device is None or device == xp.device else get_backend(xp.name, device=device)
+    import types
+
     import array_api_compat
 
-    for name in BACKEND_NAMES:
-        if getattr(array_api_compat, f"is_{name}_namespace")(xp):
-            return get_backend(name, device=device)
+    if isinstance(xp, types.ModuleType):
+        for name in BACKEND_NAMES:
+            if getattr(array_api_compat, f"is_{name}_namespace")(xp):
+                return get_backend(name, device=device)
     raise TypeError(f"not a namespace, backend or backend name: {xp!r}")
 
 
