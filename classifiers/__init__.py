@@ -1,1 +1,24 @@
-"""Classifiers of CS231n assignment 1 (filled in by the classifiers issue)."""
+"""Classifiers of CS231n assignment 1, written once on the backend shim (NumPy, CuPy, array-api-strict)."""
+
+from .data_utils import make_spiral
+from .gradient_check import eval_numerical_gradient, eval_numerical_gradient_array, grad_check_sparse, rel_error
+from .k_nearest_neighbor import KNearestNeighbor
+from .linear_classifier import LinearClassifier, LinearSVM, Softmax
+from .linear_svm import svm_loss_naive, svm_loss_vectorized
+from .softmax import softmax_loss_naive, softmax_loss_vectorized
+
+__all__ = [
+    "KNearestNeighbor",
+    "LinearClassifier",
+    "LinearSVM",
+    "Softmax",
+    "eval_numerical_gradient",
+    "eval_numerical_gradient_array",
+    "grad_check_sparse",
+    "make_spiral",
+    "rel_error",
+    "softmax_loss_naive",
+    "softmax_loss_vectorized",
+    "svm_loss_naive",
+    "svm_loss_vectorized",
+]
