@@ -8,6 +8,7 @@ import backend
 from backend.validation import check_data, check_positive
 
 from ._checks import check_features, check_train_set
+from ._topk import BYTES_PER_ENTRY, smallest_k
 
 __all__ = ["KNearestNeighbor"]
 
@@ -169,7 +170,8 @@ class KNearestNeighbor:
         itemsize = _itemsize(xp, X.dtype)
         num_train, dim = self.X_train.shape
         if self.metric == "l2":
-            rows = self._rows_per_chunk(num_train * (2 * itemsize + _INDEX_BYTES + 1) + dim * itemsize)
+            # Per query row: its key row, the selection's temporaries, and the scaled query copy.
+            rows = self._rows_per_chunk(num_train * (itemsize + BYTES_PER_ENTRY[itemsize]) + 2 * dim * itemsize)
         else:
             rows = self._l1_rows_per_chunk(itemsize)
         chunks = list(_chunks(X.shape[0], rows))
@@ -177,7 +179,8 @@ class KNearestNeighbor:
         for chunk in (chunks if progress is None else progress(chunks)):
             Xq = X[chunk, :]
             key = self._l2_key(xp, Xq) if self.metric == "l2" else self._l1_block(xp, Xq)
-            out.append(_smallest_k(xp, key, k))
+            out.append(smallest_k(xp, key, k))
+            del key
         return xp.concat(out, axis=0)
 
     def predict_labels(self, dists, /, k: int = 1):
@@ -195,7 +198,7 @@ class KNearestNeighbor:
             )
         check_data(dists, name="dists")
         self._check_k(k)
-        return _vote(xp, _labels_of(xp, self.y_train, _smallest_k(xp, dists, k)), self.num_classes)
+        return _vote(xp, _labels_of(xp, self.y_train, smallest_k(xp, dists, k)), self.num_classes)
 
     def predict(self, X, /, k: int = 1, num_loops: int = 0, *, progress=None):
         """Predicted labels (N,) of queries ``X`` (N, D), on X's device, of the training labels' dtype.
@@ -222,30 +225,10 @@ def _itemsize(xp, dtype) -> int:
 
 
 def _chunks(n: int, size: int):
-    return [slice(start, min(start + size, n)) for start in range(0, n, size)]
-
-
-def _smallest_k(xp, key, k: int):
-    """Column indices (q, k) of the k smallest entries of each row of ``key``, ordered by (value, index).
-
-    ``argpartition`` selects the k smallest in linear time, but when the k-th value is tied it
-    keeps an arbitrary subset of the tied entries. Rows where more than k entries are <= the k-th
-    value are detected (one count per row) and re-selected with a stable sort, which keeps the
-    smallest indices; the detection costs one read-back of the tied row numbers per call.
-    """
-    if k == key.shape[1]:
-        return xp.argsort(key, axis=1, stable=True)
-    part = xpx.argpartition(key, k - 1, axis=1, xp=xp)[:, :k]
-    kth = xp.max(xp.take_along_axis(key, part, axis=1), axis=1, keepdims=True)
-    crowded = xp.count_nonzero(key <= kth, axis=1) > k
-    tied_rows = xp.nonzero(crowded)[0]
-    if tied_rows.shape[0]:
-        fixed = xp.argsort(xp.take(key, tied_rows, axis=0), axis=1, stable=True)[:, :k]
-        part = xpx.at(part)[crowded].set(fixed)
-    # Order the k: by index first, then a stable sort by value keeps index order among equal values.
-    part = xp.sort(part, axis=1)
-    order = xp.argsort(xp.take_along_axis(key, part, axis=1), axis=1, stable=True)
-    return xp.take_along_axis(part, order, axis=1)
+    """Slices of at most ``size`` covering range(n), as equal as possible: a small last chunk would
+    run its matrix product at a fraction of the rate of the others."""
+    count = -(-n // size)
+    return [slice(i * n // count, (i + 1) * n // count) for i in range(count)]
 
 
 def _labels_of(xp, y, idx):
