@@ -1,13 +1,18 @@
-"""The same math as xpml's losses and training loops, written directly in NumPy, for bench.py's shim section.
+"""The same math as xpml's losses and training loops, directly in NumPy, for bench.py's shim section.
 
-Each twin is what a NumPy user would write for the formulas in xpml's docstrings (the course's
-idioms: fancy indexing for the correct-class scores, in-place updates), on the same float32 data,
-the same initial weights and the same minibatch indices. The shim's cost is xpml's time over the
-twin's; the target is at most 1.03x.
+Two references, on the same float32 data, initial weights and minibatch indices:
+
+- :func:`raw_numpy`: xpml's own code with the shim taken out: the namespace lookups return the
+  plain ``numpy`` module instead of array-api-compat's wrapper namespace, so exactly the same
+  operations run without the shim. xpml's time over this is the shim's cost (target <= 1.03x).
+- The course-style twins below (fancy indexing for the correct-class scores, in-place updates):
+  what a NumPy user would write for the formulas in xpml's docstrings. For information.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import importlib
 
 import numpy as np
@@ -95,6 +100,23 @@ def net_train(params, X, y, Xv, yv, idx, lr, decay, reg):
     return np.array(losses).tolist(), p
 
 
+@contextlib.contextmanager
+def raw_numpy(*nets):
+    """Within the block, xpml's namespace lookups (and the given nets' backends) give plain numpy."""
+    saved = backend.get_namespace, backend.namespace_and_device
+    saved_nets = [n.backend for n in nets]
+    backend.get_namespace = lambda *arrays: np
+    backend.namespace_and_device = lambda *arrays: (np, "cpu")
+    for n in nets:
+        n.backend = dataclasses.replace(n.backend, xp=np)
+    try:
+        yield
+    finally:
+        backend.get_namespace, backend.namespace_and_device = saved
+        for n, b in zip(nets, saved_nets, strict=True):
+            n.backend = b
+
+
 def _get(module, name):
     try:
         return getattr(importlib.import_module(module), name)
@@ -103,41 +125,56 @@ def _get(module, name):
 
 
 def cases(data, *, quick: bool):
-    """(name, xpml callable, direct-NumPy callable, calls per timing) for each comparison available."""
+    """(name, xpml, xpml without the shim, course-style NumPy, steps per timing) for each comparison.
+
+    The kernels are the unchecked losses the training loops call (the public loss functions also
+    validate their inputs, which a direct NumPy version does not); the loops are the public
+    ``train`` methods at the suite's iteration counts, so their one-off input checks count.
+    """
     out = []
     B, H, C = (200, 100, 10) if not quick else (50, 32, 10)
-    iters = 300 if not quick else 10
+    calls = 300 if not quick else 10
+    lin_iters, net_iters = (1500, 1000) if not quick else (20, 20)
     X = np.hstack([data.X_train, np.ones((data.X_train.shape[0], 1), np.float32)])
     y = data.y_train
     N, D = X.shape
     g = backend.Generator(0)
     W0 = backend.to_numpy(0.001 * g.normal((D, C), dtype="float32"))
-    idx = backend.to_numpy(g.choice(N, (iters, B), replace=True))
+    idx = backend.to_numpy(g.choice(N, (lin_iters, B), replace=True))
     Xb, yb = X[idx[0]], y[idx[0]]
     lr, reg = 1e-7, 2.5e4
 
-    for fname, twin, cls_name in (("svm_loss_vectorized", svm_loss, "LinearSVM"),
-                                  ("softmax_loss_vectorized", softmax_loss, "Softmax")):
-        f = _get("classifiers", fname)
+    for mod, fname, twin, cls_name in (("classifiers.linear_svm", "_svm_loss", svm_loss, "LinearSVM"),
+                                       ("classifiers.softmax", "_softmax_loss", softmax_loss, "Softmax")):
+        f = _get(mod, fname)
         if f is not None:
             def run_x(f=f):
-                for _ in range(iters):
+                for _ in range(calls):
                     f(W0, Xb, yb, reg)
 
+            def run_r(f=f):
+                with raw_numpy():
+                    for _ in range(calls):
+                        f(W0, Xb, yb, reg)
+
             def run_n(twin=twin):
-                for _ in range(iters):
+                for _ in range(calls):
                     twin(W0, Xb, yb, reg)
 
-            out.append((f"{fname} (batch {B})", run_x, run_n, iters))
+            out.append((f"{cls_name} loss kernel (batch {B})", run_x, run_r, run_n, calls))
         Cls = _get("classifiers", cls_name)
         if Cls is not None:
             def run_cx(Cls=Cls):
-                Cls(seed=0).train(X, y, learning_rate=lr, reg=reg, num_iters=iters, batch_size=B)
+                Cls(seed=0).train(X, y, learning_rate=lr, reg=reg, num_iters=lin_iters, batch_size=B)
+
+            def run_cr(Cls=Cls):
+                with raw_numpy():
+                    Cls(seed=0).train(X, y, learning_rate=lr, reg=reg, num_iters=lin_iters, batch_size=B)
 
             def run_cn(twin=twin):
                 linear_train(twin, X, y, W0, idx, lr, reg)
 
-            out.append((f"{cls_name}.train per iteration", run_cx, run_cn, iters))
+            out.append((f"{cls_name}.train, per iteration", run_cx, run_cr, run_cn, lin_iters))
 
     Net = _get("nets", "TwoLayerNet")
     if Net is not None:
@@ -145,26 +182,38 @@ def cases(data, *, quick: bool):
         Dn = Xn.shape[1]
         twin = Net(Dn, H, C, std=1e-4, seed=0)
         params = {k: backend.to_numpy(v) for k, v in twin.params.items()}
-        nidx = backend.to_numpy(twin._rng.choice(Xn.shape[0], (iters, B)))
+        nidx = np.concatenate([backend.to_numpy(twin._rng.choice(Xn.shape[0], (min(1000, net_iters - s), B)))
+                               for s in range(0, net_iters, 1000)])
         net = Net(Dn, H, C, std=1e-4, seed=0)
         Xnb, ynb = Xn[nidx[0]], yn[nidx[0]]
 
         def run_lx():
-            for _ in range(iters):
-                net.loss(Xnb, ynb, 0.25)
+            for _ in range(calls):
+                net._loss_and_grads(Xnb, ynb, 0.25)
+
+        def run_lr():
+            with raw_numpy(net):
+                for _ in range(calls):
+                    net._loss_and_grads(Xnb, ynb, 0.25)
 
         def run_ln():
-            for _ in range(iters):
+            for _ in range(calls):
                 net_loss(params, Xnb, ynb, 0.25)
 
-        out.append((f"TwoLayerNet.loss (batch {B})", run_lx, run_ln, iters))
+        out.append((f"TwoLayerNet loss+grads (batch {B})", run_lx, run_lr, run_ln, calls))
 
         def run_tx():
             Net(Dn, H, C, std=1e-4, seed=0).train(Xn, yn, Xv, yv, learning_rate=1e-3, learning_rate_decay=0.95,
-                                                  reg=0.25, num_iters=iters, batch_size=B)
+                                                  reg=0.25, num_iters=net_iters, batch_size=B)
+
+        def run_tr():
+            raw = Net(Dn, H, C, std=1e-4, seed=0)
+            with raw_numpy(raw):
+                raw.train(Xn, yn, Xv, yv, learning_rate=1e-3, learning_rate_decay=0.95, reg=0.25,
+                          num_iters=net_iters, batch_size=B)
 
         def run_tn():
             net_train(params, Xn, yn, Xv, yv, nidx, 1e-3, 0.95, 0.25)
 
-        out.append(("TwoLayerNet.train per iteration", run_tx, run_tn, iters))
+        out.append(("TwoLayerNet.train, per iteration", run_tx, run_tr, run_tn, net_iters))
     return out

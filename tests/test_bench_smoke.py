@@ -35,7 +35,8 @@ def test_bench_quick_prints_every_section(tmp_path):
                      "| knn      | scikit-learn brute",
                      "kNN floor:", "| net      | xpml (numpy)", "| net      | PyTorch (cpu, autograd)",
                      "| svm      | xpml LinearSVM (numpy)", "| softmax  | xpml Softmax (numpy)",
-                     "| shim     | xpml", "| shim     | direct NumPy", "load average at end"):
+                     "| shim     | xpml", "| shim     | raw numpy", "| shim     | course-style NumPy",
+                     "load average at end"):
         assert expected in text, f"missing {expected!r} in the benchmark output:\n{text[-4000:]}"
     assert "SKIPPED" not in text.replace("on a CUDA GPU: SKIPPED", ""), text
     recorded = results.read_text(encoding="utf-8")
