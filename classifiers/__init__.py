@@ -1,6 +1,6 @@
 """Classifiers of CS231n assignment 1, written once on the backend shim (NumPy, CuPy, array-api-strict)."""
 
-from .data_utils import make_spiral
+from .data_utils import append_bias, get_CIFAR10_data, load_CIFAR10, load_CIFAR_batch, make_spiral, mean_image
 from .gradient_check import eval_numerical_gradient, eval_numerical_gradient_array, grad_check_sparse, rel_error
 from .k_nearest_neighbor import KNearestNeighbor
 from .linear_classifier import LinearClassifier, LinearSVM, Softmax
@@ -12,10 +12,15 @@ __all__ = [
     "LinearClassifier",
     "LinearSVM",
     "Softmax",
+    "append_bias",
     "eval_numerical_gradient",
     "eval_numerical_gradient_array",
+    "get_CIFAR10_data",
     "grad_check_sparse",
+    "load_CIFAR10",
+    "load_CIFAR_batch",
     "make_spiral",
+    "mean_image",
     "rel_error",
     "softmax_loss_naive",
     "softmax_loss_vectorized",
