@@ -62,7 +62,8 @@ def test_schedule_replaces_the_decay():
 def test_callback_gets_device_losses(bk):
     X, y, _, _ = _data(bk)
     seen = []
-    TwoLayerNet(D, H, C, xp=bk).train(X, y, num_iters=3, batch_size=8, callback=lambda it, loss: seen.append((it, loss)))
+    net = TwoLayerNet(D, H, C, xp=bk)
+    net.train(X, y, num_iters=3, batch_size=8, callback=lambda it, loss: seen.append((it, loss)))
     assert [it for it, _ in seen] == [0, 1, 2]
     for _, loss in seen:
         assert_placement(loss, backend=bk, shape=(), dtype=bk.xp.float32)
