@@ -2,6 +2,7 @@
 
 Experiments:
 
+- ``spiral``: the notes' spiral data set, linear softmax against the net (no data needed).
 - ``course``: the assignment's first run (hidden 50, 1000 iterations, batch 200, learning rate
   1e-4, decay 0.95, reg 0.25, SGD) on the course's split; prints the validation accuracy
   (the course reports about 0.28-0.29).
@@ -57,8 +58,8 @@ def _cpu() -> str:
 
 def load(data_dir: str, bk, *, num_test: int):
     root = data_dir
-    if not os.path.isdir(root):
-        sys.exit(f"error: --data-dir {data_dir!r} does not exist. Write CIFAR-10 there first, e.g. "
+    if root is None or not os.path.isdir(root):
+        sys.exit(f"error: --data-dir {data_dir!r} is not a directory. Write CIFAR-10 there first, e.g. "
                  "python ../shared/data/make_cifar10.py /tmp/cifar10, then pass --data-dir /tmp/cifar10")
     try:
         # Mean subtraction is done by nets.preprocessing below, so the loader gives raw pixels.
@@ -111,6 +112,27 @@ def cmd_course(args, bk):
     val = accuracy(net, data["X_val"], data["y_val"])
     print(json.dumps({"experiment": "course", **COURSE, "val_acc": round(val, 4),
                       "final_loss": round(hist["loss_history"][-1], 4), "seconds": round(secs, 1)}))
+
+
+def cmd_spiral(args, bk):
+    """The notes' spiral: linear softmax vs the net (hidden 100), full batch, step 1.0.
+
+    The notes' penalty is 0.5 * reg * |W|^2 with reg = 1e-3; xpml's is reg * |W|^2, so reg = 5e-4.
+    """
+    from classifiers import Softmax
+    from classifiers.data_utils import append_bias, make_spiral
+
+    X, y = make_spiral(100, 3, xp=bk)
+    Xb = append_bias(X)
+    clf = Softmax(seed=0)
+    losses = clf.train(Xb, y, learning_rate=1.0, reg=5e-4, num_iters=200, batch_size=300)
+    lin = float(np.mean(backend.to_numpy(clf.predict(Xb)) == backend.to_numpy(y)))
+    print(json.dumps({"experiment": "spiral-linear", "train_acc": round(lin, 4), "final_loss": round(losses[-1], 4)}))
+    net = nets.TwoLayerNet(2, 100, 3, std=0.01, seed=0, xp=bk)
+    hist = net.train(X, y, learning_rate=1.0, learning_rate_decay=1.0, reg=5e-4, num_iters=10000, batch_size=None)
+    loss = hist["loss_history"]
+    print(json.dumps({"experiment": "spiral-net", "hidden_size": 100, "train_acc": round(accuracy(net, X, y), 4),
+                      "first_loss": round(loss[0], 4), "final_loss": round(loss[-1], 4)}))
 
 
 def cmd_search(args, bk):
@@ -210,11 +232,12 @@ def cmd_tuned(args, bk):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-dir", required=True, help="cifar-10-batches-py, or the folder that holds it")
+    p.add_argument("--data-dir", default=None, help="cifar-10-batches-py, or the folder that holds it (not for spiral)")
     p.add_argument("--backend", default="numpy", help="numpy, cupy, array_api_strict or auto (default numpy)")
     p.add_argument("--verbose", action="store_true")
     sub = p.add_subparsers(dest="experiment", required=True)
     sub.add_parser("course", help="the assignment's first run")
+    sub.add_parser("spiral", help="the notes' spiral (no data needed)")
     s = sub.add_parser("search", help="a short random search")
     s.add_argument("--trials", type=int, default=12)
     s.add_argument("--iters", type=int, default=1500)
@@ -234,7 +257,7 @@ def main(argv=None):
     bk = backend.get_backend(args.backend)
     print(f"# {args.experiment} on {bk.label} ({bk.device_name}; lscpu: {_cpu()}, {os.cpu_count()} cores), "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
-    {"course": cmd_course, "search": cmd_search, "tuned": cmd_tuned}[args.experiment](args, bk)
+    {"course": cmd_course, "spiral": cmd_spiral, "search": cmd_search, "tuned": cmd_tuned}[args.experiment](args, bk)
 
 
 if __name__ == "__main__":
