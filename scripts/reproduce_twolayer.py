@@ -181,18 +181,20 @@ def plot_curves(hist: dict, path: str, title: str) -> None:
     plt.close(fig)
 
 
-def plot_weights(net, path: str) -> None:
+def plot_weights(net, path: str, *, units: int = 100) -> None:
+    """The first ``units`` hidden units' weights as images (all 500 make a 1 MB file of noise-like tiles)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    grid = backend.to_numpy(nets.diagnostics.first_layer_images(net.params["W1"], image_shape=(32, 32, 3)))
-    fig = plt.figure(figsize=(8, 8))
+    W1 = net.params["W1"][:, :units]
+    grid = backend.to_numpy(nets.diagnostics.first_layer_images(W1, image_shape=(32, 32, 3)))
+    fig = plt.figure(figsize=(5, 5))
     plt.imshow(grid.astype("uint8"))
     plt.axis("off")
-    plt.title(f"first-layer weights ({net.hidden_size} units)")
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.title(f"first-layer weights (first {W1.shape[1]} of {net.hidden_size} units)")
+    fig.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(fig)
 
 
