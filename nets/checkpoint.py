@@ -1,7 +1,8 @@
 """Checkpoints: a trained :class:`nets.TwoLayerNet` saved to and loaded from ``.npz``.
 
 A checkpoint holds the parameters, the constructor's hyperparameters, any training
-hyperparameters and histories the caller passes, and a format version, all as plain host arrays:
+hyperparameters, histories and extra arrays (such as fitted preprocessing) the caller passes, and a
+format version, all as plain host arrays:
 it does not record where the net lived, so a net saved from a GPU loads on a CPU and the other way
 round. Files are written atomically and read with ``allow_pickle=False``
 (:mod:`backend.io`), so a crash mid-write leaves the previous file intact and loading never runs
@@ -22,8 +23,9 @@ _PARAMS = ("W1", "b1", "W2", "b2")
 _NUMBER_TYPES = (bool, int, float)
 
 
-def save_model(path, net: TwoLayerNet, /, *, hyperparams: dict | None = None, history: dict | None = None) -> None:
-    """Save ``net`` to ``path`` (``.npz``), with optional training ``hyperparams`` and ``history``.
+def save_model(path, net: TwoLayerNet, /, *, hyperparams: dict | None = None, history: dict | None = None,
+               arrays: dict | None = None) -> None:
+    """Save ``net`` to ``path`` (``.npz``), with optional training ``hyperparams``, ``history`` and ``arrays``.
 
     Parameters
     ----------
@@ -36,13 +38,16 @@ def save_model(path, net: TwoLayerNet, /, *, hyperparams: dict | None = None, hi
     history : dict, keyword-only
         Names to lists of numbers, e.g. what :meth:`TwoLayerNet.train` returns; nested dicts
         (``update_ratio_history``) are flattened to ``name/key``.
+    arrays : dict, keyword-only
+        Names to arrays of any backend that the model needs besides its parameters, e.g. the
+        fitted preprocessing (``{"mean": pre.mean_, "scale": pre.scale_}``).
     """
     if not isinstance(net, TwoLayerNet):
         raise TypeError(f"save_model saves a TwoLayerNet, got {type(net).__name__}")
-    arrays = {"format_version": FORMAT_VERSION}
+    out = {"format_version": FORMAT_VERSION}
     for k in _PARAMS:
-        arrays[f"param/{k}"] = backend.to_numpy(net.params[k])
-    arrays |= {
+        out[f"param/{k}"] = backend.to_numpy(net.params[k])
+    out |= {
         "net/input_size": net.input_size, "net/hidden_size": net.hidden_size, "net/output_size": net.output_size,
         "net/std": net.std, "net/init": net.init, "net/dtype": net.dtype_name, "net/dropout": net.dropout,
         "net/seed": -1 if net.seed is None else net.seed,
@@ -50,13 +55,15 @@ def save_model(path, net: TwoLayerNet, /, *, hyperparams: dict | None = None, hi
     for name, value in (hyperparams or {}).items():
         if not isinstance(value, (*_NUMBER_TYPES, str)) and value is not None:
             raise TypeError(f"hyperparameter {name!r} must be a number or a string, got {type(value).__name__}")
-        arrays[f"hyper/{name}"] = "None" if value is None else value
+        out[f"hyper/{name}"] = "None" if value is None else value
     for name, values in (history or {}).items():
         items = values.items() if isinstance(values, dict) else [(None, values)]
         for sub, vals in items:
             key = f"history/{name}" if sub is None else f"history/{name}/{sub}"
-            arrays[key] = backend.to_numpy(vals) if not isinstance(vals, list) else vals
-    save_npz_atomic(path, arrays)
+            out[key] = backend.to_numpy(vals) if not isinstance(vals, list) else vals
+    for name, value in (arrays or {}).items():
+        out[f"array/{name}"] = backend.to_numpy(value)
+    save_npz_atomic(path, out)
 
 
 def load_model(path, /, *, xp=None, device=None, dtype=None):
@@ -74,8 +81,8 @@ def load_model(path, /, *, xp=None, device=None, dtype=None):
     -------
     net : TwoLayerNet
     info : dict
-        ``hyperparams`` (dict of Python numbers / strings) and ``history`` (dict of float lists,
-        nested dicts restored).
+        ``hyperparams`` (dict of Python numbers / strings), ``history`` (dict of float lists,
+        nested dicts restored) and ``arrays`` (the extra arrays, placed with the net).
 
     Raises
     ------
@@ -102,10 +109,12 @@ def load_model(path, /, *, xp=None, device=None, dtype=None):
         if tuple(host.shape) != expected:
             raise CorruptFileError(f"{path}: {k} has shape {tuple(host.shape)}, expected {expected}")
         net.params[k] = net.backend.asarray(host, dtype=net.dtype)
-    hyper, history = {}, {}
+    hyper, history, extra = {}, {}, {}
     for key, value in data.items():
         kind, _, name = key.partition("/")
-        if kind == "hyper":
+        if kind == "array":
+            extra[name] = net.backend.asarray(value)
+        elif kind == "hyper":
             v = value.item()
             hyper[name] = None if v == "None" else v
         elif kind == "history":
@@ -115,4 +124,4 @@ def load_model(path, /, *, xp=None, device=None, dtype=None):
                 history.setdefault(top, {})[sub] = vals
             else:
                 history[top] = vals
-    return net, {"hyperparams": hyper, "history": history}
+    return net, {"hyperparams": hyper, "history": history, "arrays": extra}

@@ -23,7 +23,7 @@ def test_save_on_one_backend_load_on_another(bk, tmp_path, direction):
     net, hist, X = _trained(src)
     path = tmp_path / "net.npz"
     save_model(path, net, hyperparams={"learning_rate": 1e-3, "update_rule": "adam", "schedule": None},
-               history=hist)
+               history=hist, arrays={"mean": X[0, :]})
     loaded, info = load_model(path, xp=dst)
     assert loaded.backend == dst and repr(loaded).startswith("TwoLayerNet(6, 7, 3, init='he'")
     assert loaded.dropout == 0.2 and loaded.seed == 5
@@ -31,6 +31,8 @@ def test_save_on_one_backend_load_on_another(bk, tmp_path, direction):
         np.testing.assert_array_equal(backend.to_numpy(loaded.params[k]), backend.to_numpy(net.params[k]))
     X_dst = backend.to_backend(X, dst)
     np.testing.assert_array_equal(backend.to_numpy(loaded.predict(X_dst)), backend.to_numpy(net.predict(X)))
+    assert backend.backend_of(info["arrays"]["mean"]) == dst
+    np.testing.assert_array_equal(backend.to_numpy(info["arrays"]["mean"]), backend.to_numpy(X[0, :]))
     assert info["hyperparams"] == {"learning_rate": 1e-3, "update_rule": "adam", "schedule": None}
     assert info["history"]["loss_history"] == pytest.approx(hist["loss_history"])
     assert info["history"]["update_ratio_history"]["W1"] == pytest.approx(hist["update_ratio_history"]["W1"])
