@@ -10,6 +10,8 @@ Experiments:
   update-to-weight ratios) with the tuned configuration.
 - ``search``: a short random search over learning rate, reg, hidden size and dropout on fewer
   iterations, printing one line per trial (pick the long runs from it).
+- ``checkpoint``: load the tuned run's checkpoint on NumPy and on ``--backend`` and compare
+  their test predictions.
 - ``tuned``: the long run(s) picked from the search; prints validation and test accuracy, saves
   the loss/accuracy curves and the first-layer weights as images and a checkpoint.
 
@@ -72,8 +74,8 @@ def load(data_dir: str, bk, *, num_test: int):
                  "data_batch_1..5 and test_batch")
 
 
-def preprocess(data: dict, kind: str) -> dict:
-    """Fit the preprocessing on the training split and apply it to every split."""
+def preprocess(data: dict, kind: str):
+    """Fit the preprocessing on the training split and apply it to every split; return (data, fitted)."""
     if kind == "mean":
         pre = nets.MeanSubtraction()
     elif kind == "standardize":
@@ -87,7 +89,13 @@ def preprocess(data: dict, kind: str) -> dict:
     out["X_train"] = pre.fit_transform(data["X_train"])
     for split in ("val", "test"):
         out[f"X_{split}"] = pre.transform(data[f"X_{split}"])
-    return out
+    return out, pre
+
+
+def fitted_state(pre) -> dict:
+    """The fitted arrays of a preprocessing object, to save with the model."""
+    names = ("mean_", "scale_", "components_", "explained_variance_")
+    return {n: getattr(pre, n) for n in names if getattr(pre, n, None) is not None}
 
 
 def accuracy(net, X, y) -> float:
@@ -109,7 +117,7 @@ def run(data: dict, cfg: dict, *, seed: int = 0, verbose: bool = False):
 
 
 def cmd_course(args, bk):
-    data = preprocess(load(args.data_dir, bk, num_test=1000), "mean")
+    data, _ = preprocess(load(args.data_dir, bk, num_test=1000), "mean")
     net, hist, secs = run(data, COURSE, verbose=args.verbose)
     val = accuracy(net, data["X_val"], data["y_val"])
     print(json.dumps({"experiment": "course", **COURSE, "val_acc": round(val, 4),
@@ -140,7 +148,7 @@ def cmd_spiral(args, bk):
 def cmd_diagnose(args, bk):
     """The notes' sanity checks on CIFAR-10 with the tuned configuration."""
     cfg = dict(TUNED)
-    data = preprocess(load(args.data_dir, bk, num_test=1000), cfg["preprocess"])
+    data, _ = preprocess(load(args.data_dir, bk, num_test=1000), cfg["preprocess"])
     D = data["X_train"].shape[1]
 
     def fresh():
@@ -161,6 +169,24 @@ def cmd_diagnose(args, bk):
                       **{k: [float(f"{r:.3g}") for r in v] for k, v in hist["update_ratio_history"].items()}}))
 
 
+def cmd_checkpoint(args, bk):
+    """Load the tuned run's checkpoint on NumPy and on ``--backend``; compare their test predictions."""
+    path = os.path.join(args.runs, "twolayer_tuned.npz")
+    raw = load(args.data_dir, backend.get_backend("numpy"), num_test=10000)
+    preds = {}
+    for target in ("numpy", bk.label):
+        tb = backend.get_backend(target)
+        net, info = nets.load_model(path, xp=tb)
+        pre = nets.Standardization()
+        pre.mean_, pre.scale_ = info["arrays"]["mean_"], info["arrays"]["scale_"]
+        X = pre.transform(backend.to_backend(raw["X_test"], tb))
+        preds[target] = backend.to_numpy(net.predict(X))
+    y = backend.to_numpy(raw["y_test"])
+    same = all(np.array_equal(p, preds["numpy"]) for p in preds.values())
+    print(json.dumps({"experiment": "checkpoint", "path": path, "identical_predictions": same,
+                      **{f"test_acc_{k}": round(float(np.mean(p == y)), 4) for k, p in preds.items()}}))
+
+
 def cmd_search(args, bk):
     rng = np.random.default_rng(args.seed)
     cache = {}
@@ -168,7 +194,7 @@ def cmd_search(args, bk):
         pre = str(rng.choice(args.preprocess))
         if pre not in cache:
             cache.clear()  # one preprocessed copy of the data at a time
-            cache[pre] = preprocess(load(args.data_dir, bk, num_test=1000), pre)
+            cache[pre], _ = preprocess(load(args.data_dir, bk, num_test=1000), pre)
         cfg = dict(hidden_size=int(rng.choice(args.hidden)), init="he", preprocess=pre, num_iters=args.iters,
                    batch_size=200, update_rule=str(rng.choice(args.rules)),
                    learning_rate=float(10 ** rng.uniform(*args.log_lr)), learning_rate_decay=0.9,
@@ -230,7 +256,7 @@ def cmd_tuned(args, bk):
         key, _, value = override.partition("=")
         cfg[key] = type(TUNED.get(key, ""))(value) if key in TUNED else json.loads(value)
     raw = load(args.data_dir, bk, num_test=10000)
-    data = preprocess(raw, cfg["preprocess"])
+    data, pre = preprocess(raw, cfg["preprocess"])
     del raw
     models = []
     for seed in range(args.ensemble):
@@ -249,7 +275,7 @@ def cmd_tuned(args, bk):
                         f"val {val:.3f}, test {test:.3f}")
             plot_weights(net, os.path.join(args.out, "twolayer_weights.png"))
             nets.save_model(os.path.join(args.runs, "twolayer_tuned.npz"), net,
-                            hyperparams={k: v for k, v in cfg.items()}, history=hist)
+                            hyperparams=dict(cfg), history=hist, arrays=fitted_state(pre))
     if len(models) > 1:
         ens = nets.Ensemble(models)
         acc = float(np.mean(backend.to_numpy(ens.predict(data["X_test"])) == backend.to_numpy(data["y_test"])))
@@ -267,6 +293,8 @@ def main(argv=None):
     sub.add_parser("course", help="the assignment's first run")
     sub.add_parser("spiral", help="the notes' spiral (no data needed)")
     sub.add_parser("diagnose", help="the notes' sanity checks on CIFAR-10 with the tuned configuration")
+    c = sub.add_parser("checkpoint", help="load the tuned checkpoint on numpy and on --backend, compare predictions")
+    c.add_argument("--runs", default="runs", help="where tuned saved its checkpoint (default runs)")
     s = sub.add_parser("search", help="a short random search")
     s.add_argument("--trials", type=int, default=12)
     s.add_argument("--iters", type=int, default=1500)
@@ -286,8 +314,8 @@ def main(argv=None):
     bk = backend.get_backend(args.backend)
     print(f"# {args.experiment} on {bk.label} ({bk.device_name}; lscpu: {_cpu()}, {os.cpu_count()} cores), "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
-    {"course": cmd_course, "spiral": cmd_spiral, "diagnose": cmd_diagnose, "search": cmd_search,
-     "tuned": cmd_tuned}[args.experiment](args, bk)
+    {"course": cmd_course, "spiral": cmd_spiral, "diagnose": cmd_diagnose, "checkpoint": cmd_checkpoint,
+     "search": cmd_search, "tuned": cmd_tuned}[args.experiment](args, bk)
 
 
 if __name__ == "__main__":
