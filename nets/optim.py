@@ -8,8 +8,9 @@ linear classifiers and :class:`nets.TwoLayerNet` call the rules this way, one co
 parameter, and look them up by name with :func:`get_update_rule`.
 
 The rules update ``w`` and their state arrays in place and return ``w`` itself (as the course's
-``sgd`` does): a step then allocates at most one temporary the size of ``w``, which matters when
-the step is a noticeable part of an iteration. Pass a copy if the old value is still needed.
+``sgd`` does): a step then allocates one to three temporaries the size of ``w`` instead of a new
+``w`` and new state each time, which matters when the step is a noticeable part of an iteration.
+Pass a copy if the old value is still needed.
 """
 
 from __future__ import annotations

@@ -39,7 +39,19 @@ class StepDecay:
 
 
 @dataclass(frozen=True)
-class ExponentialDecay:
+class _RateDecay:
+    """A decay of ``learning_rate`` at rate ``k`` (shared validation of the two below)."""
+
+    learning_rate: float
+    k: float
+
+    def __post_init__(self):
+        check_positive(self.learning_rate, name="learning_rate")
+        check_positive(self.k, name="k", allow_zero=True)
+
+
+@dataclass(frozen=True)
+class ExponentialDecay(_RateDecay):
     """Exponential decay.
 
     Notes
@@ -47,19 +59,14 @@ class ExponentialDecay:
     ``lr(t) = lr0 * exp(-k t)``.
     """
 
-    learning_rate: float
     k: float = 0.05
-
-    def __post_init__(self):
-        check_positive(self.learning_rate, name="learning_rate")
-        check_positive(self.k, name="k", allow_zero=True)
 
     def __call__(self, t, /) -> float:
         return self.learning_rate * math.exp(-self.k * t)
 
 
 @dataclass(frozen=True)
-class InverseTimeDecay:
+class InverseTimeDecay(_RateDecay):
     """1/t decay.
 
     Notes
@@ -67,12 +74,7 @@ class InverseTimeDecay:
     ``lr(t) = lr0 / (1 + k t)``.
     """
 
-    learning_rate: float
     k: float = 0.1
-
-    def __post_init__(self):
-        check_positive(self.learning_rate, name="learning_rate")
-        check_positive(self.k, name="k", allow_zero=True)
 
     def __call__(self, t, /) -> float:
         return self.learning_rate / (1.0 + self.k * t)

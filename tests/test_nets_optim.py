@@ -94,3 +94,15 @@ def test_lookup_by_name():
         optim.get_update_rule(3)
     with pytest.raises(TypeError):
         optim.UPDATE_RULES["mine"] = optim.sgd  # the shared table is read-only
+
+
+@pytest.mark.parametrize("name", ["sgd_momentum", "nesterov", "rmsprop", "adam"])
+def test_linear_classifiers_train_with_the_rules(name):
+    from classifiers import Softmax
+    from classifiers.data_utils import append_bias, make_spiral
+
+    X, y = make_spiral(50, 3)
+    clf = Softmax(seed=0)
+    losses = clf.train(append_bias(X), y, reg=1e-3, num_iters=60, batch_size=50,
+                       update_rule=optim.get_update_rule(name), optim_config={"learning_rate": 0.05})
+    assert losses[-1] < 0.9 * losses[0]
