@@ -8,7 +8,8 @@ import backend
 from backend.validation import check_data, check_positive
 
 from ._checks import check_features, check_train_set
-from ._topk import BYTES_PER_ENTRY, smallest_k
+from ._topk import BYTES_PER_ENTRY
+from ._topk import smallest_k as _smallest_k
 
 __all__ = ["KNearestNeighbor"]
 
@@ -179,7 +180,7 @@ class KNearestNeighbor:
         for chunk in (chunks if progress is None else progress(chunks)):
             Xq = X[chunk, :]
             key = self._l2_key(xp, Xq) if self.metric == "l2" else self._l1_block(xp, Xq)
-            out.append(smallest_k(xp, key, k))
+            out.append(_smallest_k(xp, key, k))
             del key
         return xp.concat(out, axis=0)
 
@@ -198,7 +199,7 @@ class KNearestNeighbor:
             )
         check_data(dists, name="dists")
         self._check_k(k)
-        return _vote(xp, _labels_of(xp, self.y_train, smallest_k(xp, dists, k)), self.num_classes)
+        return _vote(xp, _labels_of(xp, self.y_train, _smallest_k(xp, dists, k)), self.num_classes)
 
     def predict(self, X, /, k: int = 1, num_loops: int = 0, *, progress=None):
         """Predicted labels (N,) of queries ``X`` (N, D), on X's device, of the training labels' dtype.
