@@ -8,7 +8,8 @@ import backend
 from backend.validation import check_data, check_positive
 
 from ._checks import check_features, check_train_set
-from ._topk import BYTES_PER_ENTRY
+from ._topk import chunks as _chunks
+from ._topk import l2_block_shape, l2_smallest_k
 from ._topk import smallest_k as _smallest_k
 
 __all__ = ["KNearestNeighbor"]
@@ -171,17 +172,18 @@ class KNearestNeighbor:
         itemsize = _itemsize(xp, X.dtype)
         num_train, dim = self.X_train.shape
         if self.metric == "l2":
-            # Per query row: its key row, the selection's temporaries, and the scaled query copy.
-            rows = self._rows_per_chunk(num_train * (itemsize + BYTES_PER_ENTRY[itemsize]) + 2 * dim * itemsize)
+            # Blocks of (query rows, training rows) within the budget; see classifiers._topk.
+            rows, cols = l2_block_shape(X.shape[0], num_train, dim, itemsize, self.memory_budget)
         else:
             rows = self._l1_rows_per_chunk(itemsize)
         chunks = list(_chunks(X.shape[0], rows))
         out = []
         for chunk in (chunks if progress is None else progress(chunks)):
             Xq = X[chunk, :]
-            key = self._l2_key(xp, Xq) if self.metric == "l2" else self._l1_block(xp, Xq)
-            out.append(_smallest_k(xp, key, k))
-            del key
+            if self.metric == "l2":
+                out.append(l2_smallest_k(xp, Xq, self.X_train, self._train_sq, k, cols))
+            else:
+                out.append(_smallest_k(xp, self._l1_block(xp, Xq), k))
         return xp.concat(out, axis=0)
 
     def predict_labels(self, dists, /, k: int = 1):
@@ -223,13 +225,6 @@ class KNearestNeighbor:
 
 def _itemsize(xp, dtype) -> int:
     return 8 if dtype == xp.float64 else 4
-
-
-def _chunks(n: int, size: int):
-    """Slices of at most ``size`` covering range(n), as equal as possible: a small last chunk would
-    run its matrix product at a fraction of the rate of the others."""
-    count = -(-n // size)
-    return [slice(i * n // count, (i + 1) * n // count) for i in range(count)]
 
 
 def _labels_of(xp, y, idx):

@@ -53,3 +53,34 @@ def test_finiteness_check_fast_path_agrees_with_the_elementwise_check(bk):
         with pytest.raises(ValueError, match="1 NaN or infinite"):
             check_data(bk.asarray(host))
     check_data(xp.zeros((2, 2), dtype=xp.float32, device=bk.device))
+
+
+@pytest.mark.parametrize("budget", [1, 3000, 20000, 2**30], ids=["one-column-blocks", "small", "medium", "one-block"])
+def test_blocked_l2_neighbours_match_the_stable_oracle(bk, budget):
+    # Small integer pixels make the float32 keys exact and put many ties between training rows
+    # (duplicated rows included), so every block split must keep the smaller index on ties.
+    from classifiers import KNearestNeighbor
+
+    rng = np.random.default_rng(budget % 97)
+    Xtr = rng.integers(0, 3, (57, 6)).astype(np.float32)
+    Xtr[30:40] = Xtr[0:10]
+    ytr = rng.integers(0, 4, 57)
+    Xte = rng.integers(0, 3, (13, 6)).astype(np.float32)
+    d = (Xte[:, None, :].astype(np.float64) - Xtr[None, :, :]) ** 2
+    oracle = np.argsort(d.sum(axis=2), axis=1, kind="stable")
+    knn = KNearestNeighbor(memory_budget=budget).train(bk.asarray(Xtr), bk.asarray(ytr))
+    for k in (1, 5, 12):
+        got = knn.kneighbors(bk.asarray(Xte), k)
+        assert_placement(got, backend=bk)
+        np.testing.assert_array_equal(backend.to_numpy(got), oracle[:, :k])
+
+
+def test_block_shape_stays_within_the_budget():
+    from classifiers._topk import BYTES_PER_ENTRY, l2_block_shape
+
+    for n, m, budget in [(2000, 50000, 256 * 2**20), (10000, 50000, 256 * 2**20), (7, 40, 1), (50, 5000, 10**6)]:
+        rows, cols = l2_block_shape(n, m, 3072, 4, budget)
+        assert 1 <= rows <= n and 1 <= cols <= m
+        if rows > 1 or cols > 1:  # a budget below one row and one column still makes progress
+            assert rows * cols * (4 + BYTES_PER_ENTRY[4]) + rows * 2 * 3072 * 4 <= budget
+    assert l2_block_shape(2000, 50000, 3072, 4, 256 * 2**20) == (2000, 12182)
