@@ -33,7 +33,7 @@ def test_bench_quick_prints_every_section(tmp_path):
     for expected in ("machine:", "BLAS:", "data: RANDOM data", "machine float32 matrix-product rate",
                      "| knn      | xpml (numpy)", "| knn      | faiss-cpu IndexFlatL2 + vote",
                      "| knn      | scikit-learn brute",
-                     "kNN floor:", "| net      | xpml (numpy)", "| net      | PyTorch (cpu, autograd)",
+                     "kNN floor, measured", "| net      | xpml (numpy)", "| net      | PyTorch (cpu, autograd)",
                      "| svm      | xpml LinearSVM (numpy)", "| softmax  | xpml Softmax (numpy)",
                      "| shim     | xpml", "| shim     | raw numpy", "| shim     | course-style NumPy",
                      "load average at end"):
