@@ -1,5 +1,6 @@
 """Classifiers of CS231n assignment 1, written once on the backend shim (NumPy, CuPy, array-api-strict)."""
 
+from .cross_validation import cross_validate, fold_slices, knn_cross_validate
 from .data_utils import append_bias, get_CIFAR10_data, load_CIFAR10, load_CIFAR_batch, make_spiral, mean_image
 from .gradient_check import eval_numerical_gradient, eval_numerical_gradient_array, grad_check_sparse, rel_error
 from .k_nearest_neighbor import KNearestNeighbor
@@ -13,10 +14,13 @@ __all__ = [
     "LinearSVM",
     "Softmax",
     "append_bias",
+    "cross_validate",
     "eval_numerical_gradient",
     "eval_numerical_gradient_array",
+    "fold_slices",
     "get_CIFAR10_data",
     "grad_check_sparse",
+    "knn_cross_validate",
     "load_CIFAR10",
     "load_CIFAR_batch",
     "make_spiral",
