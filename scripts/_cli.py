@@ -24,6 +24,7 @@ __all__ = [
     "add_common_arguments",
     "choose_backend",
     "count",
+    "cpu_threads",
     "fraction",
     "natural",
     "non_negative",
@@ -155,8 +156,22 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                    help="floating dtype of data and parameters (default: float32)")
     g.add_argument("--out", metavar="DIR", help="run folder (default: runs/<timestamp>-<what>)")
     g.add_argument("--json", action="store_true", help="print the results as JSON on stdout instead of a table")
+    g.add_argument("--cpu-threads", type=count, metavar="N",
+                   help="BLAS threads on the CPU (default: 1 for digits and spiral, whose small matrix products "
+                        "only lose from threads; the BLAS default for CIFAR-10)")
     g.add_argument("-q", "--quiet", action="store_true",
                    help="no progress bars (they are also off when stderr is not a terminal)")
+
+
+def cpu_threads(n: int | None):
+    """A context limiting the CPU's BLAS threads to ``n`` (None: leave them as they are)."""
+    import contextlib
+
+    if n is None:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=n, user_api="blas")
 
 
 def choose_backend(name: str | None) -> backend.Backend:

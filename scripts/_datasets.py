@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import _cli
 import numpy as np
 from _cli import UsageError
 from _download import CIFAR10_DIRNAME, default_data_dir, find_cifar10
@@ -30,6 +31,9 @@ DEFAULT_SIZES = {
     "cifar10": (49000, 1000, 1000),
     "spiral": (None, 120, 120),
 }
+# BLAS threads by default: the digits' and the spiral's matrix products are too small to gain
+# from threads, and on a busy machine waiting threads make them many times slower.
+DEFAULT_CPU_THREADS = {"digits": 1, "spiral": 1, "cifar10": None}
 CIFAR10_CLASSES = ("plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SPIRAL_POINTS_PER_CLASS, SPIRAL_CLASSES = 200, 3
 
@@ -120,9 +124,9 @@ def cifar10_root(data_dir) -> str:
 
 
 def _cifar10(data_dir, num_train, num_val, num_test):
+    root = cifar10_root(data_dir)  # a clear error before anything is read
     from classifiers.data_utils import load_CIFAR10
 
-    root = cifar10_root(data_dir)
     X_pool, y_pool, X_test, y_test = (backend.to_numpy(a) for a in load_CIFAR10(root))
     n = X_pool.shape[0]
     num_train = n - num_val if num_train is None else num_train
@@ -162,3 +166,42 @@ def load_dataset(name: str, bk: backend.Backend, *, dtype="float32", data_dir=No
     arrays = (*put(X_train, y_train), *put(X_val, y_val), *put(X_test, y_test))
     return Dataset(name, *arrays, class_names=names, image_shape=shape, source=source,
                    extra={"mean": mean.astype(host_dtype)})
+
+
+def add_data_arguments(parser) -> None:
+    """``--dataset``, split sizes and the CIFAR-10 download flags."""
+    import download_cifar10
+
+    g = parser.add_argument_group("data")
+    g.add_argument("--dataset", choices=DATASETS, help="digits (default; ships with scikit-learn), "
+                   "cifar10 (from --data-dir, or --download it) or spiral")
+    g.add_argument("--num-train", type=_cli.count, help="training examples (default: all that are left)")
+    g.add_argument("--num-val", type=_cli.count, help="validation examples")
+    g.add_argument("--num-test", type=_cli.count, help="test examples")
+    g.add_argument("--download", action="store_true",
+                   help="fetch CIFAR-10 into --data-dir first if it is not there (implies --dataset cifar10)")
+    download_cifar10.add_download_arguments(parser)
+
+
+def choose_dataset(args) -> str:
+    """The dataset the flags name; ``--download`` means CIFAR-10."""
+    if args.download:
+        if args.dataset not in (None, "cifar10"):
+            raise UsageError(f"--download fetches CIFAR-10, but --dataset is {args.dataset}")
+        return "cifar10"
+    return args.dataset or "digits"
+
+
+def load_from_args(args, bk, dataset: str) -> Dataset:
+    """Download first when asked, then :func:`load_dataset` with the flags' sizes."""
+    if args.download:
+        import download_cifar10
+
+        download_cifar10.download(args)
+    return load_dataset(dataset, bk, dtype=args.dtype, data_dir=args.data_dir, num_train=args.num_train,
+                        num_val=args.num_val, num_test=args.num_test)
+
+
+def cpu_threads(args, dataset: str) -> int | None:
+    """BLAS threads for this run: ``--cpu-threads``, else the dataset's default."""
+    return args.cpu_threads if args.cpu_threads is not None else DEFAULT_CPU_THREADS[dataset]

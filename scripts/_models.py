@@ -7,11 +7,13 @@ search trial is exactly a training run with other hyperparameters.
 
 from __future__ import annotations
 
+import argparse
 import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import _cli
 import _runs
 import numpy as np
 
@@ -257,3 +259,69 @@ def save(fit_: Fit, data, bk, run_dir, *, prefix: str | None = None) -> dict:
         _runs.plot_decision_regions(run_dir / files["regions"], _host_predict(fit_, bk, X.dtype), X, y,
                                     title=f"{title}: decision regions (val acc {fit_.val_acc:.3f})")
     return files
+
+
+# ---- command-line flags for hyperparameters, shared by train.py and search.py ---------------------
+
+def _dropout(text: str) -> float:
+    value = _cli.non_negative(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+# (flag, key, argparse type, choices, help); a flag applies to every model that takes `key`.
+HYPER_FLAGS = [
+    ("--k", "k", _cli.count, None, "neighbours that vote (knn)"),
+    ("--metric", "metric", None, ("l2", "l1"), "distance (knn)"),
+    ("--learning-rate", "learning_rate", _cli.positive, None, "step size (svm, softmax, twolayer)"),
+    ("--reg", "reg", _cli.non_negative, None, "L2 regularization strength (svm, softmax, twolayer)"),
+    ("--num-iters", "num_iters", _cli.count, None, "training iterations (svm, softmax, twolayer)"),
+    ("--batch-size", "batch_size", _cli.count, None, "examples per minibatch (svm, softmax, twolayer)"),
+    ("--update-rule", "update_rule", None, UPDATE_RULES, "(svm, softmax, twolayer)"),
+    ("--hidden-size", "hidden_size", _cli.count, None, "hidden units (twolayer)"),
+    ("--learning-rate-decay", "learning_rate_decay", _cli.fraction, None,
+     "learning-rate factor per epoch, in (0, 1] (twolayer)"),
+    ("--init", "init", None, ("std", "xavier", "he"), "weight initialisation (twolayer)"),
+    ("--dropout", "dropout", _dropout, None, "probability of dropping a hidden unit, in [0, 1) (twolayer)"),
+]
+SHORT = {"learning_rate": "lr", "learning_rate_decay": "decay", "num_iters": "iters", "batch_size": "batch",
+         "hidden_size": "hidden", "update_rule": "rule"}
+
+
+def defaults_help(dataset: str = "digits") -> str:
+    """The default hyperparameters, one line a model, for ``--help``."""
+    lines = [f"default hyperparameters on the {dataset} (other datasets: see scripts/_models.py):"]
+    lines += [f"  {m:9s} {settings(defaults(dataset, m), terse=False)}" for m in MODELS]
+    return "\n".join(lines)
+
+
+def add_hyperparameter_arguments(parser) -> None:
+    g = parser.add_argument_group("hyperparameters (default: per model and dataset, listed below)")
+    for flag, key, kind, choices, text in HYPER_FLAGS:
+        g.add_argument(flag, dest=key, type=kind, choices=choices, help=text)
+
+
+def hyperparameters(args, models: list[str], dataset: str) -> dict:
+    """Per model: its defaults on ``dataset``, overridden by the flags given.
+
+    A flag that no model of this run takes is a mistake (``train.py svm --k 5``), not ignored.
+    """
+    out = {m: defaults(dataset, m) for m in models}
+    for flag, key, *_ in HYPER_FLAGS:
+        value = getattr(args, key, None)
+        if value is None:
+            continue
+        takers = [m for m in models if key in out[m]]
+        if not takers:
+            owners = [m for m in MODELS if key in DEFAULTS[m]]
+            raise _cli.UsageError(f"{flag} applies to {' and '.join(owners)}, which this run does not train")
+        for m in takers:
+            out[m][key] = value
+    return out
+
+
+def settings(params: dict, *, terse: bool = True) -> str:
+    """Hyperparameters as ``lr=0.1 reg=0.001 ...`` (terse: short names, no values that are the usual)."""
+    return " ".join(f"{SHORT.get(k, k) if terse else k}={v}" for k, v in params.items()
+                    if not terse or not ((k == "dropout" and v == 0) or (k == "update_rule" and v == "sgd")))

@@ -22,6 +22,9 @@ import numpy as np  # noqa: E402
 
 __all__ = [
     "format_table",
+    "headline",
+    "print_json",
+    "report",
     "make_run_dir",
     "plot_curves",
     "plot_decision_regions",
@@ -61,6 +64,46 @@ def write_json(path, obj) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def report(prog: str, argv, args, data, bk, run_dir, started: float) -> dict:
+    """What every run records about itself: command, data, backend, device, seed, time."""
+    import platform
+    import sys
+
+    return {
+        "command": " ".join([prog, *(argv if argv is not None else sys.argv[1:])]),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "dataset": data.describe(),
+        "backend": bk.label,
+        "device": bk.device_name,
+        "seed": args.seed,
+        "dtype": args.dtype,
+        "cpu_threads": args.cpu_threads,
+        "total_s": round(time.perf_counter() - started, 3),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "run_dir": str(run_dir),
+    }
+
+
+def headline(data, args) -> str:
+    """One line saying what was trained on: sizes, features, classes, seed, dtype."""
+    n = data.sizes()
+    return (f"{data.name}: {n['train']} train / {n['val']} val / {n['test']} test, {data.num_features} features, "
+            f"{data.num_classes} classes; seed {args.seed}, {args.dtype}")
+
+
+def print_json(obj, *, drop=()) -> None:
+    """``obj`` as JSON on stdout, without the (long) keys in ``drop`` at any depth."""
+    def strip(o):
+        if isinstance(o, dict):
+            return {k: strip(v) for k, v in o.items() if k not in drop}
+        if isinstance(o, list):
+            return [strip(v) for v in o]
+        return o
+
+    print(json.dumps(strip(obj), indent=2, default=_jsonable))
 
 
 def _jsonable(obj):
@@ -125,6 +168,8 @@ def plot_curves(path, title: str, loss, accuracy: dict | None = None, *, accurac
         smooth = np.convolve(loss, np.ones(w) / w, mode="valid")
         ax.plot(np.arange(w - 1, loss.size), smooth, lw=1.6, label=f"mean of {w}")
     ax.set(xlabel="iteration", ylabel="loss", title=f"{title}: loss")
+    if loss.size and loss.min() > 0 and loss.max() / loss.min() > 20:
+        ax.set_yscale("log")  # the first steps would otherwise flatten the rest of the curve
     ax.legend(loc="upper right", fontsize=8)
     if accuracy:
         ax = axes[0, 1]
