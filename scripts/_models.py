@@ -20,7 +20,7 @@ import numpy as np
 import backend
 from backend.io import save_npz_atomic
 
-__all__ = ["MODELS", "Fit", "defaults", "fit", "save"]
+__all__ = ["MODELS", "Fit", "defaults", "evaluate", "fit", "save"]
 
 MODELS = ("knn", "svm", "softmax", "twolayer")
 LINEAR = ("svm", "softmax")
@@ -73,6 +73,7 @@ class Fit:
     accuracy: dict = field(default_factory=dict)  # label -> (x, values) or values per epoch
     accuracy_x: str = "epoch"
     history: dict = field(default_factory=dict)  # what the checkpoint keeps of training
+    progress: object = field(default=None, repr=False)  # shows kNN's query chunks
 
     def summary(self) -> dict:
         return {"model": self.model, "hyperparameters": self.params, "val_acc": self.val_acc,
@@ -138,13 +139,24 @@ def _fit_knn(data, bk, params, *, progress, test):
     if k > data.X_train.shape[0]:
         raise ValueError(f"k={k} is more than the {data.X_train.shape[0]} training examples")
 
-    def predict(X, what):
-        return clf.predict(X, k=k, progress=progress.wrapper(desc=f"knn k={k}: {what}", unit="chunk"))
+    fit_ = Fit("knn", dict(params), clf, None, None, t1 - t0, 0.0)
+    fit_.progress = progress
+    fit_.val_acc = evaluate(fit_, data, "val")
+    fit_.test_acc = evaluate(fit_, data, "test") if test else None
+    fit_.predict_s = _clock(bk) - t1
+    return fit_
 
-    val_acc = accuracy(predict(data.X_val, "val"), data.y_val)
-    test_acc = accuracy(predict(data.X_test, "test"), data.y_test) if test else None
-    t2 = _clock(bk)
-    return Fit("knn", dict(params), clf, val_acc, test_acc, t1 - t0, t2 - t1)
+
+def evaluate(fit_: Fit, data, split: str) -> float:
+    """Accuracy of the trained model on ``split`` ("val" or "test") of ``data``."""
+    y = getattr(data, f"y_{split}")
+    if fit_.model == "knn":
+        k = fit_.params["k"]
+        hook = fit_.progress.wrapper(desc=f"knn k={k}: {split}", unit="chunk") if fit_.progress else None
+        return accuracy(fit_.estimator.predict(getattr(data, f"X_{split}"), k=k, progress=hook), y)
+    if fit_.model in LINEAR:
+        return accuracy(fit_.estimator.predict(_with_bias(data, split)), y)
+    return accuracy(fit_.estimator.predict(getattr(data, f"X_{split}")), y)
 
 
 def _update_rule(name: str):
@@ -180,13 +192,14 @@ def _fit_linear(model, data, bk, params, *, seed, dtype, progress, test):
             val_acc.append(accuracy(clf.predict(X_val), data.y_val))
             eval_s += time.perf_counter() - e0
         t1 = _clock(bk)
-    final_val = val_acc[-1]
-    test_acc = accuracy(clf.predict(_with_bias(data, "test")), data.y_test) if test else None
-    t2 = _clock(bk)
-    return Fit(model, dict(params), clf, final_val, test_acc, t1 - t0 - eval_s, t2 - t1 + eval_s, loss,
+    fit_ = Fit(model, dict(params), clf, val_acc[-1], None, t1 - t0 - eval_s, eval_s, loss,
                {"train": (points, train_acc), "val": (points, val_acc)}, accuracy_x="iteration",
                history={"loss_history": loss, "eval_iterations": points, "train_acc_history": train_acc,
                         "val_acc_history": val_acc})
+    if test:
+        fit_.test_acc = evaluate(fit_, data, "test")
+        fit_.predict_s += _clock(bk) - t1
+    return fit_
 
 
 def _fit_net(data, bk, params, *, seed, dtype, progress, test):
@@ -201,12 +214,13 @@ def _fit_net(data, bk, params, *, seed, dtype, progress, test):
                           reg=params["reg"], num_iters=params["num_iters"], batch_size=params["batch_size"],
                           update_rule=params["update_rule"], callback=bar)
         t1 = _clock(bk)
-    val_acc = accuracy(net.predict(data.X_val), data.y_val)
-    test_acc = accuracy(net.predict(data.X_test), data.y_test) if test else None
-    t2 = _clock(bk)
     curves = {"train (last minibatch)": stats["train_acc_history"], "val": stats["val_acc_history"]}
-    return Fit("twolayer", dict(params), net, val_acc, test_acc, t1 - t0, t2 - t1, stats["loss_history"],
+    fit_ = Fit("twolayer", dict(params), net, None, None, t1 - t0, 0.0, stats["loss_history"],
                {k: v for k, v in curves.items() if v}, history=stats)
+    fit_.val_acc = evaluate(fit_, data, "val")
+    fit_.test_acc = evaluate(fit_, data, "test") if test else None
+    fit_.predict_s = _clock(bk) - t1
+    return fit_
 
 
 def _host_predict(fit_: Fit, bk, dtype):

@@ -18,6 +18,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the off-screen backend)
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 __all__ = [
@@ -257,6 +258,7 @@ def plot_search(path, trials: list[dict], params: list[str], *, log_params=(), t
                            alpha=0.8, label=stage)
         if p in log_params:
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # no crowded labels on sizes
         ax.set(xlabel=p, ylabel="validation accuracy")
         ax.legend(fontsize=8)
     if len(params) >= 2:
