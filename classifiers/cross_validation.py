@@ -1,0 +1,105 @@
+"""n-fold cross-validation over candidate hyperparameters, with a fast path for k in kNN.
+
+Folds are contiguous, as in the course (``np.array_split`` of the training set in its given
+order): fold i holds rows ``[start_i, stop_i)``, the first ``N % num_folds`` folds one row longer.
+Shuffle the data first if its order is not random.
+"""
+
+from __future__ import annotations
+
+import backend
+from backend.validation import check_positive
+
+from ._checks import check_train_set
+from .k_nearest_neighbor import KNearestNeighbor, _labels_of, _vote
+
+__all__ = ["cross_validate", "fold_slices", "knn_cross_validate"]
+
+
+def fold_slices(n: int, num_folds: int, /) -> list[slice]:
+    """The ``num_folds`` contiguous slices that split ``range(n)`` like ``np.array_split``."""
+    check_positive(num_folds, name="num_folds", integer=True)
+    if num_folds < 2 or num_folds > n:
+        raise ValueError(f"num_folds must be between 2 and the number of examples ({n}), got {num_folds}")
+    base, extra = divmod(n, num_folds)
+    bounds = [0]
+    for i in range(num_folds):
+        bounds.append(bounds[-1] + base + (1 if i < extra else 0))
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def _splits(xp, X, y, num_folds):
+    """Yield ``(X_train, y_train, X_val, y_val)`` for each fold."""
+    folds = fold_slices(X.shape[0], num_folds)
+    for i, val in enumerate(folds):
+        rest = [s for j, s in enumerate(folds) if j != i]
+        yield (xp.concat([X[s, ...] for s in rest], axis=0), xp.concat([y[s] for s in rest], axis=0),
+               X[val, ...], y[val])
+
+
+def cross_validate(X, y, /, *, candidates, fit_and_score, num_folds: int = 5) -> dict:
+    """Score every candidate on every fold.
+
+    Parameters
+    ----------
+    X : array (N, D)
+        Training data (the validation folds are cut from it).
+    y : array (N,)
+        Integer labels.
+    candidates : iterable
+        Hyperparameter values (hashable), e.g. k for kNN or ``(learning_rate, reg)`` pairs.
+    fit_and_score : callable, keyword-only
+        ``fit_and_score(candidate, X_train, y_train, X_val, y_val) -> accuracy``: trains a fresh
+        model with the candidate and returns its validation accuracy (a number or a 0-d array).
+    num_folds : int, keyword-only
+        Number of contiguous folds (see the module notes).
+
+    Returns
+    -------
+    dict
+        ``{candidate: [accuracy on fold 0, ..., fold num_folds - 1]}`` as Python floats, in the
+        order of ``candidates``; plot the mean and standard deviation per candidate.
+    """
+    xp, _, _ = check_train_set(X, y)
+    candidates = list(candidates)
+    if not candidates:
+        raise ValueError("candidates is empty: give at least one hyperparameter value")
+    if not callable(fit_and_score):
+        raise TypeError(f"fit_and_score must be callable, got {fit_and_score!r}")
+    results = {c: [] for c in candidates}
+    for X_tr, y_tr, X_val, y_val in _splits(xp, X, y, num_folds):
+        for c in candidates:
+            results[c].append(float(fit_and_score(c, X_tr, y_tr, X_val, y_val)))
+    return results
+
+
+def knn_cross_validate(X, y, /, *, k_choices, num_folds: int = 5, metric: str = "l2",
+                       memory_budget: int = 256 * 2**20, progress=None) -> dict:
+    """Cross-validate k for :class:`KNearestNeighbor`, finding each fold's neighbours only once.
+
+    Per fold, the ``max(k_choices)`` nearest training rows of every validation row are found once
+    (ordered by distance, then index); the prediction for each k is the vote among the first k of
+    them, which is exactly what ``predict(X_val, k)`` returns. ``progress`` is passed to
+    :meth:`KNearestNeighbor.kneighbors`.
+
+    Returns
+    -------
+    dict
+        ``{k: [accuracy per fold]}`` as Python floats, in the order of ``k_choices``.
+    """
+    xp, _, num_classes = check_train_set(X, y)
+    k_choices = list(k_choices)
+    if not k_choices:
+        raise ValueError("k_choices is empty")
+    for k in k_choices:
+        check_positive(k, name="k", integer=True)
+    results = {k: [] for k in k_choices}
+    for X_tr, y_tr, X_val, y_val in _splits(xp, X, y, num_folds):
+        knn = KNearestNeighbor(metric, memory_budget=memory_budget).train(X_tr, y_tr)
+        idx = knn.kneighbors(X_val, max(k_choices), progress=progress)
+        labels = _labels_of(xp, y_tr, idx)
+        accs = [xp.mean(xp.astype(_vote(xp, labels[:, :k], num_classes) == y_val, X.dtype)) for k in k_choices]
+        # One read-back per fold for all k.
+        for k, acc in zip(k_choices, backend.to_numpy(xp.stack(accs)).tolist(), strict=True):
+            results[k].append(acc)
+    return results

@@ -1,0 +1,171 @@
+"""Numerical gradients and relative errors: the oracle every analytic gradient is checked against.
+
+These functions check, they do not train, so they loop over coordinates in Python and read each
+value back to the host. They follow CS231n's ``gradient_check.py``: ``x`` is perturbed *in place*
+(and restored) so that ``f`` may ignore its argument and read a model's parameters, the course's
+idiom ``f = lambda _: net.loss(X, y)[0]``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import backend
+from backend.validation import check_positive
+
+__all__ = ["eval_numerical_gradient", "eval_numerical_gradient_array", "grad_check_sparse", "rel_error"]
+
+
+def _coords(shape):
+    """Every index tuple of an array of ``shape``, in C order."""
+    return itertools.product(*(range(n) for n in shape))
+
+
+def _check_perturbable(xp, x):
+    if not xp.isdtype(x.dtype, "real floating"):
+        raise TypeError(f"x must have a real floating dtype to be perturbed, got {x.dtype}")
+
+
+def _at_shifted(f, x, idx, old, step):
+    # Python floats are exact for float32 and float64 values, so writing ``old`` back restores x
+    # bit for bit even if f raises.
+    x[idx] = old + step
+    try:
+        return f(x)
+    finally:
+        x[idx] = old
+
+
+def eval_numerical_gradient(f, x, /, *, h: float = 1e-5):
+    """Centred-difference gradient of a scalar function ``f`` at ``x``.
+
+    Parameters
+    ----------
+    f : callable
+        Maps the array ``x`` to a scalar (a Python number or a 0-d array).
+    x : array of any shape
+        The point; perturbed in place one coordinate at a time and restored afterwards.
+    h : float, keyword-only
+        The step.
+
+    Returns
+    -------
+    grad : array, same shape, dtype, namespace and device as ``x``
+
+    Notes
+    -----
+    ``grad[i] = (f(x + h e_i) - f(x - h e_i)) / (2 h)``, whose error is O(h^2). Use float64: in
+    float32 the rounding of ``f`` (about 1e-7 relative) divided by ``2 h`` swamps the result.
+    """
+    xp, device = backend.namespace_and_device(x)
+    _check_perturbable(xp, x)
+    check_positive(h, name="h")
+    grads = []
+    for idx in _coords(x.shape):
+        old = float(x[idx])
+        fxph = float(_at_shifted(f, x, idx, old, h))
+        fxmh = float(_at_shifted(f, x, idx, old, -h))
+        grads.append((fxph - fxmh) / (2 * h))
+    return xp.reshape(xp.asarray(grads, dtype=x.dtype, device=device), x.shape)
+
+
+def eval_numerical_gradient_array(f, x, df, /, *, h: float = 1e-5):
+    """Centred-difference gradient of ``sum(f(x) * df)`` for an array-valued ``f``.
+
+    This is the backward pass of a layer ``out = f(x)`` given the upstream gradient ``df`` (same
+    shape as ``out``), computed numerically.
+
+    Returns
+    -------
+    grad : array, same shape, dtype, namespace and device as ``x``
+
+    Notes
+    -----
+    ``grad[i] = sum((f(x + h e_i) - f(x - h e_i)) * df) / (2 h)``. The outputs are copied before
+    ``x`` moves again, since ``f`` may return a view of its input or of a buffer it reuses.
+    """
+    xp, device = backend.namespace_and_device(x, df)
+    _check_perturbable(xp, x)
+    check_positive(h, name="h")
+    grads = []
+    for idx in _coords(x.shape):
+        old = float(x[idx])
+        pos = xp.asarray(_at_shifted(f, x, idx, old, h), copy=True)
+        neg = xp.asarray(_at_shifted(f, x, idx, old, -h), copy=True)
+        grads.append(xp.sum((pos - neg) * df) / (2 * h))
+    if not grads:
+        return xp.zeros(x.shape, dtype=x.dtype, device=device)
+    return xp.reshape(xp.astype(xp.stack(grads), x.dtype), x.shape)
+
+
+def _relative(a: float, b: float) -> float:
+    denom = abs(a) + abs(b)
+    return 0.0 if denom == 0 else abs(a - b) / denom
+
+
+def grad_check_sparse(f, x, analytic_grad, /, *, num_checks: int = 10, h: float = 1e-5, seed: int = 0,
+                      verbose: bool = False) -> list[float]:
+    """Compare ``analytic_grad`` with centred differences at ``num_checks`` random coordinates.
+
+    Parameters
+    ----------
+    f : callable
+        Maps the array ``x`` to a scalar.
+    x : array
+        The point (perturbed in place and restored).
+    analytic_grad : array, same shape as ``x``
+        The gradient to check.
+    num_checks, h, seed : keyword-only
+        How many coordinates (drawn with replacement), the step, and the seed of the draw. The
+        coordinates come from a host generator, so they are the same on every backend.
+    verbose : keyword-only
+        Print each comparison as the course does.
+
+    Returns
+    -------
+    list of float
+        The relative error ``|n - a| / (|n| + |a|)`` at each checked coordinate (0 where both are 0).
+    """
+    xp, _ = backend.namespace_and_device(x, analytic_grad)
+    _check_perturbable(xp, x)
+    if tuple(analytic_grad.shape) != tuple(x.shape):
+        raise ValueError(f"analytic_grad has shape {tuple(analytic_grad.shape)}, x has {tuple(x.shape)}")
+    check_positive(num_checks, name="num_checks", integer=True)
+    check_positive(h, name="h")
+    if x.size == 0:
+        raise ValueError("x is empty: there is no coordinate to check")
+    draws = backend.to_numpy(backend.Generator(seed).integers(0, math.prod(x.shape), (num_checks,)))
+    errors = []
+    for flat in draws.tolist():
+        idx = tuple(_unravel(flat, x.shape))
+        old = float(x[idx])
+        numeric = (float(_at_shifted(f, x, idx, old, h)) - float(_at_shifted(f, x, idx, old, -h))) / (2 * h)
+        analytic = float(analytic_grad[idx])
+        errors.append(_relative(numeric, analytic))
+        if verbose:
+            print(f"numerical: {numeric:f} analytic: {analytic:f}, relative error: {errors[-1]:e}")
+    return errors
+
+
+def _unravel(flat: int, shape):
+    idx = []
+    for n in reversed(shape):
+        flat, i = divmod(flat, n)
+        idx.append(i)
+    return reversed(idx)
+
+
+def rel_error(x, y, /) -> float:
+    """The course's relative error: ``max(|x - y| / max(1e-8, |x| + |y|))``, as a Python float.
+
+    ``x`` and ``y`` are arrays of one backend (of broadcastable shapes) or Python numbers. Below
+    about 1e-7 in float64 a gradient is right; above 1e-2 it is almost surely wrong.
+    """
+    if isinstance(x, (int, float)) and isinstance(y, (int, float)):
+        return abs(x - y) / max(1e-8, abs(x) + abs(y))
+    xp, device = backend.namespace_and_device(x, y)
+    x = xp.asarray(x, device=device)
+    y = xp.asarray(y, device=device)
+    err = xp.abs(x - y) / xp.clip(xp.abs(x) + xp.abs(y), min=1e-8)
+    return float(xp.max(err)) if err.size else 0.0

@@ -1,0 +1,101 @@
+"""The multiclass SVM (Weston-Watkins hinge) loss of CS231n, naive and vectorized."""
+
+from __future__ import annotations
+
+import array_api_extra as xpx
+
+import backend
+
+from ._checks import check_loss_inputs
+
+__all__ = ["svm_loss_naive", "svm_loss_vectorized"]
+
+# The margin delta. With an L2 penalty on W only the ratio delta / ||W|| matters, so the course
+# fixes it at 1 and lets reg trade margin for weight size.
+_DELTA = 1.0
+
+
+def svm_loss_naive(W, X, y, reg, /):
+    """Multiclass SVM loss and gradient with explicit loops over examples and classes.
+
+    For teaching and as a test oracle: it loops in Python, so it is slow, and it reads the labels
+    back to the host once. Use :func:`svm_loss_vectorized` to train.
+
+    Parameters
+    ----------
+    W : array (D, C)
+        Weights.
+    X : array (N, D)
+        A minibatch of examples, W's dtype.
+    y : array (N,)
+        Integer labels in [0, C).
+    reg : float
+        L2 regularization strength.
+
+    Returns
+    -------
+    loss : 0-d array on W's device
+    dW : array (D, C), the gradient of the loss with respect to W
+
+    Notes
+    -----
+    See :func:`svm_loss_vectorized` for the formula.
+    """
+    xp, device = check_loss_inputs(W, X, y, reg)
+    num_train, num_classes = X.shape[0], W.shape[1]
+    labels = backend.to_numpy(y).tolist()  # the loops index by label, as the course's code does
+    loss = xp.zeros((), dtype=W.dtype, device=device)
+    # dW is built column by column and stacked at the end: no element assignment on the device.
+    columns = [xp.zeros(W.shape[0], dtype=W.dtype, device=device) for _ in range(num_classes)]
+    for i in range(num_train):
+        scores = X[i, :] @ W
+        correct = scores[labels[i]]
+        for j in range(num_classes):
+            if j == labels[i]:
+                continue
+            margin = scores[j] - correct + _DELTA
+            # 1 where the hinge is active; multiplying by it instead of branching on `margin > 0`
+            # avoids reading every margin back from the device.
+            active = xp.astype(margin > 0, W.dtype)
+            loss = loss + active * margin
+            columns[j] = columns[j] + active * X[i, :]
+            columns[labels[i]] = columns[labels[i]] - active * X[i, :]
+    loss = loss / num_train + reg * xp.sum(W * W)
+    dW = xp.stack(columns, axis=1) / num_train + 2 * reg * W
+    return loss, dW
+
+
+def svm_loss_vectorized(W, X, y, reg, /):
+    """Multiclass SVM loss and gradient, without loops.
+
+    Parameters and returns as :func:`svm_loss_naive`.
+
+    Notes
+    -----
+    With scores ``s = X W`` (N, C) and margin delta 1,
+
+    ``L = (1/N) sum_i sum_{j != y_i} max(0, s_ij - s_{i,y_i} + 1) + reg * sum(W * W)``.
+
+    Let ``a_ij = 1[s_ij - s_{i,y_i} + 1 > 0]`` for ``j != y_i``. Then
+    ``dL/ds_ij = a_ij / N`` for ``j != y_i``, ``dL/ds_{i,y_i} = -(sum_j a_ij) / N``, and
+    ``dW = X^T (dL/ds) + 2 reg W``. The penalty ``reg * sum(W * W)`` with gradient ``2 reg W`` is
+    the current course's convention (older versions used ``0.5 * reg``).
+    """
+    check_loss_inputs(W, X, y, reg)
+    return _svm_loss(W, X, y, reg)
+
+
+def _svm_loss(W, X, y, reg):
+    """:func:`svm_loss_vectorized` without the input checks, for training loops."""
+    xp = backend.get_namespace(W)
+    num_train = X.shape[0]
+    scores = X @ W
+    onehot = xpx.one_hot(y, W.shape[1], dtype=W.dtype, xp=xp)
+    correct = xp.sum(scores * onehot, axis=1, keepdims=True)
+    # (1 - onehot) removes the j = y_i term, which would otherwise add delta per example.
+    margins = xp.clip(scores - correct + _DELTA, min=0.0) * (1.0 - onehot)
+    loss = xp.sum(margins) / num_train + reg * xp.sum(W * W)
+    active = xp.astype(margins > 0, W.dtype)
+    dscores = active - onehot * xp.sum(active, axis=1, keepdims=True)
+    dW = X.T @ dscores / num_train + 2 * reg * W
+    return loss, dW

@@ -1,0 +1,90 @@
+"""The softmax (cross-entropy) loss of CS231n, naive and vectorized, numerically stable."""
+
+from __future__ import annotations
+
+import array_api_extra as xpx
+
+import backend
+
+from ._checks import check_loss_inputs
+
+__all__ = ["softmax_loss_naive", "softmax_loss_vectorized"]
+
+
+def softmax_loss_naive(W, X, y, reg, /):
+    """Softmax loss and gradient with explicit loops over examples and classes.
+
+    For teaching and as a test oracle: it loops in Python and reads the labels back to the host
+    once. Use :func:`softmax_loss_vectorized` to train.
+
+    Parameters
+    ----------
+    W : array (D, C)
+        Weights.
+    X : array (N, D)
+        A minibatch of examples, W's dtype.
+    y : array (N,)
+        Integer labels in [0, C).
+    reg : float
+        L2 regularization strength.
+
+    Returns
+    -------
+    loss : 0-d array on W's device
+    dW : array (D, C)
+
+    Notes
+    -----
+    See :func:`softmax_loss_vectorized` for the formula.
+    """
+    xp, device = check_loss_inputs(W, X, y, reg)
+    num_train, num_classes = X.shape[0], W.shape[1]
+    labels = backend.to_numpy(y).tolist()
+    loss = xp.zeros((), dtype=W.dtype, device=device)
+    columns = [xp.zeros(W.shape[0], dtype=W.dtype, device=device) for _ in range(num_classes)]
+    for i in range(num_train):
+        scores = X[i, :] @ W
+        # Shifting by the max leaves the softmax unchanged and keeps exp() from overflowing.
+        scores = scores - xp.max(scores)
+        log_norm = xp.log(xp.sum(xp.exp(scores)))
+        loss = loss + log_norm - scores[labels[i]]
+        for j in range(num_classes):
+            prob = xp.exp(scores[j] - log_norm)
+            coeff = prob - 1.0 if j == labels[i] else prob
+            columns[j] = columns[j] + coeff * X[i, :]
+    loss = loss / num_train + reg * xp.sum(W * W)
+    dW = xp.stack(columns, axis=1) / num_train + 2 * reg * W
+    return loss, dW
+
+
+def softmax_loss_vectorized(W, X, y, reg, /):
+    """Softmax loss and gradient, without loops, numerically stable.
+
+    Parameters and returns as :func:`softmax_loss_naive`.
+
+    Notes
+    -----
+    With scores ``s = X W`` (N, C) and ``p_ij = exp(s_ij) / sum_k exp(s_ik)``,
+
+    ``L = -(1/N) sum_i log p_{i,y_i} + reg * sum(W * W)``, ``dW = X^T (P - Y) / N + 2 reg W``
+
+    where Y is the one-hot matrix of the labels. The log-probabilities are computed as
+    ``s_ij - m_i - log sum_k exp(s_ik - m_i)`` with ``m_i = max_k s_ik``, which cannot overflow
+    and never takes the log of 0. The penalty convention (``reg * sum(W * W)``, gradient
+    ``2 reg W``) is the current course's.
+    """
+    check_loss_inputs(W, X, y, reg)
+    return _softmax_loss(W, X, y, reg)
+
+
+def _softmax_loss(W, X, y, reg):
+    """:func:`softmax_loss_vectorized` without the input checks, for training loops."""
+    xp = backend.get_namespace(W)
+    num_train = X.shape[0]
+    scores = X @ W
+    shifted = scores - xp.max(scores, axis=1, keepdims=True)
+    log_probs = shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
+    onehot = xpx.one_hot(y, W.shape[1], dtype=W.dtype, xp=xp)
+    loss = -xp.sum(log_probs * onehot) / num_train + reg * xp.sum(W * W)
+    dW = X.T @ (xp.exp(log_probs) - onehot) / num_train + 2 * reg * W
+    return loss, dW
