@@ -1,0 +1,61 @@
+"""Model ensembles: average the class probabilities of several trained models.
+
+The notes' cheap ensembling trick: a few independently trained (or differently regularized)
+models usually beat each of them, because their errors are partly independent.
+"""
+
+from __future__ import annotations
+
+import backend
+
+__all__ = ["Ensemble"]
+
+
+class Ensemble:
+    """The average of the class probabilities of ``models``.
+
+    Parameters
+    ----------
+    models : sequence
+        Trained models with ``predict_proba(X) -> (N, C)``, all over the same C classes and on
+        one backend (the one of the inputs).
+    weights : sequence of float, keyword-only
+        Non-negative weights of the models (normalized to sum 1); default equal.
+
+    Notes
+    -----
+    ``p(c | x) = sum_m w_m p_m(c | x)``, ``predict = argmax_c p(c | x)``.
+    """
+
+    def __init__(self, models, /, *, weights=None):
+        self.models = list(models)
+        if not self.models:
+            raise ValueError("an ensemble needs at least one model")
+        for m in self.models:
+            if not callable(getattr(m, "predict_proba", None)):
+                raise TypeError(f"{type(m).__name__} has no predict_proba(X); an ensemble averages probabilities")
+        if weights is None:
+            weights = [1.0] * len(self.models)
+        weights = [float(w) for w in weights]
+        if len(weights) != len(self.models) or any(w < 0 for w in weights) or sum(weights) <= 0:
+            raise ValueError("weights must be one non-negative number per model, not all zero")
+        total = sum(weights)
+        self.weights = [w / total for w in weights]
+
+    def predict_proba(self, X, /):
+        """Weighted mean of the models' probabilities (N, C), on ``X``'s backend."""
+        probs = None
+        for w, m in zip(self.weights, self.models, strict=True):
+            p = m.predict_proba(X)
+            if probs is None:
+                probs = w * p
+            else:
+                if p.shape != probs.shape:
+                    raise ValueError(f"models disagree on the output shape: {tuple(p.shape)} vs {tuple(probs.shape)}")
+                probs += w * p
+        return probs
+
+    def predict(self, X, /):
+        """Labels (N,): the argmax of the averaged probabilities."""
+        xp = backend.get_namespace(X)
+        return xp.argmax(self.predict_proba(X), axis=1)

@@ -1,0 +1,192 @@
+"""Data preprocessing of the course notes: fit on the training data, apply to every split.
+
+- :class:`MeanSubtraction`: subtract the per-feature mean (the course's "mean image").
+- :class:`Standardization`: subtract the mean and divide by the per-feature standard deviation.
+- :class:`PCA`: centre, rotate onto the top principal components, and optionally whiten.
+
+Each is a small fit/transform object. ``fit`` computes its statistics on the training data's
+namespace and device and keeps them there; ``transform`` accepts data on that backend only (an
+error says how to move other data), so validation and test data are transformed with the
+training statistics, never their own.
+"""
+
+from __future__ import annotations
+
+import backend
+from backend.validation import check_data, check_positive
+
+__all__ = ["PCA", "MeanSubtraction", "Standardization"]
+
+
+class _Preprocessor:
+    """fit/transform plumbing shared by the three transforms."""
+
+    def fit_transform(self, X, /):
+        """``fit(X)`` then ``transform(X)``."""
+        return self.fit(X).transform(X)
+
+    def _check_fitted(self, X, name: str = "X"):
+        state = self.mean_
+        if state is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit(X_train) first")
+        xp, device = backend.namespace_and_device(X)
+        fxp, fdevice = backend.namespace_and_device(state)
+        if xp is not fxp or device != fdevice:
+            raise backend.BackendMismatchError(
+                f"{name} lives on {backend.backend_of(X).label!r} but {type(self).__name__} was fitted on "
+                f"{backend.backend_of(state).label!r}; move it first with "
+                f"backend.to_backend({name}, backend.backend_of(preprocessor.mean_))"
+            )
+        if X.ndim != 2 or X.shape[1] != state.shape[0]:
+            raise ValueError(f"{name} must have shape (N, {self.mean_.shape[0]}), got {tuple(X.shape)}")
+        return xp
+
+    @staticmethod
+    def _mean(X):
+        xp = backend.get_namespace(X)
+        return xp.mean(X, axis=0)
+
+
+class MeanSubtraction(_Preprocessor):
+    """Subtract the training mean of each feature.
+
+    Attributes
+    ----------
+    mean_ : array (D,)
+        The per-feature mean of the training data, on its device.
+
+    Notes
+    -----
+    ``X' = X - mean(X_train, axis=0)``.
+    """
+
+    def __init__(self):
+        self.mean_ = None
+
+    def fit(self, X, /):
+        """Compute the mean of ``X`` (N, D); return ``self``."""
+        check_data(X, name="X")
+        self.mean_ = self._mean(X)
+        return self
+
+    def transform(self, X, /):
+        """``X - mean_`` (N, D), a new array."""
+        self._check_fitted(X)
+        return X - self.mean_
+
+    def inverse_transform(self, X, /):
+        """Undo :meth:`transform`."""
+        self._check_fitted(X)
+        return X + self.mean_
+
+
+class Standardization(_Preprocessor):
+    """Zero mean, unit variance per feature, with the training statistics.
+
+    Parameters
+    ----------
+    eps : float, keyword-only
+        Added to the standard deviation so constant features do not divide by zero.
+
+    Notes
+    -----
+    ``X' = (X - mu) / (sigma + eps)`` with ``mu``, ``sigma`` the training mean and (population)
+    standard deviation of each feature.
+    """
+
+    def __init__(self, *, eps: float = 1e-8):
+        self.eps = check_positive(eps, name="eps", allow_zero=True)
+        self.mean_ = self.scale_ = None
+
+    def fit(self, X, /):
+        """Compute the mean and standard deviation of ``X`` (N, D); return ``self``."""
+        check_data(X, name="X")
+        xp = backend.get_namespace(X)
+        self.mean_ = self._mean(X)
+        self.scale_ = xp.std(X, axis=0) + self.eps
+        return self
+
+    def transform(self, X, /):
+        """``(X - mean_) / scale_`` (N, D)."""
+        self._check_fitted(X)
+        out = X - self.mean_
+        out /= self.scale_
+        return out
+
+    def inverse_transform(self, X, /):
+        """Undo :meth:`transform`."""
+        self._check_fitted(X)
+        return X * self.scale_ + self.mean_
+
+
+class PCA(_Preprocessor):
+    """Principal component analysis, with optional whitening, as in the course notes.
+
+    Parameters
+    ----------
+    n_components : int or None, keyword-only
+        K, the number of leading components kept; None keeps all D.
+    whiten : bool, keyword-only
+        Divide each component by the square root of its eigenvalue, giving unit variance.
+    eps : float, keyword-only
+        Added to the eigenvalues before whitening (the notes' 1e-5), which keeps tiny components
+        from exploding into noise.
+
+    Attributes
+    ----------
+    mean_ : array (D,)
+    components_ : array (D, K)
+        Eigenvectors of the training covariance, by decreasing eigenvalue.
+    explained_variance_ : array (K,)
+        The matching eigenvalues.
+
+    Notes
+    -----
+    ``cov = Xc^T Xc / N`` with ``Xc = X - mean``; ``cov = U diag(S) U^T``; ``X_rot = Xc U[:, :K]``;
+    whitened: ``X_rot / sqrt(S[:K] + eps)``. The eigendecomposition runs in the training data's
+    dtype; computing it in float64 for float32 data is a choice left to the caller (fit on a
+    float64 copy).
+    """
+
+    def __init__(self, *, n_components: int | None = None, whiten: bool = False, eps: float = 1e-5):
+        if n_components is not None:
+            check_positive(n_components, name="n_components", integer=True)
+        self.n_components = n_components
+        self.whiten = bool(whiten)
+        self.eps = check_positive(eps, name="eps", allow_zero=True)
+        self.mean_ = self.components_ = self.explained_variance_ = None
+
+    def fit(self, X, /):
+        """Compute the mean and principal axes of ``X`` (N, D); return ``self``."""
+        check_data(X, name="X")
+        xp = backend.get_namespace(X)
+        N, D = X.shape
+        k = D if self.n_components is None else self.n_components
+        if k > D:
+            raise ValueError(f"n_components={k} exceeds the number of features D={D}")
+        self.mean_ = self._mean(X)
+        Xc = X - self.mean_
+        cov = (Xc.T @ Xc) / N
+        # eigh returns ascending eigenvalues; the notes' U from svd(cov) is ordered by decreasing.
+        S, U = xp.linalg.eigh(cov)
+        S = xp.flip(S)[:k]
+        U = xp.flip(U, axis=1)[:, :k]
+        self.explained_variance_ = xp.maximum(S, 0.0)
+        self.components_ = U
+        return self
+
+    def transform(self, X, /):
+        """Project ``X`` (N, D) on the components: (N, K), whitened if asked."""
+        self._check_fitted(X)
+        xp = backend.get_namespace(X)
+        out = (X - self.mean_) @ self.components_
+        if self.whiten:
+            out /= xp.sqrt(self.explained_variance_ + self.eps)
+        return out
+
+    def inverse_transform(self, Z, /):
+        """Map (N, K) back to (N, D); exact when K = D."""
+        xp = backend.get_namespace(Z)
+        if self.whiten:
+            Z = Z * xp.sqrt(self.explained_variance_ + self.eps)
+        return Z @ self.components_.T + self.mean_

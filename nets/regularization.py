@@ -1,0 +1,69 @@
+"""Regularization of the course notes: L2, L1, elastic net, max-norm and inverted dropout.
+
+The penalties return the loss term and its gradient together (both on the weights' device); the
+max-norm constraint is a projection applied after each update; dropout is applied with a mask
+drawn in advance (see :func:`dropout_masks`), so training draws masks for many iterations in one
+host-to-device transfer.
+"""
+
+from __future__ import annotations
+
+import backend
+
+__all__ = ["dropout_masks", "elastic_net_penalty", "l1_penalty", "l2_penalty", "max_norm_"]
+
+
+def l2_penalty(W, /, reg: float):
+    """L2 penalty ``reg * sum(W**2)`` and its gradient ``2 * reg * W``.
+
+    Returns ``(loss, dW)``: a 0-d array and an array shaped like ``W``.
+    """
+    xp = backend.get_namespace(W)
+    return reg * xp.sum(W * W), (2.0 * reg) * W
+
+
+def l1_penalty(W, /, reg: float):
+    """L1 penalty ``reg * sum(|W|)`` and its (sub)gradient ``reg * sign(W)`` (0 at 0)."""
+    xp = backend.get_namespace(W)
+    return reg * xp.sum(xp.abs(W)), reg * xp.sign(W)
+
+
+def elastic_net_penalty(W, /, *, l1: float, l2: float):
+    """Elastic net: ``l1 * sum(|W|) + l2 * sum(W**2)`` and its gradient."""
+    loss1, grad1 = l1_penalty(W, l1)
+    loss2, grad2 = l2_penalty(W, l2)
+    grad1 += grad2
+    return loss1 + loss2, grad1
+
+
+def max_norm_(W, /, max_norm: float):
+    """Clip, in place, each column of ``W`` (D, H) to Euclidean norm at most ``max_norm``; return ``W``.
+
+    A column holds the incoming weights of one unit, the vector the notes' max-norm constraint
+    bounds.
+
+    Notes
+    -----
+    ``w_j <- w_j * min(1, c / ||w_j||_2)``: a projection onto the ball, applied after the update.
+    """
+    xp = backend.get_namespace(W)
+    norms = xp.sqrt(xp.sum(W * W, axis=0))
+    # Columns under the bound get factor 1 exactly; the floor keeps a zero column from dividing by 0.
+    scale = xp.minimum(max_norm / xp.maximum(norms, 1e-30), 1.0)
+    W *= scale
+    return W
+
+
+def dropout_masks(rng: backend.Generator, shape, /, *, drop: float, dtype=None):
+    """Inverted-dropout masks: 0 with probability ``drop``, else ``1 / (1 - drop)``.
+
+    ``shape`` is usually ``(iterations, N, H)``: one call draws the masks of many iterations.
+    Multiplying activations by a mask at training time keeps their expectation, so nothing
+    changes at test time.
+    """
+    if not 0.0 <= drop < 1.0:
+        raise ValueError(f"dropout (the probability of dropping a unit) must be in [0, 1), got {drop!r}")
+    keep = 1.0 - drop
+    mask = rng.bernoulli(shape, p=keep, dtype=dtype)
+    mask *= 1.0 / keep
+    return mask

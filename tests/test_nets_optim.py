@@ -1,0 +1,108 @@
+"""Each update rule against a hand-computed reference, several steps, on every backend."""
+
+import math
+
+import numpy as np
+import pytest
+
+import backend
+from backend.testing import assert_placement
+from nets import optim
+
+STEPS = 4
+
+
+def _reference(name, w, grads, cfg):
+    """The rules written out on Python floats, one coordinate at a time (the course's formulas)."""
+    out = []
+    for i in range(len(w)):
+        x, v, cache, m, s = w[i], 0.0, 0.0, 0.0, 0.0
+        lr = cfg["learning_rate"]
+        for t, g in enumerate((gr[i] for gr in grads), start=1):
+            if name == "sgd":
+                x = x - lr * g
+            elif name == "sgd_momentum":
+                v = cfg["momentum"] * v - lr * g
+                x = x + v
+            elif name == "nesterov_momentum":
+                v_prev = v
+                v = cfg["momentum"] * v - lr * g
+                x = x - cfg["momentum"] * v_prev + (1 + cfg["momentum"]) * v
+            elif name == "adagrad":
+                cache += g * g
+                x = x - lr * g / (math.sqrt(cache) + cfg["epsilon"])
+            elif name == "rmsprop":
+                cache = cfg["decay_rate"] * cache + (1 - cfg["decay_rate"]) * g * g
+                x = x - lr * g / (math.sqrt(cache) + cfg["epsilon"])
+            elif name == "adam":
+                m = cfg["beta1"] * m + (1 - cfg["beta1"]) * g
+                s = cfg["beta2"] * s + (1 - cfg["beta2"]) * g * g
+                mt = m / (1 - cfg["beta1"] ** t)
+                vt = s / (1 - cfg["beta2"] ** t)
+                x = x - lr * mt / (math.sqrt(vt) + cfg["epsilon"])
+        out.append(x)
+    return np.array(out)
+
+
+CONFIGS = {
+    "sgd": {"learning_rate": 0.1},
+    "sgd_momentum": {"learning_rate": 0.1, "momentum": 0.9},
+    "nesterov_momentum": {"learning_rate": 0.1, "momentum": 0.8},
+    "adagrad": {"learning_rate": 0.1, "epsilon": 1e-8},
+    "rmsprop": {"learning_rate": 0.01, "decay_rate": 0.9, "epsilon": 1e-8},
+    "adam": {"learning_rate": 0.01, "beta1": 0.8, "beta2": 0.95, "epsilon": 1e-8},
+}
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_rule_matches_hand_computed_reference(bk, dtype_name, name):
+    host = np.random.default_rng(0)
+    w0 = host.standard_normal(6)
+    grads = [host.standard_normal(6) for _ in range(STEPS)]
+    rule = optim.get_update_rule(name)
+    w = bk.asarray(w0, dtype=getattr(bk.xp, dtype_name), copy=True)  # the rules update w in place
+    config = dict(CONFIGS[name])
+    for g in grads:
+        w, config = rule(w, bk.asarray(g, dtype=w.dtype), config)
+        assert_placement(w, backend=bk, shape=(6,), dtype=getattr(bk.xp, dtype_name))
+    rtol = 1e-12 if dtype_name == "float64" else 2e-5
+    np.testing.assert_allclose(backend.to_numpy(w), _reference(name, w0, grads, CONFIGS[name]), rtol=rtol, atol=rtol)
+    for key in ("velocity", "cache", "m", "v"):
+        if key in config:
+            assert_placement(config[key], like=w)
+    if name == "adam":
+        assert config["t"] == STEPS
+
+
+def test_defaults_are_the_course_defaults():
+    w = np.zeros(2)
+    assert optim.sgd(w, w)[1] == {"learning_rate": 1e-2}
+    cfg = optim.adam(np.zeros(2), np.zeros(2))[1]
+    assert (cfg["learning_rate"], cfg["beta1"], cfg["beta2"], cfg["epsilon"], cfg["t"]) == (1e-3, 0.9, 0.999, 1e-8, 1)
+    assert optim.rmsprop(np.zeros(2), np.zeros(2))[1]["decay_rate"] == 0.99
+    assert optim.sgd_momentum(np.zeros(2), np.zeros(2))[1]["momentum"] == 0.9
+
+
+def test_lookup_by_name():
+    assert optim.get_update_rule("adam") is optim.adam
+    assert optim.get_update_rule("Momentum") is optim.sgd_momentum
+    assert optim.get_update_rule("nesterov") is optim.nesterov_momentum
+    assert optim.get_update_rule(optim.sgd) is optim.sgd
+    with pytest.raises(ValueError, match="unknown update rule 'adamw'"):
+        optim.get_update_rule("adamw")
+    with pytest.raises(TypeError):
+        optim.get_update_rule(3)
+    with pytest.raises(TypeError):
+        optim.UPDATE_RULES["mine"] = optim.sgd  # the shared table is read-only
+
+
+@pytest.mark.parametrize("name", ["sgd_momentum", "nesterov", "rmsprop", "adam"])
+def test_linear_classifiers_train_with_the_rules(name):
+    from classifiers import Softmax
+    from classifiers.data_utils import append_bias, make_spiral
+
+    X, y = make_spiral(50, 3)
+    clf = Softmax(seed=0)
+    losses = clf.train(append_bias(X), y, reg=1e-3, num_iters=60, batch_size=50,
+                       update_rule=optim.get_update_rule(name), optim_config={"learning_rate": 0.05})
+    assert losses[-1] < 0.9 * losses[0]

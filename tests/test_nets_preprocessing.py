@@ -1,0 +1,64 @@
+"""Preprocessing: statistics from the training data, applied to other splits, on its device."""
+
+import numpy as np
+import pytest
+
+import backend
+from backend.testing import assert_placement
+from nets import PCA, MeanSubtraction, Standardization
+
+
+def _splits(bk, dtype="float64"):
+    rng = backend.Generator(0, xp=bk)
+    mix = rng.normal((5, 5), dtype=dtype)
+    Xtr = rng.normal((200, 5), dtype=dtype) @ mix + 3.0
+    Xte = rng.normal((30, 5), dtype=dtype) @ mix + 3.0
+    return Xtr, Xte
+
+
+def test_mean_subtraction_and_standardization(bk):
+    Xtr, Xte = _splits(bk)
+    h_tr, h_te = backend.to_numpy(Xtr), backend.to_numpy(Xte)
+    ms = MeanSubtraction().fit(Xtr)
+    assert_placement(ms.mean_, backend=bk, shape=(5,))
+    out = ms.transform(Xte)
+    assert_placement(out, like=Xte)
+    np.testing.assert_allclose(backend.to_numpy(out), h_te - h_tr.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(ms.inverse_transform(out)), h_te, rtol=1e-12)
+    st = Standardization()
+    z = backend.to_numpy(st.fit_transform(Xtr))
+    np.testing.assert_allclose(z.mean(0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(z.std(0), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(backend.to_numpy(st.transform(Xte)), (h_te - h_tr.mean(0)) / h_tr.std(0), rtol=1e-6)
+
+
+def test_pca_matches_svd_and_whitens(bk):
+    Xtr, Xte = _splits(bk)
+    h_tr = backend.to_numpy(Xtr)
+    pca = PCA(n_components=3).fit(Xtr)
+    assert_placement(pca.components_, backend=bk, shape=(5, 3))
+    Xc = h_tr - h_tr.mean(0)
+    U, S, _ = np.linalg.svd(Xc.T @ Xc / Xc.shape[0])
+    np.testing.assert_allclose(backend.to_numpy(pca.explained_variance_), S[:3], rtol=1e-10)
+    # Eigenvectors are defined up to sign: compare |U^T U_ref|, which is the identity.
+    np.testing.assert_allclose(np.abs(backend.to_numpy(pca.components_).T @ U[:, :3]), np.eye(3), atol=1e-8)
+    assert_placement(pca.transform(Xte), backend=bk, shape=(30, 3))
+    white = backend.to_numpy(PCA(whiten=True, eps=0.0).fit_transform(Xtr))
+    np.testing.assert_allclose(white.T @ white / white.shape[0], np.eye(5), atol=1e-8)
+    full = PCA().fit(Xtr)
+    np.testing.assert_allclose(backend.to_numpy(full.inverse_transform(full.transform(Xte))), backend.to_numpy(Xte),
+                               rtol=1e-10)
+
+
+def test_errors():
+    X = np.ones((4, 3))
+    with pytest.raises(RuntimeError, match="not fitted"):
+        MeanSubtraction().transform(X)
+    ms = MeanSubtraction().fit(X)
+    with pytest.raises(ValueError, match=r"shape \(N, 3\)"):
+        ms.transform(np.ones((2, 2)))
+    strict = backend.get_backend("array_api_strict", device="device1")
+    with pytest.raises(backend.BackendMismatchError, match="backend.to_backend"):
+        ms.transform(strict.asarray(X))
+    with pytest.raises(ValueError, match="exceeds"):
+        PCA(n_components=4).fit(X)
