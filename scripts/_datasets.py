@@ -127,14 +127,14 @@ def _cifar10(data_dir, num_train, num_val, num_test):
     root = cifar10_root(data_dir)  # a clear error before anything is read
     from classifiers.data_utils import load_CIFAR10
 
-    X_pool, y_pool, X_test, y_test = (backend.to_numpy(a) for a in load_CIFAR10(root))
+    X_pool, y_pool, X_test, y_test = (backend.to_numpy(a) for a in load_CIFAR10(root, dtype="float32"))
     n = X_pool.shape[0]
     num_train = n - num_val if num_train is None else num_train
     if num_train + num_val > n or num_test > X_test.shape[0]:
         raise UsageError(f"asked for {num_train} train + {num_val} val + {num_test} test images but {root} has "
                          f"{n} training and {X_test.shape[0]} test images")
-    # The course's split: validation is the tail of the training batches, test is test_batch.
-    train, val = slice(0, num_train), slice(n - num_val, n)
+    # The course's split: the first images train, the next ones validate, test_batch tests.
+    train, val = slice(0, num_train), slice(num_train, num_train + num_val)
     flat = [np.reshape(a, (a.shape[0], -1)).astype(np.float64) / 255.0
             for a in (X_pool[train], X_pool[val], X_test[:num_test])]
     parts = (flat[0], y_pool[train], flat[1], y_pool[val], flat[2], y_test[:num_test])

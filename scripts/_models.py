@@ -94,12 +94,11 @@ def _has_f64(x) -> bool:
 
 def _with_bias(data, split: str):
     """``X_split`` with a column of ones appended (the bias trick of the linear classifiers), cached."""
+    from classifiers.data_utils import append_bias
+
     cache = data.extra.setdefault("with_bias", {})
     if split not in cache:
-        X = getattr(data, f"X_{split}")
-        xp, device = backend.namespace_and_device(X)
-        ones = xp.ones((X.shape[0], 1), dtype=X.dtype, device=device)
-        cache[split] = xp.concat([X, ones], axis=1)
+        cache[split] = append_bias(getattr(data, f"X_{split}"))
     return cache[split]
 
 
@@ -228,8 +227,9 @@ def _host_predict(fit_: Fit, bk, dtype):
     def predict(X_host):
         X = bk.asarray(X_host.astype(dtype))
         if fit_.model in LINEAR:
-            xp = bk.xp
-            X = xp.concat([X, xp.ones((X.shape[0], 1), dtype=X.dtype, device=bk.device)], axis=1)
+            from classifiers.data_utils import append_bias
+
+            X = append_bias(X)
         return backend.to_numpy(fit_.estimator.predict(X))
     return predict
 
@@ -256,9 +256,8 @@ def save(fit_: Fit, data, bk, run_dir, *, prefix: str | None = None) -> dict:
             _runs.plot_image_grid(run_dir / files["weights"], W, data.image_shape, titles=data.class_names,
                                   title=f"{title}: one template per class")
     elif fit_.model == "twolayer":
-        from nets.diagnostics import first_layer_images
-
         from nets import save_model
+        from nets.diagnostics import first_layer_images
 
         files["checkpoint"] = f"{name}.npz"
         save_model(run_dir / files["checkpoint"], fit_.estimator, hyperparams=hyper, history=fit_.history)
