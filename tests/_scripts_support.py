@@ -13,9 +13,7 @@ import tarfile
 import threading
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-SCRIPTS = ROOT / "scripts"
-if str(SCRIPTS) not in sys.path:
-    sys.path.insert(0, str(SCRIPTS))
+SCRIPTS = ROOT / "scripts"  # on sys.path through pytest's `pythonpath` (pyproject.toml)
 
 # Small enough that a run of all four models takes about a second. A flag no model of a run takes
 # is an error, so the training flags are added only where the models take them.

@@ -2,16 +2,15 @@
 
 import json
 
+import _progress
 import numpy as np
 import pytest
+import train
+
+import backend
+from backend.io import load_npz
 
 from ._scripts_support import SHORT, SMALL_NET, TINY, assert_png, run_script
-
-import _progress  # noqa: E402,I001  (scripts/ is put on sys.path by _scripts_support)
-import train  # noqa: E402
-
-import backend  # noqa: E402
-from backend.io import load_npz  # noqa: E402
 
 
 def _run(tmp_path, capsys, *args):
