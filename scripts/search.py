@@ -140,6 +140,44 @@ def coarse_ranges(args, model: str, base: dict) -> tuple[dict, set]:
     return ranges, integers
 
 
+def _rank_key(trial: dict) -> tuple:
+    # Ties go to fine trials: they are fully trained, coarse ones are not.
+    return trial["val_acc"], trial["stage"] == "fine"
+
+
+def run_stages(args, model, base, ranges, integers, data, bk, progress):
+    """The coarse stage, then the fine one over the span of the best coarse trials.
+
+    Returns the trials (dicts, in the order run), the best :class:`_models.Fit` (the first of the
+    ranking) and the ranges each stage sampled from.
+    """
+    rng = np.random.default_rng(args.seed)
+    trials, best, best_key, stage_ranges = [], None, None, {}
+    stages = [("coarse", args.trials)] + ([("fine", args.fine_trials)] if args.fine_trials else [])
+    for stage, count in stages:
+        if stage == "coarse":
+            stage_range, iters = ranges, base.get("num_iters")
+            short = {"num_iters": max(1, round(iters * args.coarse_fraction))} if iters else {}
+        else:
+            stage_range = narrow(ranges, sorted(trials, key=_rank_key, reverse=True)[: args.top], integers)
+            short = {}
+        stage_ranges[stage] = stage_range
+        seen = set()
+        bar = progress(range(count), desc=f"search {stage}", unit="trial")
+        for _ in bar:
+            setting = fresh_sample(rng, stage_range, integers, seen)
+            if setting is None:  # a small integer range (k) has no untried value left
+                break
+            params = {**base, **setting, **short}
+            fit = _models.fit(model, data, bk, params, seed=args.seed, dtype=args.dtype, progress=progress, test=False)
+            trials.append({"stage": stage, "params": setting, "val_acc": fit.val_acc, "train_s": round(fit.train_s, 4),
+                           "final_loss": fit.loss[-1] if fit.loss else None, "hyperparameters": params})
+            if best is None or _rank_key(trials[-1]) > best_key:  # only the best model is kept
+                best, best_key = fit, _rank_key(trials[-1])
+            bar.set_postfix_str(f"best val acc {best.val_acc:.3f}", refresh=False)
+    return trials, best, stage_ranges
+
+
 COLUMNS_END = [("val_acc", "val acc", ".3f"), ("train_s", "train s", ".2f")]
 
 
@@ -159,39 +197,12 @@ def _main(argv) -> int:
         raise _cli.UsageError(f"--top {args.top} is more than the {args.trials} coarse trials")
     bk = _cli.choose_backend(args.backend)
     progress = Progress(quiet=args.quiet)
-    rng = np.random.default_rng(args.seed)
     with _cli.cpu_threads(_datasets.cpu_threads(args, dataset)):
         started = time.perf_counter()
         data = _datasets.load_from_args(args, bk, dataset)
         run_dir = _runs.make_run_dir(args.out, f"search-{dataset}-{model}")
-        trials, best = [], None
-        stages = [("coarse", args.trials, ranges)]
-        if args.fine_trials:
-            stages.append(("fine", args.fine_trials, None))
-        stage_ranges, seen = {}, {"coarse": set(), "fine": set()}
-        for stage, count, stage_range in stages:
-            if stage_range is None:  # fine: the span of the best coarse trials
-                top = sorted(trials, key=lambda t: -t["val_acc"])[: args.top]
-                stage_range = narrow(ranges, top, integers)
-            stage_ranges[stage] = stage_range
-            iters = base.get("num_iters")
-            short = {"num_iters": max(1, round(iters * args.coarse_fraction))} if stage == "coarse" and iters else {}
-            bar = progress(range(count), desc=f"search {stage}", unit="trial")
-            for _ in bar:
-                setting = fresh_sample(rng, stage_range, integers, seen[stage])
-                if setting is None:  # a small integer range (k) has no untried value left
-                    break
-                params = {**base, **setting, **short}
-                fit = _models.fit(model, data, bk, params, seed=args.seed, dtype=args.dtype, progress=progress,
-                                  test=False)
-                trials.append({"stage": stage, "params": {k: params[k] for k in SEARCHED[model]},
-                               "val_acc": fit.val_acc, "train_s": round(fit.train_s, 4),
-                               "final_loss": fit.loss[-1] if fit.loss else None, "hyperparameters": params})
-                # Ties go to the later trial: fine trials are fully trained, coarse ones are not.
-                if best is None or fit.val_acc >= best.val_acc:
-                    best = fit
-                bar.set_postfix_str(f"best val acc {best.val_acc:.3f}", refresh=False)
-        ranked = sorted(trials, key=lambda t: (-t["val_acc"], t["stage"] != "fine"))
+        trials, best, stage_ranges = run_stages(args, model, base, ranges, integers, data, bk, progress)
+        ranked = sorted(trials, key=_rank_key, reverse=True)  # stable: earlier trials first among equals
         # The best model's test accuracy is measured once, after the search has chosen it.
         best.test_acc = _models.evaluate(best, data, "test")
         files = _models.save(best, data, bk, run_dir, prefix=f"best_{model}")
