@@ -149,8 +149,9 @@ def fetch_cifar10(data_dir=None, *, url: str = CIFAR10_URL, md5: str | None = CI
     """
     data_dir = Path(data_dir if data_dir is not None else default_data_dir()).expanduser()
     final = data_dir / CIFAR10_DIRNAME
-    if not force and find_cifar10(data_dir) == final:
-        return final
+    existing = find_cifar10(data_dir)  # data_dir may be the dataset directory itself
+    if existing is not None and not force:
+        return existing
     if progress is None:
         from tqdm.auto import tqdm
 

@@ -44,6 +44,8 @@ def test_good_archive(tmp_path, archive, capsys):
     out = capsys.readouterr().out.strip()
     root = tmp_path / "cache" / "cifar-10-batches-py"
     assert out.splitlines() == [str(root), str(root)]
+    assert download_cifar10.main(["--data-dir", str(root), "--url", "http://127.0.0.1:9/never", "--quiet"]) == 0
+    assert capsys.readouterr().out.strip() == str(root)  # given the dataset directory itself: nothing to do
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["cifar-10-batches-py"]  # no temp files
     assert sorted(p.name for p in root.iterdir()) == sorted(_download.CIFAR10_FILES)
     from classifiers.data_utils import load_CIFAR10
