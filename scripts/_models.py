@@ -40,8 +40,8 @@ DATASET_DEFAULTS = {
     "digits": {},
     "cifar10": {
         "knn": {"k": 10},
-        "svm": {"learning_rate": 5e-3, "reg": 0.5},
-        "softmax": {"learning_rate": 5e-3, "reg": 0.5},
+        "svm": {"learning_rate": 0.01, "reg": 0.01},
+        "softmax": {"learning_rate": 0.03, "reg": 1e-3},
         "twolayer": {"hidden_size": 200, "learning_rate": 0.05, "learning_rate_decay": 0.95, "reg": 1e-3,
                      "num_iters": 3000, "batch_size": 200},
     },
