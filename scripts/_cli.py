@@ -9,6 +9,7 @@ into one line ``error: ...`` on stderr and exit status 2, never a traceback. Set
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 import os
 import sys
@@ -17,6 +18,24 @@ from _download import DownloadError
 
 import backend
 from backend.io import CorruptFileError
+
+# The scripts' own dependencies (the `scripts` extra), checked before any script module imports
+# them: a checkout installed without the extra gets one line saying what to install.
+_NEEDED = {"matplotlib": "matplotlib", "tqdm": "tqdm", "sklearn": "scikit-learn", "threadpoolctl": "threadpoolctl"}
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+_missing = [pkg for mod, pkg in _NEEDED.items() if not _installed(mod)]
+if _missing:
+    print(f"error: the scripts need {', '.join(_missing)}: install them with pip install -e '.[scripts]'",
+          file=sys.stderr)
+    raise SystemExit(2)
 
 __all__ = [
     "ArgumentParser",

@@ -1,5 +1,8 @@
 """The mistakes people make on the command line end with one line ``error: ...`` and status 2."""
 
+import subprocess
+import sys
+
 import _cli
 import download_cifar10
 import pytest
@@ -9,7 +12,7 @@ import train
 import backend
 from backend import _select
 
-from ._scripts_support import TINY, assert_one_line_error, run_script
+from ._scripts_support import SCRIPTS, TINY, assert_one_line_error, run_script
 
 TRAIN_MISTAKES = [
     (["--backend", "tpu"], "unknown backend 'tpu'"),
@@ -120,6 +123,23 @@ def test_a_fresh_interpreter_prints_no_traceback():
     proc = run_script("train.py", "--backend", "no-such-backend")
     assert_one_line_error(proc.returncode, proc.stderr, "unknown backend")
     assert proc.stdout == ""
+
+
+def test_missing_script_dependencies_are_named():
+    # A checkout installed without the scripts extra: tqdm and scikit-learn cannot be found.
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('tqdm', 'sklearn'):\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        f"sys.path.insert(0, {str(SCRIPTS)!r})\n"
+        "sys.argv = ['train.py']\n"
+        "import runpy; runpy.run_path(sys.path[0] + '/train.py', run_name='__main__')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert_one_line_error(proc.returncode, proc.stderr, "the scripts need tqdm, scikit-learn", ".[scripts]")
 
 
 def test_xpml_traceback_shows_the_traceback(monkeypatch):
