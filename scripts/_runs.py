@@ -67,7 +67,7 @@ def write_json(path, obj) -> None:
         raise
 
 
-def report(prog: str, argv, args, data, bk, run_dir, started: float) -> dict:
+def report(prog: str, argv, args, data, bk, run_dir, started: float, *, threads: int | None) -> dict:
     """What every run records about itself: command, data, backend, device, seed, time."""
     import platform
     import sys
@@ -80,7 +80,7 @@ def report(prog: str, argv, args, data, bk, run_dir, started: float) -> dict:
         "device": bk.device_name,
         "seed": args.seed,
         "dtype": args.dtype,
-        "cpu_threads": args.cpu_threads,
+        "cpu_threads": threads,  # BLAS threads; None: the BLAS default
         "total_s": round(time.perf_counter() - started, 3),
         "python": platform.python_version(),
         "numpy": np.__version__,

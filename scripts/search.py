@@ -197,7 +197,8 @@ def _main(argv) -> int:
         raise _cli.UsageError(f"--top {args.top} is more than the {args.trials} coarse trials")
     bk = _cli.choose_backend(args.backend)
     progress = Progress(quiet=args.quiet)
-    with _cli.cpu_threads(_datasets.cpu_threads(args, dataset)):
+    threads = _datasets.cpu_threads(args, dataset)
+    with _cli.cpu_threads(threads):
         started = time.perf_counter()
         data = _datasets.load_from_args(args, bk, dataset)
         run_dir = _runs.make_run_dir(args.out, f"search-{dataset}-{model}")
@@ -212,7 +213,7 @@ def _main(argv) -> int:
     warnings = [f"the best {k} ({best.params[k]:g}) is at the edge of the coarse range {lo:g}..{hi:g}: "
                 f"widen it (--{SEARCHED[model][k][0][2:]}) and search again"
                 for k, (lo, hi) in ranges.items() if at_edge(best.params[k], lo, hi, integer=k in integers)]
-    report = _runs.report("search.py", argv, args, data, bk, run_dir, started)
+    report = _runs.report("search.py", argv, args, data, bk, run_dir, started, threads=threads)
     report |= {"model": model, "ranges": {s: {k: list(v) for k, v in r.items()} for s, r in stage_ranges.items()},
                "trials": ranked, "best": {**best.summary(), "files": files}, "warnings": warnings}
     _runs.write_json(run_dir / "results.json", report)

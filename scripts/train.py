@@ -59,7 +59,8 @@ def _main(argv) -> int:
     params = _models.hyperparameters(args, models, dataset)
     bk = _cli.choose_backend(args.backend)
     progress = Progress(quiet=args.quiet)
-    with _cli.cpu_threads(_datasets.cpu_threads(args, dataset)):
+    threads = _datasets.cpu_threads(args, dataset)
+    with _cli.cpu_threads(threads):
         started = time.perf_counter()
         data = _datasets.load_from_args(args, bk, dataset)
         run_dir = _runs.make_run_dir(args.out, f"{dataset}-{'+'.join(models)}")
@@ -70,7 +71,7 @@ def _main(argv) -> int:
             results[model] = {**fit.summary(), "files": files, "history": fit.history}
             rows.append({**fit.summary(), "backend": bk.label, "device": bk.device_name,
                          "settings": _models.settings(fit.params)})
-    report = _runs.report("train.py", argv, args, data, bk, run_dir, started)
+    report = _runs.report("train.py", argv, args, data, bk, run_dir, started, threads=threads)
     report["models"] = results
     _runs.write_json(run_dir / "results.json", report)
     if args.json:
