@@ -169,8 +169,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         help="numpy, cupy (or cupy:N for device N), array_api_strict or auto (CuPy when a CUDA GPU works, "
              "else NumPy); default: $XPML_BACKEND, else auto",
     )
-    g.add_argument("--seed", type=natural, default=0, help="seed of initialisation and minibatches (default: 0); "
-                   "the same seed on the same backend gives the same results")
+    g.add_argument("--seed", type=natural, default=0, metavar="N",
+                   help="seed of initialisation and minibatches (default: 0); "
+                        "the same seed on the same backend gives the same results")
     g.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                    help="floating dtype of data and parameters (default: float32)")
     g.add_argument("--out", metavar="DIR", help="run folder (default: runs/<timestamp>-<what>)")

@@ -175,9 +175,9 @@ def add_data_arguments(parser) -> None:
     g = parser.add_argument_group("data")
     g.add_argument("--dataset", choices=DATASETS, help="digits (default; ships with scikit-learn), "
                    "cifar10 (from --data-dir, or --download it) or spiral")
-    g.add_argument("--num-train", type=_cli.count, help="training examples (default: all that are left)")
-    g.add_argument("--num-val", type=_cli.count, help="validation examples")
-    g.add_argument("--num-test", type=_cli.count, help="test examples")
+    g.add_argument("--num-train", type=_cli.count, metavar="N", help="training examples (default: all that are left)")
+    g.add_argument("--num-val", type=_cli.count, metavar="N", help="validation examples")
+    g.add_argument("--num-test", type=_cli.count, metavar="N", help="test examples")
     g.add_argument("--download", action="store_true",
                    help="fetch CIFAR-10 into --data-dir first if it is not there (implies --dataset cifar10)")
     download_cifar10.add_download_arguments(parser)

@@ -312,7 +312,8 @@ def defaults_help(dataset: str = "digits") -> str:
 def add_hyperparameter_arguments(parser) -> None:
     g = parser.add_argument_group("hyperparameters (default: per model and dataset, listed below)")
     for flag, key, kind, choices, text in HYPER_FLAGS:
-        g.add_argument(flag, dest=key, type=kind, choices=choices, help=text)
+        metavar = None if choices else ("N" if kind is _cli.count else "X")
+        g.add_argument(flag, dest=key, type=kind, choices=choices, metavar=metavar, help=text)
 
 
 def hyperparameters(args, models: list[str], dataset: str) -> dict:

@@ -23,7 +23,7 @@ def add_download_arguments(parser) -> None:
                    help=f"cache directory for datasets (default: $XPML_DATA_DIR, else {default_data_dir()})")
     g.add_argument("--url", default=CIFAR10_URL, help="where the archive is (default: the official one)")
     g.add_argument("--md5", default=CIFAR10_MD5, help="expected MD5 of the archive (default: the published one)")
-    g.add_argument("--timeout", type=_cli.positive, default=60.0,
+    g.add_argument("--timeout", type=_cli.positive, default=60.0, metavar="S",
                    help="seconds without data before giving up (default: 60)")
 
 

@@ -107,11 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("model", nargs="?", default="twolayer", choices=_models.MODELS,
                         help="the model to tune (default: twolayer)")
     s = parser.add_argument_group("search")
-    s.add_argument("--trials", type=_cli.count, default=12, help="coarse trials (default: 12)")
-    s.add_argument("--fine-trials", type=int, default=8, help="fine trials; 0 skips the fine stage (default: 8)")
-    s.add_argument("--top", type=_cli.count, default=3,
+    s.add_argument("--trials", type=_cli.count, default=12, metavar="N", help="coarse trials (default: 12)")
+    s.add_argument("--fine-trials", type=int, default=8, metavar="N",
+                   help="fine trials; 0 skips the fine stage (default: 8)")
+    s.add_argument("--top", type=_cli.count, default=3, metavar="N",
                    help="coarse trials whose span the fine stage searches (default: 3)")
-    s.add_argument("--coarse-fraction", type=_cli.fraction, default=0.25,
+    s.add_argument("--coarse-fraction", type=_cli.fraction, default=0.25, metavar="F",
                    help="share of --num-iters a coarse trial trains for (default: 0.25)")
     for flag, text in RANGE_FLAGS.items():
         s.add_argument(flag, nargs=2, type=_range_type, metavar=("LO", "HI"),
