@@ -28,6 +28,13 @@ def fold_slices(n: int, num_folds: int, /) -> list[slice]:
     return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
+def _nonempty_list(values, name: str) -> list:
+    values = list(values)
+    if not values:
+        raise ValueError(f"{name} is empty: give at least one hyperparameter value")
+    return values
+
+
 def _splits(xp, X, y, num_folds):
     """Yield ``(X_train, y_train, X_val, y_val)`` for each fold."""
     folds = fold_slices(X.shape[0], num_folds)
@@ -61,9 +68,7 @@ def cross_validate(X, y, /, *, candidates, fit_and_score, num_folds: int = 5) ->
         order of ``candidates``; plot the mean and standard deviation per candidate.
     """
     xp, _, _ = check_train_set(X, y)
-    candidates = list(candidates)
-    if not candidates:
-        raise ValueError("candidates is empty: give at least one hyperparameter value")
+    candidates = _nonempty_list(candidates, "candidates")
     if not callable(fit_and_score):
         raise TypeError(f"fit_and_score must be callable, got {fit_and_score!r}")
     results = {c: [] for c in candidates}
@@ -88,9 +93,7 @@ def knn_cross_validate(X, y, /, *, k_choices, num_folds: int = 5, metric: str = 
         ``{k: [accuracy per fold]}`` as Python floats, in the order of ``k_choices``.
     """
     xp, _, num_classes = check_train_set(X, y)
-    k_choices = list(k_choices)
-    if not k_choices:
-        raise ValueError("k_choices is empty")
+    k_choices = _nonempty_list(k_choices, "k_choices")
     for k in k_choices:
         check_positive(k, name="k", integer=True)
     results = {k: [] for k in k_choices}

@@ -22,9 +22,10 @@ def _coords(shape):
     return itertools.product(*(range(n) for n in shape))
 
 
-def _check_perturbable(xp, x):
+def _check_point(xp, x, h):
     if not xp.isdtype(x.dtype, "real floating"):
         raise TypeError(f"x must have a real floating dtype to be perturbed, got {x.dtype}")
+    check_positive(h, name="h")
 
 
 def _at_shifted(f, x, idx, old, step):
@@ -35,6 +36,12 @@ def _at_shifted(f, x, idx, old, step):
         return f(x)
     finally:
         x[idx] = old
+
+
+def _centred(f, x, idx, h, read):
+    """``(read(f(x + h e_idx)), read(f(x - h e_idx)))``; ``read`` takes the value before x moves again."""
+    old = float(x[idx])
+    return read(_at_shifted(f, x, idx, old, h)), read(_at_shifted(f, x, idx, old, -h))
 
 
 def eval_numerical_gradient(f, x, /, *, h: float = 1e-5):
@@ -59,13 +66,10 @@ def eval_numerical_gradient(f, x, /, *, h: float = 1e-5):
     float32 the rounding of ``f`` (about 1e-7 relative) divided by ``2 h`` swamps the result.
     """
     xp, device = backend.namespace_and_device(x)
-    _check_perturbable(xp, x)
-    check_positive(h, name="h")
+    _check_point(xp, x, h)
     grads = []
     for idx in _coords(x.shape):
-        old = float(x[idx])
-        fxph = float(_at_shifted(f, x, idx, old, h))
-        fxmh = float(_at_shifted(f, x, idx, old, -h))
+        fxph, fxmh = _centred(f, x, idx, h, float)
         grads.append((fxph - fxmh) / (2 * h))
     return xp.reshape(xp.asarray(grads, dtype=x.dtype, device=device), x.shape)
 
@@ -86,13 +90,10 @@ def eval_numerical_gradient_array(f, x, df, /, *, h: float = 1e-5):
     ``x`` moves again, since ``f`` may return a view of its input or of a buffer it reuses.
     """
     xp, device = backend.namespace_and_device(x, df)
-    _check_perturbable(xp, x)
-    check_positive(h, name="h")
+    _check_point(xp, x, h)
     grads = []
     for idx in _coords(x.shape):
-        old = float(x[idx])
-        pos = xp.asarray(_at_shifted(f, x, idx, old, h), copy=True)
-        neg = xp.asarray(_at_shifted(f, x, idx, old, -h), copy=True)
+        pos, neg = _centred(f, x, idx, h, lambda v: xp.asarray(v, copy=True))
         grads.append(xp.sum((pos - neg) * df) / (2 * h))
     if not grads:
         return xp.zeros(x.shape, dtype=x.dtype, device=device)
@@ -128,19 +129,18 @@ def grad_check_sparse(f, x, analytic_grad, /, *, num_checks: int = 10, h: float 
         The relative error ``|n - a| / (|n| + |a|)`` at each checked coordinate (0 where both are 0).
     """
     xp, _ = backend.namespace_and_device(x, analytic_grad)
-    _check_perturbable(xp, x)
+    _check_point(xp, x, h)
     if tuple(analytic_grad.shape) != tuple(x.shape):
         raise ValueError(f"analytic_grad has shape {tuple(analytic_grad.shape)}, x has {tuple(x.shape)}")
     check_positive(num_checks, name="num_checks", integer=True)
-    check_positive(h, name="h")
     if x.size == 0:
         raise ValueError("x is empty: there is no coordinate to check")
     draws = backend.to_numpy(backend.Generator(seed).integers(0, math.prod(x.shape), (num_checks,)))
     errors = []
     for flat in draws.tolist():
         idx = tuple(_unravel(flat, x.shape))
-        old = float(x[idx])
-        numeric = (float(_at_shifted(f, x, idx, old, h)) - float(_at_shifted(f, x, idx, old, -h))) / (2 * h)
+        fxph, fxmh = _centred(f, x, idx, h, float)
+        numeric = (fxph - fxmh) / (2 * h)
         analytic = float(analytic_grad[idx])
         errors.append(_relative(numeric, analytic))
         if verbose:

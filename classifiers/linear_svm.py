@@ -7,6 +7,7 @@ import array_api_extra as xpx
 import backend
 
 from ._checks import check_loss_inputs
+from ._naive_loss import naive_loss
 
 __all__ = ["svm_loss_naive", "svm_loss_vectorized"]
 
@@ -41,28 +42,23 @@ def svm_loss_naive(W, X, y, reg, /):
     -----
     See :func:`svm_loss_vectorized` for the formula.
     """
-    xp, device = check_loss_inputs(W, X, y, reg)
-    num_train, num_classes = X.shape[0], W.shape[1]
-    labels = backend.to_numpy(y).tolist()  # the loops index by label, as the course's code does
-    loss = xp.zeros((), dtype=W.dtype, device=device)
-    # dW is built column by column and stacked at the end: no element assignment on the device.
-    columns = [xp.zeros(W.shape[0], dtype=W.dtype, device=device) for _ in range(num_classes)]
-    for i in range(num_train):
-        scores = X[i, :] @ W
-        correct = scores[labels[i]]
-        for j in range(num_classes):
-            if j == labels[i]:
-                continue
-            margin = scores[j] - correct + _DELTA
-            # 1 where the hinge is active; multiplying by it instead of branching on `margin > 0`
-            # avoids reading every margin back from the device.
-            active = xp.astype(margin > 0, W.dtype)
-            loss = loss + active * margin
-            columns[j] = columns[j] + active * X[i, :]
-            columns[labels[i]] = columns[labels[i]] - active * X[i, :]
-    loss = loss / num_train + reg * xp.sum(W * W)
-    dW = xp.stack(columns, axis=1) / num_train + 2 * reg * W
-    return loss, dW
+    return naive_loss(W, X, y, reg, _svm_example)
+
+
+def _svm_example(xp, scores, label):
+    """Hinge loss of one example and its gradient with respect to the scores, class by class."""
+    loss, dscores = 0.0, [0.0] * scores.shape[0]
+    for j in range(scores.shape[0]):
+        if j == label:
+            continue
+        margin = scores[j] - scores[label] + _DELTA
+        # 1 where the hinge is active; multiplying by it instead of branching on `margin > 0`
+        # avoids reading every margin back from the device.
+        active = xp.astype(margin > 0, scores.dtype)
+        loss = loss + active * margin
+        dscores[j] = active
+        dscores[label] = dscores[label] - active
+    return loss, dscores
 
 
 def svm_loss_vectorized(W, X, y, reg, /):

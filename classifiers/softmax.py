@@ -7,6 +7,7 @@ import array_api_extra as xpx
 import backend
 
 from ._checks import check_loss_inputs
+from ._naive_loss import naive_loss
 
 __all__ = ["softmax_loss_naive", "softmax_loss_vectorized"]
 
@@ -37,24 +38,19 @@ def softmax_loss_naive(W, X, y, reg, /):
     -----
     See :func:`softmax_loss_vectorized` for the formula.
     """
-    xp, device = check_loss_inputs(W, X, y, reg)
-    num_train, num_classes = X.shape[0], W.shape[1]
-    labels = backend.to_numpy(y).tolist()
-    loss = xp.zeros((), dtype=W.dtype, device=device)
-    columns = [xp.zeros(W.shape[0], dtype=W.dtype, device=device) for _ in range(num_classes)]
-    for i in range(num_train):
-        scores = X[i, :] @ W
-        # Shifting by the max leaves the softmax unchanged and keeps exp() from overflowing.
-        scores = scores - xp.max(scores)
-        log_norm = xp.log(xp.sum(xp.exp(scores)))
-        loss = loss + log_norm - scores[labels[i]]
-        for j in range(num_classes):
-            prob = xp.exp(scores[j] - log_norm)
-            coeff = prob - 1.0 if j == labels[i] else prob
-            columns[j] = columns[j] + coeff * X[i, :]
-    loss = loss / num_train + reg * xp.sum(W * W)
-    dW = xp.stack(columns, axis=1) / num_train + 2 * reg * W
-    return loss, dW
+    return naive_loss(W, X, y, reg, _softmax_example)
+
+
+def _softmax_example(xp, scores, label):
+    """Cross-entropy of one example and its gradient with respect to the scores, class by class."""
+    # Shifting by the max leaves the softmax unchanged and keeps exp() from overflowing.
+    scores = scores - xp.max(scores)
+    log_norm = xp.log(xp.sum(xp.exp(scores)))
+    dscores = []
+    for j in range(scores.shape[0]):
+        prob = xp.exp(scores[j] - log_norm)
+        dscores.append(prob - 1.0 if j == label else prob)
+    return log_norm - scores[label], dscores
 
 
 def softmax_loss_vectorized(W, X, y, reg, /):

@@ -148,3 +148,20 @@ def test_bad_input_is_refused():
         fresh.train(nb.asarray(Xtr + np.inf), nb.asarray(ytr))
     with pytest.raises(backend.BackendMismatchError):
         fresh.train(nb.asarray(Xtr), strict.asarray(ytr))
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_chunks_of_the_distance_matrix_fit_the_budget(metric):
+    nb = backend.get_backend("numpy")
+    Xtr, ytr, Xte = _data(M=40, N=30, D=8)
+    budget = 4096
+    knn = KNearestNeighbor(metric, memory_budget=budget).train(nb.asarray(Xtr, dtype=np.float32), nb.asarray(ytr))
+    sizes = []
+
+    def progress(chunks):
+        sizes.extend(s.stop - s.start for s in chunks)
+        return chunks
+
+    knn.predict(nb.asarray(Xte, dtype=np.float32), k=3, progress=progress)
+    assert sum(sizes) == 30 and len(sizes) > 1
+    assert max(sizes) * 40 * 4 <= budget  # the (chunk, num_train) float32 block

@@ -1,0 +1,107 @@
+"""Reproduce the kNN figures of CS231n assignment 1 on CIFAR-10 (the RESULTS.md numbers).
+
+The course subset: the first 5,000 training and first 500 test images, flattened, L2 distance.
+Reports the test accuracy for k = 1 and k = 5, runs 5-fold cross-validation over k, plots the
+mean and spread per k, and reports the test accuracy of the best k trained on all 5,000.
+
+usage: python scripts/reproduce_knn.py --data-dir /tmp/cifar10 [--plot docs/knn_cv.png] [--backend numpy]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import sys
+import time
+
+import numpy as np
+
+import backend
+from classifiers import KNearestNeighbor, knn_cross_validate, load_CIFAR10
+
+K_CHOICES = [1, 3, 5, 8, 10, 12, 15, 20, 50, 100]
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data-dir", required=True,
+                   help="the cifar-10-batches-py directory or its parent (write it with "
+                        "`python ../shared/data/make_cifar10.py /tmp/cifar10`)")
+    p.add_argument("--backend", default="numpy", help="numpy, cupy, array_api_strict or auto (default numpy)")
+    p.add_argument("--dtype", default="float64", choices=["float32", "float64"],
+                   help="float64 as the course's notebook (default)")
+    p.add_argument("--num-train", type=int, default=5000)
+    p.add_argument("--num-test", type=int, default=500)
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--plot", default="docs/knn_cv.png", help="where to save the cross-validation plot")
+    args = p.parse_args(argv)
+    if not os.path.isdir(args.data_dir):
+        p.error(f"--data-dir {args.data_dir!r} is not a directory; write CIFAR-10 there first with "
+                f"`python ../shared/data/make_cifar10.py {args.data_dir}`")
+    return args
+
+
+def accuracy(pred, y) -> float:
+    return float(np.mean(backend.to_numpy(pred) == backend.to_numpy(y)))
+
+
+def plot(results, best_k, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ks = list(results)
+    accs = np.array([results[k] for k in ks])
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for k, row in zip(ks, accs, strict=True):
+        ax.scatter([k] * len(row), row, s=12, color="0.6")
+    ax.errorbar(ks, accs.mean(1), yerr=accs.std(1), marker="o", capsize=3, label="mean ± std over folds")
+    ax.axvline(best_k, color="C3", ls=":", label=f"best k = {best_k}")
+    ax.set_xscale("log")
+    ax.set_xticks(ks, [str(k) for k in ks])
+    ax.set_xlabel("k")
+    ax.set_ylabel("cross-validation accuracy")
+    ax.set_title(f"kNN (L2) on CIFAR-10: {accs.shape[1]}-fold cross-validation on {len(ks)} values of k")
+    ax.legend()
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    bk = backend.get_backend(args.backend)
+    # float32 holds the 0..255 pixels exactly and halves the loader's memory; the subset is cast after.
+    Xtr, ytr, Xte, yte = load_CIFAR10(args.data_dir, dtype="float32")
+    Xtr = bk.asarray(Xtr[: args.num_train].reshape(args.num_train, -1).astype(args.dtype))
+    ytr = bk.asarray(ytr[: args.num_train])
+    Xte = bk.asarray(Xte[: args.num_test].reshape(args.num_test, -1).astype(args.dtype))
+    yte = bk.asarray(yte[: args.num_test])
+
+    start = time.perf_counter()
+    knn = KNearestNeighbor("l2").train(Xtr, ytr)
+    acc = {k: accuracy(knn.predict(Xte, k=k), yte) for k in (1, 5)}
+    results = knn_cross_validate(Xtr, ytr, k_choices=K_CHOICES, num_folds=args.folds)
+    means = {k: float(np.mean(v)) for k, v in results.items()}
+    best_k = max(K_CHOICES, key=lambda k: (means[k], -k))  # the smaller k on equal means
+    best_acc = accuracy(knn.predict(Xte, k=best_k), yte)
+    elapsed = time.perf_counter() - start
+    plot(results, best_k, args.plot)
+
+    print(f"# {' '.join(['python'] + sys.argv)}")
+    print(f"# {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, {bk.label} on {bk.device_name}, "
+          f"{os.cpu_count()} CPUs, {elapsed:.1f} s")
+    print(f"subset: {args.num_train} train / {args.num_test} test, L2, {args.dtype}")
+    for k, a in acc.items():
+        print(f"k = {k}: test accuracy {a:.3f}")
+    print(f"{args.folds}-fold cross-validation (mean ± std):")
+    for k, v in results.items():
+        print(f"  k = {k:3d}: {np.mean(v):.4f} ± {np.std(v):.4f}   folds {', '.join(f'{a:.3f}' for a in v)}")
+    print(f"best k = {best_k}: test accuracy {best_acc:.3f}")
+    print(f"plot: {args.plot}")
+
+
+if __name__ == "__main__":
+    main()
