@@ -1,0 +1,264 @@
+"""Reproduce the two-layer net results on CIFAR-10 (the "Nets (issue 4)" section of RESULTS.md).
+
+Experiments:
+
+- ``spiral``: the notes' spiral data set, linear softmax against the net (no data needed).
+- ``course``: the assignment's first run (hidden 50, 1000 iterations, batch 200, learning rate
+  1e-4, decay 0.95, reg 0.25, SGD) on the course's split; prints the validation accuracy
+  (the course reports about 0.28-0.29).
+- ``search``: a short random search over learning rate, reg, hidden size and dropout on fewer
+  iterations, printing one line per trial (pick the long runs from it).
+- ``tuned``: the long run(s) picked from the search; prints validation and test accuracy, saves
+  the loss/accuracy curves and the first-layer weights as images and a checkpoint.
+
+Usage::
+
+    python scripts/reproduce_twolayer.py --data-dir /tmp/cifar10 course
+    python scripts/reproduce_twolayer.py --data-dir /tmp/cifar10 search --trials 12 --iters 1500
+    python scripts/reproduce_twolayer.py --data-dir /tmp/cifar10 tuned --out docs
+
+The data directory is the ``cifar-10-batches-py`` folder of the original download (or its
+parent), as written by ``../shared/data/make_cifar10.py``. This script is an edge of the
+program: it may use NumPy and matplotlib directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import backend
+import nets
+from classifiers.data_utils import get_CIFAR10_data
+
+COURSE = dict(hidden_size=50, num_iters=1000, batch_size=200, learning_rate=1e-4, learning_rate_decay=0.95, reg=0.25)
+
+# The tuned configuration, picked from `search` (see RESULTS.md for the trials behind it).
+TUNED = dict(hidden_size=500, init="he", preprocess="standardize", num_iters=8000, batch_size=200,
+             update_rule="adam", learning_rate=5e-4, learning_rate_decay=0.92, reg=1e-3, dropout=0.3)
+
+
+def _cpu() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def load(data_dir: str, bk, *, num_test: int):
+    root = data_dir
+    if root is None or not os.path.isdir(root):
+        sys.exit(f"error: --data-dir {data_dir!r} is not a directory. Write CIFAR-10 there first, e.g. "
+                 "python ../shared/data/make_cifar10.py /tmp/cifar10, then pass --data-dir /tmp/cifar10")
+    try:
+        # Mean subtraction is done by nets.preprocessing below, so the loader gives raw pixels.
+        return get_CIFAR10_data(root, num_test=num_test, num_dev=0, subtract_mean=False, bias_trick=False,
+                                dtype="float32", xp=bk)
+    except FileNotFoundError as exc:
+        sys.exit(f"error: no CIFAR-10 batches under {data_dir!r} ({exc}); expected cifar-10-batches-py/"
+                 "data_batch_1..5 and test_batch")
+
+
+def preprocess(data: dict, kind: str) -> dict:
+    """Fit the preprocessing on the training split and apply it to every split."""
+    if kind == "mean":
+        pre = nets.MeanSubtraction()
+    elif kind == "standardize":
+        pre = nets.Standardization()
+    elif kind.startswith("pca"):  # "pca-whiten:K" or "pca:K"
+        name, _, k = kind.partition(":")
+        pre = nets.PCA(n_components=int(k) if k else None, whiten=name == "pca-whiten", eps=1e-2 * 255)
+    else:
+        raise ValueError(f"unknown preprocessing {kind!r}")
+    out = dict(data)
+    out["X_train"] = pre.fit_transform(data["X_train"])
+    for split in ("val", "test"):
+        out[f"X_{split}"] = pre.transform(data[f"X_{split}"])
+    return out
+
+
+def accuracy(net, X, y) -> float:
+    return float(np.mean(backend.to_numpy(net.predict(X)) == backend.to_numpy(y)))
+
+
+def run(data: dict, cfg: dict, *, seed: int = 0, verbose: bool = False):
+    cfg = dict(cfg)
+    hidden = cfg.pop("hidden_size")
+    init = cfg.pop("init", "std")
+    std = cfg.pop("std", 1e-4)
+    cfg.pop("preprocess", None)
+    D = data["X_train"].shape[1]
+    net = nets.TwoLayerNet(D, hidden, 10, std, init=init, seed=seed, xp=backend.backend_of(data["X_train"]))
+    t0 = time.perf_counter()
+    hist = net.train(data["X_train"], data["y_train"], data["X_val"], data["y_val"], verbose=verbose, **cfg)
+    backend.synchronize(net.params["W1"])
+    return net, hist, time.perf_counter() - t0
+
+
+def cmd_course(args, bk):
+    data = preprocess(load(args.data_dir, bk, num_test=1000), "mean")
+    net, hist, secs = run(data, COURSE, verbose=args.verbose)
+    val = accuracy(net, data["X_val"], data["y_val"])
+    print(json.dumps({"experiment": "course", **COURSE, "val_acc": round(val, 4),
+                      "final_loss": round(hist["loss_history"][-1], 4), "seconds": round(secs, 1)}))
+
+
+def cmd_spiral(args, bk):
+    """The notes' spiral: linear softmax vs the net (hidden 100), full batch, step 1.0.
+
+    The notes' penalty is 0.5 * reg * |W|^2 with reg = 1e-3; xpml's is reg * |W|^2, so reg = 5e-4.
+    """
+    from classifiers import Softmax
+    from classifiers.data_utils import append_bias, make_spiral
+
+    X, y = make_spiral(100, 3, xp=bk)
+    Xb = append_bias(X)
+    clf = Softmax(seed=0)
+    losses = clf.train(Xb, y, learning_rate=1.0, reg=5e-4, num_iters=200, batch_size=300)
+    lin = float(np.mean(backend.to_numpy(clf.predict(Xb)) == backend.to_numpy(y)))
+    print(json.dumps({"experiment": "spiral-linear", "train_acc": round(lin, 4), "final_loss": round(losses[-1], 4)}))
+    net = nets.TwoLayerNet(2, 100, 3, std=0.01, seed=0, xp=bk)
+    hist = net.train(X, y, learning_rate=1.0, learning_rate_decay=1.0, reg=5e-4, num_iters=10000, batch_size=None)
+    loss = hist["loss_history"]
+    print(json.dumps({"experiment": "spiral-net", "hidden_size": 100, "train_acc": round(accuracy(net, X, y), 4),
+                      "first_loss": round(loss[0], 4), "final_loss": round(loss[-1], 4)}))
+
+
+def cmd_search(args, bk):
+    rng = np.random.default_rng(args.seed)
+    cache = {}
+    for trial in range(args.trials):
+        pre = str(rng.choice(args.preprocess))
+        if pre not in cache:
+            cache.clear()  # one preprocessed copy of the data at a time
+            cache[pre] = preprocess(load(args.data_dir, bk, num_test=1000), pre)
+        cfg = dict(hidden_size=int(rng.choice(args.hidden)), init="he", preprocess=pre, num_iters=args.iters,
+                   batch_size=200, update_rule=str(rng.choice(args.rules)),
+                   learning_rate=float(10 ** rng.uniform(*args.log_lr)), learning_rate_decay=0.9,
+                   reg=float(10 ** rng.uniform(*args.log_reg)), dropout=float(rng.choice(args.dropout)))
+        net, hist, secs = run(cache[pre], cfg)
+        val = hist["val_acc_history"][-1] if hist["val_acc_history"] else accuracy(net, cache[pre]["X_val"],
+                                                                                   cache[pre]["y_val"])
+        print(json.dumps({"trial": trial, **cfg, "val_acc": round(val, 4), "train_acc": hist["train_acc_history"][-1:],
+                          "final_loss": round(hist["loss_history"][-1], 4), "seconds": round(secs, 1)}), flush=True)
+
+
+def plot_curves(hist: dict, path: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 8))
+    loss = np.asarray(hist["loss_history"])
+    ax1.plot(loss, lw=0.5, alpha=0.5, label="minibatch loss")
+    k = 100
+    if loss.size > k:
+        ax1.plot(np.arange(k - 1, loss.size), np.convolve(loss, np.ones(k) / k, mode="valid"), label=f"mean of {k}")
+    ax1.set_xlabel("iteration")
+    ax1.set_ylabel("loss")
+    ax1.set_title(title)
+    ax1.legend()
+    epochs = np.arange(1, len(hist["val_acc_history"]) + 1)
+    ax2.plot(epochs, hist["train_acc_history"], "o-", label="train (last minibatch)")
+    ax2.plot(epochs, hist["val_acc_history"], "o-", label="validation")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("classification accuracy")
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_weights(net, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = backend.to_numpy(nets.diagnostics.first_layer_images(net.params["W1"], image_shape=(32, 32, 3)))
+    fig = plt.figure(figsize=(8, 8))
+    plt.imshow(grid.astype("uint8"))
+    plt.axis("off")
+    plt.title(f"first-layer weights ({net.hidden_size} units)")
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def cmd_tuned(args, bk):
+    cfg = dict(TUNED)
+    for override in args.set or []:
+        key, _, value = override.partition("=")
+        cfg[key] = type(TUNED.get(key, ""))(value) if key in TUNED else json.loads(value)
+    raw = load(args.data_dir, bk, num_test=10000)
+    data = preprocess(raw, cfg["preprocess"])
+    del raw
+    models = []
+    for seed in range(args.ensemble):
+        net, hist, secs = run(data, cfg, seed=seed, verbose=args.verbose)
+        val = accuracy(net, data["X_val"], data["y_val"])
+        test = accuracy(net, data["X_test"], data["y_test"])
+        print(json.dumps({"experiment": "tuned", "seed": seed, **cfg, "val_acc": round(val, 4),
+                          "test_acc": round(test, 4), "best_epoch_val": round(max(hist["val_acc_history"]), 4),
+                          "final_loss": round(hist["loss_history"][-1], 4), "seconds": round(secs, 1),
+                          "ms_per_iter": round(1e3 * secs / cfg["num_iters"], 2)}), flush=True)
+        models.append(net)
+        if seed == 0:
+            os.makedirs(args.out, exist_ok=True)
+            plot_curves(hist, os.path.join(args.out, "twolayer_curves.png"),
+                        f"two-layer net, hidden {cfg['hidden_size']}, {cfg['update_rule']}, dropout {cfg['dropout']}: "
+                        f"val {val:.3f}, test {test:.3f}")
+            plot_weights(net, os.path.join(args.out, "twolayer_weights.png"))
+            nets.save_model(os.path.join(args.runs, "twolayer_tuned.npz"), net,
+                            hyperparams={k: v for k, v in cfg.items()}, history=hist)
+    if len(models) > 1:
+        ens = nets.Ensemble(models)
+        acc = float(np.mean(backend.to_numpy(ens.predict(data["X_test"])) == backend.to_numpy(data["y_test"])))
+        vacc = float(np.mean(backend.to_numpy(ens.predict(data["X_val"])) == backend.to_numpy(data["y_val"])))
+        print(json.dumps({"experiment": "ensemble", "models": len(models), "val_acc": round(vacc, 4),
+                          "test_acc": round(acc, 4)}))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data-dir", default=None, help="cifar-10-batches-py, or the folder that holds it (not for spiral)")
+    p.add_argument("--backend", default="numpy", help="numpy, cupy, array_api_strict or auto (default numpy)")
+    p.add_argument("--verbose", action="store_true")
+    sub = p.add_subparsers(dest="experiment", required=True)
+    sub.add_parser("course", help="the assignment's first run")
+    sub.add_parser("spiral", help="the notes' spiral (no data needed)")
+    s = sub.add_parser("search", help="a short random search")
+    s.add_argument("--trials", type=int, default=12)
+    s.add_argument("--iters", type=int, default=1500)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--hidden", type=int, nargs="+", default=[200, 500])
+    s.add_argument("--rules", nargs="+", default=["adam", "sgd_momentum"])
+    s.add_argument("--preprocess", nargs="+", default=["standardize"])
+    s.add_argument("--dropout", type=float, nargs="+", default=[0.0, 0.3])
+    s.add_argument("--log-lr", type=float, nargs=2, default=[-4.0, -2.5])
+    s.add_argument("--log-reg", type=float, nargs=2, default=[-4.0, -1.5])
+    t = sub.add_parser("tuned", help="the long run with the picked configuration")
+    t.add_argument("--out", default="docs", help="where the figures go (default docs)")
+    t.add_argument("--runs", default="runs", help="where the checkpoint goes (default runs, not committed)")
+    t.add_argument("--ensemble", type=int, default=1, help="train this many seeds and also report their ensemble")
+    t.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override a key of the tuned configuration")
+    args = p.parse_args(argv)
+    bk = backend.get_backend(args.backend)
+    print(f"# {args.experiment} on {bk.label} ({bk.device_name}; lscpu: {_cpu()}, {os.cpu_count()} cores), "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
+    {"course": cmd_course, "spiral": cmd_spiral, "search": cmd_search, "tuned": cmd_tuned}[args.experiment](args, bk)
+
+
+if __name__ == "__main__":
+    main()
