@@ -7,11 +7,13 @@ is git-ignored). Matplotlib draws off-screen (Agg): no display is needed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -25,7 +27,8 @@ __all__ = [
     "format_table",
     "headline",
     "print_json",
-    "report",
+    "Run",
+    "start",
     "make_run_dir",
     "plot_curves",
     "plot_decision_regions",
@@ -67,25 +70,54 @@ def write_json(path, obj) -> None:
         raise
 
 
-def report(prog: str, argv, args, data, bk, run_dir, started: float, *, threads: int | None) -> dict:
-    """What every run records about itself: command, data, backend, device, seed, time."""
-    import platform
-    import sys
+@dataclass
+class Run:
+    """What a script's run works with: backend, bars, BLAS threads, data and run folder."""
 
-    return {
-        "command": " ".join([prog, *(argv if argv is not None else sys.argv[1:])]),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "dataset": data.describe(),
-        "backend": bk.label,
-        "device": bk.device_name,
-        "seed": args.seed,
-        "dtype": args.dtype,
-        "cpu_threads": threads,  # BLAS threads; None: the BLAS default
-        "total_s": round(time.perf_counter() - started, 3),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "run_dir": str(run_dir),
-    }
+    args: object
+    bk: object
+    progress: object
+    threads: int | None
+    data: object = None
+    run_dir: Path | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+    def report(self, prog: str, argv) -> dict:
+        """What every run records about itself: command, data, backend, device, seed, threads, time."""
+        import platform
+        import sys
+
+        return {
+            "command": " ".join([prog, *(argv if argv is not None else sys.argv[1:])]),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "dataset": self.data.describe(),
+            "backend": self.bk.label,
+            "device": self.bk.device_name,
+            "seed": self.args.seed,
+            "dtype": self.args.dtype,
+            "cpu_threads": self.threads,  # BLAS threads; None: the BLAS default
+            "total_s": round(time.perf_counter() - self.started, 3),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "run_dir": str(self.run_dir),
+        }
+
+
+@contextlib.contextmanager
+def start(args, dataset: str, what: str):
+    """Choose the backend, limit BLAS threads, load the data and make the run folder, in that order
+    (a mistake in the flags is reported before any data is read); yields a :class:`Run`."""
+    import _cli
+    import _datasets
+    from _progress import Progress
+
+    bk = _cli.choose_backend(args.backend)
+    threads = _datasets.cpu_threads(args, dataset)
+    with _cli.cpu_threads(threads):
+        run = Run(args, bk, Progress(quiet=args.quiet), threads)
+        run.data = _datasets.load_from_args(args, bk, dataset)
+        run.run_dir = make_run_dir(args.out, what)
+        yield run
 
 
 def headline(data, args) -> str:

@@ -17,14 +17,12 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
 
 import _cli
 import _datasets
 import _models
 import _runs
 import numpy as np
-from _progress import Progress
 
 # What is searched per model: key -> (flag, integer?). All on a log scale, as the notes advise for
 # scale parameters (learning rate, regularization) and sizes.
@@ -196,14 +194,9 @@ def _main(argv) -> int:
     ranges, integers = coarse_ranges(args, model, base)
     if args.top > args.trials:
         raise _cli.UsageError(f"--top {args.top} is more than the {args.trials} coarse trials")
-    bk = _cli.choose_backend(args.backend)
-    progress = Progress(quiet=args.quiet)
-    threads = _datasets.cpu_threads(args, dataset)
-    with _cli.cpu_threads(threads):
-        started = time.perf_counter()
-        data = _datasets.load_from_args(args, bk, dataset)
-        run_dir = _runs.make_run_dir(args.out, f"search-{dataset}-{model}")
-        trials, best, stage_ranges = run_stages(args, model, base, ranges, integers, data, bk, progress)
+    with _runs.start(args, dataset, f"search-{dataset}-{model}") as run:
+        data, bk, run_dir = run.data, run.bk, run.run_dir
+        trials, best, stage_ranges = run_stages(args, model, base, ranges, integers, data, bk, run.progress)
         ranked = sorted(trials, key=_rank_key, reverse=True)  # stable: earlier trials first among equals
         # The best model's test accuracy is measured once, after the search has chosen it.
         best.test_acc = _models.evaluate(best, data, "test")
@@ -214,7 +207,7 @@ def _main(argv) -> int:
     warnings = [f"the best {k} ({best.params[k]:g}) is at the edge of the coarse range {lo:g}..{hi:g}: "
                 f"widen it (--{SEARCHED[model][k][0][2:]}) and search again"
                 for k, (lo, hi) in ranges.items() if at_edge(best.params[k], lo, hi, integer=k in integers)]
-    report = _runs.report("search.py", argv, args, data, bk, run_dir, started, threads=threads)
+    report = run.report("search.py", argv)
     report |= {"model": model, "ranges": {s: {k: list(v) for k, v in r.items()} for s, r in stage_ranges.items()},
                "trials": ranked, "best": {**best.summary(), "files": files}, "warnings": warnings}
     _runs.write_json(run_dir / "results.json", report)

@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 import _cli
 import _datasets
 import _models
 import _runs
-from _progress import Progress
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,29 +55,24 @@ def _main(argv) -> int:
     models = parse_models(args.models)
     dataset = _datasets.choose_dataset(args)
     params = _models.hyperparameters(args, models, dataset)
-    bk = _cli.choose_backend(args.backend)
-    progress = Progress(quiet=args.quiet)
-    threads = _datasets.cpu_threads(args, dataset)
-    with _cli.cpu_threads(threads):
-        started = time.perf_counter()
-        data = _datasets.load_from_args(args, bk, dataset)
-        run_dir = _runs.make_run_dir(args.out, f"{dataset}-{'+'.join(models)}")
+    with _runs.start(args, dataset, f"{dataset}-{'+'.join(models)}") as run:
         results, rows = {}, []
-        for model in progress(models, desc="models", unit="model") if len(models) > 1 else models:
-            fit = _models.fit(model, data, bk, params[model], seed=args.seed, dtype=args.dtype, progress=progress)
-            files = _models.save(fit, data, bk, run_dir)
+        for model in run.progress(models, desc="models", unit="model") if len(models) > 1 else models:
+            fit = _models.fit(model, run.data, run.bk, params[model], seed=args.seed, dtype=args.dtype,
+                              progress=run.progress)
+            files = _models.save(fit, run.data, run.bk, run.run_dir)
             results[model] = {**fit.summary(), "files": files, "history": fit.history}
-            rows.append({**fit.summary(), "backend": bk.label, "device": bk.device_name,
+            rows.append({**fit.summary(), "backend": run.bk.label, "device": run.bk.device_name,
                          "settings": _models.settings(fit.params)})
-    report = _runs.report("train.py", argv, args, data, bk, run_dir, started, threads=threads)
+    report = run.report("train.py", argv)
     report["models"] = results
-    _runs.write_json(run_dir / "results.json", report)
+    _runs.write_json(run.run_dir / "results.json", report)
     if args.json:
         _runs.print_json(report, drop=("history",))
     else:
-        print(_runs.headline(data, args))
+        print(_runs.headline(run.data, args))
         print(_runs.format_table(rows, COLUMNS))
-        print(f"total {report['total_s']:.1f} s; run folder: {run_dir}")
+        print(f"total {report['total_s']:.1f} s; run folder: {run.run_dir}")
     return 0
 
 
