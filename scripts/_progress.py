@@ -48,8 +48,8 @@ class TrainingBar:
             return
         done = int(it) + 1
         if done % self.every == 0 or done == self.bar.total:
-            self.bar.set_postfix_str(f"loss {float(loss):.4g}", refresh=False)
-            self.bar.update(done - self.bar.n)
+            self.bar.n = done  # then one redraw with the new loss (at most one per `every` iterations)
+            self.bar.set_postfix_str(f"loss {float(loss):.4g}", refresh=True)
 
     def close(self) -> None:
         self.bar.close()

@@ -173,7 +173,7 @@ def run_stages(args, model, base, ranges, integers, data, bk, progress):
                            "final_loss": fit.loss[-1] if fit.loss else None, "hyperparameters": params})
             if best is None or _rank_key(trials[-1]) > best_key:  # only the best model is kept
                 best, best_key = fit, _rank_key(trials[-1])
-            bar.set_postfix_str(f"best val acc {best.val_acc:.3f}", refresh=False)
+            bar.set_postfix_str(f"best val acc {best.val_acc:.3f}")
     return trials, best, stage_ranges
 
 

@@ -151,3 +151,21 @@ def test_quiet_and_non_terminal_bars_read_nothing():
 @pytest.mark.parametrize("models", [["all"], ["svm", "svm"]])
 def test_model_selection(models):
     assert train.parse_models(models) == (["knn", "svm", "softmax", "twolayer"] if models == ["all"] else ["svm"])
+
+
+def test_every_long_loop_shows_progress_on_a_terminal(tmp_path, capsys, monkeypatch):
+    # Pretend stderr is a terminal: the bars must then show kNN's query chunks, the training
+    # iterations with the loss, the models and the search trials.
+    import search
+
+    monkeypatch.setattr(_progress.Progress, "__init__", lambda self, *, quiet=False: setattr(self, "disable", quiet))
+    assert train.main([*TINY, *SHORT, *SMALL_NET, "--out", str(tmp_path / "t")]) == 0
+    err = capsys.readouterr().err
+    for text in ("knn k=1: val", "knn k=1: test", "svm:", "softmax:", "twolayer:", "loss ", "models:", "chunk"):
+        assert text in err, text
+    assert search.main([*TINY, "softmax", "--trials", "2", "--fine-trials", "1", "--top", "1", "--num-iters", "20",
+                        "--out", str(tmp_path / "s")]) == 0
+    err = capsys.readouterr().err
+    assert "search coarse" in err and "search fine" in err and "best val acc" in err
+    assert train.main([*TINY, "knn", "--quiet", "--out", str(tmp_path / "q")]) == 0
+    assert capsys.readouterr().err == ""  # --quiet: nothing
