@@ -6,6 +6,8 @@ Experiments:
 - ``course``: the assignment's first run (hidden 50, 1000 iterations, batch 200, learning rate
   1e-4, decay 0.95, reg 0.25, SGD) on the course's split; prints the validation accuracy
   (the course reports about 0.28-0.29).
+- ``diagnose``: the notes' sanity checks (initial loss, overfitting 20 examples, the
+  update-to-weight ratios) with the tuned configuration.
 - ``search``: a short random search over learning rate, reg, hidden size and dropout on fewer
   iterations, printing one line per trial (pick the long runs from it).
 - ``tuned``: the long run(s) picked from the search; prints validation and test accuracy, saves
@@ -135,6 +137,30 @@ def cmd_spiral(args, bk):
                       "first_loss": round(loss[0], 4), "final_loss": round(loss[-1], 4)}))
 
 
+def cmd_diagnose(args, bk):
+    """The notes' sanity checks on CIFAR-10 with the tuned configuration."""
+    cfg = dict(TUNED)
+    data = preprocess(load(args.data_dir, bk, num_test=1000), cfg["preprocess"])
+    D = data["X_train"].shape[1]
+
+    def fresh():
+        return nets.TwoLayerNet(D, cfg["hidden_size"], 10, init=cfg["init"], seed=0, xp=bk)
+
+    small = nets.TwoLayerNet(D, cfg["hidden_size"], 10, 1e-4, seed=0, xp=bk)
+    check = nets.diagnostics.initial_loss_check(small, data["X_train"][:500, :], data["y_train"][:500])
+    print(json.dumps({"check": "initial loss, std=1e-4, no reg", **check}))
+    over = nets.diagnostics.overfit_tiny_subset(fresh(), data["X_train"], data["y_train"], n=20, num_iters=100)
+    print(json.dumps({"check": "overfit 20 examples, adam 1e-3, 100 steps",
+                      "first_loss": round(over["loss_history"][0], 4), "final_loss": round(over["final_loss"], 6),
+                      "train_accuracy": over["train_accuracy"]}))
+    train_cfg = {k: v for k, v in cfg.items() if k not in ("hidden_size", "init", "preprocess")}
+    train_cfg["num_iters"] = 3 * (data["X_train"].shape[0] // cfg["batch_size"])
+    hist = fresh().train(data["X_train"], data["y_train"], data["X_val"], data["y_val"], record_update_ratios=True,
+                         **train_cfg)
+    print(json.dumps({"check": "update/weight ratio at the end of epochs 1-3 (tuned config)",
+                      **{k: [float(f"{r:.3g}") for r in v] for k, v in hist["update_ratio_history"].items()}}))
+
+
 def cmd_search(args, bk):
     rng = np.random.default_rng(args.seed)
     cache = {}
@@ -181,18 +207,20 @@ def plot_curves(hist: dict, path: str, title: str) -> None:
     plt.close(fig)
 
 
-def plot_weights(net, path: str) -> None:
+def plot_weights(net, path: str, *, units: int = 100) -> None:
+    """The first ``units`` hidden units' weights as images (all 500 make a 1 MB file of noise-like tiles)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    grid = backend.to_numpy(nets.diagnostics.first_layer_images(net.params["W1"], image_shape=(32, 32, 3)))
-    fig = plt.figure(figsize=(8, 8))
+    W1 = net.params["W1"][:, :units]
+    grid = backend.to_numpy(nets.diagnostics.first_layer_images(W1, image_shape=(32, 32, 3)))
+    fig = plt.figure(figsize=(5, 5))
     plt.imshow(grid.astype("uint8"))
     plt.axis("off")
-    plt.title(f"first-layer weights ({net.hidden_size} units)")
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.title(f"first-layer weights (first {W1.shape[1]} of {net.hidden_size} units)")
+    fig.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -238,6 +266,7 @@ def main(argv=None):
     sub = p.add_subparsers(dest="experiment", required=True)
     sub.add_parser("course", help="the assignment's first run")
     sub.add_parser("spiral", help="the notes' spiral (no data needed)")
+    sub.add_parser("diagnose", help="the notes' sanity checks on CIFAR-10 with the tuned configuration")
     s = sub.add_parser("search", help="a short random search")
     s.add_argument("--trials", type=int, default=12)
     s.add_argument("--iters", type=int, default=1500)
@@ -257,7 +286,8 @@ def main(argv=None):
     bk = backend.get_backend(args.backend)
     print(f"# {args.experiment} on {bk.label} ({bk.device_name}; lscpu: {_cpu()}, {os.cpu_count()} cores), "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
-    {"course": cmd_course, "spiral": cmd_spiral, "search": cmd_search, "tuned": cmd_tuned}[args.experiment](args, bk)
+    {"course": cmd_course, "spiral": cmd_spiral, "diagnose": cmd_diagnose, "search": cmd_search,
+     "tuned": cmd_tuned}[args.experiment](args, bk)
 
 
 if __name__ == "__main__":
