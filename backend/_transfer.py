@@ -23,7 +23,8 @@ def to_numpy(x, /) -> np.ndarray:
         return x
     if array_api_compat.is_cupy_array(x):
         return x.get()
-    if array_api_compat.is_array_api_strict_namespace(getattr(x, "__array_namespace__", lambda: None)()):
+    # Lists and Python numbers have no __array_namespace__; only ask the namespace of arrays.
+    if hasattr(x, "__array_namespace__") and array_api_compat.is_array_api_strict_namespace(x.__array_namespace__()):
         xp = array_api_compat.array_namespace(x)
         return np.asarray(x.to_device(xp.__array_namespace_info__().default_device()))
     if array_api_compat.is_array_api_obj(x) and hasattr(x, "__dlpack__"):

@@ -44,7 +44,7 @@ def _centred(f, x, idx, h, read):
     return read(_at_shifted(f, x, idx, old, h)), read(_at_shifted(f, x, idx, old, -h))
 
 
-def eval_numerical_gradient(f, x, /, *, h: float = 1e-5):
+def eval_numerical_gradient(f, x, /, *, h: float = 1e-5, verbose: bool = False):
     """Centred-difference gradient of a scalar function ``f`` at ``x``.
 
     Parameters
@@ -55,6 +55,9 @@ def eval_numerical_gradient(f, x, /, *, h: float = 1e-5):
         The point; perturbed in place one coordinate at a time and restored afterwards.
     h : float, keyword-only
         The step.
+    verbose : bool, keyword-only
+        Print each coordinate and its gradient, as the course's version does (its default is True;
+        course code that passes ``verbose=False`` runs unchanged).
 
     Returns
     -------
@@ -71,6 +74,8 @@ def eval_numerical_gradient(f, x, /, *, h: float = 1e-5):
     for idx in _coords(x.shape):
         fxph, fxmh = _centred(f, x, idx, h, float)
         grads.append((fxph - fxmh) / (2 * h))
+        if verbose:
+            print(idx, grads[-1])
     return xp.reshape(xp.asarray(grads, dtype=x.dtype, device=device), x.shape)
 
 

@@ -22,6 +22,12 @@ def test_gradient_of_a_cubic(bk):
     assert_equal(x, before)
 
 
+def test_verbose_prints_each_coordinate(capsys):
+    x = backend.get_backend("numpy").asarray([1.0, 2.0])
+    eval_numerical_gradient(lambda v: (v * v).sum(), x, verbose=True)
+    assert capsys.readouterr().out.splitlines()[0].startswith("(0,) 2.0")
+
+
 def test_course_idiom_f_ignores_its_argument(bk):
     # f reads the parameter it closes over; the in-place perturbation of x is what it sees.
     xp = bk.xp

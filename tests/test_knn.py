@@ -165,3 +165,21 @@ def test_chunks_of_the_distance_matrix_fit_the_budget(metric):
     knn.predict(nb.asarray(Xte, dtype=np.float32), k=3, progress=progress)
     assert sum(sizes) == 30 and len(sizes) > 1
     assert max(sizes) * 40 * 4 <= budget  # the (chunk, num_train) float32 block
+
+
+def test_selection_is_stable_where_argpartition_alone_is_not(bk):
+    import array_api_extra as xpx
+
+    from classifiers.k_nearest_neighbor import _smallest_k
+
+    rng = np.random.default_rng(0)
+    key_h = rng.integers(0, 4, (60, 30)).astype(np.float32)  # many ties at the k-th value
+    key = bk.asarray(key_h)
+    arbitrary = 0
+    for k in (1, 3, 7, 30):
+        want = np.argsort(key_h, axis=1, kind="stable")[:, :k]
+        assert backend.to_numpy(_smallest_k(bk.xp, key, k)).tolist() == want.tolist()
+        part = np.sort(backend.to_numpy(xpx.argpartition(key, k - 1, axis=1))[:, :k], axis=1)
+        arbitrary += int((part != np.sort(want, axis=1)).any(axis=1).sum())
+    if bk.name == "numpy":  # the fallback is needed, not decorative
+        assert arbitrary > 0

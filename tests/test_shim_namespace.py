@@ -66,6 +66,12 @@ def test_transfers_are_explicit_and_exact(bk):
     np.testing.assert_array_equal(y, host)
 
 
+def test_to_numpy_accepts_lists_and_python_numbers():
+    np.testing.assert_array_equal(backend.to_numpy([1.0, 2.0]), np.array([1.0, 2.0]))
+    assert backend.to_numpy(2.5) == np.float64(2.5)
+    assert backend.to_numpy(np.float32(1.5)).dtype == np.float32
+
+
 def test_to_backend_by_namespace_and_device():
     import array_api_strict
 
