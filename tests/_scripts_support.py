@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tarfile
 import threading
+import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "scripts"  # on sys.path through pytest's `pythonpath` (pyproject.toml)
@@ -79,14 +80,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if route is None:
             self.send_error(404, "Not Found")
             return
-        body, cut = route
+        body, cut, stall = (*route, 0.0)[:3]
         self.send_response(200)
         self.send_header("Content-Type", "application/gzip")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        # An interrupted transfer: announce the whole body, send part of it, close the connection.
+        # An interrupted transfer: announce the whole body, send part of it, (stall,) close.
         self.wfile.write(body[:cut] if cut is not None else body)
         self.wfile.flush()
+        if stall:
+            time.sleep(stall)
         if cut is not None:
             self.close_connection = True
 
@@ -96,7 +99,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @contextlib.contextmanager
 def file_server(routes: dict):
-    """A loopback HTTP server serving ``routes`` (path -> (body, cut_at or None)); stopped on exit.
+    """A loopback HTTP server serving ``routes`` (path -> (body, cut_at or None[, stall seconds]));
+    stopped on exit.
 
     Yields ``(base_url, hits)`` where ``hits`` lists the paths requested.
     """

@@ -84,6 +84,15 @@ def test_interrupted_transfer(tmp_path, archive, capsys):
     _assert_nothing_loads(tmp_path, capsys)
 
 
+def test_stalled_transfer_times_out(tmp_path, archive, capsys):
+    body, md5 = archive
+    with file_server({"/c.tar.gz": (body, len(body) // 2, 3.0)}) as (url, _):
+        rc = download_cifar10.main(["--data-dir", str(tmp_path / "cache"), "--url", f"{url}/c.tar.gz", "--md5", md5,
+                                    "--quiet", "--timeout", "0.5"])
+    assert_one_line_error(rc, capsys.readouterr().err, "interrupted", "timed out")
+    _assert_nothing_loads(tmp_path, capsys)
+
+
 def test_not_found_on_the_server(tmp_path, archive, capsys):
     with file_server({}) as (url, _):
         rc = _fetch(tmp_path, f"{url}/missing.tar.gz", archive[1])
