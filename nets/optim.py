@@ -8,7 +8,7 @@ linear classifiers and :class:`nets.TwoLayerNet` call the rules this way, one co
 parameter, and look them up by name with :func:`get_update_rule`.
 
 The rules update ``w`` and their state arrays in place and return ``w`` itself (as the course's
-``sgd`` does): a step then allocates one to three temporaries the size of ``w`` instead of a new
+``sgd`` does): a step then allocates one to four temporaries the size of ``w`` instead of a new
 ``w`` and new state each time, which matters when the step is a noticeable part of an iteration.
 Pass a copy if the old value is still needed.
 """
@@ -40,6 +40,16 @@ def _state(config: dict, key: str, w):
         xp, device = backend.namespace_and_device(w)
         state = config[key] = xp.zeros(w.shape, dtype=w.dtype, device=device)
     return state
+
+
+def _scaled_step(dw, cache, lr: float, eps: float):
+    """``lr * dw / (sqrt(cache) + eps)`` in two temporaries (the step of Adagrad and RMSprop)."""
+    # ``** 0.5`` rather than xp.sqrt: an operator needs no namespace lookup in the hot loop.
+    denom = cache**0.5
+    denom += eps
+    step = dw * lr
+    step /= denom
+    return step
 
 
 def sgd(w, dw, config=None, /):
@@ -116,7 +126,7 @@ def adagrad(w, dw, config=None, /):
     config.setdefault("epsilon", 1e-8)
     cache = _state(config, "cache", w)
     cache += dw * dw
-    w -= config["learning_rate"] * dw / (cache**0.5 + config["epsilon"])
+    w -= _scaled_step(dw, cache, config["learning_rate"], config["epsilon"])
     return w, config
 
 
@@ -136,8 +146,10 @@ def rmsprop(w, dw, config=None, /):
     rho = config["decay_rate"]
     cache = _state(config, "cache", w)
     cache *= rho
-    cache += (1.0 - rho) * (dw * dw)
-    w -= config["learning_rate"] * dw / (cache**0.5 + config["epsilon"])
+    sq = dw * dw
+    sq *= 1.0 - rho
+    cache += sq
+    w -= _scaled_step(dw, cache, config["learning_rate"], config["epsilon"])
     return w, config
 
 
@@ -167,11 +179,16 @@ def adam(w, dw, config=None, /):
     m *= b1
     m += (1.0 - b1) * dw
     v *= b2
-    v += (1.0 - b2) * (dw * dw)
+    sq = dw * dw
+    sq *= 1.0 - b2
+    v += sq
     # The bias corrections are Python scalars folded into the step, so no m_hat/v_hat arrays.
-    denom = (v * (1.0 / (1.0 - b2**t))) ** 0.5
+    denom = v * (1.0 / (1.0 - b2**t))
+    denom **= 0.5
     denom += config["epsilon"]
-    w -= (config["learning_rate"] / (1.0 - b1**t)) * m / denom
+    step = m * (config["learning_rate"] / (1.0 - b1**t))
+    step /= denom
+    w -= step
     return w, config
 
 

@@ -97,3 +97,10 @@ def test_bad_training_arguments():
         net.train(X, y, learning_rate=-1.0)
     with pytest.raises(ValueError, match="NaN"):
         net.train(np.full((N, D), np.nan, np.float32), y)
+
+
+def test_verbose_prints_once_per_epoch(capsys):
+    X, y, Xv, yv = _data(backend.get_backend("numpy"))
+    TwoLayerNet(D, H, C).train(X, y, Xv, yv, num_iters=10, batch_size=8, verbose=True)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("epoch 1 (iteration 5 / 10): loss ") and "val acc" in lines[0]

@@ -55,3 +55,12 @@ def test_same_length_and_positive(bk):
     assert check_positive(0.0, name="reg", allow_zero=True) == 0.0
     with pytest.raises(ValueError):
         check_positive(math.nan, name="reg", allow_zero=True)
+
+
+def test_finite_data_whose_sum_overflows_passes(bk):
+    # The fast path sums X; a sum that overflows to inf must not be mistaken for an inf in X.
+    X = bk.xp.full((4, 2), 3e38, dtype=bk.xp.float32, device=bk.device)
+    check_data(X)
+    X = bk.asarray([[3e38, 3e38], [math.nan, 0.0]], dtype=bk.xp.float32)
+    with pytest.raises(ValueError, match="1 NaN or infinite"):
+        check_data(X)

@@ -1,0 +1,205 @@
+"""Command-line plumbing shared by the scripts: one-line errors, checked numbers, backend choice.
+
+Every script's ``main(argv)`` goes through :func:`run`, which turns the mistakes people make
+(unknown backend, CuPy missing, no GPU, a missing data directory, a nonsensical hyperparameter)
+into one line ``error: ...`` on stderr and exit status 2, never a traceback. Set
+``XPML_TRACEBACK=1`` to see the traceback anyway when debugging.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import math
+import os
+import sys
+
+from _download import DownloadError
+
+import backend
+from backend.io import CorruptFileError
+
+# The scripts' own dependencies (the `scripts` extra), checked before any script module imports
+# them: a checkout installed without the extra gets one line saying what to install.
+_NEEDED = {"matplotlib": "matplotlib", "tqdm": "tqdm", "sklearn": "scikit-learn", "threadpoolctl": "threadpoolctl"}
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+_missing = [pkg for mod, pkg in _NEEDED.items() if not _installed(mod)]
+if _missing:
+    print(f"error: the scripts need {', '.join(_missing)}: install them with pip install -e '.[scripts]'",
+          file=sys.stderr)
+    raise SystemExit(2)
+
+__all__ = [
+    "ArgumentParser",
+    "UsageError",
+    "add_common_arguments",
+    "choose_backend",
+    "count",
+    "cpu_threads",
+    "fraction",
+    "natural",
+    "non_negative",
+    "positive",
+    "run",
+]
+
+
+class UsageError(Exception):
+    """A mistake on the command line or in its inputs; reported as one line, exit status 2."""
+
+
+# What a script's main may raise for a user mistake. The library's validation raises ValueError and
+# TypeError with messages written for people; a bug would show up as something else (or, with
+# XPML_TRACEBACK=1, with its traceback).
+USER_ERRORS = (
+    UsageError,
+    DownloadError,
+    ValueError,
+    TypeError,
+    backend.BackendUnavailableError,
+    CorruptFileError,
+    FileNotFoundError,
+    NotADirectoryError,
+    PermissionError,
+)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, FileNotFoundError) and exc.filename and exc.strerror:
+        text = f"{exc.strerror}: {exc.filename}"
+    return " ".join(text.split())
+
+
+def run(main, argv=None) -> int:
+    """Call ``main(argv)`` and return its exit status; user errors become one line on stderr."""
+    try:
+        return main(argv) or 0
+    except USER_ERRORS as exc:
+        if os.environ.get("XPML_TRACEBACK") == "1":
+            raise
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line (``error: ... (see --help)``) raised as UsageError."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+    def exit(self, status=0, message=None):
+        # --help and --version print and exit 0; keep that, but never exit non-zero from here.
+        if status:
+            raise UsageError(message.strip() if message else "invalid arguments")
+        if message:
+            print(message, file=sys.stderr, end="")
+        raise SystemExit(0)
+
+
+# ---- argparse types for hyperparameters: a bad value is refused before any work starts ----------
+
+def _number(text: str, *, kind=float) -> float:
+    try:
+        value = kind(text)
+    except ValueError:
+        kind_name = "an integer" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"{kind_name} is needed, got {text!r}") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"a finite number is needed, got {text!r}")
+    return value
+
+
+def positive(text: str) -> float:
+    """A number > 0 (learning rate, standard deviation, ...)."""
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def non_negative(text: str) -> float:
+    """A number >= 0 (regularization strength, ...)."""
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A number in (0, 1] (learning-rate decay per epoch)."""
+    value = _number(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
+def count(text: str) -> int:
+    """An integer >= 1 (iterations, batch size, k, hidden units, trials, ...)."""
+    value = _number(text, kind=int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
+    return value
+
+
+def natural(text: str) -> int:
+    """An integer >= 0."""
+    value = _number(text, kind=int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags every training script takes: backend, seed, output and chattiness."""
+    g = parser.add_argument_group("run")
+    g.add_argument(
+        "--backend", metavar="NAME",
+        help="numpy, cupy (or cupy:N for device N), array_api_strict or auto (CuPy when a CUDA GPU works, "
+             "else NumPy); default: $XPML_BACKEND, else auto",
+    )
+    g.add_argument("--seed", type=natural, default=0, metavar="N",
+                   help="seed of initialisation and minibatches (default: 0); "
+                        "the same seed on the same backend gives the same results")
+    g.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                   help="floating dtype of data and parameters (default: float32)")
+    g.add_argument("--out", metavar="DIR", help="run folder (default: runs/<timestamp>-<what>)")
+    g.add_argument("--json", action="store_true", help="print the results as JSON on stdout instead of a table")
+    g.add_argument("--cpu-threads", type=count, metavar="N",
+                   help="BLAS threads on the CPU (default: 1 for digits and spiral, whose small matrix products "
+                        "only lose from threads; the BLAS default for CIFAR-10)")
+    g.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bars (they are also off when stderr is not a terminal)")
+
+
+def cpu_threads(n: int | None):
+    """A context limiting the CPU's BLAS threads to ``n`` (None: leave them as they are)."""
+    import contextlib
+
+    if n is None:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=n, user_api="blas")
+
+
+def choose_backend(name: str | None) -> backend.Backend:
+    """The backend asked for on the command line (None: ``$XPML_BACKEND``, else auto).
+
+    Unknown names raise ValueError and unusable backends BackendUnavailableError, both with a
+    message that says why; :func:`run` prints it as one line.
+    """
+    if name is not None and not name.strip():
+        raise UsageError("--backend needs a name: numpy, cupy, array_api_strict or auto")
+    return backend.get_backend(name)

@@ -1,0 +1,341 @@
+"""The four models behind one interface: default hyperparameters, training, evaluation, artefacts.
+
+:func:`fit` trains one model on a :class:`_datasets.Dataset` and measures it; :func:`save` writes
+its checkpoint and pictures into a run folder. ``train.py`` and ``search.py`` both use them, so a
+search trial is exactly a training run with other hyperparameters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import _cli
+import _runs
+import numpy as np
+
+import backend
+from backend.io import save_npz_atomic
+
+__all__ = ["MODELS", "Fit", "defaults", "evaluate", "fit", "save"]
+
+MODELS = ("knn", "svm", "softmax", "twolayer")
+LINEAR = ("svm", "softmax")
+TITLES = {"knn": "k-nearest neighbour", "svm": "linear SVM", "softmax": "softmax", "twolayer": "two-layer net"}
+UPDATE_RULES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+
+# Hyperparameters each model takes, with defaults chosen on the digits (pixels scaled to [0, 1],
+# mean subtracted); DATASET_DEFAULTS adjusts them where another dataset needs it.
+DEFAULTS = {
+    "knn": {"k": 1, "metric": "l2"},
+    "svm": {"learning_rate": 0.1, "reg": 1e-3, "num_iters": 1500, "batch_size": 200, "update_rule": "sgd"},
+    "softmax": {"learning_rate": 1.0, "reg": 1e-4, "num_iters": 1500, "batch_size": 200, "update_rule": "sgd"},
+    "twolayer": {"hidden_size": 100, "learning_rate": 0.5, "learning_rate_decay": 0.99, "reg": 1e-4,
+                 "num_iters": 1500, "batch_size": 100, "update_rule": "sgd", "init": "he", "dropout": 0.0},
+}
+DATASET_DEFAULTS = {
+    "digits": {},
+    "cifar10": {
+        "knn": {"k": 10},
+        "svm": {"learning_rate": 0.01, "reg": 0.01},
+        "softmax": {"learning_rate": 0.03, "reg": 1e-3},
+        "twolayer": {"hidden_size": 200, "learning_rate": 0.05, "learning_rate_decay": 0.95, "reg": 1e-3,
+                     "num_iters": 3000, "batch_size": 200},
+    },
+    "spiral": {
+        "svm": {"learning_rate": 0.5, "num_iters": 500},
+        "softmax": {"learning_rate": 0.5, "num_iters": 500},
+        "twolayer": {"learning_rate": 0.5, "learning_rate_decay": 1.0, "reg": 1e-3, "num_iters": 3000},
+    },
+}
+
+
+def defaults(dataset: str, model: str) -> dict:
+    """The hyperparameters ``model`` uses on ``dataset`` unless told otherwise."""
+    return {**DEFAULTS[model], **DATASET_DEFAULTS.get(dataset, {}).get(model, {})}
+
+
+@dataclass
+class Fit:
+    """A trained model with its hyperparameters, measurements and curves."""
+
+    model: str
+    params: dict
+    estimator: object = field(repr=False)
+    val_acc: float
+    test_acc: float | None
+    train_s: float
+    predict_s: float
+    loss: list = field(default_factory=list)
+    accuracy: dict = field(default_factory=dict)  # label -> (x, values) or values per epoch
+    accuracy_x: str = "epoch"
+    history: dict = field(default_factory=dict)  # what the checkpoint keeps of training
+    progress: object = field(default=None, repr=False)  # shows kNN's query chunks
+
+    def summary(self) -> dict:
+        return {"model": self.model, "hyperparameters": self.params, "val_acc": self.val_acc,
+                "test_acc": self.test_acc, "train_s": round(self.train_s, 4), "predict_s": round(self.predict_s, 4),
+                "final_loss": self.loss[-1] if self.loss else None}
+
+
+def accuracy(pred, y) -> float:
+    """Fraction of ``pred`` equal to ``y``, read back as a Python float."""
+    xp = backend.get_namespace(pred)
+    return float(backend.to_numpy(xp.mean(xp.astype(pred == y, xp.float64 if _has_f64(pred) else xp.float32))))
+
+
+def _has_f64(x) -> bool:
+    xp, device = backend.namespace_and_device(x)
+    return "float64" in xp.__array_namespace_info__().dtypes(device=device, kind="real floating")
+
+
+def _with_bias(data, split: str):
+    """``X_split`` with a column of ones appended (the bias trick of the linear classifiers), cached."""
+    from classifiers.data_utils import append_bias
+
+    cache = data.extra.setdefault("with_bias", {})
+    if split not in cache:
+        cache[split] = append_bias(getattr(data, f"X_{split}"))
+    return cache[split]
+
+
+def _clock(bk) -> float:
+    backend.synchronize(bk)
+    return time.perf_counter()
+
+
+def fit(model: str, data, bk, params: dict, *, seed: int = 0, dtype: str = "float32", progress=None,
+        test: bool = True) -> Fit:
+    """Train ``model`` with ``params`` on ``data`` (on backend ``bk``); measure validation (and test) accuracy.
+
+    ``progress`` is a :class:`_progress.Progress`; None shows nothing. Training time is measured
+    from a synchronised device to a synchronised device.
+    """
+    if progress is None:
+        from _progress import Progress
+
+        progress = Progress(quiet=True)
+    if model == "knn":
+        return _fit_knn(data, bk, params, progress=progress, test=test)
+    if model in LINEAR:
+        return _fit_linear(model, data, bk, params, seed=seed, dtype=dtype, progress=progress, test=test)
+    if model == "twolayer":
+        return _fit_net(data, bk, params, seed=seed, dtype=dtype, progress=progress, test=test)
+    raise ValueError(f"unknown model {model!r}; choose from: {', '.join(MODELS)}")
+
+
+def _fit_knn(data, bk, params, *, progress, test):
+    from classifiers import KNearestNeighbor
+
+    clf = KNearestNeighbor(params["metric"])
+    t0 = _clock(bk)
+    clf.train(data.X_train, data.y_train)
+    t1 = _clock(bk)
+    k = params["k"]
+    if k > data.X_train.shape[0]:
+        raise ValueError(f"k={k} is more than the {data.X_train.shape[0]} training examples")
+
+    fit_ = Fit("knn", dict(params), clf, None, None, t1 - t0, 0.0)
+    fit_.progress = progress
+    fit_.val_acc = evaluate(fit_, data, "val")
+    fit_.test_acc = evaluate(fit_, data, "test") if test else None
+    fit_.predict_s = _clock(bk) - t1
+    return fit_
+
+
+def evaluate(fit_: Fit, data, split: str) -> float:
+    """Accuracy of the trained model on ``split`` ("val" or "test") of ``data``."""
+    y = getattr(data, f"y_{split}")
+    if fit_.model == "knn":
+        k = fit_.params["k"]
+        hook = fit_.progress.wrapper(desc=f"knn k={k}: {split}", unit="chunk") if fit_.progress else None
+        return accuracy(fit_.estimator.predict(getattr(data, f"X_{split}"), k=k, progress=hook), y)
+    if fit_.model in LINEAR:
+        return accuracy(fit_.estimator.predict(_with_bias(data, split)), y)
+    return accuracy(fit_.estimator.predict(getattr(data, f"X_{split}")), y)
+
+
+def _update_rule(name: str):
+    if name == "sgd":
+        return None
+    from nets import get_update_rule
+
+    return get_update_rule(name)
+
+
+def _fit_linear(model, data, bk, params, *, seed, dtype, progress, test):
+    from classifiers import LinearSVM, Softmax
+
+    clf = (LinearSVM if model == "svm" else Softmax)(seed=seed, dtype=dtype)
+    X_train, X_val = _with_bias(data, "train"), _with_bias(data, "val")
+    n, num_iters, batch = X_train.shape[0], params["num_iters"], params["batch_size"]
+    # train() continues from W on a second call, so training in chunks gives accuracy curves like
+    # the net's: one evaluation per epoch, at most ~40 points, at the cost of one read per chunk.
+    # A rule with state (momentum, Adam) would lose it between calls: it trains in one chunk.
+    rule = _update_rule(params["update_rule"])
+    chunk = max(max(n // batch, 1), math.ceil(num_iters / 40)) if rule is None else num_iters
+    loss, points, train_acc, val_acc = [], [], [], []
+    eval_s = 0.0
+    with progress.training(num_iters, desc=model) as bar:
+        t0 = _clock(bk)
+        for start in range(0, num_iters, chunk):
+            steps = min(chunk, num_iters - start)
+            loss += clf.train(X_train, data.y_train, params["learning_rate"], params["reg"], steps, batch,
+                              update_rule=rule, callback=lambda it, v, s=start: bar(s + it, v))
+            e0 = time.perf_counter()
+            points.append(start + steps)
+            train_acc.append(accuracy(clf.predict(X_train), data.y_train))
+            val_acc.append(accuracy(clf.predict(X_val), data.y_val))
+            eval_s += time.perf_counter() - e0
+        t1 = _clock(bk)
+    fit_ = Fit(model, dict(params), clf, val_acc[-1], None, t1 - t0 - eval_s, eval_s, loss,
+               {"train": (points, train_acc), "val": (points, val_acc)}, accuracy_x="iteration",
+               history={"loss_history": loss, "eval_iterations": points, "train_acc_history": train_acc,
+                        "val_acc_history": val_acc})
+    if test:
+        fit_.test_acc = evaluate(fit_, data, "test")
+        fit_.predict_s += _clock(bk) - t1
+    return fit_
+
+
+def _fit_net(data, bk, params, *, seed, dtype, progress, test):
+    from nets import TwoLayerNet
+
+    net = TwoLayerNet(data.num_features, params["hidden_size"], data.num_classes, init=params["init"],
+                      dtype=dtype, seed=seed, xp=bk, dropout=params["dropout"])
+    with progress.training(params["num_iters"], desc="twolayer") as bar:
+        t0 = _clock(bk)
+        stats = net.train(data.X_train, data.y_train, data.X_val, data.y_val,
+                          learning_rate=params["learning_rate"], learning_rate_decay=params["learning_rate_decay"],
+                          reg=params["reg"], num_iters=params["num_iters"], batch_size=params["batch_size"],
+                          update_rule=params["update_rule"], callback=bar)
+        t1 = _clock(bk)
+    curves = {"train (last minibatch)": stats["train_acc_history"], "val": stats["val_acc_history"]}
+    fit_ = Fit("twolayer", dict(params), net, None, None, t1 - t0, 0.0, stats["loss_history"],
+               {k: v for k, v in curves.items() if v}, history=stats)
+    fit_.val_acc = evaluate(fit_, data, "val")
+    fit_.test_acc = evaluate(fit_, data, "test") if test else None
+    fit_.predict_s = _clock(bk) - t1
+    return fit_
+
+
+def _host_predict(fit_: Fit, bk, dtype):
+    """``predict`` on host (M, D) arrays: for drawing decision regions."""
+    def predict(X_host):
+        X = bk.asarray(X_host.astype(dtype))
+        if fit_.model in LINEAR:
+            from classifiers.data_utils import append_bias
+
+            X = append_bias(X)
+        return backend.to_numpy(fit_.estimator.predict(X))
+    return predict
+
+
+def save(fit_: Fit, data, bk, run_dir, *, prefix: str | None = None) -> dict:
+    """Write ``fit_``'s checkpoint and pictures into ``run_dir``; return ``{what: file name}``."""
+    run_dir = Path(run_dir)
+    name = prefix or fit_.model
+    title = TITLES[fit_.model]
+    files = {}
+    if fit_.loss:
+        files["curves"] = f"{name}_curves.png"
+        _runs.plot_curves(run_dir / files["curves"], title, fit_.loss, fit_.accuracy, accuracy_xlabel=fit_.accuracy_x)
+    hyper = {k: v for k, v in fit_.params.items()}
+    if fit_.model in LINEAR:
+        W = backend.to_numpy(fit_.estimator.W)
+        files["checkpoint"] = f"{name}.npz"
+        save_npz_atomic(run_dir / files["checkpoint"], {
+            "W": W, "model": fit_.model, "mean": data.extra["mean"], "bias_trick": True,
+            **{f"hyper/{k}": v for k, v in hyper.items()},
+            **{f"history/{k}": np.asarray(v) for k, v in fit_.history.items()}})
+        if data.image_shape is not None:
+            files["weights"] = f"{name}_templates.png"
+            _runs.plot_image_grid(run_dir / files["weights"], W, data.image_shape, titles=data.class_names,
+                                  title=f"{title}: one template per class")
+    elif fit_.model == "twolayer":
+        from nets import save_model
+        from nets.diagnostics import first_layer_images
+
+        files["checkpoint"] = f"{name}.npz"
+        save_model(run_dir / files["checkpoint"], fit_.estimator, hyperparams=hyper, history=fit_.history)
+        if data.image_shape is not None:
+            files["weights"] = f"{name}_filters.png"
+            grid = backend.to_numpy(first_layer_images(fit_.estimator.params["W1"], image_shape=data.image_shape))
+            _runs.plot_image(run_dir / files["weights"], grid / 255.0,
+                             title=f"{title}: first-layer weights of the {fit_.params['hidden_size']} hidden units")
+    if data.num_features == 2:
+        files["regions"] = f"{name}_regions.png"
+        X, y = backend.to_numpy(data.X_train), backend.to_numpy(data.y_train)
+        _runs.plot_decision_regions(run_dir / files["regions"], _host_predict(fit_, bk, X.dtype), X, y,
+                                    title=f"{title}: decision regions (val acc {fit_.val_acc:.3f})")
+    return files
+
+
+# ---- command-line flags for hyperparameters, shared by train.py and search.py ---------------------
+
+def _dropout(text: str) -> float:
+    value = _cli.non_negative(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+# (flag, key, argparse type, choices, help); a flag applies to every model that takes `key`.
+HYPER_FLAGS = [
+    ("--k", "k", _cli.count, None, "neighbours that vote (knn)"),
+    ("--metric", "metric", None, ("l2", "l1"), "distance (knn)"),
+    ("--learning-rate", "learning_rate", _cli.positive, None, "step size (svm, softmax, twolayer)"),
+    ("--reg", "reg", _cli.non_negative, None, "L2 regularization strength (svm, softmax, twolayer)"),
+    ("--num-iters", "num_iters", _cli.count, None, "training iterations (svm, softmax, twolayer)"),
+    ("--batch-size", "batch_size", _cli.count, None, "examples per minibatch (svm, softmax, twolayer)"),
+    ("--update-rule", "update_rule", None, UPDATE_RULES, "(svm, softmax, twolayer)"),
+    ("--hidden-size", "hidden_size", _cli.count, None, "hidden units (twolayer)"),
+    ("--learning-rate-decay", "learning_rate_decay", _cli.fraction, None,
+     "learning-rate factor per epoch, in (0, 1] (twolayer)"),
+    ("--init", "init", None, ("std", "xavier", "he"), "weight initialisation (twolayer)"),
+    ("--dropout", "dropout", _dropout, None, "probability of dropping a hidden unit, in [0, 1) (twolayer)"),
+]
+SHORT = {"learning_rate": "lr", "learning_rate_decay": "decay", "num_iters": "iters", "batch_size": "batch",
+         "hidden_size": "hidden", "update_rule": "rule"}
+
+
+def defaults_help(dataset: str = "digits") -> str:
+    """The default hyperparameters, one line a model, for ``--help``."""
+    lines = [f"default hyperparameters on the {dataset} (other datasets: see scripts/_models.py):"]
+    lines += [f"  {m:9s} {settings(defaults(dataset, m), terse=False)}" for m in MODELS]
+    return "\n".join(lines)
+
+
+def add_hyperparameter_arguments(parser) -> None:
+    g = parser.add_argument_group("hyperparameters (default: per model and dataset, listed below)")
+    for flag, key, kind, choices, text in HYPER_FLAGS:
+        metavar = None if choices else ("N" if kind is _cli.count else "X")
+        g.add_argument(flag, dest=key, type=kind, choices=choices, metavar=metavar, help=text)
+
+
+def hyperparameters(args, models: list[str], dataset: str) -> dict:
+    """Per model: its defaults on ``dataset``, overridden by the flags given.
+
+    A flag that no model of this run takes is a mistake (``train.py svm --k 5``), not ignored.
+    """
+    out = {m: defaults(dataset, m) for m in models}
+    for flag, key, *_ in HYPER_FLAGS:
+        value = getattr(args, key, None)
+        if value is None:
+            continue
+        takers = [m for m in models if key in out[m]]
+        if not takers:
+            owners = [m for m in MODELS if key in DEFAULTS[m]]
+            raise _cli.UsageError(f"{flag} applies to {' and '.join(owners)}, which this run does not train")
+        for m in takers:
+            out[m][key] = value
+    return out
+
+
+def settings(params: dict, *, terse: bool = True) -> str:
+    """Hyperparameters as ``lr=0.1 reg=0.001 ...`` (terse: short names, no values that are the usual)."""
+    return " ".join(f"{SHORT.get(k, k) if terse else k}={v}" for k, v in params.items()
+                    if not terse or not ((k == "dropout" and v == 0) or (k == "update_rule" and v == "sgd")))

@@ -1,0 +1,310 @@
+"""The run folder and its pictures: results JSON, curves, weights as images, decision regions.
+
+A run folder holds ``results.json`` (hyperparameters, accuracies, times, curves), one PNG per
+picture and one checkpoint per trained model. It defaults to ``runs/<timestamp>-<what>`` (``runs/``
+is git-ignored). Matplotlib draws off-screen (Agg): no display is needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the off-screen backend)
+import matplotlib.ticker  # noqa: E402
+import numpy as np  # noqa: E402
+
+__all__ = [
+    "format_table",
+    "headline",
+    "print_json",
+    "Run",
+    "start",
+    "make_run_dir",
+    "plot_curves",
+    "plot_decision_regions",
+    "plot_image",
+    "plot_image_grid",
+    "plot_search",
+    "write_json",
+]
+
+
+def make_run_dir(out, what: str) -> Path:
+    """``out``, or a new ``runs/<YYYYmmdd-HHMMSS>-<what>`` (with a suffix if that exists)."""
+    if out is not None:
+        path = Path(out).expanduser()
+        if path.exists() and not path.is_dir():
+            raise NotADirectoryError(f"--out {path} exists and is not a directory")
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    base = Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{what}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    path.mkdir(parents=True)
+    return path
+
+
+def write_json(path, obj) -> None:
+    """Write ``obj`` as indented JSON, atomically (a reader never sees half a file)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2, allow_nan=False, default=_jsonable)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class Run:
+    """What a script's run works with: backend, bars, BLAS threads, data and run folder."""
+
+    args: object
+    bk: object
+    progress: object
+    threads: int | None
+    data: object = None
+    run_dir: Path | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+    def report(self, prog: str, argv) -> dict:
+        """What every run records about itself: command, data, backend, device, seed, threads, time."""
+        import platform
+        import sys
+
+        return {
+            "command": " ".join([prog, *(argv if argv is not None else sys.argv[1:])]),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "dataset": self.data.describe(),
+            "backend": self.bk.label,
+            "device": self.bk.device_name,
+            "seed": self.args.seed,
+            "dtype": self.args.dtype,
+            "cpu_threads": self.threads,  # BLAS threads; None: the BLAS default
+            "total_s": round(time.perf_counter() - self.started, 3),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "run_dir": str(self.run_dir),
+        }
+
+
+@contextlib.contextmanager
+def start(args, dataset: str, what: str):
+    """Choose the backend, limit BLAS threads, load the data and make the run folder, in that order
+    (a mistake in the flags is reported before any data is read); yields a :class:`Run`."""
+    import _cli
+    import _datasets
+    from _progress import Progress
+
+    bk = _cli.choose_backend(args.backend)
+    threads = _datasets.cpu_threads(args, dataset)
+    with _cli.cpu_threads(threads):
+        run = Run(args, bk, Progress(quiet=args.quiet), threads)
+        run.data = _datasets.load_from_args(args, bk, dataset)
+        run.run_dir = make_run_dir(args.out, what)
+        yield run
+
+
+def headline(data, args) -> str:
+    """One line saying what was trained on: sizes, features, classes, seed, dtype."""
+    n = data.sizes()
+    return (f"{data.name}: {n['train']} train / {n['val']} val / {n['test']} test, {data.num_features} features, "
+            f"{data.num_classes} classes; seed {args.seed}, {args.dtype}")
+
+
+def print_json(obj, *, drop=()) -> None:
+    """``obj`` as JSON on stdout, without the (long) keys in ``drop`` at any depth."""
+    def strip(o):
+        if isinstance(o, dict):
+            return {k: strip(v) for k, v in o.items() if k not in drop}
+        if isinstance(o, list):
+            return [strip(v) for v in o]
+        return o
+
+    print(json.dumps(strip(obj), indent=2, default=_jsonable))
+
+
+def _jsonable(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, (np.ndarray, tuple)):
+        return list(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def format_table(rows: list[dict], columns: list[tuple]) -> str:
+    """Rows as an aligned text table.
+
+    ``columns`` holds ``(key, header)`` or ``(key, header, spec)``: a format spec for numbers
+    (``".3f"``); numeric columns are right-aligned, missing values shown as ``-``.
+    """
+    specs = [c[2] if len(c) > 2 else "" for c in columns]
+    cells = [[_cell(row.get(c[0]), spec) for c, spec in zip(columns, specs, strict=True)] for row in rows]
+    numeric = [all(_is_number(row.get(c[0])) for row in rows) for c in columns]
+    widths = [max([len(c[1])] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+
+    def line(values):
+        parts = (v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True))
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line([c[1] for c in columns]), "  ".join("-" * w for w in widths), *map(line, cells)])
+
+
+def _is_number(v) -> bool:
+    return v is None or (isinstance(v, (int, float, np.number)) and not isinstance(v, bool))
+
+
+def _cell(v, spec: str = "") -> str:
+    if v is None:
+        return "-"
+    if spec and _is_number(v):
+        return format(v, spec)
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _save(fig, path) -> None:
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_curves(path, title: str, loss, accuracy: dict | None = None, *, accuracy_xlabel: str = "epoch") -> None:
+    """Loss per iteration (raw and smoothed) and, when given, accuracy curves side by side.
+
+    ``accuracy`` maps a label (``"train"``, ``"val"``) to ``(x, values)`` or to values per epoch.
+    """
+    loss = np.asarray(loss, dtype=np.float64)
+    ncols = 2 if accuracy else 1
+    fig, axes = plt.subplots(1, ncols, figsize=(5.5 * ncols, 3.8), squeeze=False)
+    ax = axes[0, 0]
+    ax.plot(loss, lw=0.6, alpha=0.45, label="minibatch loss")
+    if loss.size >= 20:
+        w = max(2, loss.size // 25)
+        smooth = np.convolve(loss, np.ones(w) / w, mode="valid")
+        ax.plot(np.arange(w - 1, loss.size), smooth, lw=1.6, label=f"mean of {w}")
+    ax.set(xlabel="iteration", ylabel="loss", title=f"{title}: loss")
+    if loss.size and loss.min() > 0 and loss.max() / loss.min() > 20:
+        ax.set_yscale("log")  # the first steps would otherwise flatten the rest of the curve
+    ax.legend(loc="upper right", fontsize=8)
+    if accuracy:
+        ax = axes[0, 1]
+        for label, series in accuracy.items():
+            x, values = series if isinstance(series, tuple) else (np.arange(1, len(series) + 1), series)
+            ax.plot(x, values, marker="o", ms=3, label=label)
+        ax.set(xlabel=accuracy_xlabel, ylabel="accuracy", title=f"{title}: accuracy", ylim=(0, 1.02))
+        ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _to_image(v: np.ndarray) -> np.ndarray:
+    lo, hi = float(v.min()), float(v.max())
+    return (v - lo) / (hi - lo) if hi > lo else np.zeros_like(v)
+
+
+def plot_image_grid(path, vectors, image_shape, *, titles=None, title: str = "", max_images: int = 100) -> None:
+    """Each column of ``vectors`` (D, K) drawn as an ``image_shape`` (H, W, C) image, scaled to its range.
+
+    This is how the notes show linear classifiers' class templates and the first-layer weights of
+    a net. Rows beyond H*W*C (a bias row from the bias trick) are dropped.
+    """
+    vectors = np.asarray(vectors, dtype=np.float64)
+    h, w, c = image_shape
+    k = min(vectors.shape[1], max_images)
+    ncols = min(k, 10)
+    nrows = math.ceil(k / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.3 * ncols, 1.45 * nrows + 0.4), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= k:
+            continue
+        img = _to_image(vectors[: h * w * c, i].reshape(h, w, c))
+        ax.imshow(img[..., 0] if c == 1 else img, cmap="gray" if c == 1 else None, interpolation="nearest")
+        if titles is not None:
+            ax.set_title(str(titles[i]), fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_image(path, image, *, title: str = "") -> None:
+    """One (H, W, C) image with values in [0, 1] (a grid made by the library, for instance)."""
+    image = np.asarray(image, dtype=np.float64)
+    fig, ax = plt.subplots(figsize=(6, 6 * image.shape[0] / image.shape[1] + 0.4))
+    grey = image.shape[-1] == 1
+    ax.imshow(image[..., 0] if grey else image, cmap="gray" if grey else None, interpolation="nearest")
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_decision_regions(path, predict, X, y, *, title: str = "", steps: int = 200) -> None:
+    """For 2-d data: the predicted class over the plane, with the points on top.
+
+    ``predict`` maps a host (M, 2) float array to host labels.
+    """
+    X, y = np.asarray(X), np.asarray(y)
+    (x0, y0), (x1, y1) = X.min(axis=0) - 0.15, X.max(axis=0) + 0.15
+    gx, gy = np.meshgrid(np.linspace(x0, x1, steps), np.linspace(y0, y1, steps))
+    zz = np.asarray(predict(np.c_[gx.ravel(), gy.ravel()].astype(X.dtype))).reshape(gx.shape)
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.contourf(gx, gy, zz, levels=np.arange(zz.max() + 2) - 0.5, cmap="Spectral", alpha=0.7)
+    ax.scatter(X[:, 0], X[:, 1], c=y, s=12, cmap="Spectral", edgecolors="k", linewidths=0.3)
+    ax.set(xlim=(x0, x1), ylim=(y0, y1), title=title)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_search(path, trials: list[dict], params: list[str], *, log_params=(), title: str = "") -> None:
+    """Validation accuracy over each searched hyperparameter (coarse and fine trials apart), and,
+    with two or more, the first two against each other coloured by validation accuracy."""
+    panels = len(params) + (1 if len(params) >= 2 else 0)
+    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.6), squeeze=False)
+    acc = np.array([t["val_acc"] for t in trials])
+    for ax, p in zip(axes.flat, params, strict=False):
+        for stage, marker in (("coarse", "o"), ("fine", "^")):
+            pick = [i for i, t in enumerate(trials) if t["stage"] == stage]
+            if pick:
+                ax.scatter([trials[i]["params"][p] for i in pick], acc[pick], marker=marker, s=22,
+                           alpha=0.8, label=stage)
+        if p in log_params:
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # no crowded labels on sizes
+        ax.set(xlabel=p, ylabel="validation accuracy")
+        ax.legend(fontsize=8)
+    if len(params) >= 2:
+        ax = axes.flat[len(params)]
+        a, b = params[:2]
+        sc = ax.scatter([t["params"][a] for t in trials], [t["params"][b] for t in trials], c=acc, cmap="viridis",
+                        s=30, edgecolors="k", linewidths=0.3)
+        fig.colorbar(sc, ax=ax, label="validation accuracy")
+        if a in log_params:
+            ax.set_xscale("log")
+        if b in log_params:
+            ax.set_yscale("log")
+        ax.set(xlabel=a, ylabel=b)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)

@@ -1,0 +1,164 @@
+"""The mistakes people make on the command line end with one line ``error: ...`` and status 2."""
+
+import subprocess
+import sys
+
+import _cli
+import download_cifar10
+import pytest
+import search
+import train
+
+import backend
+from backend import _select
+
+from ._scripts_support import SCRIPTS, TINY, assert_one_line_error, run_script
+
+TRAIN_MISTAKES = [
+    (["--backend", "tpu"], "unknown backend 'tpu'"),
+    (["--backend", ""], "--backend needs a name"),
+    (["--learning-rate", "-0.1"], "--learning-rate: must be > 0, got -0.1"),
+    (["--learning-rate", "nan"], "--learning-rate: a finite number is needed"),
+    (["--batch-size", "0"], "--batch-size: must be an integer >= 1, got 0"),
+    (["--batch-size", "1.5"], "--batch-size: an integer is needed"),
+    (["--num-iters", "-3"], "--num-iters: must be an integer >= 1"),
+    (["--k", "0"], "--k: must be an integer >= 1"),
+    (["--reg", "-1"], "--reg: must be >= 0"),
+    (["--hidden-size", "many"], "--hidden-size: an integer is needed"),
+    (["--learning-rate-decay", "1.5"], "--learning-rate-decay: must be in (0, 1]"),
+    (["--dropout", "1"], "--dropout: must be in [0, 1)"),
+    (["--seed", "-1"], "--seed: must be an integer >= 0"),
+    (["--update-rule", "lbfgs"], "--update-rule: invalid choice"),
+    (["--dataset", "mnist"], "--dataset: invalid choice"),
+    (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    (["svm", "--k", "3"], "--k applies to knn, which this run does not train"),
+    (["perceptron"], "unknown model 'perceptron'"),
+    (["knn", "--num-train", "5000"], "the dataset has 1797"),
+    (["knn", "--k", "500"], "k=500"),
+    (["--download", "--dataset", "spiral"], "--download fetches CIFAR-10"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), TRAIN_MISTAKES, ids=[" ".join(a) or "empty" for a, _ in TRAIN_MISTAKES])
+def test_train_mistakes(argv, message, tmp_path, capsys):
+    rc = train.main([*TINY, "--quiet", "--out", str(tmp_path / "r"), *argv])
+    assert_one_line_error(rc, capsys.readouterr().err, message)
+
+
+def test_missing_cifar_directory(tmp_path, capsys):
+    rc = train.main(["--dataset", "cifar10", "--data-dir", str(tmp_path / "nowhere"), "--quiet"])
+    assert_one_line_error(rc, capsys.readouterr().err, "CIFAR-10 not found in", "--download")
+
+
+def test_corrupt_cifar_file(tmp_path, capsys):
+    from ._cifar_files import write_cifar
+
+    write_cifar(str(tmp_path))
+    (tmp_path / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"\x80\x02}q\x00(X")  # truncated pickle
+    rc = train.main(["knn", "--dataset", "cifar10", "--data-dir", str(tmp_path), "--num-train", "10",
+                     "--num-val", "5", "--num-test", "5", "--quiet", "--out", str(tmp_path / "r")])
+    assert_one_line_error(rc, capsys.readouterr().err, "data_batch_3", "corrupt")
+
+
+def test_out_is_a_file(tmp_path, capsys):
+    (tmp_path / "f").write_text("x")
+    rc = train.main([*TINY, "knn", "--quiet", "--out", str(tmp_path / "f")])
+    assert_one_line_error(rc, capsys.readouterr().err, "is not a directory")
+
+
+def test_cupy_not_installed_or_no_gpu(tmp_path, capsys, monkeypatch):
+    # Whatever this machine has, simulate the two ways CuPy is unusable.
+    monkeypatch.setitem(_select._PROBES, "cupy", lambda: backend.BackendStatus(
+        "cupy", False, "not installed (No module named 'cupy'); install it with: pip install 'xpml[cuda12]'"))
+    rc = train.main([*TINY, "--backend", "cupy", "--quiet"])
+    assert_one_line_error(rc, capsys.readouterr().err, "backend 'cupy' is not usable: not installed", "pip install")
+    monkeypatch.setitem(_select._PROBES, "cupy", lambda: backend.BackendStatus(
+        "cupy", False, "no CUDA device: the driver reports 0 devices"))
+    rc = train.main([*TINY, "--backend", "cupy", "--quiet"])
+    assert_one_line_error(rc, capsys.readouterr().err, "no CUDA device")
+
+
+def test_backend_from_the_environment(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("XPML_BACKEND", "no-such-backend")
+    rc = train.main([*TINY, "knn", "--quiet", "--out", str(tmp_path / "r")])
+    assert_one_line_error(rc, capsys.readouterr().err, "unknown backend 'no-such-backend'")
+    monkeypatch.setenv("XPML_BACKEND", "array_api_strict")
+    rc = train.main([*TINY, "knn", "--quiet", "--out", str(tmp_path / "r")])
+    assert rc == 0 and "array_api_strict" in capsys.readouterr().out
+
+
+SEARCH_MISTAKES = [
+    (["--lr-range", "1", "0.1"], "low end is above the high end"),
+    (["--lr-range", "0", "1"], "--lr-range: must be > 0"),
+    (["knn", "--lr-range", "0.1", "1"], "--lr-range does not apply to knn"),
+    (["--learning-rate", "0.1"], "--learning-rate is searched; give its range instead"),
+    (["--trials", "2", "--top", "3"], "--top 3 is more than the 2 coarse trials"),
+    (["--trials", "0"], "--trials: must be an integer >= 1"),
+    (["--fine-trials", "-1"], "--fine-trials must be >= 0"),
+    (["svm", "--hidden-size", "10"], "--hidden-size applies to twolayer"),
+    (["--coarse-fraction", "0"], "--coarse-fraction: must be in (0, 1]"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), SEARCH_MISTAKES, ids=[" ".join(a) for a, _ in SEARCH_MISTAKES])
+def test_search_mistakes(argv, message, capsys):
+    rc = search.main([*TINY, "--quiet", *argv])
+    assert_one_line_error(rc, capsys.readouterr().err, message)
+
+
+def test_download_unreachable(tmp_path, capsys):
+    # A port nothing listens on: refused at once, no network needed.
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rc = download_cifar10.main(["--data-dir", str(tmp_path), "--url", f"http://127.0.0.1:{port}/x.tar.gz",
+                                "--timeout", "5", "--quiet"])
+    assert_one_line_error(rc, capsys.readouterr().err, "could not download")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_fresh_interpreter_prints_no_traceback():
+    proc = run_script("train.py", "--backend", "no-such-backend")
+    assert_one_line_error(proc.returncode, proc.stderr, "unknown backend")
+    assert proc.stdout == ""
+
+
+def test_missing_script_dependencies_are_named():
+    # A checkout installed without the scripts extra: tqdm and scikit-learn cannot be found.
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('tqdm', 'sklearn'):\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        f"sys.path.insert(0, {str(SCRIPTS)!r})\n"
+        "sys.argv = ['train.py']\n"
+        "import runpy; runpy.run_path(sys.path[0] + '/train.py', run_name='__main__')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert_one_line_error(proc.returncode, proc.stderr, "the scripts need tqdm, scikit-learn", ".[scripts]")
+
+
+def test_xpml_traceback_shows_the_traceback(monkeypatch):
+    monkeypatch.setenv("XPML_TRACEBACK", "1")
+    with pytest.raises(ValueError, match="unknown backend"):
+        train.main(["--backend", "no-such-backend"])
+
+
+def test_help_exits_zero(capsys):
+    with pytest.raises(SystemExit) as exc:
+        train.main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "--learning-rate" in out and "default hyperparameters on the digits" in out
+
+
+@pytest.mark.parametrize(("kind", "text", "ok"), [
+    (_cli.positive, "1e-3", 1e-3), (_cli.non_negative, "0", 0.0), (_cli.fraction, "1", 1.0), (_cli.count, "7", 7),
+    (_cli.natural, "0", 0),
+])
+def test_number_types_accept_good_values(kind, text, ok):
+    assert kind(text) == ok
