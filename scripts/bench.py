@@ -845,7 +845,10 @@ def main(argv=None) -> int:
     if args.threads and not isinstance(tpc, Exception):
         tpc.threadpool_limits(threads)
     rep = Report()
-    command = " ".join(shlex.quote(a) for a in [pathlib.Path(sys.executable).name, *sys.argv])
+    command = " ".join(shlex.quote(a) for a in ["python", *sys.argv])
+    unset = [v for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if v not in os.environ]
+    if unset:  # how the command was run matters: it decides NumPy's BLAS kernel
+        command = "env " + " ".join(f"-u {v}" for v in unset) + " " + command
     env_note = ", ".join(f"{v}={os.environ[v]}" for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if v in os.environ)
     torch = optional("torch")
     if not isinstance(torch, Exception):
