@@ -56,8 +56,9 @@ import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _path in (ROOT, ROOT / "scripts"):  # the package, and _bench_direct beside this file
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 import numpy as np  # noqa: E402  (loaded before faiss on purpose: see load_faiss)
 
@@ -862,7 +863,7 @@ def main(argv=None) -> int:
             + ("" if args.clock == "wall" else " (CPU time: for comparing code paths, not a target figure)"))
     rep.say(f"python {platform.python_version()}, numpy {np.__version__}"
             + ("" if isinstance(torch, Exception) else f", torch {torch.__version__}")
-            + (f", faiss {sys.modules['faiss'].__version__}" if "faiss" in sys.modules else ""))
+            + (f", faiss {sys.modules['faiss'].__version__}" if sys.modules.get("faiss") else ""))
     rep.say("OPENBLAS env: " + (env_note or "unset (each OpenBLAS picks its own kernel)")
             + f"; faiss OpenBLAS kernel requested: {args.faiss_coretype}")
     for line in blas_kernels():
@@ -897,7 +898,10 @@ def main(argv=None) -> int:
 
 
 def _faiss_missing() -> bool:
-    return importlib.util.find_spec("faiss") is None
+    try:
+        return importlib.util.find_spec("faiss") is None
+    except ImportError:
+        return True
 
 
 if __name__ == "__main__":
