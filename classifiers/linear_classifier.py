@@ -64,7 +64,8 @@ class LinearClassifier:
             The rule's starting config; ``learning_rate`` is added when absent.
         callback : callable, keyword-only
             ``callback(it, loss)`` after every step, with the loss as a 0-d device array; the caller
-            decides whether to read it back.
+            decides whether to read it back. ``self.W`` holds the weights after that step, so the
+            callback may evaluate the model (:meth:`predict`), e.g. once per epoch.
 
         Returns
         -------
@@ -109,6 +110,9 @@ class LinearClassifier:
                     W, config = update_rule(W, dW, config)
                 history.append(loss)
                 if callback is not None:
+                    # Kept current so a callback can evaluate the model mid-run (once per epoch,
+                    # say) without ending the call, which would reset an update rule's state.
+                    self.W = W
                     callback(it, loss)
                 if verbose and it % 100 == 0:
                     print(f"iteration {it} / {num_iters}: loss {float(loss):f}")

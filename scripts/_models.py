@@ -172,24 +172,27 @@ def _fit_linear(model, data, bk, params, *, seed, dtype, progress, test):
     clf = (LinearSVM if model == "svm" else Softmax)(seed=seed, dtype=dtype)
     X_train, X_val = _with_bias(data, "train"), _with_bias(data, "val")
     n, num_iters, batch = X_train.shape[0], params["num_iters"], params["batch_size"]
-    # train() continues from W on a second call, so training in chunks gives accuracy curves like
-    # the net's: one evaluation per epoch, at most ~40 points, at the cost of one read per chunk.
-    # A rule with state (momentum, Adam) would lose it between calls: it trains in one chunk.
-    rule = _update_rule(params["update_rule"])
-    chunk = max(max(n // batch, 1), math.ceil(num_iters / 40)) if rule is None else num_iters
-    loss, points, train_acc, val_acc = [], [], [], []
+    # One train() call, so the minibatches are those of the library's own run and an update rule
+    # keeps its state; the callback evaluates about once per epoch (at most ~40 points) from the
+    # current weights, reading accuracies back only then.
+    every = max(max(n // batch, 1), math.ceil(num_iters / 40))
+    points, train_acc, val_acc = [], [], []
     eval_s = 0.0
-    with progress.training(num_iters, desc=model) as bar:
-        t0 = _clock(bk)
-        for start in range(0, num_iters, chunk):
-            steps = min(chunk, num_iters - start)
-            loss += clf.train(X_train, data.y_train, params["learning_rate"], params["reg"], steps, batch,
-                              update_rule=rule, callback=lambda it, v, s=start: bar(s + it, v))
+
+    def on_step(it, value):
+        nonlocal eval_s
+        bar(it, value)
+        if (it + 1) % every == 0 or it + 1 == num_iters:
             e0 = time.perf_counter()
-            points.append(start + steps)
+            points.append(it + 1)
             train_acc.append(accuracy(clf.predict(X_train), data.y_train))
             val_acc.append(accuracy(clf.predict(X_val), data.y_val))
             eval_s += time.perf_counter() - e0
+
+    with progress.training(num_iters, desc=model) as bar:
+        t0 = _clock(bk)
+        loss = clf.train(X_train, data.y_train, params["learning_rate"], params["reg"], num_iters, batch,
+                         update_rule=_update_rule(params["update_rule"]), callback=on_step)
         t1 = _clock(bk)
     fit_ = Fit(model, dict(params), clf, val_acc[-1], None, t1 - t0 - eval_s, eval_s, loss,
                {"train": (points, train_acc), "val": (points, val_acc)}, accuracy_x="iteration",

@@ -122,3 +122,19 @@ def test_bad_input_is_refused():
         model.train(X, y + 3, num_iters=1)
     with pytest.raises(backend.BackendMismatchError):
         model.predict(strict.asarray(backend.to_numpy(X)))
+
+
+def test_callback_sees_the_weights_of_each_step(bk):
+    # A callback may evaluate the model mid-run: W after step i is what step i produced, and the
+    # run is the same as one without a callback (the scripts' accuracy curves rely on both).
+    X, y = _blobs(bk, "float64")
+    steps = []
+    model = LinearSVM(seed=3)
+    model.train(X, y, learning_rate=1e-2, num_iters=4, batch_size=8,
+                callback=lambda it, loss: steps.append(backend.to_numpy(model.W).copy()))
+    for i in range(1, 4):
+        assert not np.array_equal(steps[i], steps[i - 1]), f"W did not change at step {i}"
+    np.testing.assert_array_equal(steps[-1], backend.to_numpy(model.W))
+    quiet = LinearSVM(seed=3)
+    quiet.train(X, y, learning_rate=1e-2, num_iters=4, batch_size=8)
+    np.testing.assert_array_equal(backend.to_numpy(quiet.W), steps[-1])
