@@ -9,12 +9,12 @@ usage: python scripts/reproduce_knn.py --data-dir /tmp/cifar10 [--plot docs/knn_
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import os
 import sys
 import time
 
+import _reproduce
 import numpy as np
 
 import backend
@@ -24,22 +24,14 @@ K_CHOICES = [1, 3, 5, 8, 10, 12, 15, 20, 50, 100]
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-dir", required=True,
-                   help="the cifar-10-batches-py directory or its parent (write it with "
-                        "`python ../shared/data/make_cifar10.py /tmp/cifar10`)")
-    p.add_argument("--backend", default="numpy", help="numpy, cupy, array_api_strict or auto (default numpy)")
+    p = _reproduce.parser(__doc__)
     p.add_argument("--dtype", default="float64", choices=["float32", "float64"],
                    help="float64 as the course's notebook (default)")
     p.add_argument("--num-train", type=int, default=5000)
     p.add_argument("--num-test", type=int, default=500)
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--plot", default="docs/knn_cv.png", help="where to save the cross-validation plot")
-    args = p.parse_args(argv)
-    if not os.path.isdir(args.data_dir):
-        p.error(f"--data-dir {args.data_dir!r} is not a directory; write CIFAR-10 there first with "
-                f"`python ../shared/data/make_cifar10.py {args.data_dir}`")
-    return args
+    return _reproduce.parse(p, argv)
 
 
 def accuracy(pred, y) -> float:

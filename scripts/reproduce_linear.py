@@ -14,7 +14,6 @@ The defaults are the fine search recorded in RESULTS.md (about 7 minutes on 2 co
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import os
 import sys
@@ -26,6 +25,7 @@ import time
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import _reproduce  # noqa: E402
 import numpy as np  # noqa: E402
 
 import backend  # noqa: E402
@@ -35,11 +35,7 @@ MODELS = {"svm": LinearSVM, "softmax": Softmax}
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-dir", required=True,
-                   help="the cifar-10-batches-py directory or its parent (write it with "
-                        "`python ../shared/data/make_cifar10.py /tmp/cifar10`)")
-    p.add_argument("--backend", default="numpy", help="numpy, cupy, array_api_strict or auto (default numpy)")
+    p = _reproduce.parser(__doc__)
     p.add_argument("--model", nargs="+", default=["svm", "softmax"], choices=list(MODELS))
     p.add_argument("--trials", type=int, default=20, help="random-search candidates per model")
     p.add_argument("--lr", type=float, nargs=2, default=[1e-6, 1e-5], metavar=("LOW", "HIGH"),
@@ -51,11 +47,7 @@ def parse_args(argv=None):
     p.add_argument("--decay-every", type=int, default=400, help="iterations between decays")
     p.add_argument("--batch-size", type=int, default=200)
     p.add_argument("--seed", type=int, default=0, help="seeds the search, the weights and the minibatches")
-    args = p.parse_args(argv)
-    if not os.path.isdir(args.data_dir):
-        p.error(f"--data-dir {args.data_dir!r} is not a directory; write CIFAR-10 there first with "
-                f"`python ../shared/data/make_cifar10.py {args.data_dir}`")
-    return args
+    return _reproduce.parse(p, argv)
 
 
 def accuracy(model, X, y) -> float:
