@@ -126,6 +126,13 @@ def _import(name: str):
     return importlib.import_module(name)
 
 
+def _driver_present() -> bool:
+    """Whether the NVIDIA driver's library (libcuda) is installed on this machine."""
+    import ctypes.util
+
+    return ctypes.util.find_library("cuda") is not None
+
+
 def _probe_numpy() -> BackendStatus:
     xp = _import("array_api_compat.numpy")
     return BackendStatus("numpy", True, devices=tuple(xp.__array_namespace_info__().devices()))
@@ -156,7 +163,11 @@ def _probe_cupy() -> BackendStatus:
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:
-        return BackendStatus("cupy", False, f"no CUDA device: {exc}")
+        # Without an NVIDIA driver the runtime reports an "insufficient driver"; that is a machine
+        # without a GPU, not a broken set-up. A driver that is present and fails is broken.
+        if "NoDevice" in str(exc) or not _driver_present():
+            return BackendStatus("cupy", False, f"no CUDA device: {exc}")
+        return BackendStatus("cupy", False, f"CUDA present but broken: the driver failed: {exc}")
     if count < 1:
         return BackendStatus("cupy", False, "no CUDA device: the driver reports 0 devices")
     try:

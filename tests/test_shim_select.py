@@ -1,5 +1,6 @@
 """Backend selection, listing, and the errors for unusable backends (simulated)."""
 
+import sys
 import types
 
 import pytest
@@ -129,3 +130,23 @@ def test_as_backend_accepts_every_spelling(bk):
     assert backend.as_backend(None).name == "numpy"
     with pytest.raises(TypeError, match="not a namespace"):
         backend.as_backend(42)
+
+
+@pytest.mark.parametrize("driver, expected", [(False, "no CUDA device: cudaErrorInsufficientDriver"),
+                                              (True, "CUDA present but broken: the driver failed")])
+def test_cupy_driver_missing_or_broken(monkeypatch, driver, expected):
+    # What CuPy's runtime says on a machine with no NVIDIA driver, and on one with a driver too old
+    # for the runtime: the first has no GPU, the second a broken CUDA set-up.
+    fake = _fake_cupy(count_error=RuntimeError("cudaErrorInsufficientDriver: CUDA driver version is insufficient"))
+    monkeypatch.setattr(_select, "_import", _fake_import(modules={"cupy": fake, "array_api_compat.cupy": fake}))
+    monkeypatch.setattr(_select, "_driver_present", lambda: driver)
+    with pytest.raises(backend.BackendUnavailableError, match=expected):
+        backend.get_backend("cupy")
+
+
+def test_synchronize_without_argument_where_cupy_sees_no_device(monkeypatch):
+    # CuPy installed on a machine without a GPU: a probe imports it, and a bare synchronize()
+    # must not then fail on the driver.
+    fake = _fake_cupy(count_error=RuntimeError("cudaErrorInsufficientDriver"))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    backend.synchronize()
