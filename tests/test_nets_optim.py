@@ -97,11 +97,12 @@ def test_lookup_by_name():
 
 
 @pytest.mark.parametrize("name", ["sgd_momentum", "nesterov", "rmsprop", "adam"])
-def test_linear_classifiers_train_with_the_rules(name):
+def test_linear_classifiers_train_with_the_rules(bk, name):
+    # The rules update W in place; on every backend the classifier must keep training through them.
     from classifiers import Softmax
     from classifiers.data_utils import append_bias, make_spiral
 
-    X, y = make_spiral(50, 3)
+    X, y = make_spiral(50, 3, xp=bk)
     clf = Softmax(seed=0)
     losses = clf.train(append_bias(X), y, reg=1e-3, num_iters=60, batch_size=50,
                        update_rule=optim.get_update_rule(name), optim_config={"learning_rate": 0.05})
