@@ -17,6 +17,7 @@ from ._select import (
     BackendUnavailableError,
     as_backend,
     backend_of,
+    check_on_backend,
     get_backend,
     list_backends,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "Generator",
     "as_backend",
     "backend_of",
+    "check_on_backend",
     "float_dtype",
     "get_backend",
     "get_device",

@@ -25,6 +25,7 @@ __all__ = [
     "as_backend",
     "BackendUnavailableError",
     "backend_of",
+    "check_on_backend",
     "get_backend",
     "list_backends",
 ]
@@ -302,3 +303,22 @@ def backend_of(x, /) -> Backend:
         if checker(xp):
             return Backend(name, xp, array_api_compat.device(x))
     raise TypeError(f"arrays of namespace {xp.__name__} are not supported by xpml")
+
+
+def check_on_backend(x, bk: Backend, /, *, name: str = "x", owner: str = "the model", target: str = "") -> None:
+    """Raise :class:`BackendMismatchError` unless ``x`` lives in ``bk``'s namespace and on its device.
+
+    For objects whose state lives on one backend (a fitted net, a fitted preprocessor): the message
+    names both places and the ``backend.to_backend(name, target)`` call that moves ``x``, where
+    ``target`` is how the caller reaches ``bk`` (default: its label).
+    """
+    from ._namespace import BackendMismatchError, namespace_and_device
+
+    xp, device = namespace_and_device(x)
+    if xp is bk.xp and device == bk.device:
+        return
+    target = target or repr(bk.label)
+    raise BackendMismatchError(
+        f"{name} lives on {backend_of(x).label!r} but {owner} lives on {bk.label!r}; "
+        f"move it first with backend.to_backend({name}, {target})"
+    )

@@ -29,14 +29,10 @@ class _Preprocessor:
         state = self.mean_
         if state is None:
             raise RuntimeError(f"{type(self).__name__} is not fitted: call fit(X_train) first")
-        xp, device = backend.namespace_and_device(X)
-        fxp, fdevice = backend.namespace_and_device(state)
-        if xp is not fxp or device != fdevice:
-            raise backend.BackendMismatchError(
-                f"{name} lives on {backend.backend_of(X).label!r} but {type(self).__name__} was fitted on "
-                f"{backend.backend_of(state).label!r}; move it first with "
-                f"backend.to_backend({name}, backend.backend_of(preprocessor.mean_))"
-            )
+        fitted_on = backend.backend_of(state)
+        backend.check_on_backend(X, fitted_on, name=name, owner=f"{type(self).__name__} (fitted there)",
+                                 target="backend.backend_of(preprocessor.mean_)")
+        xp = fitted_on.xp
         if X.ndim != 2 or X.shape[1] != state.shape[0]:
             raise ValueError(f"{name} must have shape (N, {self.mean_.shape[0]}), got {tuple(X.shape)}")
         return xp

@@ -100,14 +100,8 @@ class TwoLayerNet:
 
     def _own(self, X, name: str):
         """``X`` as this net's dtype, after checking it lives on the net's backend and has D columns."""
-        xp, device = backend.namespace_and_device(X)
-        if xp is not self.backend.xp or device != self.backend.device:
-            where = backend.backend_of(X).label
-            raise backend.BackendMismatchError(
-                f"{name} lives on {where!r} but this net's parameters live on {self.backend.label!r}; move it "
-                f"first with backend.to_backend({name}, net.backend), or build the net where the data is "
-                f"(TwoLayerNet(..., xp=backend.backend_of({name})))"
-            )
+        backend.check_on_backend(X, self.backend, name=name, owner="this net", target="net.backend")
+        xp = self.backend.xp
         if X.ndim != 2 or X.shape[1] != self.input_size:
             raise ValueError(f"{name} must have shape (N, {self.input_size}), got {tuple(X.shape)}")
         if not xp.isdtype(X.dtype, "real floating"):
@@ -116,12 +110,7 @@ class TwoLayerNet:
         return X if X.dtype == self.dtype else xp.astype(X, self.dtype)
 
     def _own_labels(self, y, n: int, name: str):
-        xp, device = backend.namespace_and_device(y)
-        if xp is not self.backend.xp or device != self.backend.device:
-            raise backend.BackendMismatchError(
-                f"{name} lives on {backend.backend_of(y).label!r} but this net lives on {self.backend.label!r}; "
-                f"move it with backend.to_backend({name}, net.backend)"
-            )
+        backend.check_on_backend(y, self.backend, name=name, owner="this net", target="net.backend")
         if y.ndim != 1 or y.shape[0] != n:
             raise ValueError(f"{name} must have shape ({n},), one label per row of the data; got {tuple(y.shape)}")
         return y

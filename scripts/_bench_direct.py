@@ -103,16 +103,18 @@ def net_train(params, X, y, Xv, yv, idx, lr, decay, reg):
 @contextlib.contextmanager
 def raw_numpy(*nets):
     """Within the block, xpml's namespace lookups (and the given nets' backends) give plain numpy."""
-    saved = backend.get_namespace, backend.namespace_and_device
+    saved = backend.get_namespace, backend.namespace_and_device, backend.check_on_backend
     saved_nets = [n.backend for n in nets]
     backend.get_namespace = lambda *arrays: np
     backend.namespace_and_device = lambda *arrays: (np, "cpu")
+    # Plain numpy has no backend to check against; the check runs once per train() call.
+    backend.check_on_backend = lambda *args, **kwargs: None
     for n in nets:
         n.backend = dataclasses.replace(n.backend, xp=np)
     try:
         yield
     finally:
-        backend.get_namespace, backend.namespace_and_device = saved
+        backend.get_namespace, backend.namespace_and_device, backend.check_on_backend = saved
         for n, b in zip(nets, saved_nets, strict=True):
             n.backend = b
 

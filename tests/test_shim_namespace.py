@@ -85,3 +85,14 @@ def test_synchronize_accepts_arrays_and_backends(bk):
     backend.synchronize(x)
     backend.synchronize(bk)
     backend.synchronize()
+
+
+def test_check_on_backend_names_both_places_and_the_move(bk):
+    x = bk.asarray([1.0])
+    backend.check_on_backend(x, bk, name="X")  # where it belongs: no error
+    other = backend.get_backend("array_api_strict:device2")
+    with pytest.raises(backend.BackendMismatchError) as info:
+        backend.check_on_backend(x, other, name="X_val", owner="this net", target="net.backend")
+    msg = str(info.value)
+    assert f"X_val lives on {bk.label!r} but this net lives on 'array_api_strict:device2'" in msg
+    assert "backend.to_backend(X_val, net.backend)" in msg
