@@ -1,4 +1,4 @@
-"""``python -m backend``: print every backend and why it is or is not usable."""
+"""``python -m xpml.backend``: print every backend and why it is or is not usable (as ``xpml backends``)."""
 
 from . import list_backends
 

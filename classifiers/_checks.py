@@ -6,8 +6,8 @@ public call and never inside a training loop; the loops call the unchecked kerne
 
 from __future__ import annotations
 
-import backend
-from backend.validation import check_data, check_labels, check_positive
+from .. import backend
+from ..backend.validation import check_data, check_labels, check_positive
 
 __all__ = ["check_features", "check_loss_inputs", "check_train_set"]
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import backend
-
+from .. import backend
 from ._checks import check_loss_inputs
 
 __all__ = ["naive_loss"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import array_api_extra as xpx
 
-import backend
+from .. import backend
 
 __all__ = ["BYTES_PER_ENTRY", "chunks", "l2_block_shape", "l2_smallest_k", "smallest_k", "smallest_k_portable"]
 

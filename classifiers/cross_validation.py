@@ -7,9 +7,8 @@ Shuffle the data first if its order is not random.
 
 from __future__ import annotations
 
-import backend
-from backend.validation import check_positive
-
+from .. import backend
+from ..backend.validation import check_positive
 from ._checks import check_train_set
 from .k_nearest_neighbor import KNearestNeighbor, _labels_of, _vote
 

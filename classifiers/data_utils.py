@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import os
 
-import backend
-from backend.io import CorruptFileError, load_restricted_pickle
-from backend.validation import check_data, check_positive
+from .. import backend
+from ..backend.io import CorruptFileError, load_restricted_pickle
+from ..backend.validation import check_data, check_positive
 
 __all__ = ["append_bias", "get_CIFAR10_data", "load_CIFAR10", "load_CIFAR_batch", "make_spiral", "mean_image"]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import itertools
 import math
 
-import backend
-from backend.validation import check_positive
+from .. import backend
+from ..backend.validation import check_positive
 
 __all__ = ["eval_numerical_gradient", "eval_numerical_gradient_array", "grad_check_sparse", "rel_error"]
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import array_api_extra as xpx
 
-import backend
-from backend.validation import check_data, check_positive
-
+from .. import backend
+from ..backend.validation import check_data, check_positive
 from ._checks import check_features, check_train_set
 from ._topk import chunks as _chunks
 from ._topk import l2_block_shape, l2_smallest_k

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import backend
-from backend.validation import check_labels, check_positive
-
+from .. import backend
+from ..backend.validation import check_labels, check_positive
 from ._checks import check_features, check_loss_inputs, check_train_set
 from .linear_svm import _svm_loss
 from .softmax import _softmax_loss

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import array_api_extra as xpx
 
-import backend
-
+from .. import backend
 from ._checks import check_loss_inputs
 from ._naive_loss import naive_loss
 

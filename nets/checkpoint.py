@@ -11,9 +11,8 @@ code.
 
 from __future__ import annotations
 
-import backend
-from backend.io import CorruptFileError, load_npz, save_npz_atomic
-
+from .. import backend
+from ..backend.io import CorruptFileError, load_npz, save_npz_atomic
 from .two_layer_net import TwoLayerNet
 
 __all__ = ["FORMAT_VERSION", "load_model", "save_model"]

@@ -17,7 +17,7 @@ import math
 
 import array_api_extra as xpx
 
-import backend
+from .. import backend
 
 __all__ = ["first_layer_images", "initial_loss_check", "overfit_tiny_subset", "update_to_weight_ratio"]
 

@@ -6,7 +6,7 @@ models usually beat each of them, because their errors are partly independent.
 
 from __future__ import annotations
 
-import backend
+from .. import backend
 
 __all__ = ["Ensemble"]
 

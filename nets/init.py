@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-import backend
+from .. import backend
 
 __all__ = ["INIT_SCHEMES", "init_weights"]
 

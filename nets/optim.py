@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
-import backend
+from .. import backend
 
 __all__ = [
     "UPDATE_RULES",

@@ -12,8 +12,8 @@ training statistics, never their own.
 
 from __future__ import annotations
 
-import backend
-from backend.validation import check_data, check_positive
+from .. import backend
+from ..backend.validation import check_data, check_positive
 
 __all__ = ["PCA", "MeanSubtraction", "Standardization"]
 

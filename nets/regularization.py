@@ -8,7 +8,7 @@ host-to-device transfer.
 
 from __future__ import annotations
 
-import backend
+from .. import backend
 
 __all__ = ["dropout_masks", "elastic_net_penalty", "l1_penalty", "l2_penalty", "max_norm_"]
 

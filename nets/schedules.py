@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from backend.validation import check_positive
+from ..backend.validation import check_positive
 
 __all__ = ["ExponentialDecay", "InverseTimeDecay", "StepDecay", "get_schedule"]
 

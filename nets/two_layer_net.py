@@ -13,9 +13,8 @@ import math
 
 import array_api_extra as xpx
 
-import backend
-from backend.validation import check_data, check_labels, check_positive
-
+from .. import backend
+from ..backend.validation import check_data, check_labels, check_positive
 from .diagnostics import update_to_weight_ratio
 from .init import INIT_SCHEMES, init_weights
 from .optim import get_update_rule

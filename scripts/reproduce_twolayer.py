@@ -37,10 +37,9 @@ import sys
 import time
 
 import numpy as np
+from xpml.classifiers.data_utils import get_CIFAR10_data
 
-import backend
-import nets
-from classifiers.data_utils import get_CIFAR10_data
+from xpml import backend, nets
 
 COURSE = dict(hidden_size=50, num_iters=1000, batch_size=200, learning_rate=1e-4, learning_rate_decay=0.95, reg=0.25)
 
@@ -129,8 +128,8 @@ def cmd_spiral(args, bk):
 
     The notes' penalty is 0.5 * reg * |W|^2 with reg = 1e-3; xpml's is reg * |W|^2, so reg = 5e-4.
     """
-    from classifiers import Softmax
-    from classifiers.data_utils import append_bias, make_spiral
+    from xpml.classifiers import Softmax
+    from xpml.classifiers.data_utils import append_bias, make_spiral
 
     X, y = make_spiral(100, 3, xp=bk)
     Xb = append_bias(X)

@@ -20,7 +20,7 @@ import os
 
 import pytest
 
-import backend
+from xpml import backend
 
 
 def _backend_cases():

@@ -48,7 +48,7 @@ def test_the_checker_catches_a_direct_import(tmp_path):
 
 def test_import_pulls_in_only_runtime_dependencies():
     code = (
-        "import sys, backend, classifiers, nets\n"
+        "import sys, xpml.backend, xpml.classifiers, xpml.nets\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
         "{'cupy', 'torch', 'array_api_strict', 'matplotlib', 'sklearn', 'tqdm', 'scipy'})\n"
         "print(','.join(bad))\n"

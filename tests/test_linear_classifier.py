@@ -2,10 +2,17 @@
 
 import numpy as np
 import pytest
+from xpml.backend.testing import assert_close, assert_placement
+from xpml.classifiers import (
+    LinearClassifier,
+    LinearSVM,
+    Softmax,
+    make_spiral,
+    softmax_loss_vectorized,
+    svm_loss_vectorized,
+)
 
-import backend
-from backend.testing import assert_close, assert_placement
-from classifiers import LinearClassifier, LinearSVM, Softmax, make_spiral, softmax_loss_vectorized, svm_loss_vectorized
+from xpml import backend
 
 MODELS = {"svm": (LinearSVM, svm_loss_vectorized), "softmax": (Softmax, softmax_loss_vectorized)}
 

@@ -4,10 +4,8 @@ import math
 
 import numpy as np
 import pytest
-
-import backend
-from backend.testing import assert_close, assert_placement
-from classifiers import (
+from xpml.backend.testing import assert_close, assert_placement
+from xpml.classifiers import (
     eval_numerical_gradient,
     grad_check_sparse,
     rel_error,
@@ -16,6 +14,8 @@ from classifiers import (
     svm_loss_naive,
     svm_loss_vectorized,
 )
+
+from xpml import backend
 
 LOSSES = {
     "svm": (svm_loss_naive, svm_loss_vectorized),

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from xpml.backend.io import CorruptFileError
+from xpml.nets import TwoLayerNet, load_model, save_model
 
-import backend
-from backend.io import CorruptFileError
-from nets import TwoLayerNet, load_model, save_model
+from xpml import backend
 
 
 def _trained(bk):

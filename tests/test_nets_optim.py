@@ -4,10 +4,10 @@ import math
 
 import numpy as np
 import pytest
+from xpml.backend.testing import assert_placement
+from xpml.nets import optim
 
-import backend
-from backend.testing import assert_placement
-from nets import optim
+from xpml import backend
 
 STEPS = 4
 
@@ -99,8 +99,8 @@ def test_lookup_by_name():
 @pytest.mark.parametrize("name", ["sgd_momentum", "nesterov", "rmsprop", "adam"])
 def test_linear_classifiers_train_with_the_rules(bk, name):
     # The rules update W in place; on every backend the classifier must keep training through them.
-    from classifiers import Softmax
-    from classifiers.data_utils import append_bias, make_spiral
+    from xpml.classifiers import Softmax
+    from xpml.classifiers.data_utils import append_bias, make_spiral
 
     X, y = make_spiral(50, 3, xp=bk)
     clf = Softmax(seed=0)

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from xpml.backend.testing import assert_placement
+from xpml.nets import PCA, MeanSubtraction, Standardization
 
-import backend
-from backend.testing import assert_placement
-from nets import PCA, MeanSubtraction, Standardization
+from xpml import backend
 
 
 def _splits(bk, dtype="float64"):

@@ -5,12 +5,12 @@ import math
 
 import numpy as np
 import pytest
+from xpml.backend.testing import assert_close, assert_placement
+from xpml.classifiers.gradient_check import eval_numerical_gradient, rel_error
+from xpml.nets import TwoLayerNet
+from xpml.nets.regularization import dropout_masks
 
-import backend
-from backend.testing import assert_close, assert_placement
-from classifiers.gradient_check import eval_numerical_gradient, rel_error
-from nets import TwoLayerNet
-from nets.regularization import dropout_masks
+from xpml import backend
 
 N, D, H, C = 5, 4, 6, 3
 
@@ -107,7 +107,7 @@ def test_predict_and_predict_proba(bk):
 
 
 def test_predict_in_chunks_matches_one_shot(monkeypatch):
-    import nets.two_layer_net as tln
+    import xpml.nets.two_layer_net as tln
 
     net, X, _ = _toy(backend.get_backend("numpy"))
     whole = net.predict_proba(X)

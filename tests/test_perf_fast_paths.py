@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
+from xpml.backend.testing import assert_equal, assert_placement
+from xpml.backend.validation import check_data
+from xpml.classifiers._topk import smallest_k, smallest_k_portable
+from xpml.classifiers.k_nearest_neighbor import _chunks
 
-import backend
-from backend.testing import assert_equal, assert_placement
-from backend.validation import check_data
-from classifiers._topk import smallest_k, smallest_k_portable
-from classifiers.k_nearest_neighbor import _chunks
+from xpml import backend
 
 
 @pytest.mark.parametrize("levels", [3, 50, 10**6], ids=["many-ties", "some-ties", "few-ties"])
@@ -59,7 +59,7 @@ def test_finiteness_check_fast_path_agrees_with_the_elementwise_check(bk):
 def test_blocked_l2_neighbours_match_the_stable_oracle(bk, budget):
     # Small integer pixels make the float32 keys exact and put many ties between training rows
     # (duplicated rows included), so every block split must keep the smaller index on ties.
-    from classifiers import KNearestNeighbor
+    from xpml.classifiers import KNearestNeighbor
 
     rng = np.random.default_rng(budget % 97)
     Xtr = rng.integers(0, 3, (57, 6)).astype(np.float32)
@@ -76,7 +76,7 @@ def test_blocked_l2_neighbours_match_the_stable_oracle(bk, budget):
 
 
 def test_block_shape_stays_within_the_budget():
-    from classifiers._topk import BYTES_PER_ENTRY, l2_block_shape
+    from xpml.classifiers._topk import BYTES_PER_ENTRY, l2_block_shape
 
     for n, m, budget in [(2000, 50000, 256 * 2**20), (10000, 50000, 256 * 2**20), (7, 40, 1), (50, 5000, 10**6)]:
         rows, cols = l2_block_shape(n, m, 3072, 4, budget)

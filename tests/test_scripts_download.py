@@ -8,10 +8,10 @@ in the data directory loads as a dataset.
 import hashlib
 import json
 
-import _download
-import download_cifar10
 import pytest
-import train
+
+from xpml.cli import _download, train
+from xpml.cli import download as download_cifar10
 
 from ._scripts_support import assert_one_line_error, assert_png, cifar_archive, file_server
 
@@ -48,7 +48,7 @@ def test_good_archive(tmp_path, archive, capsys):
     assert capsys.readouterr().out.strip() == str(root)  # given the dataset directory itself: nothing to do
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["cifar-10-batches-py"]  # no temp files
     assert sorted(p.name for p in root.iterdir()) == sorted(_download.CIFAR10_FILES)
-    from classifiers.data_utils import load_CIFAR10
+    from xpml.classifiers.data_utils import load_CIFAR10
 
     Xtr, ytr, Xte, yte = load_CIFAR10(root)
     assert Xtr.shape == (60, 32, 32, 3) and Xte.shape == (20, 32, 32, 3)

@@ -3,14 +3,12 @@
 import subprocess
 import sys
 
-import _cli
-import download_cifar10
 import pytest
-import search
-import train
+from xpml.backend import _select
 
-import backend
-from backend import _select
+from xpml import backend
+from xpml.cli import _cli, search, train
+from xpml.cli import download as download_cifar10
 
 from ._scripts_support import SCRIPTS, TINY, assert_one_line_error, run_script
 

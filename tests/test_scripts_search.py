@@ -5,7 +5,8 @@ import math
 
 import numpy as np
 import pytest
-import search
+
+from xpml.cli import search
 
 from ._scripts_support import TINY, assert_png
 

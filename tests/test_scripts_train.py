@@ -2,13 +2,12 @@
 
 import json
 
-import _progress
 import numpy as np
 import pytest
-import train
+from xpml.backend.io import load_npz
 
-import backend
-from backend.io import load_npz
+from xpml import backend
+from xpml.cli import _progress, train
 
 from ._scripts_support import SHORT, SMALL_NET, TINY, assert_png, run_script
 
@@ -51,7 +50,7 @@ def test_all_four_models_on_every_backend(bk, tmp_path, capsys):
 
     W = load_npz(out / "svm.npz")["W"]
     assert W.shape == (65, 10)  # 8x8 pixels plus the bias row, one column per class
-    from nets import load_model
+    from xpml.nets import load_model
 
     net, info = load_model(out / "twolayer.npz")
     assert info["hyperparams"]["hidden_size"] == 16
@@ -156,7 +155,7 @@ def test_model_selection(models):
 def test_every_long_loop_shows_progress_on_a_terminal(tmp_path, capsys, monkeypatch):
     # Pretend stderr is a terminal: the bars must then show kNN's query chunks, the training
     # iterations with the loss, the models and the search trials.
-    import search
+    from xpml.cli import search
 
     monkeypatch.setattr(_progress.Progress, "__init__", lambda self, *, quiet=False: setattr(self, "disable", quiet))
     assert train.main([*TINY, *SHORT, *SMALL_NET, "--out", str(tmp_path / "t")]) == 0

@@ -2,7 +2,7 @@
 
 import pytest
 
-import backend
+from xpml import backend
 
 
 def test_float32_by_default(bk):

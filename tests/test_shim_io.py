@@ -5,8 +5,7 @@ import pickle
 
 import numpy as np
 import pytest
-
-from backend.io import CorruptFileError, load_npz, load_restricted_pickle, save_npz_atomic
+from xpml.backend.io import CorruptFileError, load_npz, load_restricted_pickle, save_npz_atomic
 
 
 def test_plain_data_pickle_round_trips(tmp_path):

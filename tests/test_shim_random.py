@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from xpml.backend.testing import assert_placement
 
-import backend
-from backend.testing import assert_placement
+from xpml import backend
 
 
 def _draws(rng):

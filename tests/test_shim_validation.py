@@ -3,8 +3,7 @@
 import math
 
 import pytest
-
-from backend.validation import check_data, check_labels, check_positive, check_same_length
+from xpml.backend.validation import check_data, check_labels, check_positive, check_same_length
 
 
 def test_good_data_passes(bk):

@@ -13,12 +13,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import _cli
-import _runs
 import numpy as np
 
-import backend
-from backend.io import save_npz_atomic
+from .. import backend
+from ..backend.io import save_npz_atomic
+from . import _cli, _runs
 
 __all__ = ["MODELS", "Fit", "defaults", "evaluate", "fit", "save"]
 
@@ -94,7 +93,7 @@ def _has_f64(x) -> bool:
 
 def _with_bias(data, split: str):
     """``X_split`` with a column of ones appended (the bias trick of the linear classifiers), cached."""
-    from classifiers.data_utils import append_bias
+    from ..classifiers.data_utils import append_bias
 
     cache = data.extra.setdefault("with_bias", {})
     if split not in cache:
@@ -115,7 +114,7 @@ def fit(model: str, data, bk, params: dict, *, seed: int = 0, dtype: str = "floa
     from a synchronised device to a synchronised device.
     """
     if progress is None:
-        from _progress import Progress
+        from ._progress import Progress
 
         progress = Progress(quiet=True)
     if model == "knn":
@@ -128,7 +127,7 @@ def fit(model: str, data, bk, params: dict, *, seed: int = 0, dtype: str = "floa
 
 
 def _fit_knn(data, bk, params, *, progress, test):
-    from classifiers import KNearestNeighbor
+    from ..classifiers import KNearestNeighbor
 
     clf = KNearestNeighbor(params["metric"])
     t0 = _clock(bk)
@@ -161,13 +160,13 @@ def evaluate(fit_: Fit, data, split: str) -> float:
 def _update_rule(name: str):
     if name == "sgd":
         return None
-    from nets import get_update_rule
+    from ..nets import get_update_rule
 
     return get_update_rule(name)
 
 
 def _fit_linear(model, data, bk, params, *, seed, dtype, progress, test):
-    from classifiers import LinearSVM, Softmax
+    from ..classifiers import LinearSVM, Softmax
 
     clf = (LinearSVM if model == "svm" else Softmax)(seed=seed, dtype=dtype)
     X_train, X_val = _with_bias(data, "train"), _with_bias(data, "val")
@@ -205,7 +204,7 @@ def _fit_linear(model, data, bk, params, *, seed, dtype, progress, test):
 
 
 def _fit_net(data, bk, params, *, seed, dtype, progress, test):
-    from nets import TwoLayerNet
+    from ..nets import TwoLayerNet
 
     net = TwoLayerNet(data.num_features, params["hidden_size"], data.num_classes, init=params["init"],
                       dtype=dtype, seed=seed, xp=bk, dropout=params["dropout"])
@@ -230,7 +229,7 @@ def _host_predict(fit_: Fit, bk, dtype):
     def predict(X_host):
         X = bk.asarray(X_host.astype(dtype))
         if fit_.model in LINEAR:
-            from classifiers.data_utils import append_bias
+            from ..classifiers.data_utils import append_bias
 
             X = append_bias(X)
         return backend.to_numpy(fit_.estimator.predict(X))
@@ -259,8 +258,8 @@ def save(fit_: Fit, data, bk, run_dir, *, prefix: str | None = None) -> dict:
             _runs.plot_image_grid(run_dir / files["weights"], W, data.image_shape, titles=data.class_names,
                                   title=f"{title}: one template per class")
     elif fit_.model == "twolayer":
-        from nets import save_model
-        from nets.diagnostics import first_layer_images
+        from ..nets import save_model
+        from ..nets.diagnostics import first_layer_images
 
         files["checkpoint"] = f"{name}.npz"
         save_model(run_dir / files["checkpoint"], fit_.estimator, hyperparams=hyper, history=fit_.history)

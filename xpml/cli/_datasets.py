@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import _cli
 import numpy as np
-from _cli import UsageError
-from _download import CIFAR10_DIRNAME, default_data_dir, find_cifar10
 
-import backend
+from .. import backend
+from . import _cli
+from ._cli import UsageError
+from ._download import CIFAR10_DIRNAME, default_data_dir, find_cifar10
 
 __all__ = ["DATASETS", "Dataset", "load_dataset"]
 
@@ -103,7 +103,7 @@ def _digits(num_train, num_val, num_test):
 
 
 def _spiral(num_train, num_val, num_test):
-    from classifiers.data_utils import make_spiral
+    from ..classifiers.data_utils import make_spiral
 
     X, y = make_spiral(SPIRAL_POINTS_PER_CLASS, SPIRAL_CLASSES, seed=SPLIT_SEED, dtype="float64")
     parts = _split_pool(backend.to_numpy(X), backend.to_numpy(y), num_train, num_val, num_test)
@@ -125,7 +125,7 @@ def cifar10_root(data_dir) -> str:
 
 def _cifar10(data_dir, num_train, num_val, num_test):
     root = cifar10_root(data_dir)  # a clear error before anything is read
-    from classifiers.data_utils import load_CIFAR10
+    from ..classifiers.data_utils import load_CIFAR10
 
     X_pool, y_pool, X_test, y_test = (backend.to_numpy(a) for a in load_CIFAR10(root, dtype="float32"))
     n = X_pool.shape[0]
@@ -169,7 +169,7 @@ def load_dataset(name: str, bk: backend.Backend, *, dtype="float32", data_dir=No
 
 def add_data_arguments(parser) -> None:
     """``--dataset``, split sizes and the CIFAR-10 download flags."""
-    import download_cifar10
+    from . import download as download_cifar10
 
     g = parser.add_argument_group("data")
     g.add_argument("--dataset", choices=DATASETS, help="digits (default; ships with scikit-learn), "
@@ -194,7 +194,7 @@ def choose_dataset(args) -> str:
 def load_from_args(args, bk, dataset: str) -> Dataset:
     """Download first when asked, then :func:`load_dataset` with the flags' sizes."""
     if args.download:
-        import download_cifar10
+        from . import download as download_cifar10
 
         download_cifar10.download(args)
     return load_dataset(dataset, bk, dtype=args.dtype, data_dir=args.data_dir, num_train=args.num_train,

@@ -17,7 +17,7 @@ import importlib
 
 import numpy as np
 
-import backend
+from .. import backend
 
 
 def svm_loss(W, X, y, reg):
@@ -146,8 +146,8 @@ def cases(data, *, quick: bool):
     Xb, yb = X[idx[0]], y[idx[0]]
     lr, reg = 1e-7, 2.5e4
 
-    for mod, fname, twin, cls_name in (("classifiers.linear_svm", "_svm_loss", svm_loss, "LinearSVM"),
-                                       ("classifiers.softmax", "_softmax_loss", softmax_loss, "Softmax")):
+    for mod, fname, twin, cls_name in (("xpml.classifiers.linear_svm", "_svm_loss", svm_loss, "LinearSVM"),
+                                       ("xpml.classifiers.softmax", "_softmax_loss", softmax_loss, "Softmax")):
         f = _get(mod, fname)
         if f is not None:
             def run_x(f=f):
@@ -164,7 +164,7 @@ def cases(data, *, quick: bool):
                     twin(W0, Xb, yb, reg)
 
             out.append((f"{cls_name} loss kernel (batch {B})", run_x, run_r, run_n, calls))
-        Cls = _get("classifiers", cls_name)
+        Cls = _get("xpml.classifiers", cls_name)
         if Cls is not None:
             def run_cx(Cls=Cls):
                 Cls(seed=0).train(X, y, learning_rate=lr, reg=reg, num_iters=lin_iters, batch_size=B)
@@ -178,7 +178,7 @@ def cases(data, *, quick: bool):
 
             out.append((f"{cls_name}.train, per iteration", run_cx, run_cr, run_cn, lin_iters))
 
-    Net = _get("nets", "TwoLayerNet")
+    Net = _get("xpml.nets", "TwoLayerNet")
     if Net is not None:
         Xn, yn, Xv, yv = data.X_train, data.y_train, data.X_val, data.y_val
         Dn = Xn.shape[1]

@@ -107,9 +107,8 @@ class Run:
 def start(args, dataset: str, what: str):
     """Choose the backend, limit BLAS threads, load the data and make the run folder, in that order
     (a mistake in the flags is reported before any data is read); yields a :class:`Run`."""
-    import _cli
-    import _datasets
-    from _progress import Progress
+    from . import _cli, _datasets
+    from ._progress import Progress
 
     bk = _cli.choose_backend(args.backend)
     threads = _datasets.cpu_threads(args, dataset)

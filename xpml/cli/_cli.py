@@ -14,10 +14,9 @@ import math
 import os
 import sys
 
-from _download import DownloadError
-
-import backend
-from backend.io import CorruptFileError
+from .. import backend
+from ..backend.io import CorruptFileError
+from ._download import DownloadError
 
 # The scripts' own dependencies (the `scripts` extra), checked before any script module imports
 # them: a checkout installed without the extra gets one line saying what to install.

@@ -1,0 +1,8 @@
+"""``python -m xpml``: the same as the ``xpml`` command."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
