@@ -16,9 +16,9 @@ import time
 
 import _reproduce
 import numpy as np
-from xpml.classifiers import KNearestNeighbor, knn_cross_validate, load_CIFAR10
 
 from xpml import backend
+from xpml.classifiers import KNearestNeighbor, knn_cross_validate, load_CIFAR10
 
 K_CHOICES = [1, 3, 5, 8, 10, 12, 15, 20, 50, 100]
 

@@ -27,9 +27,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import _reproduce  # noqa: E402
 import numpy as np  # noqa: E402
-from xpml.classifiers import LinearSVM, Softmax, get_CIFAR10_data  # noqa: E402
 
 from xpml import backend  # noqa: E402
+from xpml.classifiers import LinearSVM, Softmax, get_CIFAR10_data  # noqa: E402
 
 MODELS = {"svm": LinearSVM, "softmax": Softmax}
 

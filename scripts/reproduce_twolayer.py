@@ -37,9 +37,9 @@ import sys
 import time
 
 import numpy as np
-from xpml.classifiers.data_utils import get_CIFAR10_data
 
 from xpml import backend, nets
+from xpml.classifiers.data_utils import get_CIFAR10_data
 
 COURSE = dict(hidden_size=50, num_iters=1000, batch_size=200, learning_rate=1e-4, learning_rate_decay=0.95, reg=0.25)
 

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-from xpml.classifiers import KNearestNeighbor, Softmax, cross_validate, fold_slices, knn_cross_validate
 
 from xpml import backend
+from xpml.classifiers import KNearestNeighbor, Softmax, cross_validate, fold_slices, knn_cross_validate
 
 
 def test_folds_are_array_split():

@@ -5,11 +5,11 @@ import pickle
 
 import numpy as np
 import pytest
+
+from xpml import backend
 from xpml.backend.io import CorruptFileError
 from xpml.backend.testing import assert_placement
 from xpml.classifiers import append_bias, get_CIFAR10_data, load_CIFAR10, load_CIFAR_batch, mean_image
-
-from xpml import backend
 
 from ._cifar_files import batch, dump, write_cifar
 

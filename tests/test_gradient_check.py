@@ -3,10 +3,10 @@
 import math
 
 import pytest
-from xpml.backend.testing import assert_close, assert_equal, assert_placement
-from xpml.classifiers import eval_numerical_gradient, eval_numerical_gradient_array, grad_check_sparse, rel_error
 
 from xpml import backend
+from xpml.backend.testing import assert_close, assert_equal, assert_placement
+from xpml.classifiers import eval_numerical_gradient, eval_numerical_gradient_array, grad_check_sparse, rel_error
 
 
 def _x(bk, dtype="float64"):

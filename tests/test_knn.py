@@ -3,10 +3,10 @@ labels as a stable-sort oracle, ties included; bad input is refused clearly."""
 
 import numpy as np
 import pytest
-from xpml.backend.testing import assert_close, assert_equal, assert_placement
-from xpml.classifiers import KNearestNeighbor
 
 from xpml import backend
+from xpml.backend.testing import assert_close, assert_equal, assert_placement
+from xpml.classifiers import KNearestNeighbor
 
 METRICS = ["l2", "l1"]
 
@@ -169,6 +169,7 @@ def test_chunks_of_the_distance_matrix_fit_the_budget(metric):
 
 def test_selection_is_stable_where_argpartition_alone_is_not(bk):
     import array_api_extra as xpx
+
     from xpml.classifiers.k_nearest_neighbor import _smallest_k
 
     rng = np.random.default_rng(0)

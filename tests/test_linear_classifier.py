@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+
+from xpml import backend
 from xpml.backend.testing import assert_close, assert_placement
 from xpml.classifiers import (
     LinearClassifier,
@@ -11,8 +13,6 @@ from xpml.classifiers import (
     softmax_loss_vectorized,
     svm_loss_vectorized,
 )
-
-from xpml import backend
 
 MODELS = {"svm": (LinearSVM, svm_loss_vectorized), "softmax": (Softmax, softmax_loss_vectorized)}
 

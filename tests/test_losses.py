@@ -4,6 +4,8 @@ import math
 
 import numpy as np
 import pytest
+
+from xpml import backend
 from xpml.backend.testing import assert_close, assert_placement
 from xpml.classifiers import (
     eval_numerical_gradient,
@@ -14,8 +16,6 @@ from xpml.classifiers import (
     svm_loss_naive,
     svm_loss_vectorized,
 )
-
-from xpml import backend
 
 LOSSES = {
     "svm": (svm_loss_naive, svm_loss_vectorized),

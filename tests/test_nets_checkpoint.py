@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from xpml.backend.io import CorruptFileError
-from xpml.nets import TwoLayerNet, load_model, save_model
 
 from xpml import backend
+from xpml.backend.io import CorruptFileError
+from xpml.nets import TwoLayerNet, load_model, save_model
 
 
 def _trained(bk):

@@ -4,11 +4,11 @@ import math
 
 import numpy as np
 import pytest
+
+from xpml import backend
 from xpml.backend.testing import assert_placement
 from xpml.nets import Ensemble, TwoLayerNet
 from xpml.nets.diagnostics import first_layer_images, initial_loss_check, overfit_tiny_subset, update_to_weight_ratio
-
-from xpml import backend
 
 
 def _data(bk, n=30, d=12, c=5):

@@ -4,10 +4,10 @@ import math
 
 import numpy as np
 import pytest
-from xpml.backend.testing import assert_placement
-from xpml.nets import optim
 
 from xpml import backend
+from xpml.backend.testing import assert_placement
+from xpml.nets import optim
 
 STEPS = 4
 

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from xpml.backend.testing import assert_placement
-from xpml.nets import PCA, MeanSubtraction, Standardization
 
 from xpml import backend
+from xpml.backend.testing import assert_placement
+from xpml.nets import PCA, MeanSubtraction, Standardization
 
 
 def _splits(bk, dtype="float64"):

@@ -4,13 +4,13 @@ import math
 
 import numpy as np
 import pytest
+
+from xpml import backend
 from xpml.backend.testing import assert_placement
 from xpml.classifiers.gradient_check import eval_numerical_gradient, rel_error
 from xpml.nets import ExponentialDecay, InverseTimeDecay, StepDecay, TwoLayerNet, get_schedule
 from xpml.nets.init import init_weights
 from xpml.nets.regularization import dropout_masks, elastic_net_penalty, l1_penalty, l2_penalty, max_norm_
-
-from xpml import backend
 
 
 def test_schedules():

@@ -7,12 +7,12 @@ assignment) writes ``reg * sum(W**2)``, so the same objective is reg = 5e-4 here
 """
 
 import numpy as np
+
+from xpml import backend
 from xpml.classifiers import Softmax
 from xpml.classifiers.data_utils import append_bias, make_spiral
 from xpml.nets import TwoLayerNet
 from xpml.nets.optim import sgd
-
-from xpml import backend
 
 
 def _accuracy(pred, y):

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from xpml.backend.testing import assert_placement
-from xpml.nets import StepDecay, TwoLayerNet
 
 from xpml import backend
+from xpml.backend.testing import assert_placement
+from xpml.nets import StepDecay, TwoLayerNet
 
 N, D, H, C = 40, 6, 8, 3
 

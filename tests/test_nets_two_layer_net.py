@@ -5,12 +5,12 @@ import math
 
 import numpy as np
 import pytest
+
+from xpml import backend
 from xpml.backend.testing import assert_close, assert_placement
 from xpml.classifiers.gradient_check import eval_numerical_gradient, rel_error
 from xpml.nets import TwoLayerNet
 from xpml.nets.regularization import dropout_masks
-
-from xpml import backend
 
 N, D, H, C = 5, 4, 6, 3
 

@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
+
+from xpml import backend
 from xpml.backend.testing import assert_equal, assert_placement
 from xpml.backend.validation import check_data
 from xpml.classifiers._topk import smallest_k, smallest_k_portable
 from xpml.classifiers.k_nearest_neighbor import _chunks
-
-from xpml import backend
 
 
 @pytest.mark.parametrize("levels", [3, 50, 10**6], ids=["many-ties", "some-ties", "few-ties"])

@@ -4,9 +4,9 @@ import subprocess
 import sys
 
 import pytest
-from xpml.backend import _select
 
 from xpml import backend
+from xpml.backend import _select
 from xpml.cli import _cli, search, train
 from xpml.cli import download as download_cifar10
 

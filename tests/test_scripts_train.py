@@ -4,9 +4,9 @@ import json
 
 import numpy as np
 import pytest
-from xpml.backend.io import load_npz
 
 from xpml import backend
+from xpml.backend.io import load_npz
 from xpml.cli import _progress, train
 
 from ._scripts_support import SHORT, SMALL_NET, TINY, assert_png, run_script

@@ -5,6 +5,7 @@ import pickle
 
 import numpy as np
 import pytest
+
 from xpml.backend.io import CorruptFileError, load_npz, load_restricted_pickle, save_npz_atomic
 
 

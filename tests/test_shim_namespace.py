@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-from xpml.backend.testing import assert_placement
 
 from xpml import backend
+from xpml.backend.testing import assert_placement
 
 
 def test_namespace_and_device_of_one_backend(bk):

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-from xpml.backend.testing import assert_placement
 
 from xpml import backend
+from xpml.backend.testing import assert_placement
 
 
 def _draws(rng):

@@ -4,9 +4,9 @@ import sys
 import types
 
 import pytest
-from xpml.backend import _select
 
 from xpml import backend
+from xpml.backend import _select
 
 
 def test_list_backends_covers_every_name():

@@ -3,6 +3,7 @@
 import math
 
 import pytest
+
 from xpml.backend.validation import check_data, check_labels, check_positive, check_same_length
 
 

@@ -4,10 +4,10 @@ import math
 
 import numpy as np
 import pytest
-from xpml.backend.testing import assert_placement
-from xpml.classifiers import make_spiral
 
 from xpml import backend
+from xpml.backend.testing import assert_placement
+from xpml.classifiers import make_spiral
 
 
 def test_shapes_labels_placement(bk, dtype_name):
