@@ -155,6 +155,15 @@ def test_bench_out_that_is_a_file_is_one_line(tmp_path, capsys):
     assert err.startswith("error: ") and "is not a directory" in err and err.count("\n") == 1, err
 
 
+def test_bench_data_dir_without_cifar10_is_one_line_before_any_work(tmp_path, capsys):
+    from xpml.cli import bench
+
+    assert bench.main(["--data-dir", str(tmp_path), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --data-dir {tmp_path} holds no CIFAR-10") and err.count("\n") == 1, err
+    assert not (tmp_path / "run").exists()
+
+
 def test_scripts_bench_goes_through_the_same_error_handling():
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench.py"), "--repeats", "-1"],
                           capture_output=True, text=True, timeout=120)

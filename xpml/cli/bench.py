@@ -56,7 +56,7 @@ import numpy as np
 from .. import backend
 from . import _cli, _runs
 from .benchmarks import DEFAULT_SECTIONS, SECTIONS
-from .benchmarks.common import Bench, Place, describe_blas, load_average, optional
+from .benchmarks.common import Bench, Place, cifar10_root, describe_blas, load_average, optional
 
 __all__ = ["build_parser", "main"]
 
@@ -165,6 +165,7 @@ def _main(argv) -> int:
     if args.gpu == "only" and gpu is None:
         raise _cli.UsageError(f"--gpu only, but no GPU backend is usable here ({why_no_gpu})")
     places = ([] if args.gpu == "only" else [Place("cpu", cpu_backends, "cpu")]) + ([gpu] if gpu else [])
+    cifar10_root(args.data_dir, quick=args.quick)  # a --data-dir without CIFAR-10 fails at once
     out_dir = _runs.make_run_dir(args.out, "bench")  # before any work: a bad --out fails at once
     command = " ".join(shlex.quote(a) for a in ["xpml", "bench", *(argv if argv is not None else sys.argv[1:])])
 
@@ -207,7 +208,7 @@ def _main(argv) -> int:
 
         folder = out_dir if args.plots == "" else pathlib.Path(args.plots).expanduser()
         subtitle = (f"{bench.env()['cpu']}, {bench.threads} threads, {bench.started:%Y-%m-%d}; "
-                    f"{bench.data.source.split(':')[0]}")
+                    + ("CIFAR-10" if bench.data.real else "random data of CIFAR-10's shapes"))
         for path in plot(points, folder, subtitle):
             bench.say(f"plot: {path}")
     bench.say(f"\nload average at end {load_average()}")

@@ -337,6 +337,18 @@ def _status_kib(key: str) -> int:
 # ---- the data ------------------------------------------------------------------------------------
 
 
+def cifar10_root(data_dir, *, quick: bool):
+    """The CIFAR-10 folder the benchmark reads: in ``data_dir`` (an error if it has none), else in
+    the data cache; None for random data (``quick``, or no CIFAR-10 in the cache)."""
+    if quick:
+        return None
+    root = find_cifar10(data_dir if data_dir is not None else default_data_dir())
+    if data_dir is not None and root is None:
+        raise FileNotFoundError(f"--data-dir {data_dir} holds no CIFAR-10 (cifar-10-batches-py with "
+                                "data_batch_1..5, test_batch and batches.meta); leave it out to run on random data")
+    return root
+
+
 class Data:
     """Float32, mean-subtracted host arrays of CIFAR-10's shapes for every workload.
 
@@ -345,10 +357,7 @@ class Data:
     """
 
     def __init__(self, *, quick: bool, data_dir=None):
-        root = None if quick else find_cifar10(data_dir if data_dir is not None else default_data_dir())
-        if data_dir is not None and root is None and not quick:
-            raise FileNotFoundError(f"--data-dir {data_dir} holds no CIFAR-10 (cifar-10-batches-py with "
-                                    "data_batch_1..5, test_batch and batches.meta); leave it out to run on random data")
+        root = cifar10_root(data_dir, quick=quick)
         if root is None:
             D = 3072 if not quick else 256
             n_train, n_test = (50000, 10000) if not quick else (2000, 400)
@@ -495,25 +504,28 @@ class Bench:
     # -- reporting --
 
     def report(self, section: str, case: str, t: Tool, *, ratios: dict | None = None, target=None,
-               floor_s: float | None = None, extra: dict | None = None) -> dict:
+               floor_s: float | None = None, extra: dict | None = None, label: str | None = None) -> dict:
         """Print ``t``'s row and keep its record.
 
         ``ratios`` maps a label (``"vs faiss"``) to a ratio (this / that, median of rounds);
         ``target`` is ``(label, limit)``: the ratio under that label must be at most ``limit``.
-        ``floor_s`` is the time the work's FLOPs take at the best measured GEMM rate.
+        ``floor_s`` is the time the work's FLOPs take at the best measured GEMM rate; ``label``
+        the row's text, when it should say more than the tool's name.
         """
         ratios = dict(ratios or {})
         unit = f"/{t.unit}" if t.unit else ""
         value = f"{fmt_s(t.median())} / {fmt_s(t.best())}{unit}"
         split = " + ".join(f"{k} {fmt_s(t.median(k))}" for k in t.splits)
+        if not split and t.per > 1:  # per-unit rows also show the whole call
+            split = f"whole {fmt_s(statistics.median(t.times))} / {fmt_s(min(t.times))}"
         shown = []
         verdict = None
-        for label, r in ratios.items():
+        for name, r in ratios.items():
             if not math.isfinite(r):
-                shown.append(f"{label} -")
+                shown.append(f"{name} -")
                 continue
-            text = f"{label} {r:.2f}x"
-            if target is not None and label == target[0]:
+            text = f"{name} {r:.2f}x"
+            if target is not None and name == target[0]:
                 verdict = r <= target[1]
                 text += f" (target <= {target[1]:.2f}x: {'met' if verdict else 'MISSED'})"
             shown.append(text)
@@ -522,7 +534,7 @@ class Bench:
             notes.append(f"peak +{t.peak_mib:.0f} MiB")
         if floor_s:
             notes.append(f"{floor_s / t.best():.0%} of floor")
-        self.row(t.name, value, split, "; ".join(shown), "; ".join(notes))
+        self.row(label or t.name, value, split, "; ".join(shown), "; ".join(notes))
         rec = {
             "section": section, "case": case, "tool": t.name, "library": t.library, "backend": t.backend,
             "status": "ok", "unit": t.unit or "run", "per": t.per,

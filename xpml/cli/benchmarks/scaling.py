@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pathlib
 
-from .common import Bench, MiB, Place, Tool, Unavailable
+from .common import Bench, MiB, Place, Tool, Unavailable, paired_ratio
 from .floor import knn_flops, net_flops
 from .knn import K, KnnCase, faiss_classify, faiss_installed, xpml_classify
 from .nets import torch_tools, torch_twolayer_manual, twolayer_case, xpml_twolayer
@@ -26,12 +26,15 @@ GRIDS = {
 }
 QUICK_GRIDS = {"knn_train_rows": (500, 1000, 2000), "knn_queries": (25, 50, 100), "net_batch": (25, 50),
                "net_width": (16, 32)}
-NET_ITERS = 100  # fewer than an epoch at every batch size: the figure is a bare training step
+# Fewer than an epoch (49,000 rows / 800 = 61 iterations) at every batch size of the grid: the
+# figure is a bare training step, with no per-epoch validation in it.
+NET_ITERS = 60
 
 
 def _points(bench: Bench, grid: str, tools_at, x_label: str, floor_at):
     """Time the tools at every x of ``grid``; one record per tool and point."""
     points = []
+    bench.header()
     for x in (GRIDS if not bench.quick else QUICK_GRIDS)[grid]:
         tools = tools_at(x)
         if tools is None:
@@ -39,8 +42,11 @@ def _points(bench: Bench, grid: str, tools_at, x_label: str, floor_at):
         done = bench.run_tools(tools)
         bench.report_failed("scaling", grid, tools)
         floor_s = floor_at(x)
+        peers = [t for t in done if t.library != "xpml"]
         for t in done:
-            bench.report("scaling", grid, t, floor_s=floor_s, extra={x_label: x, "grid": grid})
+            ratios = {f"vs {p.library}": paired_ratio(t, p) for p in peers} if t.library == "xpml" else {}
+            bench.report("scaling", grid, t, ratios=ratios, floor_s=floor_s, extra={x_label: x, "grid": grid},
+                         label=f"{t.name}, {x_label} {x}")
             points.append({"grid": grid, "x": x, "tool": t.name, "median_s": t.median(), "best_s": t.best(),
                            "floor_s": floor_s})
     return points
@@ -127,7 +133,7 @@ def plot(points: list[dict], folder: pathlib.Path, subtitle: str) -> list[pathli
     """Draw the scaling points (log-log, one line per tool, the floor dashed) into ``folder``."""
     from .. import _runs  # matplotlib, off-screen
 
-    plt = _runs.plt
+    plt, matplotlib = _runs.plt, _runs.matplotlib
     written = []
     for name, grids in (("knn_scaling.png", ("knn_train_rows", "knn_queries")),
                         ("net_scaling.png", ("net_batch", "net_width"))):
@@ -143,6 +149,9 @@ def plot(points: list[dict], folder: pathlib.Path, subtitle: str) -> list[pathli
                 ax.plot([x for x, _ in floors], [f for _, f in floors], "k--", lw=1, label="GEMM floor")
             ax.set_xscale("log")
             ax.set_yscale("log")
+            ax.set_xticks(sorted({p["x"] for p in here}))
+            ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=8)
