@@ -77,8 +77,10 @@ def test_a_failing_tool_is_reported_and_the_others_are_timed(tmp_path, capsys, m
     assert done == [good] and len(good.times) == 2
     assert bad.error == "RuntimeError: no such thing" and b.failures == ["bad: RuntimeError: no such thing"]
     assert "bad: FAILED (RuntimeError: no such thing)" in capsys.readouterr().out
-    b.report_failed("knn", "classify", [bad, good])
-    assert [r["status"] for r in b.records] == ["failed"]
+    b.time("knn", "classify", [])  # records are kept for the tools of that call only
+    assert b.records == []
+    b.time("knn", "classify", [bad])
+    assert [(r["tool"], r["status"]) for r in b.records] == [("bad", "failed")]
 
 
 def test_records_are_standard_json_with_the_machine(tmp_path):

@@ -444,6 +444,26 @@ class Bench:
 
     # -- timing --
 
+    def compete(self, section: str, case_name: str, factories, place: Place, case) -> list[Tool]:
+        """Build the contenders of ``factories`` (``(name, factory)``; a factory returns Tools or
+        raises :class:`Unavailable`), time them together, and return those that ran."""
+        tools = []
+        for name, factory in factories:
+            try:
+                tools += factory(self, place, case)
+            except Unavailable as exc:
+                self.skip(section, case_name, name, str(exc))
+        return self.time(section, case_name, tools)
+
+    def time(self, section: str, case_name: str, tools: list[Tool], repeats: int | None = None) -> list[Tool]:
+        """:meth:`run_tools`, with a record for each contender that failed."""
+        done = self.run_tools(tools, repeats)
+        for t in tools:
+            if t.error is not None:
+                self.records.append(_finite({"section": section, "case": case_name, "tool": t.name,
+                                             "status": "failed", "error": t.error, "env": self.env()}))
+        return done
+
     def run_tools(self, tools: list[Tool], repeats: int | None = None) -> list[Tool]:
         """Warm each tool up, then time them interleaved (A B C, C B A, ...); return those that ran.
 
@@ -548,12 +568,6 @@ class Bench:
         rec = _finite(rec)
         self.records.append(rec)
         return rec
-
-    def report_failed(self, section: str, case: str, tools: list[Tool]) -> None:
-        for t in tools:
-            if t.error is not None:
-                self.records.append(_finite({"section": section, "case": case, "tool": t.name, "status": "failed",
-                                             "error": t.error, "env": self.env()}))
 
     def note(self, section: str, case: str, text: str, **values) -> None:
         """A line under a table (a check, an accuracy) and its values in the records."""

@@ -152,7 +152,8 @@ def _probe(bk=None):
     return CupyPoolProbe() if bk.name == "cupy" else None
 
 
-def xpml_classify(bench: Bench, place: Place, case: KnnCase) -> list[Tool]:
+def _xpml(place: Place, case: KnnCase, what: str, query) -> list[Tool]:
+    """``train`` + ``what`` on each of xpml's backends here; ``query(knn, Q)`` is the second phase."""
     from ...classifiers import KNearestNeighbor
 
     tools = []
@@ -161,14 +162,15 @@ def xpml_classify(bench: Bench, place: Place, case: KnnCase) -> list[Tool]:
 
         def prepare(Xg=Xg, yg=yg, Qg=Qg):
             knn = KNearestNeighbor(memory_budget=case.budget)
-            return [("train", lambda: knn.train(Xg, yg)), ("query", lambda: knn.predict(Qg, k=case.k))]
+            return [("train", lambda: knn.train(Xg, yg)), ("query", lambda: query(knn, Qg))]
 
-        tools.append(Tool(f"xpml train + predict ({bk.label})", prepare, backend=bk.label,
+        tools.append(Tool(f"xpml train + {what} ({bk.label})", prepare, backend=bk.label,
                           probe=_probe(bk if place.gpu else None)))
     return tools
 
 
-def faiss_classify(bench: Bench, place: Place, case: KnnCase) -> list[Tool]:
+def _faiss_tool(bench: Bench, place: Place, case: KnnCase, what: str, query) -> Tool:
+    """faiss-cpu ``IndexFlatL2`` built (``add``) then queried by ``query(index)``."""
     if place.gpu:
         raise Unavailable("faiss-cpu has no GPU index; PyTorch is the GPU peer")
     faiss = _faiss(bench, case)
@@ -180,10 +182,18 @@ def faiss_classify(bench: Bench, place: Place, case: KnnCase) -> list[Tool]:
             state["index"] = faiss.IndexFlatL2(case.X.shape[1])
             state["index"].add(case.X)
 
-        return [("train", add),
-                ("query", lambda: knn_vote(case.y[state["index"].search(case.Q, case.k)[1]], case.num_classes))]
+        return [("train", add), ("query", lambda: query(state["index"]))]
 
-    return [Tool("faiss-cpu IndexFlatL2 add + search + vote", prepare, library="faiss", probe=RssProbe())]
+    return Tool(f"faiss-cpu IndexFlatL2 add + {what}", prepare, library="faiss", probe=RssProbe())
+
+
+def xpml_classify(bench: Bench, place: Place, case: KnnCase) -> list[Tool]:
+    return _xpml(place, case, "predict", lambda knn, Q: knn.predict(Q, k=case.k))
+
+
+def faiss_classify(bench: Bench, place: Place, case: KnnCase) -> list[Tool]:
+    return [_faiss_tool(bench, place, case, "search + vote",
+                        lambda index: knn_vote(case.y[index.search(case.Q, case.k)[1]], case.num_classes))]
 
 
 def _sklearn_tool(bench: Bench, place: Place, case: KnnCase, name: str, query) -> Tool:
@@ -244,36 +254,11 @@ def torch_gpu_classify(bench: Bench, place: Place, case: KnnCase) -> list[Tool]:
 
 
 def xpml_neighbours(bench: Bench, place: Place, case: KnnCase) -> list[Tool]:
-    from ...classifiers import KNearestNeighbor
-
-    tools = []
-    for bk in place.backends:
-        Xg, yg, Qg = bk.asarray(case.X), bk.asarray(case.y), bk.asarray(case.Q)
-
-        def prepare(Xg=Xg, yg=yg, Qg=Qg):
-            knn = KNearestNeighbor(memory_budget=case.budget)
-            return [("train", lambda: knn.train(Xg, yg)), ("query", lambda: knn.kneighbors(Qg, case.k))]
-
-        tools.append(Tool(f"xpml train + kneighbors ({bk.label})", prepare, backend=bk.label,
-                          probe=_probe(bk if place.gpu else None)))
-    return tools
+    return _xpml(place, case, "kneighbors", lambda knn, Q: knn.kneighbors(Q, case.k))
 
 
 def faiss_neighbours(bench: Bench, place: Place, case: KnnCase) -> list[Tool]:
-    if place.gpu:
-        raise Unavailable("faiss-cpu has no GPU index; PyTorch is the GPU peer")
-    faiss = _faiss(bench, case)
-
-    def prepare():
-        state = {}
-
-        def add():
-            state["index"] = faiss.IndexFlatL2(case.X.shape[1])
-            state["index"].add(case.X)
-
-        return [("train", add), ("query", lambda: state["index"].search(case.Q, case.k))]
-
-    return [Tool("faiss-cpu IndexFlatL2 add + search", prepare, library="faiss", probe=RssProbe())]
+    return [_faiss_tool(bench, place, case, "search", lambda index: index.search(case.Q, case.k))]
 
 
 def sklearn_neighbours(bench: Bench, place: Place, case: KnnCase) -> list[Tool]:
@@ -304,16 +289,6 @@ NEIGHBOURS = [("xpml", xpml_neighbours), ("faiss-cpu", faiss_neighbours), ("scik
 
 
 # ---- running and reporting -----------------------------------------------------------------------
-
-
-def build(bench: Bench, place: Place, case: KnnCase, factories, case_name: str) -> list[Tool]:
-    tools = []
-    for name, factory in factories:
-        try:
-            tools += factory(bench, place, case)
-        except Unavailable as exc:
-            bench.skip("knn", case_name, name, str(exc))
-    return tools
 
 
 def _query_phase(t: Tool):
@@ -370,13 +345,11 @@ def run(bench: Bench, place: Place) -> None:
 
     bench.say(f"\n### kNN train + predict on the {place.title}: {case.title}, float32, budget "
               f"{bench.args.knn_budget} MiB")
-    tools = build(bench, place, case, CLASSIFY, "classify")
-    done = bench.run_tools(tools)
-    bench.report_failed("knn", "classify", tools)
+    done = bench.compete("knn", "classify", CLASSIFY, place, case)
     floor_tool = next((t for t in done if t.library == "numpy"), None)
     floor_s = floor_tool.best() if floor_tool else None
     if floor_tool:
-        line = (f"kNN floor, measured: the {flops / 1e9:.0f} GFLOP of products alone take {fmt_s(floor_s)} "
+        line = (f"kNN floor, measured: the {flops / 1e9:.3g} GFLOP of products alone take {fmt_s(floor_s)} "
                 f"({flops / floor_s / 1e9:.0f} GFLOP/s)")
         if bench.rate:
             line += (f"; at the best rate of the floor section, {bench.rate:.0f} GFLOP/s: "
@@ -389,9 +362,7 @@ def run(bench: Bench, place: Place) -> None:
         _agreement(bench, "classify", done, data.y_test[:Q] if data.real else None, labels=True)
 
     bench.say(f"\n### kNN train + kneighbors on the {place.title}: {case.title}, float32")
-    tools = build(bench, place, case, NEIGHBOURS, "neighbours")
-    done = bench.run_tools(tools)
-    bench.report_failed("knn", "neighbours", tools)
+    done = bench.compete("knn", "neighbours", NEIGHBOURS, place, case)
     if done:
         compare(bench, "neighbours", done, flops=flops, target=target, floor_s=floor_s)
         _agreement(bench, "neighbours", done, None, labels=False)

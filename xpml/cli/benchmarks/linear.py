@@ -16,7 +16,7 @@ import dataclasses
 import numpy as np
 
 from ... import backend
-from .common import Bench, Place, Tool, Unavailable, host, paired_ratio, torch_or_unavailable
+from .common import Bench, Place, Tool, host, paired_ratio, torch_or_unavailable
 
 __all__ = ["TOOLS", "run"]
 
@@ -141,14 +141,7 @@ def run(bench: Bench, place: Place) -> None:
               f"{iters} iterations, lr 1e-07, reg 25000.0, float32")
     for kind, cls_name in KINDS:
         case = LinearCase(kind, cls_name, X, d.y_train, W0, idx, iters, B)
-        tools = []
-        for name, factory in TOOLS:
-            try:
-                tools += factory(bench, place, case)
-            except Unavailable as exc:
-                bench.skip(kind, kind, name, str(exc))
-        done = bench.run_tools(tools)
-        bench.report_failed(kind, kind, tools)
+        done = bench.compete(kind, kind, TOOLS, place, case)
         if not done:
             continue
         rate = bench.rate if not place.gpu else None

@@ -25,7 +25,6 @@ on the device): add a factory to :data:`TWOLAYER` / :data:`FC`.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 
@@ -94,7 +93,7 @@ def twolayer_case(bench: Bench, *, hidden: int | None = None, batch: int | None 
     d = bench.data
     H, B = (100, 200) if not bench.quick else (32, 50)
     H, B = hidden or H, batch or B
-    iters = iters or (bench.args.net_iters if not bench.quick else 20)
+    iters = iters or (bench.args.net_iters if not bench.quick else 40)  # quick: just past one epoch
     N, D = d.X_train.shape
     C = int(d.y_all.max()) + 1
     std = 1e-4
@@ -156,7 +155,8 @@ def torch_twolayer_autograd(torch, T, params, case: NetCase, device):
                 (torch.argmax(torch.relu(Xb @ W1 + b1) @ W2 + b2, 1) == yb).float().mean()
                 val_acc.append((torch.argmax(torch.relu(Xv @ W1 + b1) @ W2 + b2, 1) == yv).float().mean())
             lr *= case.decay
-    return torch.stack(losses), {"W1": W1.detach(), "b1": b1.detach(), "W2": W2.detach(), "b2": b2.detach()}
+    P = {"W1": W1.detach(), "b1": b1.detach(), "W2": W2.detach(), "b2": b2.detach()}
+    return torch.stack(losses), lambda A: torch.argmax(_twolayer_scores(torch, P, A), 1), _last(val_acc)
 
 
 def torch_twolayer_manual(torch, T, params, case: NetCase, device):
@@ -189,7 +189,11 @@ def torch_twolayer_manual(torch, T, params, case: NetCase, device):
             val_acc.append((torch.argmax(torch.addmm(b2, torch.addmm(b1, Xv, W1).clamp_(min=0), W2), 1) == yv)
                            .float().mean())
             lr *= case.decay
-    return torch.stack(losses), P
+    return torch.stack(losses), lambda A: torch.argmax(_twolayer_scores(torch, P, A), 1), _last(val_acc)
+
+
+def _last(values) -> float:
+    return float(values[-1]) if values else float("nan")
 
 
 def torch_tools(place: Place, case: NetCase, loops: list[tuple[str, object]]) -> list[Tool]:
@@ -211,7 +215,8 @@ def torch_twolayer(bench: Bench, place: Place, case: NetCase) -> list[Tool]:
 
 
 def _twolayer_scores(torch, P, X):
-    return torch.relu(X @ P["W1"] + P["b1"]) @ P["W2"] + P["b2"]
+    with torch.no_grad():
+        return torch.relu(X @ P["W1"] + P["b1"]) @ P["W2"] + P["b2"]
 
 
 # ---- the fully connected net with batch normalization --------------------------------------------
@@ -363,7 +368,7 @@ def torch_fc_autograd(torch, T, params, case: NetCase, device):
         if t in checks:
             _solver_checks(torch, T, evaluate, lambda: {k: v.clone() for k, v in model.state_dict().items()}, best)
     model.load_state_dict(best["params"])
-    return torch.stack(losses), (lambda A: evaluate(A)), best["val"]
+    return torch.stack(losses), evaluate, best["val"]
 
 
 def torch_fc_manual(torch, T, params, case: NetCase, device):
@@ -454,16 +459,6 @@ FC = [("xpml FullyConnectedNet + Solver", xpml_fc), ("PyTorch", torch_fc)]
 # ---- running and reporting -----------------------------------------------------------------------
 
 
-def _build(bench: Bench, place: Place, case: NetCase, factories, section: str) -> list[Tool]:
-    tools = []
-    for name, factory in factories:
-        try:
-            tools += factory(bench, place, case)
-        except Unavailable as exc:
-            bench.skip(section, section, name, str(exc))
-    return tools
-
-
 def _report(bench: Bench, section: str, place: Place, case: NetCase, done: list[Tool], target: float,
             target_peer) -> None:
     """Rows with ratios of each xpml tool to each PyTorch loop; the target against ``target_peer``
@@ -489,45 +484,23 @@ def _report(bench: Bench, section: str, place: Place, case: NetCase, done: list[
                    "is not in it)", flops=flops, floor_s=floor_s)
 
 
-def _fastest(peers: list[Tool]) -> Tool:
-    return min(peers, key=lambda p: p.median())
+def _outcomes(bench: Bench, section: str, case: NetCase, done: list[Tool], xpml_outcome) -> None:
+    """What each contender learned: validation and test accuracy, and its losses against xpml's.
 
-
-def run_twolayer(bench: Bench, place: Place) -> None:
-    case = twolayer_case(bench)
-    N, (D, H, _) = case.X.shape[0], case.dims
-    bench.say(f"\n### Two-layer net on the {place.title}: train() with per-epoch validation; N = {N}, D = {D}, "
-              f"H = {H}, batch {case.batch}, {case.iters} iterations, lr {case.lr}, decay {case.decay}, "
-              f"reg {case.reg}, float32")
-    tools = _build(bench, place, case, TWOLAYER, "net")
-    done = bench.run_tools(tools)
-    bench.report_failed("net", "net", tools)
-    if not done:
-        return
-    _report(bench, "net", place, case, done, TARGET_GPU if place.gpu else TARGET_VS_FASTEST_TORCH, _fastest)
+    ``xpml_outcome(out)`` turns an xpml tool's result into ``(losses, validation accuracy,
+    labels of the test images)``; the PyTorch loops return ``(losses, evaluate, validation accuracy)``.
+    """
     torch = optional("torch")
-    lines = []
+    d = bench.data
+    ref = None
     for t in done:
         if t.library == "xpml":
-            net, hist = t.out
-            pred = host(net.predict(net.backend.asarray(bench.data.X_test_c)))
-            losses = np.asarray(hist["loss_history"])
-            val = hist["val_acc_history"][-1] if hist["val_acc_history"] else float("nan")
+            losses, val, pred = xpml_outcome(t.out)
+            ref = losses if ref is None else ref
         else:
-            tl, P = t.out
-            losses = host(tl)
-            with torch.no_grad():
-                dev = P["W1"].device
-                pred = host(torch.argmax(_twolayer_scores(torch, P, torch.from_numpy(bench.data.X_test_c).to(dev)), 1))
-                val = float((host(torch.argmax(_twolayer_scores(
-                    torch, P, torch.from_numpy(bench.data.X_val).to(dev)), 1)) == bench.data.y_val).mean())
-        lines.append((t, losses, val, float((pred == bench.data.y_test_c).mean())))
-    _accuracy_notes(bench, "net", lines, case)
-
-
-def _accuracy_notes(bench: Bench, section: str, lines, case: NetCase) -> None:
-    ref = lines[0][1] if lines and lines[0][0].library == "xpml" else None
-    for t, losses, val, test in lines:
+            tl, evaluate, val = t.out
+            losses, pred = host(tl), host(evaluate(torch.from_numpy(d.X_test_c).to(tl.device)))
+        test = float((np.asarray(pred) == d.y_test_c).mean())
         text = f"{t.name}: val {val:.4f}, test {test:.4f} (1,000 images) after {case.iters} iterations"
         values = {"tool": t.name, "val_acc": val, "test_acc": test, "final_loss": float(np.mean(losses[-10:]))}
         if ref is not None and t.library != "xpml" and case.same_draws:
@@ -538,42 +511,55 @@ def _accuracy_notes(bench: Bench, section: str, lines, case: NetCase) -> None:
         else:
             text += f"; mean of its last 10 losses {values['final_loss']:.4f}"
         bench.note(section, section, text, **values)
-    if not case.same_draws and len(lines) > 1:
+    if not case.same_draws and len(done) > 1:
         bench.note(section, section, "the PyTorch loops start from xpml's weights but draw their own minibatches: "
                    "compare accuracies and final losses, not the losses step by step")
+
+
+def _fastest(peers: list[Tool]) -> Tool:
+    return min(peers, key=lambda p: p.median())
+
+
+def _autograd(peers: list[Tool]) -> Tool:
+    return next((p for p in peers if "autograd" in p.name), peers[0])
+
+
+def _run(bench: Bench, place: Place, section: str, case: NetCase, title: str, factories, target: float,
+         target_peer, xpml_outcome) -> None:
+    bench.say(f"\n### {title}")
+    done = bench.compete(section, section, factories, place, case)
+    if done:
+        _report(bench, section, place, case, done, TARGET_GPU if place.gpu else target, target_peer)
+        _outcomes(bench, section, case, done, xpml_outcome)
+
+
+def run_twolayer(bench: Bench, place: Place) -> None:
+    case = twolayer_case(bench)
+    N, (D, H, _) = case.X.shape[0], case.dims
+
+    def outcome(out):
+        net, hist = out
+        val = hist["val_acc_history"][-1] if hist["val_acc_history"] else float("nan")
+        return np.asarray(hist["loss_history"]), val, host(net.predict(net.backend.asarray(bench.data.X_test_c)))
+
+    _run(bench, place, "net", case,
+         f"Two-layer net on the {place.title}: train() with per-epoch validation; N = {N}, D = {D}, H = {H}, batch "
+         f"{case.batch}, {case.iters} iterations, lr {case.lr}, decay {case.decay}, reg {case.reg}, float32",
+         TWOLAYER, TARGET_VS_FASTEST_TORCH, _fastest, outcome)
 
 
 def run_fc(bench: Bench, place: Place) -> None:
     case = fc_case(bench)
     N, D, hidden = case.X.shape[0], case.dims[0], case.dims[1:-1]
-    bench.say(f"\n### FullyConnectedNet {list(hidden)} + batchnorm + Adam on the {place.title}: Solver.train() with "
-              f"its per-epoch checks; N = {N}, D = {D}, batch {case.batch}, {case.iters // case.per_epoch} epochs "
-              f"({case.iters} iterations), lr {case.lr}, lr_decay {case.decay}, reg {case.reg}, float32")
-    tools = _build(bench, place, case, FC, "fc")
-    done = bench.run_tools(tools)
-    bench.report_failed("fc", "fc", tools)
-    if not done:
-        return
 
-    def autograd_peer(peers):
-        return next((p for p in peers if "autograd" in p.name), peers[0])
+    def outcome(out):
+        model, solver = out
+        bk = backend.backend_of(model.params["W1"])
+        scores = host(model.loss(bk.asarray(bench.data.X_test_c)))
+        return _floats(solver.loss_history), float(solver.best_val_acc), np.argmax(scores, axis=1)
 
-    _report(bench, "fc", place, case, done, TARGET_GPU if place.gpu else TARGET_FC_VS_TORCH, autograd_peer)
-    torch = optional("torch")
-    lines = []
-    for t in done:
-        if t.library == "xpml":
-            model, solver = t.out
-            bk = backend.backend_of(model.params["W1"])
-            scores = host(model.loss(bk.asarray(bench.data.X_test_c)))
-            test = float((np.argmax(scores, axis=1) == bench.data.y_test_c).mean())
-            lines.append((t, _floats(solver.loss_history), float(solver.best_val_acc), test))
-        else:
-            losses, evaluate, val = t.out
-            with torch.no_grad():
-                Xt = torch.from_numpy(bench.data.X_test_c).to(losses.device)
-                test = float((host(evaluate(Xt)) == bench.data.y_test_c).mean())
-            lines.append((t, host(losses), val, test))
-    _accuracy_notes(bench, "fc", lines, case)
-    if not math.isfinite(lines[0][2]):
-        bench.note("fc", "fc", "no validation accuracy was recorded")
+    _run(bench, place, "fc", case,
+         f"FullyConnectedNet {list(hidden)} + batchnorm + Adam on the {place.title}: Solver.train() with its "
+         f"per-epoch checks; N = {N}, D = {D}, batch {case.batch}, {case.iters // case.per_epoch} epochs "
+         f"({case.iters} iterations), lr {case.lr}, lr_decay {case.decay}, reg {case.reg}, float32",
+         FC, TARGET_FC_VS_TORCH, _autograd, outcome)

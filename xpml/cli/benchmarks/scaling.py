@@ -39,8 +39,7 @@ def _points(bench: Bench, grid: str, tools_at, x_label: str, floor_at):
         tools = tools_at(x)
         if tools is None:
             break
-        done = bench.run_tools(tools)
-        bench.report_failed("scaling", grid, tools)
+        done = bench.time("scaling", grid, tools)
         floor_s = floor_at(x)
         peers = [t for t in done if t.library != "xpml"]
         for t in done:
