@@ -265,7 +265,7 @@ def _sync(out=None) -> None:
             try:
                 backend.synchronize(item)
             except (TypeError, ValueError):
-                pass
+                pass  # not an array the shim knows (a fitted model, a history): nothing queued on it
         ready = getattr(item, "block_until_ready", None)  # JAX arrays are computed asynchronously
         if callable(ready):
             ready()

@@ -147,21 +147,27 @@ def _faiss(bench: Bench, case: KnnCase):
 
 
 def _probe(bk=None):
+    """The memory probe for xpml on ``bk`` (None: the CPU's resident set)."""
     if bk is None:
         return RssProbe()
-    return CupyPoolProbe() if bk.name == "cupy" else None
+    return {"cupy": CupyPoolProbe, "torch": TorchCudaProbe}.get(bk.name, lambda: None)()
 
 
-def _xpml(place: Place, case: KnnCase, what: str, query) -> list[Tool]:
-    """``train`` + ``what`` on each of xpml's backends here; ``query(knn, Q)`` is the second phase."""
+def _xpml(place: Place, case: KnnCase, what: str, query, *, options: dict | None = None,
+          backends=None) -> list[Tool]:
+    """``train`` + ``what`` on each of xpml's backends here (or ``backends``); ``query(knn, Q)`` is
+    the second phase. ``options`` go to ``KNearestNeighbor`` beside the memory budget: a factory
+    for an option of the classifier (a low-precision candidate search, say) is
+    ``_xpml(place, case, "predict (option)", query, options={...}, backends=[those it runs on])``.
+    """
     from ...classifiers import KNearestNeighbor
 
     tools = []
-    for bk in place.backends:
+    for bk in place.backends if backends is None else backends:
         Xg, yg, Qg = bk.asarray(case.X), bk.asarray(case.y), bk.asarray(case.Q)
 
         def prepare(Xg=Xg, yg=yg, Qg=Qg):
-            knn = KNearestNeighbor(memory_budget=case.budget)
+            knn = KNearestNeighbor(memory_budget=case.budget, **(options or {}))
             return [("train", lambda: knn.train(Xg, yg)), ("query", lambda: query(knn, Qg))]
 
         tools.append(Tool(f"xpml train + {what} ({bk.label})", prepare, backend=bk.label,
