@@ -407,6 +407,7 @@ class Bench:
         self.lines: list[str] = []
         self.records: list[dict] = []
         self.failures: list[str] = []
+        self.checked: set[str] = set()  # one-off checks already made in this run (a peer's kernel)
         self.started = datetime.datetime.now(datetime.UTC)
         self._data = None
 

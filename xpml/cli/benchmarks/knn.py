@@ -128,7 +128,7 @@ def _faiss(bench: Bench, case: KnnCase):
     if not faiss_installed():
         raise Unavailable("faiss-cpu is not installed: pip install -e '.[bench]'")
     faiss = load_faiss(bench.args.faiss_coretype, bench.threads)
-    if not getattr(bench, "_faiss_checked", False):
+    if "faiss" not in bench.checked:
         # Check faiss's BLAS kernel computes the right neighbours before timing it.
         index = faiss.IndexFlatL2(case.X.shape[1])
         index.add(case.X)
@@ -139,7 +139,7 @@ def _faiss(bench: Bench, case: KnnCase):
         agree = float((np.sort(found, axis=1) == ref).mean())
         bench.note("knn", "check", f"faiss neighbour check on 20 queries against float64: {agree:.3f} of "
                    "neighbours agree", agreement=agree)
-        bench._faiss_checked = True
+        bench.checked.add("faiss")
     return faiss
 
 
