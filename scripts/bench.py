@@ -1,6 +1,7 @@
 """xpml's benchmark suite: xpml and the libraries a user would pick instead, side by side.
 
-A checkout's wrapper over ``xpml bench`` (:mod:`xpml.cli.bench`): the same flags, the same code.
+A checkout's wrapper over ``xpml bench`` (:mod:`xpml.cli.bench`, its sections in
+:mod:`xpml.cli.benchmarks`): the same flags, the same code, the same one-line errors.
 """
 
 import sys
