@@ -26,6 +26,7 @@ gathered as they finish; the same seed gives the same trials and the same result
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import uuid
@@ -349,7 +350,8 @@ def random_search(objective: Callable, ranges: Mapping, /, *, trials: int = 12, 
         ``on_trial(result, trial)``, called in this process after each trial finishes, with the
         :class:`SearchResult` so far (to save it as the search goes, say).
     progress : callable or None, keyword-only
-        ``progress(iterable) -> iterable`` wrapping each stage's trials as they finish (a tqdm bar).
+        tqdm-like, ``progress(iterable, desc=...) -> iterable``: a bar over each stage's trials as
+        they finish (``tqdm.tqdm`` itself, say); one with ``set_postfix_str`` shows the best score.
 
     Returns
     -------
@@ -405,10 +407,17 @@ def random_search(objective: Callable, ranges: Mapping, /, *, trials: int = 12, 
         result.planned += len(settings)
         extra = dict(coarse or {}) if stage == "coarse" else {}
         jobs = [(first + i, stage, s, {**s, **extra}) for i, s in enumerate(settings)]
-        if client is None:
-            _run_here(objective, jobs, result, on_trial, progress)
-        else:
-            _run_on(client, objective, jobs, result, on_trial, progress, resources)
+        outcomes = _run_here(objective, jobs) if client is None else _run_on(client, objective, jobs, result, resources)
+        with contextlib.closing(outcomes):  # on an error, the trials still running are cancelled at once
+            bar = progress(_Sized(outcomes, len(jobs)), desc=f"search {stage}") if progress is not None else outcomes
+            for job, out in bar:
+                trial = _record(job, out, score)
+                result.trials.append(trial)
+                result.trials.sort(key=lambda t: t["trial"])
+                if hasattr(bar, "set_postfix_str") and result.best is not None:
+                    bar.set_postfix_str(f"best {score.replace('_', ' ')} {result.best[score]:.3f}")
+                if on_trial is not None:
+                    on_trial(result, trial)
     result.complete = True
     return result
 
@@ -453,16 +462,10 @@ def _record(job, out, score: str) -> dict:
     return finite_or_none(trial)
 
 
-def _finish(result: SearchResult, trial: dict, on_trial) -> None:
-    result.trials.append(trial)
-    result.trials.sort(key=lambda t: t["trial"])
-    if on_trial is not None:
-        on_trial(result, trial)
-
-
-def _run_here(objective, jobs, result, on_trial, progress) -> None:
-    for job in progress(jobs) if progress is not None else jobs:
-        _finish(result, _record(job, objective(job[3]), result.score), on_trial)
+def _run_here(objective, jobs):
+    """``(job, result)`` of each trial, run here in the order drawn."""
+    for job in jobs:
+        yield job, objective(job[3])
 
 
 class _Sized:
@@ -497,16 +500,16 @@ def _check_client(client, resources) -> None:
                          f"{', '.join(offered) or 'none'}: start them with --resources, e.g. --resources GPU=1")
 
 
-def _run_on(client, objective, jobs, result, on_trial, progress, resources) -> None:
+def _run_on(client, objective, jobs, result, resources):
+    """``(job, result)`` of each trial, run as Dask tasks, as they finish; closing it cancels the rest."""
     from distributed import KilledWorker, as_completed
 
     tag = uuid.uuid4().hex[:8]
     futures = {client.submit(objective, job[3], key=f"xpml-trial-{job[0]}-{tag}", pure=False,
                              resources=dict(resources) if resources else None): job for job in jobs}
     pending = set(futures)
-    completions = _Sized(as_completed(futures, loop=client.loop), len(futures))
     try:
-        for future in progress(completions) if progress is not None else completions:
+        for future in as_completed(futures, loop=client.loop):
             job = futures[future]
             try:
                 out = future.result()  # the trial's own exception, if it raised one
@@ -518,7 +521,7 @@ def _run_on(client, objective, jobs, result, on_trial, progress, resources) -> N
                                        f"{result.planned} trials drawn had finished", result) from exc
             pending.discard(future)
             future.release()
-            _finish(result, _record(job, out, result.score), on_trial)
+            yield job, out
     finally:
         if pending and client.status == "running":
             client.cancel(list(pending))

@@ -1,7 +1,8 @@
 """The random search on a Dask cluster: the library's ``client=`` and ``xpml search --scheduler``.
 
 One LocalCluster on 127.0.0.1 (two single-threaded worker processes) serves the module; the tests
-that start or close a cluster of their own use 127.0.0.1 too. No other address is touched: an
+that start a cluster of their own (``--scheduler local:2``, and one to close mid-search) use
+127.0.0.1 too. No other address is touched: an
 unreachable scheduler is a port on 127.0.0.1 that nothing listens on.
 """
 
@@ -29,9 +30,14 @@ from xpml.nets import SearchIncomplete, random_search  # noqa: E402
 from ._scripts_support import TINY, assert_one_line_error  # noqa: E402
 
 
-def _local_cluster(n_workers=2):
-    return distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                    dashboard_address=None, silence_logs=50)
+def _local_cluster(n_workers=2, processes=True):
+    return distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=processes, protocol="tcp",
+                                    host="127.0.0.1", dashboard_address=None, silence_logs=50)
+
+
+def _doomed_cluster():
+    """A cluster for a test to close: one worker thread in this process (nothing to spawn)."""
+    return _local_cluster(1, processes=False)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +80,7 @@ def test_library_on_a_client_is_the_search_in_process(client):
 
 
 def test_library_search_on_a_cluster_that_goes_away_is_incomplete():
-    with _local_cluster() as doomed, distributed.Client(doomed, set_as_default=False) as c:
+    with _doomed_cluster() as doomed, distributed.Client(doomed, set_as_default=False) as c:
         def close_after_two(result, trial):
             if len(result.trials) == 2:
                 doomed.close()
@@ -128,6 +134,7 @@ def test_scheduler_gives_the_results_of_the_run_in_process(in_process, cluster, 
     assert report["trials"] != [] and report["complete"] and report["best"]["val_acc"] == report["trials"][0]["val_acc"]
 
 
+@pytest.mark.slow  # starts two worker processes
 def test_local_cluster(in_process, tmp_path, capsys):
     rc, captured, report = _run(capsys, tmp_path, "--scheduler", "local:2")
     assert rc == 0, captured.err
@@ -179,7 +186,7 @@ def test_a_killed_worker_has_its_trial_run_again(in_process, cluster, client, tm
 
 def test_a_cluster_closed_mid_search_is_an_error_that_keeps_the_finished_trials(tmp_path, capsys, monkeypatch):
     real = _runs.write_json
-    with _local_cluster() as doomed:
+    with _doomed_cluster() as doomed:
         def close_after_the_second_trial(path, obj):
             real(path, obj)
             if len(obj["trials"]) == 2:
@@ -187,8 +194,8 @@ def test_a_cluster_closed_mid_search_is_an_error_that_keeps_the_finished_trials(
 
         monkeypatch.setattr(_runs, "write_json", close_after_the_second_trial)
         rc, captured, report = _run(capsys, tmp_path, "--scheduler", doomed.scheduler_address)
-    assert_one_line_error(rc, captured.err, "did not finish: the Dask cluster went away", "of 5 trials finished",
-                          "marked incomplete")
+    assert_one_line_error(rc, captured.err, "did not finish: the Dask cluster went away",
+                          "of the 5 trials drawn had finished", "marked incomplete")
     assert report["complete"] is False and report["best"] is None
     assert len(report["trials"]) >= 2 and report["search_s"] is not None
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import math
 import os
 import re
@@ -156,7 +157,7 @@ def run_trial(model: str, data, bk, params: dict, *, seed: int, dtype: str, prog
 class ClusterTrial:
     """A trial as a Dask task: the data is the worker's own copy (``_cluster.WorkerData``)."""
 
-    data: str  # the name of the search's WorkerData plugin
+    plugin: str  # the name of the search's WorkerData
     model: str
     base: dict
     seed: int
@@ -165,7 +166,7 @@ class ClusterTrial:
     def __call__(self, given: dict) -> dict:
         from ._cluster import worker_data
 
-        data, bk, threads = worker_data(self.data)
+        data, bk, threads = worker_data(self.plugin)
         with _cli.cpu_threads(threads):
             return run_trial(self.model, data, bk, {**self.base, **given}, seed=self.seed, dtype=self.dtype)[1]
 
@@ -284,7 +285,7 @@ def _main(argv) -> int:
                 result = nets_search.random_search(
                     objective, ranges, trials=args.trials, fine_trials=args.fine_trials, top=args.top,
                     integers=integers, coarse=short, seed=args.seed, client=client, resources=resources,
-                    on_trial=on_trial, progress=run.progress.wrapper(desc="search", unit="trial"))
+                    on_trial=on_trial, progress=functools.partial(run.progress, unit="trial"))
             except nets_search.SearchIncomplete as exc:
                 fields["search_s"] = round(time.perf_counter() - t0, 3)
                 _runs.write_json(run_dir / "results.json", _report(run, argv, model, exc.result, **fields))
