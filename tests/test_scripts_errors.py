@@ -90,7 +90,6 @@ SEARCH_MISTAKES = [
     (["--lr-range", "0", "1"], "--lr-range: must be > 0"),
     (["knn", "--lr-range", "0.1", "1"], "--lr-range does not apply to knn"),
     (["--learning-rate", "0.1"], "--learning-rate is searched; give its range instead"),
-    (["--trials", "2", "--top", "3"], "--top 3 is more than the 2 coarse trials"),
     (["--trials", "0"], "--trials: must be an integer >= 1"),
     (["--fine-trials", "-1"], "--fine-trials must be >= 0"),
     (["svm", "--hidden-size", "10"], "--hidden-size applies to twolayer"),

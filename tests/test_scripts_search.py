@@ -1,12 +1,10 @@
 """scripts/search.py end to end on tiny data, and its sampling rules."""
 
 import json
-import math
 
-import numpy as np
 import pytest
 
-from xpml.cli import search
+from xpml.cli import _runs, search
 
 from ._scripts_support import TINY, assert_png
 
@@ -66,18 +64,57 @@ def test_same_seed_same_search(tmp_path, capsys):
     assert "fine" not in a["ranges"]
 
 
-def test_samples_are_log_uniform():
-    rng = np.random.default_rng(0)
-    draws = [search.sample(rng, {"learning_rate": (1e-4, 1.0)}, set())["learning_rate"] for _ in range(4000)]
-    decades = np.histogram(np.log10(draws), bins=4, range=(-4, 0))[0]
-    assert decades.min() > 850  # each decade gets about a quarter
-    ints = [search.sample(rng, {"k": (1, 50)}, {"k"})["k"] for _ in range(200)]
-    assert all(isinstance(k, int) and 1 <= k <= 50 for k in ints)
+def test_top_larger_than_the_trials_is_clamped(tmp_path, capsys):
+    # The default --top 3 with --trials 2: the fine stage spans both, and says so.
+    _, stdout, r = _search(tmp_path, capsys, "softmax", "--trials", "2", "--fine-trials", "1", "--num-iters", "20")
+    assert [t["stage"] for t in r["trials"]].count("fine") == 1
+    note = "top 3 is more than the 2 coarse trials: the fine stage spans all 2"
+    assert note in r["warnings"] and f"note: {note}" in stdout
 
 
-def test_narrowing_and_edge_warning():
-    best = [{"params": {"reg": 1e-4}}, {"params": {"reg": 1e-3}}]
-    (lo, hi), = search.narrow({"reg": (1e-6, 1.0)}, best, set()).values()
-    assert lo == pytest.approx(1e-4 / 10**0.25) and hi == pytest.approx(1e-3 * 10**0.25)
-    assert search.at_edge(0.9, 1e-3, 1.0) and not search.at_edge(math.sqrt(1e-3), 1e-3, 1.0)
-    assert not search.at_edge(1, 1, 50, integer=True)  # k cannot go below 1
+def test_results_are_written_as_trials_finish(tmp_path, capsys, monkeypatch):
+    written = []
+    real = _runs.write_json
+
+    def spy(path, obj):
+        written.append((obj["complete"], len(obj["trials"]), obj["best"] is not None))
+        real(path, obj)
+
+    monkeypatch.setattr(_runs, "write_json", spy)
+    _search(tmp_path, capsys, "softmax", "--trials", "3", "--fine-trials", "2", "--num-iters", "20")
+    assert written == [(False, 1, False), (False, 2, False), (False, 3, False), (False, 4, False), (False, 5, False),
+                       (True, 5, True)]
+
+
+# NumPy warns of the overflow in the trials that diverge; the search records them instead.
+quiet_divergence = pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning",
+                                              "ignore:invalid value encountered:RuntimeWarning")
+
+
+@quiet_divergence
+def test_diverged_trials_are_kept_and_ranked_last(tmp_path, capsys):
+    # Learning rates up to 1e30: most coarse trials diverge; the search records them and goes on.
+    out, stdout, r = _search(tmp_path, capsys, "softmax", "--lr-range", "0.1", "1e30", "--trials", "6",
+                             "--fine-trials", "2", "--num-iters", "20")
+    assert r["complete"] and len(r["trials"]) == 8
+    diverged = [t for t in r["trials"] if t["diverged"]]
+    assert 0 < len(diverged) < 6
+    assert all(t["final_loss"] is None and isinstance(t["diverged_at"], int) for t in diverged)
+    assert r["trials"][-len(diverged):] == diverged  # ranked last
+    assert not any(t["diverged"] for t in r["trials"] if t["stage"] == "fine")
+    assert r["best"]["trial"] == r["trials"][0]["trial"] and r["best"]["final_loss"] is not None
+    assert "NaN" not in (out / "results.json").read_text()
+    lines = stdout.splitlines()
+    header = next(line for line in lines if line.startswith("rank"))
+    assert header.endswith("diverged")
+    assert sum(1 for line in lines if line.rstrip().endswith(f"at {diverged[0]['diverged_at']}")) >= 1
+
+
+@quiet_divergence
+def test_every_trial_diverged(tmp_path, capsys):
+    out, stdout, r = _search(tmp_path, capsys, "softmax", "--lr-range", "1e25", "1e30", "--trials", "2",
+                             "--num-iters", "20")
+    assert r["complete"] and r["best"] is None and "fine" not in r["ranges"]
+    assert all(t["diverged"] for t in r["trials"])
+    assert "note: every trial diverged, so no model is kept: search lower learning rates (--lr-range)" in stdout
+    assert sorted(p.name for p in out.iterdir()) == ["results.json", "search_softmax.png"]

@@ -4,22 +4,35 @@
     xpml search softmax --trials 30 --fine-trials 10
     xpml search twolayer --lr-range 1e-2 1 --hidden-range 32 256 --backend cupy
     xpml search knn                  # k, on a log scale
+    xpml search --trials 16 --scheduler local                          # trials on a Dask cluster here
+    xpml search --scheduler tcp://10.0.0.5:8786 --gpus-per-trial 1     # or on a running one, a GPU each
 
 The coarse stage samples ``--trials`` settings from wide ranges and trains each for a fraction of
 the iterations; the fine stage samples ``--fine-trials`` settings from the span of the best
-``--top`` coarse ones and trains them fully. Prints all trials ranked by validation accuracy,
-plots validation accuracy over the searched ranges, and keeps the best model (checkpoint,
-pictures, test accuracy) in the run folder.
+``--top`` coarse ones and trains them fully. Prints all trials ranked by validation accuracy
+(diverged ones last), plots validation accuracy over the searched ranges, and keeps the best model
+(checkpoint, pictures, test accuracy) in the run folder. ``results.json`` is rewritten as each
+trial finishes, with ``"complete": false`` until the search is done.
+
+With ``--scheduler`` the trials run as Dask tasks (see ``_cluster`` for the cluster and for how the
+data reaches the workers) and the best setting is trained once more here for its checkpoint. The
+same seed gives the same trials and the same results.json as in process, but for the fields
+:func:`comparable` leaves out (times, the command, the run folder, the cluster).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import math
+import os
+import re
 import sys
+import time
+from dataclasses import dataclass
 
-import numpy as np
-
+from ..nets import search as nets_search
 from . import _cli, _datasets, _models, _runs
 
 # What is searched per model: key -> (flag, integer?). All on a log scale, as the notes advise for
@@ -50,49 +63,33 @@ def default_range(key: str, default: float) -> tuple[float, float]:
     raise KeyError(key)
 
 
-def sample(rng, ranges: dict, integers: set) -> dict:
-    """One setting: each value log-uniform in its range (rounded for integers)."""
-    out = {}
-    for key, (lo, hi) in ranges.items():
-        value = float(10 ** rng.uniform(math.log10(lo), math.log10(hi)))
-        out[key] = int(round(value)) if key in integers else float(f"{value:.3g}")
-    return out
-
-
-def fresh_sample(rng, ranges: dict, integers: set, seen: set, *, tries: int = 50) -> dict | None:
-    """A setting not tried yet in this stage, or None when ``tries`` draws found none."""
-    for _ in range(tries):
-        setting = sample(rng, ranges, integers)
-        key = tuple(sorted(setting.items()))
-        if key not in seen:
-            seen.add(key)
-            return setting
-    return None
-
-
-def narrow(ranges: dict, best: list[dict], integers: set) -> dict:
-    """The fine stage's ranges: the span of the best coarse settings, a quarter decade wider each way."""
-    out = {}
-    for key in ranges:
-        values = [t["params"][key] for t in best]
-        lo, hi = min(values) / 10**0.25, max(values) * 10**0.25
-        if key in integers:
-            lo, hi = max(1, math.floor(lo)), max(1, math.ceil(hi))
-        out[key] = (lo, hi)
-    return out
-
-
-def at_edge(value: float, lo: float, hi: float, *, integer: bool = False) -> bool:
-    """Whether ``value`` lies in the outer tenth (in log scale) of [lo, hi], at an end that could move
-    (an integer range cannot go below 1)."""
-    if hi <= lo:
-        return False
-    pos = (math.log10(value) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))
-    return (pos < 0.1 and not (integer and lo <= 1)) or pos > 0.9
-
-
 def _range_type(text: str) -> float:
     return _cli.positive(text)
+
+
+_ADDRESS = re.compile(r"tcp://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})")
+
+
+def scheduler_type(text: str) -> tuple:
+    """``--scheduler``: ``("local", N or None)`` or ``("address", "tcp://HOST:PORT")``."""
+    text = text.strip()
+    if text == "local":
+        return "local", None
+    if text.startswith("local:"):
+        return "local", _cli.count(text[len("local:"):])
+    match = _ADDRESS.fullmatch(text)
+    if match and 0 < int(match[2]) < 65536:
+        return "address", text
+    raise argparse.ArgumentTypeError(f"must be local, local:N or tcp://HOST:PORT, got {text!r}")
+
+
+def require_dask() -> None:
+    """A clear error, before any work, when Dask is not installed."""
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise _cli.UsageError("--scheduler runs the trials on Dask, which is not installed: "
+                              "pip install 'xpml[dask]' (or pip install 'dask[distributed]')") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,12 +104,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fine-trials", type=int, default=8, metavar="N",
                    help="fine trials; 0 skips the fine stage (default: 8)")
     s.add_argument("--top", type=_cli.count, default=3, metavar="N",
-                   help="coarse trials whose span the fine stage searches (default: 3)")
+                   help="coarse trials whose span the fine stage searches (default: 3; all of them when fewer)")
     s.add_argument("--coarse-fraction", type=_cli.fraction, default=0.25, metavar="F",
                    help="share of --num-iters a coarse trial trains for (default: 0.25)")
     for flag, text in RANGE_FLAGS.items():
         s.add_argument(flag, nargs=2, type=_range_type, metavar=("LO", "HI"),
                        help=f"coarse range of the {text} (default: around the model's default)")
+    c = parser.add_argument_group("cluster (needs Dask: pip install 'xpml[dask]')")
+    c.add_argument("--scheduler", type=scheduler_type, metavar="ADDRESS",
+                   help="run the trials as Dask tasks: local (a cluster of this machine: one worker per GPU with "
+                        "dask-cuda, else per CPU core), local:N (N workers) or tcp://HOST:PORT (a running scheduler); "
+                        "default: in this process")
+    c.add_argument("--gpus-per-trial", type=_cli.non_negative, default=0, metavar="G",
+                   help="the GPU worker resource each trial asks for (with --scheduler; workers offer it with "
+                        "--resources GPU=1; local does on a GPU); default: 0")
     _datasets.add_data_arguments(parser)
     _models.add_hyperparameter_arguments(parser)
     _cli.add_common_arguments(parser)
@@ -137,42 +142,107 @@ def coarse_ranges(args, model: str, base: dict) -> tuple[dict, set]:
     return ranges, integers
 
 
-def _rank_key(trial: dict) -> tuple:
-    # Ties go to fine trials: they are fully trained, coarse ones are not.
-    return trial["val_acc"], trial["stage"] == "fine"
+# ---- one trial, here or on a Dask worker ------------------------------------------------------------
+
+def run_trial(model: str, data, bk, params: dict, *, seed: int, dtype: str, progress=None):
+    """Train ``model`` with ``params``; return the :class:`_models.Fit` and the trial's results for
+    :func:`xpml.nets.search.random_search` (a diverged trial is found from its loss history)."""
+    fit_ = _models.fit(model, data, bk, params, seed=seed, dtype=dtype, progress=progress, test=False)
+    return fit_, {"val_acc": fit_.val_acc, "train_s": round(fit_.train_s, 4),
+                  "final_loss": fit_.loss[-1] if fit_.loss else None, "hyperparameters": params,
+                  "diverged_at": nets_search.diverged_at(fit_.loss)}
 
 
-def run_stages(args, model, base, ranges, integers, data, bk, progress):
-    """The coarse stage, then the fine one over the span of the best coarse trials.
+@dataclass(frozen=True)
+class ClusterTrial:
+    """A trial as a Dask task: the data is the worker's own copy (``_cluster.WorkerData``)."""
 
-    Returns the trials (dicts, in the order run), the best :class:`_models.Fit` (the first of the
-    ranking) and the ranges each stage sampled from.
+    plugin: str  # the name of the search's WorkerData
+    model: str
+    base: dict
+    seed: int
+    dtype: str
+
+    def __call__(self, given: dict) -> dict:
+        from ._cluster import worker_data
+
+        data, bk, threads = worker_data(self.plugin)
+        with _cli.cpu_threads(threads):
+            return run_trial(self.model, data, bk, {**self.base, **given}, seed=self.seed, dtype=self.dtype)[1]
+
+
+def _worker_spec(args, dataset: str, threads, workers: int, local: bool) -> dict:
+    if threads is None and local:  # a CIFAR-10 trial per core, not every core per trial
+        threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    return {"dataset": dataset, "backend": args.backend or os.environ.get("XPML_BACKEND"), "dtype": args.dtype,
+            "data_dir": _datasets.cifar10_root(args.data_dir) if dataset == "cifar10" else None,
+            "num_train": args.num_train, "num_val": args.num_val, "num_test": args.num_test, "threads": threads}
+
+
+@contextlib.contextmanager
+def _trials(args, run, model: str, base: dict, dataset: str, kept: dict):
+    """The objective and where it runs: ``(objective, client, resources, scheduler record)``.
+
+    In this process the objective keeps the last trial's model in ``kept["last"]``, so the best one
+    need not be trained again; on a cluster the models stay on the workers.
     """
-    rng = np.random.default_rng(args.seed)
-    trials, best, best_key, stage_ranges = [], None, None, {}
-    stages = [("coarse", args.trials)] + ([("fine", args.fine_trials)] if args.fine_trials else [])
-    for stage, count in stages:
-        if stage == "coarse":
-            stage_range, iters = ranges, base.get("num_iters")
-            short = {"num_iters": max(1, round(iters * args.coarse_fraction))} if iters else {}
-        else:
-            stage_range = narrow(ranges, sorted(trials, key=_rank_key, reverse=True)[: args.top], integers)
-            short = {}
-        stage_ranges[stage] = stage_range
-        seen = set()
-        bar = progress(range(count), desc=f"search {stage}", unit="trial")
-        for _ in bar:
-            setting = fresh_sample(rng, stage_range, integers, seen)
-            if setting is None:  # a small integer range (k) has no untried value left
-                break
-            params = {**base, **setting, **short}
-            fit = _models.fit(model, data, bk, params, seed=args.seed, dtype=args.dtype, progress=progress, test=False)
-            trials.append({"stage": stage, "params": setting, "val_acc": fit.val_acc, "train_s": round(fit.train_s, 4),
-                           "final_loss": fit.loss[-1] if fit.loss else None, "hyperparameters": params})
-            if best is None or _rank_key(trials[-1]) > best_key:  # only the best model is kept
-                best, best_key = fit, _rank_key(trials[-1])
-            bar.set_postfix_str(f"best val acc {best.val_acc:.3f}")
-    return trials, best, stage_ranges
+    if args.scheduler is None:
+        def objective(given):
+            kept["last"], out = run_trial(model, run.data, run.bk, {**base, **given}, seed=args.seed,
+                                          dtype=args.dtype, progress=run.progress)
+            return out
+
+        yield objective, None, None, None
+        return
+    from . import _cluster
+
+    t0 = time.perf_counter()
+    with _cluster.connect(args.scheduler, gpus_per_trial=args.gpus_per_trial) as (client, record):
+        record |= {"gpus_per_trial": args.gpus_per_trial, "start_s": round(time.perf_counter() - t0, 3)}
+        spec = _worker_spec(args, dataset, run.threads, record["workers"], args.scheduler[0] == "local")
+        with _cluster.share_data(client, spec) as name:
+            resources = {"GPU": args.gpus_per_trial} if args.gpus_per_trial else None
+            yield ClusterTrial(name, model, base, args.seed, args.dtype), client, resources, record
+
+
+# ---- results --------------------------------------------------------------------------------------
+
+# What differs between two runs of one search (same flags, same seed), in this process or on a
+# cluster: when it ran and for how long, the command, and where it ran and wrote. Every other
+# field of results.json is the same, trial for trial (:func:`comparable`).
+RUN_SPECIFIC = ("command", "created", "total_s", "search_s", "run_dir", "scheduler")
+TIMINGS = ("train_s", "predict_s")
+
+
+def comparable(report: dict) -> dict:
+    """``report`` (results.json) without :data:`RUN_SPECIFIC` and without the :data:`TIMINGS` of its
+    trials and best model: what two runs of the same search must agree on."""
+    out = {k: v for k, v in report.items() if k not in RUN_SPECIFIC}
+    out["trials"] = [{k: v for k, v in t.items() if k not in TIMINGS} for t in report.get("trials", [])]
+    if report.get("best"):
+        out["best"] = {k: v for k, v in report["best"].items() if k not in TIMINGS}
+    return out
+
+
+def _report(run, argv, model: str, result, **fields) -> dict:
+    report = run.report("search.py", argv)
+    report |= {"model": model, "complete": result.complete,
+               "ranges": {s: {k: list(v) for k, v in r.items()} for s, r in result.ranges.items()},
+               "trials": result.ranked, "best": None, "warnings": list(result.notes), **fields}
+    return nets_search.finite_or_none(report)
+
+
+def _best_fit(args, run, model, best: dict, kept: dict, progress):
+    """The best trial's model: kept from the run in this process, else trained here once more."""
+    if kept.get("trial") == best["trial"]:
+        return kept["fit"], None
+    fit_ = _models.fit(model, run.data, run.bk, best["hyperparameters"], seed=args.seed, dtype=args.dtype,
+                       progress=progress, test=False)
+    note = None
+    if fit_.val_acc != best["val_acc"]:
+        note = (f"the best setting, trained again here on {run.bk.label}, scores val acc {fit_.val_acc:.4g} "
+                f"where its trial scored {best['val_acc']:.4g} (another backend or device on the worker)")
+    return fit_, note
 
 
 COLUMNS_END = [("val_acc", "val acc", ".3f"), ("train_s", "train s", ".2f")]
@@ -182,6 +252,10 @@ def _main(argv) -> int:
     args = build_parser().parse_args(argv)
     if args.fine_trials < 0:
         raise _cli.UsageError(f"--fine-trials must be >= 0, got {args.fine_trials}")
+    if args.gpus_per_trial and args.scheduler is None:
+        raise _cli.UsageError("--gpus-per-trial is what a trial asks of a Dask worker: it needs --scheduler")
+    if args.scheduler is not None:
+        require_dask()
     model = args.model
     dataset = _datasets.choose_dataset(args)
     base = _models.hyperparameters(args, [model], dataset)[model]
@@ -190,39 +264,76 @@ def _main(argv) -> int:
             flag = next(f for f, k, *_ in _models.HYPER_FLAGS if k == key)
             raise _cli.UsageError(f"{flag} is searched; give its range instead")
     ranges, integers = coarse_ranges(args, model, base)
-    if args.top > args.trials:
-        raise _cli.UsageError(f"--top {args.top} is more than the {args.trials} coarse trials")
+    iters = base.get("num_iters")
+    short = {"num_iters": max(1, round(iters * args.coarse_fraction))} if iters else None
     with _runs.start(args, dataset, f"search-{dataset}-{model}") as run:
         data, bk, run_dir = run.data, run.bk, run.run_dir
-        trials, best, stage_ranges = run_stages(args, model, base, ranges, integers, data, bk, run.progress)
-        ranked = sorted(trials, key=_rank_key, reverse=True)  # stable: earlier trials first among equals
-        # The best model's test accuracy is measured once, after the search has chosen it.
-        best.test_acc = _models.evaluate(best, data, "test")
-        files = _models.save(best, data, bk, run_dir, prefix=f"best_{model}")
-        files["search"] = f"search_{model}.png"
-        _runs.plot_search(run_dir / files["search"], trials, list(SEARCHED[model]), log_params=set(SEARCHED[model]),
+        kept, fields = {}, {"scheduler": None, "search_s": None}
+
+        def on_trial(result, trial):
+            # Keep the best model seen in this process, and save the search so far as it goes.
+            last = kept.pop("last", None)
+            if last is not None and not trial["diverged"] and (
+                    "fit" not in kept or nets_search.rank_key(trial) > nets_search.rank_key(kept["record"])):
+                kept.update(fit=last, trial=trial["trial"], record=trial)
+            _runs.write_json(run_dir / "results.json", _report(run, argv, model, result, **fields))
+
+        with _trials(args, run, model, base, dataset, kept) as (objective, client, resources, scheduler):
+            fields["scheduler"] = scheduler
+            t0 = time.perf_counter()
+            try:
+                result = nets_search.random_search(
+                    objective, ranges, trials=args.trials, fine_trials=args.fine_trials, top=args.top,
+                    integers=integers, coarse=short, seed=args.seed, client=client, resources=resources,
+                    on_trial=on_trial, progress=functools.partial(run.progress, unit="trial"))
+            except nets_search.SearchIncomplete as exc:
+                fields["search_s"] = round(time.perf_counter() - t0, 3)
+                _runs.write_json(run_dir / "results.json", _report(run, argv, model, exc.result, **fields))
+                raise _cli.UsageError(f"{exc}, and are kept in {run_dir / 'results.json'}, marked incomplete") from None
+            fields["search_s"] = round(time.perf_counter() - t0, 3)
+        best, warnings, plots = result.best, [], {"search": f"search_{model}.png"}
+        if best is None:
+            warnings.append("every trial diverged, so no model is kept: search lower learning rates (--lr-range)")
+            summary = None
+        else:
+            fit_, note = _best_fit(args, run, model, best, kept, run.progress)
+            warnings += [note] if note else []
+            # The best model's test accuracy is measured once, after the search has chosen it.
+            fit_.test_acc = _models.evaluate(fit_, data, "test")
+            files = _models.save(fit_, data, bk, run_dir, prefix=f"best_{model}") | plots
+            summary = {"trial": best["trial"], **fit_.summary(), "files": files}
+        plotted = [t for t in result.trials if t["val_acc"] is not None]
+        _runs.plot_search(run_dir / plots["search"], plotted, list(SEARCHED[model]), log_params=set(SEARCHED[model]),
                           title=f"{_models.TITLES[model]} on {dataset}: random search")
-    warnings = [f"the best {k} ({best.params[k]:g}) is at the edge of the coarse range {lo:g}..{hi:g}: "
-                f"widen it (--{SEARCHED[model][k][0][2:]}) and search again"
-                for k, (lo, hi) in ranges.items() if at_edge(best.params[k], lo, hi, integer=k in integers)]
-    report = run.report("search.py", argv)
-    report |= {"model": model, "ranges": {s: {k: list(v) for k, v in r.items()} for s, r in stage_ranges.items()},
-               "trials": ranked, "best": {**best.summary(), "files": files}, "warnings": warnings}
+    warnings += [f"the best {k} ({best['params'][k]:g}) is at the edge of the coarse range {lo:g}..{hi:g}: "
+                 f"widen it ({SEARCHED[model][k][0]}) and search again"
+                 for k, (lo, hi) in ranges.items() if k in result.at_edges()]
+    report = _report(run, argv, model, result, **fields)
+    report |= {"best": summary, "warnings": report["warnings"] + warnings}
+    if summary is None:
+        report["files"] = plots
+    report = nets_search.finite_or_none(report)
     _runs.write_json(run_dir / "results.json", report)
     if args.json:
         _runs.print_json(report, drop=("history",))
         return 0
     print(_runs.headline(data, args))
-    for stage, r in stage_ranges.items():
+    if scheduler:
+        print(f"trials on Dask: {scheduler['cluster']} at {scheduler['address']}, {scheduler['workers']} workers")
+    for stage, r in result.ranges.items():
         print(f"{stage} ranges: " + ", ".join(f"{k} {lo:.3g}..{hi:.3g}" for k, (lo, hi) in r.items()))
-    rows = [{"rank": i + 1, "stage": t["stage"], **t["params"], "val_acc": t["val_acc"], "train_s": t["train_s"]}
+    ranked = report["trials"]
+    rows = [{"rank": i + 1, "stage": t["stage"], **t["params"], "val_acc": t["val_acc"], "train_s": t["train_s"],
+             "diverged": (f"at {t['diverged_at']}" if t["diverged_at"] is not None else "yes") if t["diverged"] else ""}
             for i, t in enumerate(ranked)]
     columns = [("rank", "rank"), ("stage", "stage")]
     columns += [(k, _models.SHORT.get(k, k), "d" if k in integers else ".3g") for k in SEARCHED[model]]
-    print(_runs.format_table(rows, columns + COLUMNS_END))
-    print(f"best: {_models.settings(best.params)} on {bk.label} ({bk.device_name}): "
-          f"val acc {best.val_acc:.3f}, test acc {best.test_acc:.3f}")
-    for w in warnings:
+    columns += COLUMNS_END + ([("diverged", "diverged")] if any(t["diverged"] for t in ranked) else [])
+    print(_runs.format_table(rows, columns))
+    if summary is not None:
+        print(f"best: {_models.settings(summary['hyperparameters'])} on {bk.label} ({bk.device_name}): "
+              f"val acc {summary['val_acc']:.3f}, test acc {summary['test_acc']:.3f}")
+    for w in report["warnings"]:
         print(f"note: {w}")
     print(f"total {report['total_s']:.1f} s; run folder: {run_dir}")
     return 0
