@@ -124,6 +124,7 @@ train.main(sys.argv[1:])
 """
 
 
+@pytest.mark.slow
 def test_a_killed_rerun_never_leaves_old_results_beside_new_weights(tmp_path, capsys):
     out = tmp_path / "r"
     assert _train(capsys, out, "--learning-rate", "0.1")[0] == 0
@@ -144,6 +145,7 @@ def test_a_killed_rerun_never_leaves_old_results_beside_new_weights(tmp_path, ca
     assert json.loads((out / "results.json").read_text())["models"]["svm"]["hyperparameters"]["learning_rate"] == 0.02
 
 
+@pytest.mark.slow
 def test_two_runs_into_one_folder_at_once_never_mix(tmp_path):
     out = tmp_path / "r"
     procs = [subprocess.Popen([sys.executable, "-m", "xpml", "train", *SVM, "--out", str(out), "--learning-rate", lr],

@@ -68,9 +68,10 @@ def test_a_finite_run_says_it_did_not_diverge(tmp_path, capsys):
 def test_write_json_turns_any_non_finite_number_into_null(tmp_path):
     path = tmp_path / "r.json"
     _runs.write_json(path, {"a": math.nan, "b": [np.float32("inf"), 1.5], "c": np.array([1.0, -np.inf]),
-                            "d": (np.int64(3), np.float64("nan")), "e": {"f": -math.inf}, "p": tmp_path})
+                            "d": (np.int64(3), np.float64("nan")), "e": {"f": -math.inf}, "p": tmp_path,
+                            "k": {np.int64(5): 0.5}})
     assert _strict_json(path.read_text()) == {"a": None, "b": [None, 1.5], "c": [1.0, None], "d": [3, None],
-                                              "e": {"f": None}, "p": str(tmp_path)}
+                                              "e": {"f": None}, "p": str(tmp_path), "k": {"5": 0.5}}
 
 
 @pytest.mark.parametrize(("history", "estimator", "loss", "want"), [

@@ -37,6 +37,7 @@ __all__ = [
     "RunFolder",
     "claim_run_dir",
     "diverged_at",
+    "divergence_note",
     "divergence_record",
     "format_table",
     "headline",
@@ -49,6 +50,7 @@ __all__ = [
     "plot_image",
     "plot_image_grid",
     "plot_search",
+    "with_note_column",
     "write_json",
 ]
 
@@ -131,7 +133,7 @@ def _files_of(results_path: Path) -> list[str]:
 
 
 def claim_run_dir(out, what: str, *, resume: bool = False, overwrite: bool = False,
-                  command: str = "") -> RunFolder:
+                  command: str = "xpml run") -> RunFolder:
     """Claim the folder a run writes into; return it locked and marked ``INCOMPLETE``.
 
     Without ``out``, a new ``runs/<timestamp>-<what>`` folder. With ``out``, that folder if it is
@@ -191,7 +193,7 @@ def jsonable(obj):
     """``obj`` as plain JSON values: NumPy scalars and arrays as numbers and lists, paths as strings,
     and NaN and infinities as None (JSON has no such numbers; a record says why, e.g. ``diverged``)."""
     if isinstance(obj, dict):
-        return {k: jsonable(v) for k, v in obj.items()}
+        return {k.item() if isinstance(k, np.generic) else k: jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray):
@@ -250,6 +252,16 @@ def divergence_record(fit) -> dict:
     return {"diverged": at is not None, "diverged_at": at}
 
 
+def divergence_note(record: dict) -> str | None:
+    """``"diverged at it N"`` for a record holding :func:`divergence_record`'s keys, else None."""
+    return f"diverged at it {record['diverged_at']}" if record.get("diverged") else None
+
+
+def with_note_column(columns: list, rows: list[dict]) -> list:
+    """``columns`` and, when a row has a ``note`` (such as :func:`divergence_note`), a last column for it."""
+    return columns + [("note", "note")] if any(row.get("note") for row in rows) else columns
+
+
 @dataclass
 class Run:
     """What a script's run works with: backend, bars, BLAS threads, data and run folder."""
@@ -289,7 +301,7 @@ class Run:
 
 
 @contextlib.contextmanager
-def start(args, dataset: str, what: str, *, check=None, prog: str = "xpml"):
+def start(args, dataset: str, what: str, *, check=None):
     """Choose the backend, run ``check(bk)`` (e.g. a memory estimate), claim the run folder, limit BLAS
     threads and load the data, in that order (a mistake in the flags is reported before any data is
     read); yields a :class:`Run`.
@@ -298,8 +310,6 @@ def start(args, dataset: str, what: str, *, check=None, prog: str = "xpml"):
     with :meth:`Run.finish`. NumPy's overflow warnings are silenced while it runs: a model whose loss
     stops being finite is reported as diverged in the table and the results instead.
     """
-    import sys
-
     from . import _cli, _datasets
     from ._progress import Progress
 
@@ -308,8 +318,7 @@ def start(args, dataset: str, what: str, *, check=None, prog: str = "xpml"):
         check(bk)
     threads = _datasets.cpu_threads(args, dataset)
     folder = claim_run_dir(args.out, what, resume=getattr(args, "resume", False),
-                           overwrite=getattr(args, "overwrite", False),
-                           command=" ".join([prog, *sys.argv[1:]]))
+                           overwrite=getattr(args, "overwrite", False), command=f"xpml run {what}")
     try:
         with _cli.cpu_threads(threads), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             run = Run(args, bk, Progress(quiet=args.quiet), threads, run_dir=folder.path, folder=folder)

@@ -55,7 +55,7 @@ def _main(argv) -> int:
     dataset = _datasets.choose_dataset(args)
     params = _models.hyperparameters(args, models, dataset)
     check = _memory.training_check(models, params, dataset, args)
-    with _runs.start(args, dataset, f"{dataset}-{'+'.join(models)}", check=check, prog="xpml train") as run:
+    with _runs.start(args, dataset, f"{dataset}-{'+'.join(models)}", check=check) as run:
         results, rows = {}, []
         for model in run.progress(models, desc="models", unit="model") if len(models) > 1 else models:
             fit = _models.fit(model, run.data, run.bk, params[model], seed=args.seed, dtype=args.dtype,
@@ -65,7 +65,7 @@ def _main(argv) -> int:
             results[model] = {**fit.summary(), **diverged, "files": files, "history": fit.history}
             rows.append({**fit.summary(), "backend": run.bk.label, "device": run.bk.device_name,
                          "settings": _models.settings(fit.params),
-                         "note": f"diverged at it {diverged['diverged_at']}" if diverged["diverged"] else None})
+                         "note": _runs.divergence_note(diverged)})
     report = run.report("train.py", argv)
     report["models"] = results
     run.finish(report)
@@ -73,8 +73,7 @@ def _main(argv) -> int:
         _runs.print_json(report, drop=("history",))
     else:
         print(_runs.headline(run.data, args))
-        marked = any(r["note"] for r in rows)
-        print(_runs.format_table(rows, COLUMNS + ([("note", "note")] if marked else [])))
+        print(_runs.format_table(rows, _runs.with_note_column(COLUMNS, rows)))
         print(f"total {report['total_s']:.1f} s; run folder: {run.run_dir}")
     return 0
 
