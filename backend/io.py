@@ -40,9 +40,11 @@ import numpy as np
 __all__ = [
     "CHECKSUMS_NAME",
     "DEFAULT_MAX_BYTES",
+    "TEMP_PREFIX",
     "CorruptFileError",
     "LockedError",
     "atomic_write",
+    "clean_stale_temp_files",
     "file_lock",
     "load_npz",
     "load_restricted_pickle",

@@ -39,6 +39,7 @@ __all__ = [
     "diverged_at",
     "divergence_note",
     "divergence_record",
+    "first_non_finite",
     "format_table",
     "headline",
     "jsonable",
