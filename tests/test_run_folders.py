@@ -189,3 +189,24 @@ def test_run_folder_flags_are_in_the_help(flag, capsys):
     with pytest.raises(SystemExit):
         train.main(["--help"])
     assert flag in capsys.readouterr().out
+
+
+def test_a_picture_interrupted_mid_write_leaves_the_old_one(tmp_path, monkeypatch):
+    path = tmp_path / "curves.png"
+    _runs.plot_curves(path, "svm", [3.0, 2.0, 1.0])
+    before = path.read_bytes()
+    real = _runs.plt.Figure.savefig
+
+    def killed(fig, fname, *a, **k):  # half a picture, then the process dies
+        real(fig, fname, *a, **k)
+        if hasattr(fname, "truncate"):
+            fname.truncate(100)
+        else:
+            os.truncate(fname, 100)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_runs.plt.Figure, "savefig", killed)
+    with pytest.raises(KeyboardInterrupt):
+        _runs.plot_curves(path, "svm", [1.0, 1.0, 1.0])
+    assert path.read_bytes() == before and _names(tmp_path) == ["curves.png"]
+    assert_png(path)
