@@ -1,44 +1,370 @@
 """Host-side file I/O: the edge where data enters and leaves xpml.
 
-Two kinds of file cross this edge:
+What crosses this edge, and what is guaranteed about it:
 
-- Python-2-era pickles, as in CIFAR-10's original download. They are read with a restricted
-  unpickler that admits only what those files contain (dicts, lists, strings, bytes, ints and
-  NumPy array reconstruction of non-object dtypes), so a malicious file cannot run code.
-- ``.npz`` archives for checkpoints, written atomically (temporary file, fsync, rename) so a crash
-  mid-write never leaves a file that loads wrong, and read with ``allow_pickle=False``.
+- **Data pickles**, as in CIFAR-10's original download, are read with a restricted unpickler that
+  admits only plain data: dicts, lists, tuples, strings, bytes, numbers and arrays of plain
+  numeric dtypes (bool, integers, floats). No global is ever called with arguments from the file:
+  an array is built by xpml from the bytes the file holds, after checking that its declared shape
+  and dtype match their length, so no code runs, no object array appears and no allocation is
+  bigger than the file.
+- **``.npz`` archives** (checkpoints) are read with ``allow_pickle=False`` after every member's
+  declared size and ``.npy`` header (shape, dtype) has been checked against the data it holds and
+  against a byte limit, before any array is allocated: a zip bomb is refused without inflating it.
+- **Every file written** goes through :func:`atomic_write`: a temporary file in the same
+  directory, flushed to disk, given the permissions the umask asks for (0644 under umask 022),
+  then renamed over the target. Readers see the old file or the complete new one, never half a
+  file. Temporary files of a writer that was killed are removed by the next write into the same
+  directory.
+- **Checksums**: :func:`record_checksums` writes a ``SHA256SUMS`` file beside data files, and
+  :func:`load_restricted_pickle` verifies a file against the digest it is given before parsing it.
+- **Locks**: :func:`file_lock` is an advisory lock (``flock``) that several processes use to take
+  turns on one directory (a download, a run folder).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import io
+import math
 import os
 import pickle
+import re
+import stat
 import tempfile
 import zipfile
 
 import numpy as np
 
-__all__ = ["CorruptFileError", "load_restricted_pickle", "load_npz", "save_npz_atomic"]
+__all__ = [
+    "CHECKSUMS_NAME",
+    "DEFAULT_MAX_BYTES",
+    "TEMP_PREFIX",
+    "CorruptFileError",
+    "LockedError",
+    "atomic_write",
+    "clean_stale_temp_files",
+    "file_lock",
+    "load_npz",
+    "load_restricted_pickle",
+    "npz_members",
+    "read_checksums",
+    "record_checksums",
+    "save_npz_atomic",
+    "sha256_file",
+]
+
+# The most bytes a loader allocates for one file unless told otherwise (an .npz stored without
+# compression may be as big as the file itself: see load_npz).
+DEFAULT_MAX_BYTES = 2**30
+CHECKSUMS_NAME = "SHA256SUMS"
+TEMP_PREFIX = ".tmp-"
+_MAX_NPZ_MEMBERS = 10_000
+_MAX_NDIM = 32
 
 
 class CorruptFileError(ValueError):
-    """A data file is truncated, corrupt, or holds something it should not."""
+    """A data file is truncated, corrupt, too big, or holds something it should not."""
 
 
-def _reconstruct(cls, shape, dtype_code):
-    if cls is not np.ndarray:
-        raise pickle.UnpicklingError(f"only numpy.ndarray may be reconstructed, not {cls!r}")
-    return np.ndarray.__new__(np.ndarray, shape, _safe_dtype(dtype_code))
+class LockedError(RuntimeError):
+    """A lock is held by another process; ``holder`` is what that process wrote into the lock file."""
+
+    def __init__(self, message: str, holder: str = ""):
+        super().__init__(message)
+        self.holder = holder
 
 
-def _safe_dtype(obj, *args):
-    if isinstance(obj, bytes):
-        obj = obj.decode("latin1")
-    dt = np.dtype(obj) if not args else np.dtype(obj, *args)
-    if dt.hasobject:
-        raise pickle.UnpicklingError("object arrays are not admitted in data files")
-    return dt
+# ---- writing: atomic, following the umask, cleaning up after killed writers ----------------------
+
+def _umask() -> int:
+    # /proc tells the umask without changing it; os.umask can only read it by setting it, which
+    # another thread could observe for a moment.
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)  # POSIX only: signal 0 checks for existence and sends nothing
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # it exists (another user's), or we cannot tell: keep its files
+    return True
+
+
+_TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + r"(\d+)-[A-Za-z0-9_]+(\.[A-Za-z0-9.]*)?")
+
+
+def clean_stale_temp_files(directory, /) -> list[str]:
+    """Remove the temporary files that writers killed mid-write left in ``directory``; return their names.
+
+    A temporary file is named ``.tmp-<pid>-<random><suffix>`` after the process writing it, and is
+    removed only when no process with that id is alive on this machine, so the files of a writer
+    still at work are never touched. Does nothing where process ids cannot be checked (Windows).
+    """
+    if os.name != "posix":
+        return []
+    removed = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _TEMP_NAME.fullmatch(entry.name)
+        if m is None or _pid_alive(int(m.group(1))):
+            continue
+        with contextlib.suppress(OSError):
+            if stat.S_ISREG(entry.stat(follow_symlinks=False).st_mode):
+                os.unlink(entry.path)
+                removed.append(entry.name)
+    return removed
+
+
+def _fsync_directory(directory: str) -> None:
+    # Makes the rename itself durable; not possible (or needed) everywhere.
+    if os.name != "posix":
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_write(path, /, *, text: bool = False):
+    """Write ``path`` atomically: yields a file object; on normal exit its contents replace ``path``.
+
+    The data goes to ``.tmp-<pid>-<random>`` in the same directory, is flushed to disk, given the
+    permissions the umask asks for (``0666 & ~umask``: 0644 under umask 022, as ``open`` would
+    give), and renamed over ``path``. If the block raises (or the process is killed), ``path`` is
+    untouched; the temporary file is removed at once, or by the next write into the directory.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file to write; its directory is created if needed.
+    text : bool, keyword-only
+        Yield a UTF-8 text file instead of a binary one.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    clean_stale_temp_files(directory)
+    suffix = os.path.splitext(path)[1]
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=suffix, dir=directory)
+    try:
+        with os.fdopen(fd, "w" if text else "wb", encoding="utf-8" if text else None) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+            # mkstemp creates the file 0600; give it what open() would have given.
+            mode = 0o666 & ~_umask()
+            if hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), mode)
+            else:
+                os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_directory(directory)
+
+
+def save_npz_atomic(path, arrays: dict, /) -> None:
+    """Write ``arrays`` (name -> host array or scalar) to ``path`` as ``.npz``, atomically.
+
+    See :func:`atomic_write`: readers see either the old file or the complete new one.
+    """
+    with atomic_write(path) as f:
+        np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+
+
+# ---- locks -------------------------------------------------------------------------------------
+
+def _lock_fd(fd: int, blocking: bool) -> bool:
+    if os.name == "posix":
+        import fcntl
+
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            return False
+        return True
+    import msvcrt  # pragma: no cover (Windows)
+    import time  # pragma: no cover
+
+    while True:  # pragma: no cover
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            if not blocking:
+                return False
+            time.sleep(0.2)
+
+
+def _read_holder(fd: int) -> str:
+    with contextlib.suppress(OSError):
+        os.lseek(fd, 0, os.SEEK_SET)
+        return os.read(fd, 200).decode("utf-8", "replace").strip()
+    return ""
+
+
+@contextlib.contextmanager
+def file_lock(path, /, *, blocking: bool = True, on_wait=None, note: str = ""):
+    """Hold an exclusive advisory lock on the file ``path`` (created if needed) for the ``with`` block.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The lock file. It is removed when the lock is released.
+    blocking : bool, keyword-only
+        Wait for the lock (True) or raise :class:`LockedError` at once if another process holds it.
+    on_wait : callable, keyword-only
+        Called once, with what the holder wrote into the lock file, before waiting.
+    note : str, keyword-only
+        Written into the lock file after this process's id, for whoever finds it locked.
+
+    Notes
+    -----
+    The lock is ``flock`` (POSIX): the kernel releases it when the holder exits, even by
+    ``kill -9``, so a crashed holder never blocks anyone. The holder removes the file while it
+    still holds the lock; a waiter that then wins the lock on the removed file sees that the path
+    no longer names it and tries again, so two processes can never both hold the lock.
+    """
+    path = os.fspath(path)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            if not _lock_fd(fd, blocking=False):
+                holder = _read_holder(fd)
+                if not blocking:
+                    raise LockedError(f"{path} is locked by another process ({holder or 'unknown'})", holder)
+                if on_wait is not None:
+                    on_wait(holder)
+                    on_wait = None
+                _lock_fd(fd, blocking=True)
+            try:
+                current, mine = os.stat(path), os.fstat(fd)
+                same = (current.st_dev, current.st_ino) == (mine.st_dev, mine.st_ino)
+            except FileNotFoundError:
+                same = False
+        except BaseException:
+            os.close(fd)
+            raise
+        if same or os.name != "posix":
+            break
+        os.close(fd)  # the holder we waited for removed this file: lock the current one
+    try:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, f"pid {os.getpid()}{': ' + note if note else ''}\n".encode())
+        yield
+    finally:
+        if os.name == "posix":
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        os.close(fd)
+
+
+# ---- reading data pickles ------------------------------------------------------------------------
+
+class _NdarrayToken:
+    """What the global ``numpy.ndarray`` stands for in a data pickle: an argument, never a constructor."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return "numpy.ndarray"
+
+    def __call__(self, *args, **kwargs):
+        raise pickle.UnpicklingError("calling numpy.ndarray is not admitted: it would allocate whatever size the "
+                                     "file declares; numpy writes arrays with _reconstruct and their data")
+
+
+_NDARRAY = _NdarrayToken()
+_PLAIN_DTYPE = re.compile(r"[biuf][1248]")
+
+
+class _DtypeSpec:
+    """``numpy.dtype(code, align, copy)`` from a pickle, with its state; only plain numeric dtypes."""
+
+    def __init__(self, code, align=False, copy=False):
+        if isinstance(code, bytes):
+            code = code.decode("latin1")
+        if not isinstance(code, str) or not _PLAIN_DTYPE.fullmatch(code) or align:
+            raise pickle.UnpicklingError(
+                f"dtype {code!r} is not admitted: data files may hold bool, integer and float arrays only"
+            )
+        self.code, self.order = code, "|"
+
+    def __setstate__(self, state):
+        # numpy writes (3, byte order, None, None, None, -1, -1, 0) for a plain numeric dtype;
+        # anything else (fields, sub-arrays, flags) is not plain data.
+        if (not isinstance(state, tuple) or len(state) != 8 or state[0] not in (3, 4)
+                or state[1] not in ("<", ">", "|", "=") or state[2:] != (None, None, None, -1, -1, 0)):
+            raise pickle.UnpicklingError(f"dtype state {state!r} is not that of a plain numeric dtype")
+        self.order = state[1]
+
+    def resolve(self) -> np.dtype:
+        dt = np.dtype(self.code)
+        return dt.newbyteorder(self.order) if self.order in "<>" else dt
+
+
+class _ArraySpec:
+    """An array announced by ``_reconstruct`` and built from its state: shape, dtype and raw bytes."""
+
+    def __init__(self):
+        self.array = None
+
+    def __setstate__(self, state):
+        if self.array is not None:
+            raise pickle.UnpicklingError("an array is built twice")
+        if not isinstance(state, tuple) or len(state) != 5:
+            raise pickle.UnpicklingError("an array's state must be (version, shape, dtype, fortran, data)")
+        version, shape, dtype, fortran, raw = state
+        if (version != 1 or not isinstance(shape, tuple) or len(shape) > _MAX_NDIM
+                or not all(type(n) is int and n >= 0 for n in shape)):
+            raise pickle.UnpicklingError(f"an array declares an invalid shape {shape!r}")
+        if not isinstance(dtype, _DtypeSpec):
+            raise pickle.UnpicklingError("an array's dtype must be a plain numeric numpy.dtype")
+        if isinstance(raw, str):  # a Python 2 str read with encoding="latin1"
+            raw = raw.encode("latin1")
+        if not isinstance(raw, (bytes, bytearray)):
+            raise pickle.UnpicklingError(f"an array's data must be bytes, not {type(raw).__name__}")
+        dt = dtype.resolve()
+        need = math.prod(shape) * dt.itemsize
+        if len(raw) != need:
+            raise pickle.UnpicklingError(
+                f"an array declares shape {shape} of {dt} ({need} bytes) but holds {len(raw)} bytes"
+            )
+        flat = np.frombuffer(raw, dtype=dt)
+        self.array = np.array(flat.reshape(shape, order="F" if fortran else "C"), order="K", copy=True)
+
+
+def _reconstruct(cls, shape, typecode):
+    # numpy pickles an array as _reconstruct(ndarray, (0,), b'b') followed by its state: an empty
+    # placeholder, filled by __setstate__. Nothing else is admitted, so the file cannot allocate.
+    if cls is not _NDARRAY or shape != (0,) or typecode not in (b"b", "b"):
+        raise pickle.UnpicklingError(f"_reconstruct{(cls, shape, typecode)!r} is not how numpy writes an array")
+    return _ArraySpec()
 
 
 def _latin1_bytes(text, encoding):
@@ -54,8 +380,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
         ("_codecs", "encode"): _latin1_bytes,
         ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
         ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): _safe_dtype,
+        ("numpy", "ndarray"): _NDARRAY,
+        ("numpy", "dtype"): _DtypeSpec,
     }
 
     def find_class(self, module, name):
@@ -67,63 +393,220 @@ class _RestrictedUnpickler(pickle.Unpickler):
             ) from None
 
 
-def load_restricted_pickle(path, /, *, encoding: str = "latin1"):
-    """Load a data pickle (dicts, lists, str/bytes, ints, numeric arrays) without running code.
+def _resolve(obj, memo: dict):
+    """``obj`` with every array and dtype placeholder replaced by the real thing (containers in place)."""
+    key = id(obj)
+    if key in memo:
+        return memo[key]
+    if isinstance(obj, _ArraySpec):
+        if obj.array is None:
+            raise pickle.UnpicklingError("an array has no data")
+        memo[key] = obj.array
+    elif isinstance(obj, _DtypeSpec):
+        memo[key] = obj.resolve()
+    elif isinstance(obj, _NdarrayToken):
+        raise pickle.UnpicklingError("numpy.ndarray appears outside an array")
+    elif type(obj) is list:
+        memo[key] = obj
+        for i, v in enumerate(obj):
+            obj[i] = _resolve(v, memo)
+    elif type(obj) is dict:
+        memo[key] = obj
+        for k, v in obj.items():
+            _resolve(k, memo)  # keys are hashable plain values; this only refuses a stray token
+            obj[k] = _resolve(v, memo)
+    elif type(obj) is tuple:
+        memo[key] = obj
+        memo[key] = tuple(_resolve(v, memo) for v in obj)
+    elif isinstance(obj, (set, frozenset)):
+        memo[key] = obj
+        for v in obj:
+            if isinstance(v, (_ArraySpec, _DtypeSpec, _NdarrayToken)):
+                raise pickle.UnpicklingError("an array inside a set is not plain data")
+    else:
+        memo[key] = obj
+    return memo[key]
+
+
+def load_restricted_pickle(path, /, *, encoding: str = "latin1", sha256: str | None = None,
+                           max_bytes: int = DEFAULT_MAX_BYTES):
+    """Load a data pickle (dicts, lists, str/bytes, numbers, numeric arrays) without running code.
+
+    Parameters
+    ----------
+    path : str or path-like
+    encoding : str, keyword-only
+        How Python 2 ``str`` objects are decoded (``"latin1"``, or ``"bytes"`` to keep bytes).
+    sha256 : str, keyword-only
+        The file's expected SHA-256 (hex): checked before anything is parsed.
+    max_bytes : int, keyword-only
+        Larger files are refused before they are read.
 
     Raises
     ------
     FileNotFoundError
         The file does not exist.
     CorruptFileError
-        The file is truncated or corrupt, or references anything beyond plain data; the message
-        names the file.
+        The file is too big, truncated or corrupt, does not match ``sha256``, or references
+        anything beyond plain data; the message names the file.
     """
     path = os.fspath(path)
     with open(path, "rb") as f:
-        raw = f.read()
+        size = os.fstat(f.fileno()).st_size
+        if size > max_bytes:
+            raise CorruptFileError(f"{path}: {size} bytes, more than the {max_bytes} a data pickle may have")
+        raw = f.read(max_bytes + 1)
+    if sha256 is not None:
+        digest = hashlib.sha256(raw).hexdigest()
+        if digest != sha256.lower():
+            raise CorruptFileError(
+                f"{path}: SHA-256 {digest} differs from the {sha256} recorded in {CHECKSUMS_NAME} when the data "
+                "was unpacked; the file was changed or corrupted: delete the dataset and download it again"
+            )
     try:
-        return _RestrictedUnpickler(io.BytesIO(raw), encoding=encoding).load()
+        obj = _RestrictedUnpickler(io.BytesIO(raw), encoding=encoding).load()
+        return _resolve(obj, {})
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
-            KeyError, OverflowError, MemoryError) as exc:
+            KeyError, OverflowError, MemoryError, RecursionError) as exc:
         raise CorruptFileError(
             f"{path}: not a valid data pickle ({type(exc).__name__}: {exc}); the file is corrupt or "
             "truncated: delete it and download or write it again"
         ) from exc
 
 
-def save_npz_atomic(path, arrays: dict, /) -> None:
-    """Write ``arrays`` (name -> host array or scalar) to ``path`` as ``.npz``, atomically.
+# ---- reading .npz archives -----------------------------------------------------------------------
 
-    The data goes to a temporary file in the same directory, is flushed to disk, and is then
-    renamed over ``path``: readers see either the old file or the complete new one.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
+def _npy_header(f, name: str):
+    """``(shape, fortran_order, dtype)`` from the .npy header at the start of the open member ``f``."""
+    fmt = np.lib.format
+    version = fmt.read_magic(f)
+    if version == (1, 0):
+        shape, fortran, dtype = fmt.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, fortran, dtype = fmt.read_array_header_2_0(f)
+    else:
+        raise ValueError(f"{name}: .npy format version {version} is not supported")
+    if dtype.hasobject:
+        raise ValueError(f"{name} is an object array; data files hold plain arrays only")
+    if len(shape) > _MAX_NDIM:
+        raise ValueError(f"{name} declares {len(shape)} dimensions")
+    return shape, fortran, dtype
+
+
+def _checked_members(zf: zipfile.ZipFile, path: str, size_on_disk: int, max_bytes: int | None) -> list:
+    """Every member as ``(info, shape, fortran, dtype)``, checked without reading any array data."""
+    infos = zf.infolist()
+    if len(infos) > _MAX_NPZ_MEMBERS:
+        raise CorruptFileError(f"{path}: {len(infos)} members, more than the {_MAX_NPZ_MEMBERS} allowed")
+    names = [i.filename for i in infos]
+    if len(set(names)) != len(names):
+        raise CorruptFileError(f"{path}: a member name appears twice")
+    # A member stored without compression cannot hold more than the file; compressed ones may
+    # inflate, which is what a zip bomb does: their declared sizes are checked before inflating.
+    limit = max(DEFAULT_MAX_BYTES if max_bytes is None else max_bytes, size_on_disk)
+    declared = sum(i.file_size for i in infos)
+    if declared > limit:
+        raise CorruptFileError(
+            f"{path}: its members declare {declared} bytes once unpacked, from {size_on_disk} on disk, more than "
+            f"the limit of {limit} bytes; refused without unpacking (pass max_bytes=... to load_npz if you trust it)"
+        )
+    members = []
+    for info in infos:
+        if not info.filename.endswith(".npy"):
+            raise CorruptFileError(f"{path}: member {info.filename!r} is not a .npy array")
+        with zf.open(info) as f:
+            shape, fortran, dtype = _npy_header(f, info.filename)
+            header = f.tell()
+        need = math.prod(shape) * dtype.itemsize
+        if header + need != info.file_size:
+            raise CorruptFileError(
+                f"{path}: member {info.filename!r} declares shape {shape} of {dtype} ({need} bytes) but holds "
+                f"{info.file_size - header} bytes of data"
+            )
+        members.append((info, shape, fortran, dtype))
+    return members
+
+
+def _open_npz(path: str, max_bytes: int | None, read):
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        size = os.path.getsize(path)
+        with zipfile.ZipFile(path) as zf:
+            return read(zf, _checked_members(zf, path, size, max_bytes))
+    except (FileNotFoundError, IsADirectoryError, PermissionError, CorruptFileError):
         raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, NotImplementedError, RuntimeError,
+            MemoryError) as exc:
+        raise CorruptFileError(f"{path}: not a valid .npz file ({exc}); it is corrupt or truncated") from exc
 
 
-def load_npz(path, /) -> dict:
+def npz_members(path, /, *, max_bytes: int | None = None) -> dict:
+    """The arrays in an ``.npz`` file, ``name -> (shape, dtype)``, from their headers alone.
+
+    Nothing is unpacked and no array is allocated: use it to check a file's shapes before building
+    what will hold them. The checks of :func:`load_npz` apply (member sizes, headers, the limit).
+    """
+    def read(zf, members):
+        return {info.filename[:-4]: (tuple(shape), dtype) for info, shape, _, dtype in members}
+
+    return _open_npz(os.fspath(path), max_bytes, read)
+
+
+def load_npz(path, /, *, max_bytes: int | None = None) -> dict:
     """Read an ``.npz`` written by :func:`save_npz_atomic` into a dict of host arrays.
 
-    Pickled objects are refused (``allow_pickle=False``). A truncated or corrupt file raises
-    :class:`CorruptFileError` naming it.
+    Every member's declared size and ``.npy`` header is checked before any array is allocated:
+    object arrays (pickles) are refused, a header whose shape does not match the bytes stored is
+    refused, and so is a file whose members would unpack to more than ``max_bytes`` (default
+    :data:`DEFAULT_MAX_BYTES`, 1 GiB, or the file's own size if larger: a file stored without
+    compression, as :func:`save_npz_atomic` writes it, always loads). A truncated or corrupt file
+    raises :class:`CorruptFileError` naming it.
     """
-    path = os.fspath(path)
+    def read(zf, members):
+        out = {}
+        for info, _, _, _ in members:
+            with zf.open(info) as f:
+                out[info.filename[:-4]] = np.lib.format.read_array(f, allow_pickle=False)
+        return out
+
+    return _open_npz(os.fspath(path), max_bytes, read)
+
+
+# ---- checksums -----------------------------------------------------------------------------------
+
+_CHECKSUM_LINE = re.compile(r"([0-9a-f]{64}) [ *]([^/\\\x00]+)")
+
+
+def sha256_file(path, /) -> str:
+    """The SHA-256 (hex) of a file's contents."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def record_checksums(directory, names, /) -> None:
+    """Write ``directory/SHA256SUMS`` with the SHA-256 of each file in ``names`` (``sha256sum`` format)."""
+    directory = os.fspath(directory)
+    lines = [f"{sha256_file(os.path.join(directory, name))}  {name}\n" for name in names]
+    with atomic_write(os.path.join(directory, CHECKSUMS_NAME), text=True) as f:
+        f.writelines(lines)
+
+
+def read_checksums(directory, /) -> dict | None:
+    """``{file name: SHA-256}`` from ``directory/SHA256SUMS``, or None when there is no such file."""
+    path = os.path.join(os.fspath(directory), CHECKSUMS_NAME)
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
+        with open(path, encoding="utf-8") as f:
+            text = f.read(1 << 20)
     except FileNotFoundError:
-        raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
-        raise CorruptFileError(f"{path}: not a valid .npz file ({exc}); it is corrupt or truncated") from exc
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CorruptFileError(f"{path}: cannot be read ({exc})") from exc
+    sums = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        m = _CHECKSUM_LINE.fullmatch(line.rstrip("\r"))
+        if m is None or m.group(2) in (".", ".."):
+            raise CorruptFileError(f"{path}: line {n} is not '<sha256>  <file name>'")
+        sums[m.group(2)] = m.group(1)
+    return sums

@@ -6,9 +6,24 @@ from the device. They run once at an API entry point, never inside a training lo
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
-__all__ = ["check_data", "check_labels", "check_positive", "check_same_length"]
+__all__ = [
+    "MAX_INFERRED_CLASSES",
+    "check_data",
+    "check_features",
+    "check_labels",
+    "check_positive",
+    "check_same_length",
+    "check_split",
+]
+
+# Up to this many classes, ``max(y) + 1`` is taken as the class count whatever labels occur; above
+# it, at least half of the classes 0..max(y) must occur in y (see check_labels).
+MAX_INFERRED_CLASSES = 1000
 
 
 def check_data(X, /, *, name: str = "X", ndim: int | tuple[int, ...] = 2, allow_empty: bool = False) -> None:
@@ -51,7 +66,24 @@ def check_data(X, /, *, name: str = "X", ndim: int | tuple[int, ...] = 2, allow_
 def check_labels(y, /, *, name: str = "y", n: int | None = None, num_classes: int | None = None) -> int:
     """Check that ``y`` is a 1-d integer array of class labels in [0, num_classes).
 
-    Returns the number of classes, ``num_classes`` or ``max(y) + 1`` when it is None.
+    Returns the number of classes: ``num_classes``, or ``C = max(y) + 1`` when it is None.
+
+    Raises
+    ------
+    TypeError
+        ``y`` is not of an integer dtype.
+    ValueError
+        Wrong shape or length, a negative label, a label >= ``num_classes``, or an inferred class
+        count that the labels do not support (see Notes).
+
+    Notes
+    -----
+    A model allocates per class (a column of ``W``, a vote counter), so one stray label such as
+    10**9 would ask for a billion classes. The count ``C = max(y) + 1`` is therefore inferred only
+    when it is at most :data:`MAX_INFERRED_CLASSES` (1,000), or when at least half of the classes
+    0..C-1 occur in ``y``. Labels that leave most classes empty are refused with an error that
+    says how to relabel them (``np.unique(y, return_inverse=True)``); give ``num_classes``
+    explicitly to have classes without examples on purpose.
     """
     from ._namespace import get_namespace
 
@@ -67,14 +99,62 @@ def check_labels(y, /, *, name: str = "y", n: int | None = None, num_classes: in
         raise ValueError(f"{name} has {y.shape[0]} labels but the data has {n} rows")
     if y.shape[0] == 0:
         raise ValueError(f"{name} is empty; it needs at least one label")
+    if num_classes is not None:
+        num_classes = check_positive(num_classes, name="num_classes", integer=True)
     lo, hi = int(xp.min(y)), int(xp.max(y))
     if lo < 0:
         raise ValueError(f"{name} has a negative label ({lo}); labels must be 0..C-1")
-    if num_classes is not None and hi >= num_classes:
-        raise ValueError(
-            f"{name} has label {hi}, out of range for {num_classes} classes (labels must be 0..{num_classes - 1})"
-        )
-    return num_classes if num_classes is not None else hi + 1
+    if num_classes is not None:
+        if hi >= num_classes:
+            raise ValueError(
+                f"{name} has label {hi}, out of range for {num_classes} classes "
+                f"(labels must be 0..{num_classes - 1})"
+            )
+        return num_classes
+    inferred = hi + 1
+    if inferred > MAX_INFERRED_CLASSES:
+        present = int(xp.unique_values(y).shape[0])
+        if 2 * present < inferred:
+            raise ValueError(
+                f"{name} has label {hi}, so it would have {inferred} classes, but only {present} distinct "
+                f"labels occur: most classes would have no example. Relabel them 0..{present - 1} "
+                f"(e.g. np.unique({name}, return_inverse=True)), or give num_classes explicitly"
+            )
+    return inferred
+
+
+def check_features(X, /, *, dim: int, name: str = "X") -> None:
+    """Check a matrix ``X`` (N, dim) a fitted model is applied to: floating, finite, non-empty,
+    ``dim`` columns (the number the model was fitted on)."""
+    check_data(X, name=name)
+    if X.shape[1] != dim:
+        raise ValueError(f"{name} has {X.shape[1]} features per row but the model was trained on {dim}")
+
+
+def check_split(X, y=None, /, *, dim: int | None = None, num_classes: int | None = None,
+                names: tuple[str, str] = ("X", "y")) -> int | None:
+    """Check a data split ``X`` (N, D) with optional labels ``y`` (N,), at any entry point.
+
+    Both must live in one namespace and on one device; ``X`` is floating, finite and non-empty,
+    with ``dim`` columns when given; ``y`` holds N integer labels in [0, num_classes). Use it for
+    training data, validation data passed to ``train`` and the inputs of ``loss``.
+
+    Returns
+    -------
+    int or None
+        The number of classes (see :func:`check_labels`), or None without ``y``.
+    """
+    from ._namespace import namespace_and_device
+
+    x_name, y_name = names
+    namespace_and_device(X) if y is None else namespace_and_device(X, y)
+    if dim is None:
+        check_data(X, name=x_name)
+    else:
+        check_features(X, dim=dim, name=x_name)
+    if y is None:
+        return None
+    return check_labels(y, name=y_name, n=X.shape[0], num_classes=num_classes)
 
 
 def check_same_length(*pairs: tuple[str, object]) -> None:
@@ -85,14 +165,20 @@ def check_same_length(*pairs: tuple[str, object]) -> None:
         raise ValueError(f"inputs must have the same number of rows: {desc}")
 
 
-def check_positive(value, /, *, name: str, allow_zero: bool = False, integer: bool = False):
-    """Check a hyperparameter: a finite number, > 0 (or >= 0 with ``allow_zero``), an int if asked."""
-    import math
+def check_positive(value, /, *, name: str, allow_zero: bool = False, integer: bool = False) -> int | float:
+    """Check a hyperparameter: a finite number, > 0 (or >= 0 with ``allow_zero``), an integer if asked.
 
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+    Python numbers and NumPy scalars (``np.int64(3)``, ``np.float32(0.1)``) are accepted; booleans
+    are not. Returns the value as a Python ``int`` (integers) or ``float``: callers use the returned
+    value, so a NumPy scalar never meets an array of another namespace.
+    """
+    is_int = isinstance(value, numbers.Integral)
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)
+            or (integer and not is_int)):
         kind = "an integer" if integer else "a number"
         raise TypeError(f"{name} must be {kind}, got {value!r}")
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+    number = int(value) if is_int else float(value)
+    if (not is_int and not math.isfinite(number)) or number < 0 or (number == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be {bound}, got {value!r}")
-    return value
+    return number

@@ -3,7 +3,9 @@ preprocessing (mean image, bias trick), and the spiral toy set of the course not
 
 CIFAR-10's ``cifar-10-batches-py`` files are Python-2-era pickles. They are read with
 ``backend.io.load_restricted_pickle``, which admits only plain data (no code can run), and every
-structural problem is reported with the name of the file. The loaded arrays are host (NumPy)
+structural problem is reported with the name of the file. When the directory holds a
+``SHA256SUMS`` file (written when ``xpml download`` unpacked the archive), every batch is checked
+against it before it is parsed: a changed or corrupted file is an error naming it. The loaded arrays are host (NumPy)
 arrays, reshaped through the array-api-compat namespace the shim gives for them; they move to the
 chosen backend once, in :func:`get_CIFAR10_data`.
 """
@@ -13,7 +15,7 @@ from __future__ import annotations
 import os
 
 from .. import backend
-from ..backend.io import CorruptFileError, load_restricted_pickle
+from ..backend.io import CHECKSUMS_NAME, CorruptFileError, load_restricted_pickle, read_checksums
 from ..backend.validation import check_data, check_positive
 
 __all__ = ["append_bias", "get_CIFAR10_data", "load_CIFAR10", "load_CIFAR_batch", "make_spiral", "mean_image"]
@@ -24,7 +26,7 @@ _TRAIN_FILES = [f"data_batch_{b}" for b in range(1, 6)]
 _TEST_FILE = "test_batch"
 _LAYOUT_HELP = (
     "expected CIFAR-10's python layout: a cifar-10-batches-py directory with data_batch_1..5, "
-    "test_batch and batches.meta (see ../shared/data/README.md to write it)"
+    "test_batch and batches.meta (xpml download fetches it)"
 )
 
 
@@ -37,11 +39,23 @@ def _batch_dir(root) -> str:
     return root
 
 
+def _recorded_digest(path):
+    """The SHA-256 recorded for ``path`` in its directory's SHA256SUMS, or None without that file."""
+    directory, name = os.path.split(os.path.abspath(path))
+    sums = read_checksums(directory)
+    if sums is None:
+        return None
+    if name not in sums:
+        raise CorruptFileError(f"{path}: not listed in {os.path.join(directory, CHECKSUMS_NAME)}; "
+                               "the dataset directory was changed: download it again")
+    return sums[name]
+
+
 def _load_raw_batch(path):
     """One batch file as host arrays: pixels (n, 32, 32, 3) uint8 in HWC order and labels (n,) int64."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file; {_LAYOUT_HELP}")
-    raw = load_restricted_pickle(path, encoding="latin1")
+    raw = load_restricted_pickle(path, encoding="latin1", sha256=_recorded_digest(path))
     if not isinstance(raw, dict):
         raise CorruptFileError(f"{path}: expected a dict of 'data' and 'labels', got {type(raw).__name__}")
     # Python 2 wrote str keys (str under latin1); a file rewritten by Python 3 may have bytes keys.
@@ -160,9 +174,10 @@ def get_CIFAR10_data(root, /, num_training=49000, num_validation=1000, num_test=
         ``X_dev``, ``y_dev``, with D = 3072 (+1 with the bias trick), rows flattened in (height,
         width, channel) order; and ``mean_image`` (3072,) when ``subtract_mean``.
     """
-    for name, value in (("num_training", num_training), ("num_validation", num_validation),
-                        ("num_test", num_test), ("num_dev", num_dev)):
+    num_training, num_validation, num_test, num_dev = (
         check_positive(value, name=name, integer=True, allow_zero=name != "num_training")
+        for name, value in (("num_training", num_training), ("num_validation", num_validation),
+                            ("num_test", num_test), ("num_dev", num_dev)))
     bk = backend.as_backend(xp, device=device)
     xp, device = bk.xp, bk.device
     dt = backend.float_dtype(xp, device, dtype)
@@ -235,9 +250,9 @@ def make_spiral(N: int, K: int, /, *, D: int = 2, noise: float = 0.2, seed: int 
     with ``z_i ~ N(0, 1)``, and the point is ``r_i * (sin t_i, cos t_i)``, as in
     ``r = np.linspace(0, 1, N); t = np.linspace(j*4, (j+1)*4, N) + np.random.randn(N)*0.2``.
     """
-    check_positive(N, name="N", integer=True)
-    check_positive(K, name="K", integer=True)
-    check_positive(noise, name="noise", allow_zero=True)
+    N = check_positive(N, name="N", integer=True)
+    K = check_positive(K, name="K", integer=True)
+    noise = check_positive(noise, name="noise", allow_zero=True)
     if D != 2:
         raise ValueError(f"the spiral is planar: D must be 2, got {D!r}")
     bk = backend.as_backend(xp, device=device)

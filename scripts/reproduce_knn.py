@@ -18,20 +18,28 @@ import _reproduce
 import numpy as np
 
 from xpml import backend
+from xpml.backend.io import atomic_write
 from xpml.classifiers import KNearestNeighbor, knn_cross_validate, load_CIFAR10
+from xpml.cli import _cli
 
 K_CHOICES = [1, 3, 5, 8, 10, 12, 15, 20, 50, 100]
 
 
 def parse_args(argv=None):
-    p = _reproduce.parser(__doc__)
+    p = _reproduce.parser(__doc__, prog="reproduce_knn.py")
     p.add_argument("--dtype", default="float64", choices=["float32", "float64"],
                    help="float64 as the course's notebook (default)")
-    p.add_argument("--num-train", type=int, default=5000)
-    p.add_argument("--num-test", type=int, default=500)
-    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--num-train", type=_cli.count, default=5000, metavar="N")
+    p.add_argument("--num-test", type=_cli.count, default=500, metavar="N")
+    p.add_argument("--folds", type=_reproduce.at_least(2), default=5, metavar="N",
+                   help="cross-validation folds, at least 2 (default 5)")
     p.add_argument("--plot", default="docs/knn_cv.png", help="where to save the cross-validation plot")
-    return _reproduce.parse(p, argv)
+    args = _reproduce.parse(p, argv)
+    if args.num_train - -(-args.num_train // args.folds) < max(K_CHOICES):  # the training part of the largest fold
+        raise _cli.UsageError(f"--num-train {args.num_train} is too few for {args.folds}-fold cross-validation up to "
+                              f"k = {max(K_CHOICES)}: each fold must train on at least {max(K_CHOICES)} images")
+    _reproduce.writable_file(args.plot, flag="--plot")
+    return args
 
 
 def accuracy(pred, y) -> float:
@@ -58,15 +66,19 @@ def plot(results, best_k, path):
     ax.set_title(f"kNN (L2) on CIFAR-10: {accs.shape[1]}-fold cross-validation on {len(ks)} values of k")
     ax.legend()
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with atomic_write(path) as f:  # a killed run leaves no truncated picture
+        fig.savefig(f, format="png", dpi=110)
+    plt.close(fig)
 
 
-def main(argv=None):
+def _main(argv):
     args = parse_args(argv)
-    bk = backend.get_backend(args.backend)
+    bk = _cli.choose_backend(args.backend)
     # float32 holds the 0..255 pixels exactly and halves the loader's memory; the subset is cast after.
     Xtr, ytr, Xte, yte = load_CIFAR10(args.data_dir, dtype="float32")
+    if args.num_train > Xtr.shape[0] or args.num_test > Xte.shape[0]:
+        raise _cli.UsageError(f"asked for {args.num_train} train / {args.num_test} test images but {args.data_dir} has "
+                              f"{Xtr.shape[0]} / {Xte.shape[0]}")
     Xtr = bk.asarray(Xtr[: args.num_train].reshape(args.num_train, -1).astype(args.dtype))
     ytr = bk.asarray(ytr[: args.num_train])
     Xte = bk.asarray(Xte[: args.num_test].reshape(args.num_test, -1).astype(args.dtype))
@@ -93,7 +105,12 @@ def main(argv=None):
         print(f"  k = {k:3d}: {np.mean(v):.4f} ± {np.std(v):.4f}   folds {', '.join(f'{a:.3f}' for a in v)}")
     print(f"best k = {best_k}: test accuracy {best_acc:.3f}")
     print(f"plot: {args.plot}")
+    return 0
+
+
+def main(argv=None) -> int:
+    return _reproduce.run(_main, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

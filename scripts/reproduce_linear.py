@@ -30,24 +30,29 @@ import numpy as np  # noqa: E402
 
 from xpml import backend  # noqa: E402
 from xpml.classifiers import LinearSVM, Softmax, get_CIFAR10_data  # noqa: E402
+from xpml.cli import _cli  # noqa: E402
 
 MODELS = {"svm": LinearSVM, "softmax": Softmax}
 
 
 def parse_args(argv=None):
-    p = _reproduce.parser(__doc__)
+    p = _reproduce.parser(__doc__, prog="reproduce_linear.py")
     p.add_argument("--model", nargs="+", default=["svm", "softmax"], choices=list(MODELS))
-    p.add_argument("--trials", type=int, default=20, help="random-search candidates per model")
-    p.add_argument("--lr", type=float, nargs=2, default=[1e-6, 1e-5], metavar=("LOW", "HIGH"),
+    p.add_argument("--trials", type=_cli.count, default=20, metavar="N", help="random-search candidates per model")
+    p.add_argument("--lr", type=_cli.positive, nargs=2, default=[1e-6, 1e-5], metavar=("LOW", "HIGH"),
                    help="learning-rate range, sampled log-uniformly")
-    p.add_argument("--reg", type=float, nargs=2, default=[2e2, 5e3], metavar=("LOW", "HIGH"),
+    p.add_argument("--reg", type=_cli.positive, nargs=2, default=[2e2, 5e3], metavar=("LOW", "HIGH"),
                    help="regularization range (reg * sum(W*W)), sampled log-uniformly")
-    p.add_argument("--num-iters", type=int, default=6000)
-    p.add_argument("--decay", type=float, default=0.8, help="learning-rate factor (1 for constant SGD)")
-    p.add_argument("--decay-every", type=int, default=400, help="iterations between decays")
-    p.add_argument("--batch-size", type=int, default=200)
-    p.add_argument("--seed", type=int, default=0, help="seeds the search, the weights and the minibatches")
-    return _reproduce.parse(p, argv)
+    p.add_argument("--num-iters", type=_cli.count, default=6000, metavar="N")
+    p.add_argument("--decay", type=_cli.fraction, default=0.8, help="learning-rate factor in (0, 1] (1: constant SGD)")
+    p.add_argument("--decay-every", type=_cli.count, default=400, metavar="N", help="iterations between decays")
+    p.add_argument("--batch-size", type=_cli.count, default=200, metavar="N")
+    p.add_argument("--seed", type=_cli.natural, default=0, help="seeds the search, the weights and the minibatches")
+    args = _reproduce.parse(p, argv)
+    for flag, (low, high) in (("--lr", args.lr), ("--reg", args.reg)):
+        if low > high:
+            raise _cli.UsageError(f"{flag} {low:g} {high:g}: the low end is above the high end")
+    return args
 
 
 def accuracy(model, X, y) -> float:
@@ -83,9 +88,9 @@ def search(cls, data, args):
     return max(rows, key=lambda r: r["val"])
 
 
-def main(argv=None):
+def _main(argv):
     args = parse_args(argv)
-    bk = backend.get_backend(args.backend)
+    bk = _cli.choose_backend(args.backend)
     data = get_CIFAR10_data(args.data_dir, xp=bk)
     print(f"# {' '.join(['python'] + sys.argv)}")
     print(f"# {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, {bk.label} on {bk.device_name}, "
@@ -98,7 +103,12 @@ def main(argv=None):
         test = accuracy(best["model"], data["X_test"], data["y_test"])
         print(f"{name} best: lr {best['lr']:.3e} reg {best['reg']:.3e}: train {best['train']:.3f} "
               f"val {best['val']:.3f} test {test:.3f} ({time.perf_counter() - start:.0f} s)", flush=True)
+    return 0
+
+
+def main(argv=None) -> int:
+    return _reproduce.run(_main, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,19 +1,27 @@
 """The CIFAR-10 download, offline, against a file server on loopback started by each test.
 
 Cases: a good archive, a corrupted one, an interrupted transfer, a missing file, an archive without
-the expected files, a re-run, and ``train.py --download`` end to end. After every failure nothing
-in the data directory loads as a dataset.
+the expected files, an archive with links, a re-run, two downloads at once, a flipped byte after
+the download, and ``train.py --download`` end to end. After every failure nothing in the data
+directory loads as a dataset.
 """
 
 import hashlib
+import http.server
+import io
 import json
+import os
+import subprocess
+import sys
+import tarfile
+import threading
 
 import pytest
 
 from xpml.cli import _download, train
 from xpml.cli import download as download_cifar10
 
-from ._scripts_support import assert_one_line_error, assert_png, cifar_archive, file_server
+from ._scripts_support import ROOT, assert_one_line_error, assert_png, cifar_archive, file_server
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +55,7 @@ def test_good_archive(tmp_path, archive, capsys):
     assert download_cifar10.main(["--data-dir", str(root), "--url", "http://127.0.0.1:9/never", "--quiet"]) == 0
     assert capsys.readouterr().out.strip() == str(root)  # given the dataset directory itself: nothing to do
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["cifar-10-batches-py"]  # no temp files
-    assert sorted(p.name for p in root.iterdir()) == sorted(_download.CIFAR10_FILES)
+    assert sorted(p.name for p in root.iterdir()) == sorted([*_download.CIFAR10_FILES, "SHA256SUMS"])
     from xpml.classifiers.data_utils import load_CIFAR10
 
     Xtr, ytr, Xte, yte = load_CIFAR10(root)
@@ -150,3 +158,153 @@ def test_default_data_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     if _download.sys.platform not in ("win32", "darwin"):
         assert _download.default_data_dir() == tmp_path / "xdg" / "xpml"
+
+
+# ---- two downloads at once, links in archives, the data filter, checksums -------------------------
+
+class _GatedHandler(http.server.BaseHTTPRequestHandler):
+    """Serves ``body``; the first response stops halfway until ``go`` is set, which happens when a
+    second request comes in or when the test sees the second download waiting for the first."""
+
+    body: bytes = b""
+    streaming: threading.Event  # set when the first response is halfway
+    go: threading.Event
+    count: list
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        self.count.append(self.path)
+        first = len(self.count) == 1
+        if not first:
+            self.go.set()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        half = len(self.body) // 2
+        self.wfile.write(self.body[:half])
+        self.wfile.flush()
+        if first:
+            self.streaming.set()
+            self.go.wait(120)
+        self.wfile.write(self.body[half:])
+
+    def log_message(self, *args):
+        pass
+
+
+def test_two_downloads_into_one_folder_both_succeed(tmp_path, archive):
+    body, md5 = archive
+    handler = type("H", (_GatedHandler,), {"body": body, "streaming": threading.Event(), "go": threading.Event(),
+                                           "count": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/c.tar.gz"
+    cache = tmp_path / "cache"
+    argv = ["-m", "xpml", "download", "--data-dir", str(cache), "--url", url, "--md5", md5, "--timeout", "120"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    try:
+        first = subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 cwd=ROOT, env=env)
+        # The first one is streaming, halfway, when the second starts.
+        assert handler.streaming.wait(120), f"the first download never started: {first.communicate()}"
+        second = subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  cwd=ROOT, env=env)
+        # The second either waits for the first (and says so), or asks the server (and releases it).
+        err_lines = []
+
+        def watch():
+            for line in second.stderr:
+                err_lines.append(line)
+                if "waiting for another download" in line:
+                    handler.go.set()
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        out2 = second.stdout.read()  # stderr is the watcher's
+        second.wait(timeout=180)
+        watcher.join(timeout=10)
+        second.stdout.close()
+        second.stderr.close()
+        out1, err1 = first.communicate(timeout=180)
+    finally:
+        handler.go.set()
+        server.shutdown()
+        server.server_close()
+    root = cache / "cifar-10-batches-py"
+    assert first.returncode == 0, err1
+    assert second.returncode == 0, "".join(err_lines)
+    assert out1.strip() == out2.strip() == str(root)
+    assert any("waiting for another download" in line for line in err_lines)
+    assert handler.count == ["/c.tar.gz"]  # the second found the dataset and fetched nothing
+    assert _names(cache) == ["cifar-10-batches-py"]
+
+
+def _names(path):
+    return sorted(p.name for p in path.iterdir())
+
+
+def _archive_with(tmp_path, extra) -> bytes:
+    """The tiny CIFAR archive with ``extra(tar)`` adding members to it."""
+    body = cifar_archive(tmp_path)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as src, tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for member in src.getmembers():
+            tar.addfile(member, src.extractfile(member) if member.isfile() else None)
+        extra(tar)
+    return buf.getvalue()
+
+
+def _link(name, target, kind=tarfile.SYMTYPE):
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, target
+    return info
+
+
+@pytest.mark.parametrize(("member", "kind"), [
+    (_link("cifar-10-batches-py/readme.html", "/etc/passwd"), "link"),
+    (_link("cifar-10-batches-py/extra", "data_batch_1"), "link"),  # inside the tree: passes the data filter
+    (_link("cifar-10-batches-py/hard", "cifar-10-batches-py/data_batch_1", tarfile.LNKTYPE), "link"),
+    (_link("cifar-10-batches-py/fifo", "", tarfile.FIFOTYPE), "special file"),
+])
+def test_links_in_the_archive_are_refused(tmp_path, capsys, member, kind):
+    body = _archive_with(tmp_path, lambda tar: tar.addfile(member))
+    with file_server({"/c.tar.gz": (body, None)}) as (url, _):
+        rc = _fetch(tmp_path, f"{url}/c.tar.gz", hashlib.md5(body).hexdigest())
+    assert_one_line_error(rc, capsys.readouterr().err, f"the archive holds a {kind} ({member.name}", "refused")
+    _assert_nothing_loads(tmp_path, capsys)
+
+
+def test_without_the_data_filter_nothing_is_unpacked(tmp_path, archive, capsys, monkeypatch):
+    body, md5 = archive
+    monkeypatch.delattr(_download.tarfile, "data_filter")  # Python < 3.11.4
+    with file_server({"/c.tar.gz": (body, None)}) as (url, _):
+        rc = _fetch(tmp_path, f"{url}/c.tar.gz", md5)
+    assert_one_line_error(rc, capsys.readouterr().err, "needs Python >= 3.11.4")
+    _assert_nothing_loads(tmp_path, capsys)
+
+
+def test_python_requirement_covers_the_data_filter():
+    text = (ROOT / "pyproject.toml").read_text()
+    assert 'requires-python = ">=3.11.4"' in text
+
+
+def test_a_flipped_byte_in_a_downloaded_batch_is_an_error_naming_it(tmp_path, archive, capsys):
+    body, md5 = archive
+    with file_server({"/c.tar.gz": (body, None)}) as (url, _):
+        assert _fetch(tmp_path, f"{url}/c.tar.gz", md5) == 0
+    capsys.readouterr()
+    root = tmp_path / "cache" / "cifar-10-batches-py"
+    assert (root / "SHA256SUMS").read_text().count("\n") == len(_download.CIFAR10_FILES)
+    batch = root / "data_batch_2"
+    raw = bytearray(batch.read_bytes())
+    raw[len(raw) // 2] ^= 0x01  # one pixel: the pickle still parses, the checksum does not match
+    batch.write_bytes(bytes(raw))
+    rc = train.main(["knn", "--dataset", "cifar10", "--data-dir", str(tmp_path / "cache"), "--num-train", "20",
+                     "--num-val", "5", "--num-test", "5", "--quiet", "--out", str(tmp_path / "r")])
+    assert_one_line_error(rc, capsys.readouterr().err, "data_batch_2: SHA-256", "download it again")
+    from xpml.backend.io import CorruptFileError
+    from xpml.classifiers import load_CIFAR_batch
+
+    with pytest.raises(CorruptFileError, match="data_batch_2"):
+        load_CIFAR_batch(batch)
+    load_CIFAR_batch(root / "data_batch_1")  # the others still load

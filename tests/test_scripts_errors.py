@@ -1,5 +1,7 @@
 """The mistakes people make on the command line end with one line ``error: ...`` and status 2."""
 
+import errno
+import os
 import subprocess
 import sys
 
@@ -7,7 +9,7 @@ import pytest
 
 from xpml import backend
 from xpml.backend import _select
-from xpml.cli import _cli, search, train
+from xpml.cli import _cli, _datasets, _memory, _models, search, train
 from xpml.cli import download as download_cifar10
 
 from ._scripts_support import SCRIPTS, TINY, assert_one_line_error, run_script
@@ -159,3 +161,91 @@ def test_help_exits_zero(capsys):
 ])
 def test_number_types_accept_good_values(kind, text, ok):
     assert kind(text) == ok
+
+
+# ---- failures of the machine: one line each, whatever OSError it is --------------------------------
+
+@pytest.mark.parametrize(("code", "needle"), [
+    (errno.ENOSPC, "No space left on device"), (errno.EROFS, "Read-only file system"),
+    (errno.EISDIR, "Is a directory"), (errno.EEXIST, "File exists"), (errno.EIO, "Input/output error"),
+    (errno.EDQUOT, "quota"),
+])
+def test_os_errors_while_writing_are_one_line(tmp_path, capsys, monkeypatch, code, needle):
+    def fail(src, dst, *a, **k):
+        raise OSError(code, os.strerror(code), str(dst))
+
+    monkeypatch.setattr(os, "replace", fail)  # every atomic write ends with os.replace
+    rc = train.main([*TINY, "svm", "--num-iters", "5", "--quiet", "--out", str(tmp_path / "r")])
+    assert_one_line_error(rc, capsys.readouterr().err, needle, str(tmp_path / "r"))
+
+
+def test_out_of_memory_is_one_line(tmp_path, capsys, monkeypatch):
+    def fit(*a, **k):
+        raise MemoryError("cannot allocate")
+
+    monkeypatch.setattr(_models, "fit", fit)
+    rc = train.main([*TINY, "svm", "--quiet", "--out", str(tmp_path / "r")])
+    assert_one_line_error(rc, capsys.readouterr().err, "out of memory", "smaller")
+
+
+def test_a_directory_where_results_json_should_be_is_one_line(tmp_path, capsys):
+    out = tmp_path / "r"
+    (out / "results.json").mkdir(parents=True)
+    rc = train.main([*TINY, "knn", "--quiet", "--out", str(out), "--overwrite"])
+    assert_one_line_error(rc, capsys.readouterr().err, "Is a directory", "results.json")
+
+
+def test_a_hidden_size_that_cannot_fit_is_refused_up_front(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(_memory, "_host_memory", lambda: 16 * 2**30)
+    loaded = []
+    monkeypatch.setattr(_datasets, "load_dataset", lambda *a, **k: loaded.append(a))
+    rc = train.main(["twolayer", "--hidden-size", "10000000", "--quiet", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert_one_line_error(rc, err, "--hidden-size 10000000", "needs at least", "bytes", "16.0 GiB")
+    needed = int(err.split("(")[1].split(" bytes")[0].replace(",", ""))
+    want = _memory.net_bytes((64, 10**7, 10), batch_size=100, eval_rows=300, itemsize=4)
+    assert needed == want > 16 * 2**30
+    assert loaded == [] and not (tmp_path / "r").exists()  # refused before reading data or making the folder
+
+
+def test_net_bytes_counts_parameters_state_and_activations():
+    # D=2, H=3, C=4: 2*3+3 + 3*4+4 = 25 parameters; sgd keeps 4 copies, adam 6.
+    assert _memory.net_bytes((2, 3, 4), batch_size=5, eval_rows=7, itemsize=8) == 8 * (4 * 25 + 4 * 5 * 7 + 2 * 7 * 7)
+    assert _memory.net_bytes((2, 3, 4), batch_size=5, eval_rows=7, itemsize=8, update_rule="adam") \
+        - _memory.net_bytes((2, 3, 4), batch_size=5, eval_rows=7, itemsize=8) == 8 * 2 * 25
+
+
+# ---- the reproduce scripts go through the same error handling ----------------------------------------
+
+REPRODUCE_MISTAKES = [
+    ("reproduce_knn.py", ["--backend", "tpu"], "unknown backend 'tpu'"),
+    ("reproduce_knn.py", ["--folds", "0"], "--folds: must be an integer >= 2, got 0"),
+    ("reproduce_knn.py", ["--folds", "1"], "--folds: must be an integer >= 2"),
+    ("reproduce_knn.py", ["--num-train", "-5"], "--num-train: must be an integer >= 1"),
+    ("reproduce_knn.py", ["--num-train", "110"], "too few for 5-fold cross-validation"),
+    ("reproduce_knn.py", ["--plot", "{tmp}"], "is a directory; name the file"),
+    ("reproduce_knn.py", ["--plot", "{tmp}/a-file/knn.png"], "a-file"),
+    ("reproduce_linear.py", ["--trials", "0"], "--trials: must be an integer >= 1, got 0"),
+    ("reproduce_linear.py", ["--backend", "nope"], "unknown backend 'nope'"),
+    ("reproduce_linear.py", ["--lr", "1", "0.1"], "the low end is above the high end"),
+    ("reproduce_linear.py", ["--decay", "0"], "--decay: must be in (0, 1]"),
+    ("reproduce_linear.py", ["--num-iters", "x"], "--num-iters: an integer is needed"),
+    ("reproduce_linear.py", ["--no-such-flag"], "unrecognized arguments"),
+]
+
+
+@pytest.mark.parametrize(("script", "argv", "message"), REPRODUCE_MISTAKES,
+                         ids=[f"{s} {' '.join(a)}" for s, a, _ in REPRODUCE_MISTAKES])
+def test_reproduce_script_mistakes(tmp_path, script, argv, message):
+    (tmp_path / "a-file").write_text("x")
+    # The data directory exists but holds no CIFAR-10: every mistake must be caught before reading it.
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    proc = run_script(script, "--data-dir", tmp_path, *argv)
+    assert_one_line_error(proc.returncode, proc.stderr, message)
+
+
+def test_reproduce_script_without_data_is_one_line(tmp_path):
+    proc = run_script("reproduce_linear.py", "--data-dir", tmp_path / "nowhere")
+    assert_one_line_error(proc.returncode, proc.stderr, "is not a directory", "xpml download --data-dir")
+    proc = run_script("reproduce_knn.py", "--data-dir", tmp_path, "--plot", tmp_path / "k.png")
+    assert_one_line_error(proc.returncode, proc.stderr, "data_batch_1: no such file")

@@ -2,13 +2,16 @@
 
 Every script's ``main(argv)`` goes through :func:`run`, which turns the mistakes people make
 (unknown backend, CuPy missing, no GPU, a missing data directory, a nonsensical hyperparameter)
-into one line ``error: ...`` on stderr and exit status 2, never a traceback. Set
+and the failures of the machine (a full disk, a read-only file system, a folder where a file
+should be, any other ``OSError``, running out of memory) into one line ``error: ...`` on stderr
+and exit status 2, never a traceback. Set
 ``XPML_TRACEBACK=1`` to see the traceback anyway when debugging.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib.util
 import math
 import os
@@ -65,16 +68,32 @@ USER_ERRORS = (
     TypeError,
     backend.BackendUnavailableError,
     CorruptFileError,
-    FileNotFoundError,
-    NotADirectoryError,
-    PermissionError,
+    OSError,  # FileNotFoundError, IsADirectoryError, a full disk, a read-only file system, ...
+    MemoryError,
 )
+
+# What to do about the OSErrors a run meets most, by errno.
+_OS_HINTS = {
+    errno.ENOSPC: "free some space or write elsewhere (--out, --data-dir)",
+    errno.EROFS: "the file system is read-only: write elsewhere (--out, --data-dir)",
+    errno.EACCES: "you lack the permission: write elsewhere (--out, --data-dir)",
+    errno.EDQUOT: "your disk quota is exceeded: free some space or write elsewhere",
+    errno.EISDIR: "a directory is where a file should be: name a file, or remove the directory",
+    errno.EEXIST: "choose another name",
+}
 
 
 def _one_line(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
-    if isinstance(exc, FileNotFoundError) and exc.filename and exc.strerror:
-        text = f"{exc.strerror}: {exc.filename}"
+    if isinstance(exc, MemoryError):
+        text = f"out of memory ({text}): use smaller sizes (fewer examples, a smaller model or --batch-size)"
+    elif isinstance(exc, OSError) and exc.strerror and (exc.filename or exc.errno in _OS_HINTS):
+        text = exc.strerror if exc.filename is None else f"{exc.strerror}: {exc.filename}"
+        if exc.filename2 is not None:
+            text += f" -> {exc.filename2}"
+        hint = _OS_HINTS.get(exc.errno)
+        if hint and not isinstance(exc, FileNotFoundError):
+            text += f"; {hint}"
     return " ".join(text.split())
 
 
@@ -173,7 +192,12 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                         "the same seed on the same backend gives the same results")
     g.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                    help="floating dtype of data and parameters (default: float32)")
-    g.add_argument("--out", metavar="DIR", help="run folder (default: runs/<timestamp>-<what>)")
+    g.add_argument("--out", metavar="DIR",
+                   help="run folder: a new or empty one (default: a new runs/<timestamp>-<what>)")
+    g.add_argument("--resume", action="store_true",
+                   help="run again in --out although it holds an interrupted run (one marked INCOMPLETE)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace the run in --out: its results.json and the files it lists are removed first")
     g.add_argument("--json", action="store_true", help="print the results as JSON on stdout instead of a table")
     g.add_argument("--cpu-threads", type=count, metavar="N",
                    help="BLAS threads on the CPU (default: 1 for digits and spiral, whose small matrix products "

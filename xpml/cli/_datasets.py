@@ -34,6 +34,8 @@ DEFAULT_SIZES = {
 # BLAS threads by default: the digits' and the spiral's matrix products are too small to gain
 # from threads, and on a busy machine waiting threads make them many times slower.
 DEFAULT_CPU_THREADS = {"digits": 1, "spiral": 1, "cifar10": None}
+# (features per row, classes) of each dataset, known before it is loaded (for memory estimates).
+FEATURES_AND_CLASSES = {"digits": (64, 10), "cifar10": (3072, 10), "spiral": (2, 3)}
 CIFAR10_CLASSES = ("plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SPIRAL_POINTS_PER_CLASS, SPIRAL_CLASSES = 200, 3
 
@@ -71,7 +73,8 @@ class Dataset:
                 "classes": self.num_classes}
 
 
-def _sizes(name, num_train, num_val, num_test):
+def split_sizes(name, num_train, num_val, num_test):
+    """(train, val, test) sizes: those given, else the dataset's defaults (train None: all that is left)."""
     d_train, d_val, d_test = DEFAULT_SIZES[name]
     return (num_train if num_train is not None else d_train, num_val if num_val is not None else d_val,
             num_test if num_test is not None else d_test)
@@ -147,7 +150,7 @@ def load_dataset(name: str, bk: backend.Backend, *, dtype="float32", data_dir=No
     """Load, split, scale to [0, 1], subtract the training mean, and place on ``bk``."""
     if name not in DATASETS:
         raise UsageError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
-    sizes = _sizes(name, num_train, num_val, num_test)
+    sizes = split_sizes(name, num_train, num_val, num_test)
     if name == "digits":
         parts, names, shape, source = _digits(*sizes)
     elif name == "spiral":

@@ -2,16 +2,21 @@
 
 The steps, each of which can fail without leaving anything that later loads as a dataset:
 
+0. take a lock on the cache directory (``.xpml-download.lock``): a second download into the same
+   directory waits for the first, then finds the dataset there and does nothing;
 1. stream the archive into a hidden temporary file in the cache directory, hashing it as it comes
    and counting bytes against the announced length (a connection closed early is an error, not a
    short file);
 2. check the MD5 published on the dataset page;
-3. unpack into a hidden temporary directory (tar's ``data`` filter: no absolute paths, links out
-   of the tree or device files) and check that every expected file is there;
+3. unpack into a hidden temporary directory: regular files and directories only (a link of any
+   kind is refused), through tar's ``data`` filter (no absolute paths, nothing outside the tree,
+   no device files); check that every expected file is there, and record the SHA-256 of each in
+   ``SHA256SUMS``, against which every later load checks the files;
 4. rename the unpacked ``cifar-10-batches-py`` into place: the last step, atomic on one file
    system. Until it happens, the dataset directory does not exist.
 
-Temporary files are removed on any error, and leftovers of a killed run are cleared by the next.
+A download removes only the files it created, on success and on any error. Leftovers of a killed
+download are cleared by the next one, under the lock, so never while another download runs.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from ..backend.io import file_lock, record_checksums
 
 __all__ = [
     "CIFAR10_DIRNAME",
@@ -42,6 +49,7 @@ CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"  # published on https://www.cs.
 CIFAR10_DIRNAME = "cifar-10-batches-py"
 CIFAR10_FILES = ("batches.meta", *(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
 _TMP_PREFIX = ".xpml-download-"
+_LOCK_NAME = ".xpml-download.lock"
 _CHUNK = 1 << 20
 
 
@@ -72,6 +80,8 @@ def find_cifar10(data_dir) -> Path | None:
 
 
 def _clear_leftovers(data_dir: Path) -> None:
+    """Remove what killed downloads left. Only ever called under the directory's lock: no download
+    that is still running can own these files."""
     for path in data_dir.glob(f"{_TMP_PREFIX}*"):
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
@@ -107,10 +117,29 @@ def _stream(url: str, dest, *, timeout: float, progress) -> str:
     return md5.hexdigest()
 
 
+def _check_safe_unpacking() -> None:
+    # tar's data filter came with Python 3.11.4 (and security releases of older lines); without it
+    # an archive could write outside the directory, so nothing is unpacked.
+    if not hasattr(tarfile, "data_filter"):
+        raise DownloadError(
+            f"unpacking archives safely needs Python >= 3.11.4 (tarfile's data filter); this is Python "
+            f"{sys.version.split()[0]}: upgrade Python"
+        )
+
+
 def _unpack(archive: Path, into: Path) -> Path:
+    _check_safe_unpacking()
     try:
         with tarfile.open(archive, "r:gz") as tar:
-            tar.extractall(into, filter="data")
+            members = tar.getmembers()
+            links = [m for m in members if not (m.isfile() or m.isdir())]
+            if links:
+                m = links[0]
+                kind = "link" if (m.issym() or m.islnk()) else "special file"
+                target = f" -> {m.linkname}" if m.linkname else ""
+                raise DownloadError(f"the archive holds a {kind} ({m.name}{target}); CIFAR-10's archive holds only "
+                                    "files and directories, so it was refused and nothing was unpacked")
+            tar.extractall(into, members=members, filter="data")
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise DownloadError(f"the archive could not be unpacked ({type(exc).__name__}: {exc})") from exc
     unpacked = into / CIFAR10_DIRNAME
@@ -118,11 +147,12 @@ def _unpack(archive: Path, into: Path) -> Path:
     if missing:
         raise DownloadError(f"the archive lacks {CIFAR10_DIRNAME}/{', '.join(missing)}; "
                             "it is not CIFAR-10's python archive")
+    record_checksums(unpacked, CIFAR10_FILES)
     return unpacked
 
 
 def fetch_cifar10(data_dir=None, *, url: str = CIFAR10_URL, md5: str | None = CIFAR10_MD5, force: bool = False,
-                  timeout: float = 60.0, progress=None) -> Path:
+                  timeout: float = 60.0, progress=None, on_wait=None) -> Path:
     """Download, check and unpack CIFAR-10 into ``data_dir``; return the dataset directory.
 
     Parameters
@@ -140,6 +170,9 @@ def fetch_cifar10(data_dir=None, *, url: str = CIFAR10_URL, md5: str | None = CI
     progress : keyword-only
         A tqdm-like factory ``progress(total=..., desc=..., unit=..., ...)`` used as a context
         manager with ``update(n)``; None shows nothing.
+    on_wait : keyword-only
+        Called once, with a sentence saying so, if another download into ``data_dir`` is under way
+        and this one waits for it (it then returns the dataset that one unpacked).
 
     Raises
     ------
@@ -162,23 +195,43 @@ def fetch_cifar10(data_dir=None, *, url: str = CIFAR10_URL, md5: str | None = CI
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DownloadError(f"cannot create the data directory {data_dir}: {exc.strerror or exc}") from exc
-    _clear_leftovers(data_dir)
-    fd, archive = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=".tar.gz.part", dir=data_dir)
-    archive = Path(archive)
-    workdir = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=data_dir))
+
+    def waiting(holder):
+        if on_wait is not None:
+            on_wait(f"waiting for another download into {data_dir} to finish ({holder or 'unknown process'})")
+
+    with file_lock(data_dir / _LOCK_NAME, on_wait=waiting, note=f"download of {url}"):
+        existing = find_cifar10(data_dir)  # the download we waited for may have brought it
+        if existing is not None and not force:
+            return existing
+        _clear_leftovers(data_dir)
+        return _download_locked(data_dir, final, url=url, md5=md5, timeout=timeout, progress=progress)
+
+
+def _download_locked(data_dir: Path, final: Path, *, url, md5, timeout, progress) -> Path:
+    """Download, check, unpack and rename into place; removes exactly the files it created."""
+    created = []
     try:
+        fd, archive = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=".tar.gz.part", dir=data_dir)
+        created.append(Path(archive))
         with os.fdopen(fd, "wb") as f:
             digest = _stream(url, f, timeout=timeout, progress=progress)
         if md5 is not None and digest != md5.lower():
             raise DownloadError(
                 f"checksum mismatch for {url}: MD5 {digest}, expected {md5}; the download is corrupt and was deleted"
             )
-        unpacked = _unpack(archive, workdir)
+        workdir = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=data_dir))
+        created.append(workdir)
+        unpacked = _unpack(Path(archive), workdir)
         if final.exists():  # --force over an old (or incomplete, hand-made) directory
             stale = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=data_dir))
+            created.append(stale)
             final.rename(stale / "old")
         unpacked.rename(final)  # the last step: until now there was no dataset directory
     finally:
-        archive.unlink(missing_ok=True)
-        _clear_leftovers(data_dir)
+        for path in created:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
     return final

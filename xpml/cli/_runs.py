@@ -1,8 +1,15 @@
 """The run folder and its pictures: results JSON, curves, weights as images, decision regions.
 
 A run folder holds ``results.json`` (hyperparameters, accuracies, times, curves), one PNG per
-picture and one checkpoint per trained model. It defaults to ``runs/<timestamp>-<what>`` (``runs/``
-is git-ignored). Matplotlib draws off-screen (Agg): no display is needed.
+picture and one checkpoint per trained model. It defaults to a new ``runs/<timestamp>-<what>``
+(``runs/`` is git-ignored). Matplotlib draws off-screen (Agg): no display is needed.
+
+A run claims its folder before writing anything (:func:`claim_run_dir`): it holds a lock on it
+while it runs (a second run into the same folder is refused), and an ``INCOMPLETE`` marker says,
+until ``results.json`` is written, that the files there are not (yet) described by one. An
+earlier run's ``results.json`` is removed before any new file is written, so a run killed halfway
+never leaves old results beside new weights. Every file is written atomically
+(:func:`xpml.backend.io.atomic_write`).
 """
 
 from __future__ import annotations
@@ -11,7 +18,6 @@ import contextlib
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,51 +29,238 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the off-screen ba
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ..backend.io import TEMP_PREFIX, LockedError, atomic_write, file_lock  # noqa: E402
+
 __all__ = [
+    "INCOMPLETE",
+    "RESULTS",
+    "RunFolder",
+    "claim_run_dir",
+    "diverged_at",
+    "divergence_note",
+    "divergence_record",
+    "first_non_finite",
     "format_table",
     "headline",
+    "jsonable",
     "print_json",
     "Run",
     "start",
-    "make_run_dir",
     "plot_curves",
     "plot_decision_regions",
     "plot_image",
     "plot_image_grid",
     "plot_search",
+    "with_note_column",
     "write_json",
 ]
 
+RESULTS = "results.json"
+INCOMPLETE = "INCOMPLETE"
+_LOCK = ".xpml-run.lock"
 
-def make_run_dir(out, what: str) -> Path:
-    """``out``, or a new ``runs/<YYYYmmdd-HHMMSS>-<what>`` (with a suffix if that exists)."""
-    if out is not None:
+
+# ---- the run folder: claimed atomically, locked while in use, marked until complete --------------
+
+class RunFolder:
+    """A run folder this process has claimed: locked, marked ``INCOMPLETE`` until :meth:`finish`."""
+
+    def __init__(self, path: Path, created: bool, lock: contextlib.ExitStack):
+        self.path, self.created, self._lock = path, created, lock
+
+    def finish(self, report: dict) -> None:
+        """Write ``results.json`` (which removes the marker), then give the folder up."""
+        write_json(self.path / RESULTS, report)
+        self.release()
+
+    def abort(self) -> None:
+        """Give the folder up after a failure: the marker stays, unless nothing else was written (then
+        the marker goes, and the folder too if this run created it)."""
+        with contextlib.suppress(OSError):
+            left = _contents(self.path)
+            if left == [INCOMPLETE]:
+                (self.path / INCOMPLETE).unlink()
+                if self.created:
+                    self.release()
+                    self.path.rmdir()
+        self.release()
+
+    def release(self) -> None:
+        self._lock.close()
+
+
+def _contents(path: Path) -> list[str]:
+    """What a run folder holds, apart from its lock and temporary files."""
+    return sorted(n for n in os.listdir(path) if n != _LOCK and not n.startswith(TEMP_PREFIX))
+
+
+def _new_run_dir(what: str) -> Path:
+    """A new ``runs/<YYYYmmdd-HHMMSS>-<what>`` (with a suffix if that exists), made atomically."""
+    base = Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{what}"
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        path = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            path.mkdir()  # atomic: of two runs started in the same second, each gets its own
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"too many run folders named {base}-N; choose one with --out")
+
+
+def _files_of(results_path: Path) -> list[str]:
+    """The file names a results.json lists under ``files`` (at any depth); plain names only."""
+    try:
+        with open(results_path, encoding="utf-8") as f:
+            report = json.load(f)
+    except (OSError, ValueError):
+        return []
+    names = []
+
+    def walk(o):
+        if isinstance(o, dict):
+            for k, v in o.items():
+                if k == "files" and isinstance(v, dict):
+                    names.extend(n for n in v.values() if isinstance(n, str) and n == Path(n).name
+                                 and n not in ("", ".", "..", RESULTS, INCOMPLETE, _LOCK))
+                else:
+                    walk(v)
+        elif isinstance(o, list):
+            for v in o:
+                walk(v)
+
+    walk(report)
+    return names
+
+
+def claim_run_dir(out, what: str, *, resume: bool = False, overwrite: bool = False,
+                  command: str = "xpml run") -> RunFolder:
+    """Claim the folder a run writes into; return it locked and marked ``INCOMPLETE``.
+
+    Without ``out``, a new ``runs/<timestamp>-<what>`` folder. With ``out``, that folder if it is
+    new or empty; one holding an interrupted run (``INCOMPLETE``) only with ``resume`` or
+    ``overwrite``; one holding a finished run (``results.json``) or other files only with
+    ``overwrite``. A folder another run is writing into is refused in every case. On a claim, the
+    earlier ``results.json`` is removed (after the marker is written) and, with ``overwrite``, the
+    files it listed; every other file is left alone.
+    """
+    from ._cli import UsageError
+
+    if out is None:
+        path, created = _new_run_dir(what), True
+    else:
         path = Path(out).expanduser()
         if path.exists() and not path.is_dir():
             raise NotADirectoryError(f"--out {path} exists and is not a directory")
+        created = not path.exists()
         path.mkdir(parents=True, exist_ok=True)
-        return path
-    base = Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{what}"
-    path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    path.mkdir(parents=True)
-    return path
+    lock = contextlib.ExitStack()
+    try:
+        lock.enter_context(file_lock(path / _LOCK, blocking=False, note=command))
+    except LockedError as exc:
+        raise UsageError(f"--out {path} is in use by another run ({exc.holder or 'unknown'}): "
+                         "wait for it to finish, or choose another folder") from None
+    try:
+        left = _contents(path)
+        finished = RESULTS in left
+        if INCOMPLETE in left and not (resume or overwrite):
+            raise UsageError(f"--out {path} holds an interrupted run ({INCOMPLETE}): pass --resume to run again "
+                             "in it, --overwrite to replace it, or choose another folder")
+        if INCOMPLETE not in left and finished and not overwrite:
+            hint = "--resume continues only an interrupted run; " if resume else ""
+            raise UsageError(f"--out {path} holds a finished run ({RESULTS}): {hint}pass --overwrite to replace "
+                             "it, or choose another folder")
+        if left and INCOMPLETE not in left and not finished and not overwrite:
+            raise UsageError(f"--out {path} is not empty and holds no xpml run ({', '.join(left[:3])}"
+                             f"{', ...' if len(left) > 3 else ''}): choose a new or empty folder, or pass --overwrite")
+        stale = _files_of(path / RESULTS) if (overwrite and finished) else []
+        with atomic_write(path / INCOMPLETE, text=True) as f:
+            f.write(f"An xpml run is writing into this folder, or was interrupted: until results.json is written,\n"
+                    f"its files are not described by one. Started {time.strftime('%Y-%m-%dT%H:%M:%S%z')}, "
+                    f"pid {os.getpid()}: {command}\n")
+        # The marker is down: only now may the old results go, and with --overwrite what they listed.
+        (path / RESULTS).unlink(missing_ok=True)
+        for name in stale:
+            (path / name).unlink(missing_ok=True)
+    except BaseException:
+        lock.close()
+        raise
+    return RunFolder(path, created, lock)
+
+
+# ---- results JSON: standard JSON, diverged values as null beside a flag -------------------------
+
+def jsonable(obj):
+    """``obj`` as plain JSON values: NumPy scalars and arrays as numbers and lists, paths as strings,
+    and NaN and infinities as None (JSON has no such numbers; a record says why, e.g. ``diverged``)."""
+    if isinstance(obj, dict):
+        return {k.item() if isinstance(k, np.generic) else k: jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return jsonable(obj.item())
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
 
 
 def write_json(path, obj) -> None:
-    """Write ``obj`` as indented JSON, atomically (a reader never sees half a file)."""
+    """Write ``obj`` as indented standard JSON, atomically (a reader never sees half a file).
+
+    Non-finite numbers become null (:func:`jsonable`): a diverged run is recorded, never lost.
+    Writing ``results.json`` into a folder this process claimed completes the run there: its
+    ``INCOMPLETE`` marker goes.
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, allow_nan=False, default=_jsonable)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, text=True) as f:
+        json.dump(jsonable(obj), f, indent=2, allow_nan=False)
+        f.write("\n")
+    if path.name == RESULTS:
+        marker = path.parent / INCOMPLETE
+        with contextlib.suppress(OSError):
+            if f"pid {os.getpid()}:" in marker.read_text(encoding="utf-8"):
+                marker.unlink()
+
+
+def first_non_finite(values) -> int | None:
+    """Index of the first NaN or infinite value in ``values``, or None."""
+    bad = ~np.isfinite(np.asarray(values, dtype=np.float64))
+    return int(np.argmax(bad)) if bad.any() else None
+
+
+def diverged_at(fit) -> int | None:
+    """The iteration (0-based) at which ``fit``'s training diverged, or None.
+
+    The model's own record (``diverged_at`` in its training history or on the estimator, set when
+    training stops at a non-finite loss) comes first; else the first non-finite loss in the curve.
+    """
+    history = fit.history if isinstance(fit.history, dict) else {}
+    at = history.get("diverged_at")
+    if at is None:
+        at = getattr(fit.estimator, "diverged_at", None)
+    if at is None and fit.loss:
+        at = first_non_finite(fit.loss)
+    return None if at is None else int(at)
+
+
+def divergence_record(fit) -> dict:
+    """``{"diverged": bool, "diverged_at": iteration or None}``: what a model's record says about it."""
+    at = diverged_at(fit)
+    return {"diverged": at is not None, "diverged_at": at}
+
+
+def divergence_note(record: dict) -> str | None:
+    """``"diverged at it N"`` for a record holding :func:`divergence_record`'s keys, else None."""
+    return f"diverged at it {record['diverged_at']}" if record.get("diverged") else None
+
+
+def with_note_column(columns: list, rows: list[dict]) -> list:
+    """``columns`` and, when a row has a ``note`` (such as :func:`divergence_note`), a last column for it."""
+    return columns + [("note", "note")] if any(row.get("note") for row in rows) else columns
 
 
 @dataclass
@@ -80,7 +273,12 @@ class Run:
     threads: int | None
     data: object = None
     run_dir: Path | None = None
+    folder: RunFolder | None = None
     started: float = field(default_factory=time.perf_counter)
+
+    def finish(self, report: dict) -> None:
+        """Write the run's ``results.json`` and give its folder up (see :class:`RunFolder`)."""
+        self.folder.finish(report)
 
     def report(self, prog: str, argv) -> dict:
         """What every run records about itself: command, data, backend, device, seed, threads, time."""
@@ -104,19 +302,32 @@ class Run:
 
 
 @contextlib.contextmanager
-def start(args, dataset: str, what: str):
-    """Choose the backend, limit BLAS threads, load the data and make the run folder, in that order
-    (a mistake in the flags is reported before any data is read); yields a :class:`Run`."""
+def start(args, dataset: str, what: str, *, check=None):
+    """Choose the backend, run ``check(bk)`` (e.g. a memory estimate), claim the run folder, limit BLAS
+    threads and load the data, in that order (a mistake in the flags is reported before any data is
+    read); yields a :class:`Run`.
+
+    On an error the folder is given up (:meth:`RunFolder.abort`); on success the caller ends the run
+    with :meth:`Run.finish`. NumPy's overflow warnings are silenced while it runs: a model whose loss
+    stops being finite is reported as diverged in the table and the results instead.
+    """
     from . import _cli, _datasets
     from ._progress import Progress
 
     bk = _cli.choose_backend(args.backend)
+    if check is not None:
+        check(bk)
     threads = _datasets.cpu_threads(args, dataset)
-    with _cli.cpu_threads(threads):
-        run = Run(args, bk, Progress(quiet=args.quiet), threads)
-        run.data = _datasets.load_from_args(args, bk, dataset)
-        run.run_dir = make_run_dir(args.out, what)
-        yield run
+    folder = claim_run_dir(args.out, what, resume=getattr(args, "resume", False),
+                           overwrite=getattr(args, "overwrite", False), command=f"xpml run {what}")
+    try:
+        with _cli.cpu_threads(threads), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            run = Run(args, bk, Progress(quiet=args.quiet), threads, run_dir=folder.path, folder=folder)
+            run.data = _datasets.load_from_args(args, bk, dataset)
+            yield run
+    except BaseException:
+        folder.abort()
+        raise
 
 
 def headline(data, args) -> str:
@@ -135,17 +346,7 @@ def print_json(obj, *, drop=()) -> None:
             return [strip(v) for v in o]
         return o
 
-    print(json.dumps(strip(obj), indent=2, default=_jsonable))
-
-
-def _jsonable(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, (np.ndarray, tuple)):
-        return list(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+    print(json.dumps(jsonable(strip(obj)), indent=2, allow_nan=False))
 
 
 def format_table(rows: list[dict], columns: list[tuple]) -> str:
@@ -181,8 +382,12 @@ def _cell(v, spec: str = "") -> str:
 
 
 def _save(fig, path) -> None:
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    """Write ``fig`` to ``path`` atomically (a killed run leaves no truncated picture), then close it."""
+    try:
+        with atomic_write(path) as f:
+            fig.savefig(f, format=Path(path).suffix[1:] or "png", dpi=100, bbox_inches="tight")
+    finally:
+        plt.close(fig)
 
 
 def plot_curves(path, title: str, loss, accuracy: dict | None = None, *, accuracy_xlabel: str = "epoch") -> None:

@@ -4,7 +4,8 @@
     xpml download --data-dir data  # into data/cifar-10-batches-py
 
 A dataset that is already there is not fetched again (``--force`` does). An interrupted or
-corrupt download leaves nothing behind that loads as a dataset.
+corrupt download leaves nothing behind that loads as a dataset. Two downloads into one directory
+take turns: the second waits for the first and then finds the dataset there.
 """
 
 from __future__ import annotations
@@ -31,8 +32,12 @@ def download(args, *, force: bool = False) -> str:
     """Run the download the parsed ``args`` describe; return the dataset directory."""
     data_dir = args.data_dir if args.data_dir is not None else default_data_dir()
     already = find_cifar10(data_dir)
+    def note(message):
+        if not args.quiet:
+            print(f"note: {message}", file=sys.stderr, flush=True)
+
     path = fetch_cifar10(data_dir, url=args.url, md5=args.md5, force=force, timeout=args.timeout,
-                         progress=Progress(quiet=args.quiet))
+                         progress=Progress(quiet=args.quiet), on_wait=note)
     if not args.quiet:
         state = "already present" if already == path and not force else "downloaded and checked"
         print(f"CIFAR-10 {state}: {path}", file=sys.stderr)

@@ -8,7 +8,9 @@
 
 Prints a table (model, backend, device, validation and test accuracy, time) and writes a run
 folder: results.json, loss and accuracy curves, the learned weights as images and a checkpoint
-per model. Hyperparameters not given take per-model defaults for the dataset (``--help`` lists
+per model. A model whose loss stops being finite is marked "diverged at it N" in the table and
+recorded with ``"diverged": true`` and ``"diverged_at": N`` (its NaN values as null): the run
+goes on and nothing is lost. Hyperparameters not given take per-model defaults for the dataset (``--help`` lists
 them). The same seed on the same backend gives the same results.
 """
 
@@ -17,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import _cli, _datasets, _models, _runs
+from . import _cli, _datasets, _memory, _models, _runs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,23 +54,26 @@ def _main(argv) -> int:
     models = parse_models(args.models)
     dataset = _datasets.choose_dataset(args)
     params = _models.hyperparameters(args, models, dataset)
-    with _runs.start(args, dataset, f"{dataset}-{'+'.join(models)}") as run:
+    check = _memory.training_check(models, params, dataset, args)
+    with _runs.start(args, dataset, f"{dataset}-{'+'.join(models)}", check=check) as run:
         results, rows = {}, []
         for model in run.progress(models, desc="models", unit="model") if len(models) > 1 else models:
             fit = _models.fit(model, run.data, run.bk, params[model], seed=args.seed, dtype=args.dtype,
                               progress=run.progress)
             files = _models.save(fit, run.data, run.bk, run.run_dir)
-            results[model] = {**fit.summary(), "files": files, "history": fit.history}
+            diverged = _runs.divergence_record(fit)
+            results[model] = {**fit.summary(), **diverged, "files": files, "history": fit.history}
             rows.append({**fit.summary(), "backend": run.bk.label, "device": run.bk.device_name,
-                         "settings": _models.settings(fit.params)})
+                         "settings": _models.settings(fit.params),
+                         "note": _runs.divergence_note(diverged)})
     report = run.report("train.py", argv)
     report["models"] = results
-    _runs.write_json(run.run_dir / "results.json", report)
+    run.finish(report)
     if args.json:
         _runs.print_json(report, drop=("history",))
     else:
         print(_runs.headline(run.data, args))
-        print(_runs.format_table(rows, COLUMNS))
+        print(_runs.format_table(rows, _runs.with_note_column(COLUMNS, rows)))
         print(f"total {report['total_s']:.1f} s; run folder: {run.run_dir}")
     return 0
 

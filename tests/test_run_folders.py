@@ -1,0 +1,212 @@
+"""Run folders are claimed atomically: a new one per run, or an empty one, or a replaced one on request;
+locked while in use and marked INCOMPLETE until results.json is written, so runs never mix."""
+
+import json
+import os
+import pathlib
+import stat
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from xpml.backend.io import file_lock, load_npz
+from xpml.cli import _models, _runs, train
+
+from ._scripts_support import ROOT, TINY, assert_one_line_error, assert_png
+
+SVM = [*TINY, "svm", "--num-iters", "5", "--quiet"]
+
+
+def _train(capsys, out, *args):
+    rc = train.main([*SVM, "--out", str(out), *args])
+    return rc, capsys.readouterr().err
+
+
+def _names(path) -> list[str]:
+    return sorted(p.name for p in pathlib.Path(path).iterdir())
+
+
+def test_a_finished_run_leaves_results_and_no_marker_or_lock(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert _train(capsys, out)[0] == 0
+    assert _names(out) == ["results.json", "svm.npz", "svm_curves.png", "svm_templates.png"]
+
+
+def test_every_file_of_a_run_follows_the_umask(tmp_path, capsys):
+    old = os.umask(0o022)
+    try:
+        assert _train(capsys, tmp_path / "r")[0] == 0
+    finally:
+        os.umask(old)
+    for path in (tmp_path / "r").iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path.name
+    assert_png(tmp_path / "r" / "svm_curves.png")
+
+
+def test_the_folder_is_locked_and_marked_while_the_run_writes(tmp_path, capsys, monkeypatch):
+    out, seen = tmp_path / "r", []
+    real_save = _models.save
+
+    def save(fit, data, bk, run_dir, **kw):
+        seen.append(_names(run_dir))
+        # A second run into the same folder, while this one is at work, is refused.
+        rc = train.main([*SVM, "--out", str(run_dir), "--overwrite"])
+        seen.append((rc, capsys.readouterr().err))
+        return real_save(fit, data, bk, run_dir, **kw)
+
+    monkeypatch.setattr(_models, "save", save)
+    assert _train(capsys, out)[0] == 0
+    assert seen[0] == [".xpml-run.lock", "INCOMPLETE"]
+    assert_one_line_error(*seen[1], "is in use by another run", f"pid {os.getpid()}")
+    assert "INCOMPLETE" not in _names(out) and ".xpml-run.lock" not in _names(out)
+
+
+def test_a_folder_locked_by_another_process_is_refused(tmp_path, capsys):
+    out = tmp_path / "r"
+    out.mkdir()
+    with file_lock(out / ".xpml-run.lock", note="another run"):
+        rc, err = _train(capsys, out)
+    assert_one_line_error(rc, err, f"--out {out} is in use by another run (pid {os.getpid()}: another run)")
+    assert _names(out) == []
+
+
+def test_a_finished_run_is_replaced_only_with_overwrite(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert train.main([*TINY, "svm", "softmax", "--num-iters", "5", "--quiet", "--out", str(out)]) == 0
+    (out / "notes.txt").write_text("mine")
+    rc, err = _train(capsys, out)
+    assert_one_line_error(rc, err, "holds a finished run (results.json)", "--overwrite")
+    rc, err = _train(capsys, out, "--resume")
+    assert_one_line_error(rc, err, "--resume continues only an interrupted run")
+    assert _train(capsys, out, "--overwrite", "--learning-rate", "0.05")[0] == 0
+    # The replaced run's files went (softmax's), the new run's are there, and a file of yours stays.
+    assert _names(out) == ["notes.txt", "results.json", "svm.npz", "svm_curves.png", "svm_templates.png"]
+    results = json.loads((out / "results.json").read_text())
+    assert list(results["models"]) == ["svm"]
+    assert float(load_npz(out / "svm.npz")["hyper/learning_rate"]) == 0.05
+
+
+def test_a_folder_with_other_files_is_refused(tmp_path, capsys):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "thesis.tex").write_text("x")
+    rc, err = _train(capsys, out)
+    assert_one_line_error(rc, err, "is not empty and holds no xpml run (thesis.tex)")
+    assert _train(capsys, tmp_path / "empty")[0] == 0  # a new folder, or an empty one, is fine
+
+
+def test_a_failed_run_leaves_no_folder_it_made_and_nothing_in_one_it_was_given(tmp_path, capsys):
+    # k=500 is more than the training examples: refused after the folder was claimed and the data read.
+    rc = train.main([*TINY, "knn", "--k", "500", "--quiet", "--out", str(tmp_path / "new")])
+    assert_one_line_error(rc, capsys.readouterr().err, "k=500")
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "given").mkdir()
+    rc = train.main([*TINY, "knn", "--k", "500", "--quiet", "--out", str(tmp_path / "given")])
+    assert rc == 2 and _names(tmp_path / "given") == []
+
+
+_KILLED_RERUN = """
+import sys
+from xpml.cli import _models, train
+
+real_save = _models.save
+
+def save(*a, **k):
+    files = real_save(*a, **k)
+    print("saved", flush=True)
+    sys.stdin.read()  # wait here until killed
+    return files
+
+_models.save = save
+train.main(sys.argv[1:])
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_rerun_never_leaves_old_results_beside_new_weights(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert _train(capsys, out, "--learning-rate", "0.1")[0] == 0
+    old_W = load_npz(out / "svm.npz")["W"]
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_RERUN, *SVM, "--out", str(out), "--overwrite",
+                             "--learning-rate", "0.02"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.stdout.readline().strip() == "saved"
+    proc.kill()
+    proc.wait()
+    names = _names(out)
+    assert "results.json" not in names and "INCOMPLETE" in names, names
+    assert not np.array_equal(load_npz(out / "svm.npz")["W"], old_W)  # the new weights, without old results
+    rc, err = _train(capsys, out)
+    assert_one_line_error(rc, err, "holds an interrupted run (INCOMPLETE)", "--resume")
+    assert _train(capsys, out, "--resume", "--learning-rate", "0.02")[0] == 0
+    assert "INCOMPLETE" not in _names(out)
+    assert json.loads((out / "results.json").read_text())["models"]["svm"]["hyperparameters"]["learning_rate"] == 0.02
+
+
+@pytest.mark.slow
+def test_two_runs_into_one_folder_at_once_never_mix(tmp_path):
+    out = tmp_path / "r"
+    procs = [subprocess.Popen([sys.executable, "-m", "xpml", "train", *SVM, "--out", str(out), "--learning-rate", lr],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+             for lr in ("0.1", "0.02")]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    for p in procs:
+        p.stdout.close()
+        p.stderr.close()
+    assert any(rc == 0 for rc, _ in results), results
+    for rc, err in results:
+        if rc != 0:  # refused while the other ran, or after it finished
+            assert_one_line_error(rc, err, f"--out {out}")
+    recorded = json.loads((out / "results.json").read_text())["models"]["svm"]["hyperparameters"]["learning_rate"]
+    assert float(load_npz(out / "svm.npz")["hyper/learning_rate"]) == recorded
+    assert "INCOMPLETE" not in _names(out)
+
+
+def test_default_folders_of_runs_started_in_the_same_second_differ(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(_runs.time, "strftime", lambda fmt, *a: "20240101-000000")
+    first = _runs.claim_run_dir(None, "digits-svm")
+    # Another run made the next name between our look and our mkdir: mkdir is the claim.
+    (tmp_path / "runs" / "20240101-000000-digits-svm-2").mkdir()
+    second = _runs.claim_run_dir(None, "digits-svm")
+    assert first.path.name == "20240101-000000-digits-svm" and second.path.name == "20240101-000000-digits-svm-3"
+    for folder in (first, second):
+        folder.finish({"ok": True})
+        assert _names(folder.path) == ["results.json"]
+
+
+def test_write_json_completes_only_the_run_of_this_process(tmp_path):
+    (tmp_path / "INCOMPLETE").write_text("... pid 1: another process\n")
+    _runs.write_json(tmp_path / "results.json", {"a": 1})
+    assert (tmp_path / "INCOMPLETE").exists()
+
+
+@pytest.mark.parametrize("flag", ["--resume", "--overwrite"])
+def test_run_folder_flags_are_in_the_help(flag, capsys):
+    with pytest.raises(SystemExit):
+        train.main(["--help"])
+    assert flag in capsys.readouterr().out
+
+
+def test_a_picture_interrupted_mid_write_leaves_the_old_one(tmp_path, monkeypatch):
+    path = tmp_path / "curves.png"
+    _runs.plot_curves(path, "svm", [3.0, 2.0, 1.0])
+    before = path.read_bytes()
+    real = _runs.plt.Figure.savefig
+
+    def killed(fig, fname, *a, **k):  # half a picture, then the process dies
+        real(fig, fname, *a, **k)
+        if hasattr(fname, "truncate"):
+            fname.truncate(100)
+        else:
+            os.truncate(fname, 100)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_runs.plt.Figure, "savefig", killed)
+    with pytest.raises(KeyboardInterrupt):
+        _runs.plot_curves(path, "svm", [1.0, 1.0, 1.0])
+    assert path.read_bytes() == before and _names(tmp_path) == ["curves.png"]
+    assert_png(path)
