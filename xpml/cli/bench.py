@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "warm-up (default: 3)")
     p.add_argument("--out", metavar="DIR", help="run folder for results.json and results.md "
                    "(default: runs/<time>-bench)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="reuse an --out folder that holds an earlier run (its results are replaced)")
     p.add_argument("--plots", nargs="?", const="", metavar="DIR",
                    help="run the scaling section and draw its plots into DIR (default: the run folder)")
     p.add_argument("--data-dir", "--data", dest="data_dir", metavar="DIR",
@@ -166,8 +168,16 @@ def _main(argv) -> int:
         raise _cli.UsageError(f"--gpu only, but no GPU backend is usable here ({why_no_gpu})")
     places = ([] if args.gpu == "only" else [Place("cpu", cpu_backends, "cpu")]) + ([gpu] if gpu else [])
     cifar10_root(args.data_dir, quick=args.quick)  # a --data-dir without CIFAR-10 fails at once
-    out_dir = _runs.make_run_dir(args.out, "bench")  # before any work: a bad --out fails at once
     command = " ".join(shlex.quote(a) for a in ["xpml", "bench", *(argv if argv is not None else sys.argv[1:])])
+    # Claimed before any work, so a bad or busy --out fails at once; released whatever happens.
+    folder = _runs.claim_run_dir(args.out, "bench", overwrite=args.overwrite, command=command)
+    try:
+        return _measure(args, sections, places, gpu, why_no_gpu, folder.path, command)
+    finally:
+        folder.release()
+
+
+def _measure(args, sections, places, gpu, why_no_gpu, out_dir, command) -> int:
 
     bench = Bench(args, out_dir, command)
     torch = _limit_threads(bench.threads, sections, args.faiss_coretype)

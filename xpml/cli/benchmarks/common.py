@@ -19,13 +19,13 @@ import pathlib
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 
 import numpy as np
 
 from ... import backend
+from ...backend.io import atomic_write
 from .. import _runs
 from .._download import default_data_dir, find_cifar10
 
@@ -594,14 +594,5 @@ class Bench:
 
 def write_text(path: pathlib.Path, text: str) -> None:
     """Write ``text`` atomically (a reader never sees half a file), with the umask's permissions."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, text=True) as f:
+        f.write(text)
