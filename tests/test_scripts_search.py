@@ -117,4 +117,4 @@ def test_every_trial_diverged(tmp_path, capsys):
     assert r["complete"] and r["best"] is None and "fine" not in r["ranges"]
     assert all(t["diverged"] for t in r["trials"])
     assert "note: every trial diverged, so no model is kept: search lower learning rates (--lr-range)" in stdout
-    assert sorted(p.name for p in out.iterdir()) == ["results.json", "search_softmax.png"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["results.json", "search_softmax.png"]

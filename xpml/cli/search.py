@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass
 
 from ..nets import search as nets_search
-from . import _cli, _datasets, _models, _runs
+from . import _cli, _datasets, _memory, _models, _runs
 
 # What is searched per model: key -> (flag, integer?). All on a log scale, as the notes advise for
 # scale parameters (learning rate, regularization) and sizes.
@@ -266,7 +266,10 @@ def _main(argv) -> int:
     ranges, integers = coarse_ranges(args, model, base)
     iters = base.get("num_iters")
     short = {"num_iters": max(1, round(iters * args.coarse_fraction))} if iters else None
-    with _runs.start(args, dataset, f"search-{dataset}-{model}") as run:
+    # The largest net the search may build must fit, before any data is read.
+    largest = {**base, **{k: hi for k, (_, hi) in ranges.items() if k in integers}}
+    check = _memory.training_check([model], {model: largest}, dataset, args)
+    with _runs.start(args, dataset, f"search-{dataset}-{model}", check=check) as run:
         data, bk, run_dir = run.data, run.bk, run.run_dir
         kept, fields = {}, {"scheduler": None, "search_s": None}
 
@@ -313,7 +316,7 @@ def _main(argv) -> int:
     if summary is None:
         report["files"] = plots
     report = nets_search.finite_or_none(report)
-    _runs.write_json(run_dir / "results.json", report)
+    run.finish(report)  # results.json complete: the folder's marker and lock go
     if args.json:
         _runs.print_json(report, drop=("history",))
         return 0
