@@ -394,6 +394,8 @@ def _torch_device(device, status: BackendStatus):
     torch = _import("torch")
     if device is None:
         return torch.device("cpu")
+    if isinstance(device, str):
+        device = device.lower()
     spec = f"cuda:{device}" if isinstance(device, int) or (isinstance(device, str) and device.isdigit()) else device
     try:
         dev = torch.device(spec)

@@ -23,6 +23,7 @@ and so is every case named in ``XPML_REQUIRE`` (comma-separated ids, e.g.
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
@@ -30,7 +31,11 @@ from xpml import backend
 
 
 def _enable_jax_x64() -> None:
-    # Before any JAX array exists: float64 (the gradient checks) needs JAX's 64-bit types.
+    # Before JAX starts: float64 (the gradient checks) needs its 64-bit types, and a second CPU
+    # device lets the tests move arrays between JAX devices as on a machine with two GPUs.
+    if "jax" not in sys.modules:
+        flags = os.environ.get("XLA_FLAGS", "")
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count=2".strip()
     try:
         import jax
     except ImportError:

@@ -30,7 +30,8 @@ def _before(host: np.random.Generator, bk: backend.Backend, shape, p: float, dt)
 
 
 def _best_ms(draw, bk, iterations: int, repeats: int) -> float:
-    backend.synchronize(draw())  # warm-up: allocations, and JAX's compilation
+    for _ in range(3):  # warm-up: allocations, and JAX's compilations (eager ops compile per shape)
+        backend.synchronize(draw())
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
