@@ -278,18 +278,30 @@ def _kernel_fails(xp, device) -> str:
     return "" if total == 56.0 else f"a test reduction gave {total}, not 56"
 
 
-def _probe_torch() -> BackendStatus:
+def _import_with_cpu(name: str, package: str, namespace: str, cpu_device):
+    """``(package, namespace, cpu)`` once both import and a kernel runs on the CPU device that
+    ``cpu_device(package)`` gives, or the :class:`BackendStatus` saying which step failed."""
     try:
-        torch = _import("torch")
-        xp = _import("array_api_compat.torch")
+        pkg, xp = _import(package), _import(namespace)
     except ImportError as exc:
-        return _not_installed("torch", exc)
+        return _not_installed(name, exc)
     except Exception as exc:
-        return BackendStatus("torch", False, f"broken: import failed: {exc}")
-    cpu = torch.device("cpu")
+        return BackendStatus(name, False, f"broken: import failed: {exc}")
+    try:
+        cpu = cpu_device(pkg)
+    except Exception as exc:
+        return BackendStatus(name, False, f"broken: it sees no CPU device: {exc}")
     failure = _kernel_fails(xp, cpu)
     if failure:
-        return BackendStatus("torch", False, f"broken on the CPU: {failure}")
+        return BackendStatus(name, False, f"broken on the CPU: {failure}")
+    return pkg, xp, cpu
+
+
+def _probe_torch() -> BackendStatus:
+    found = _import_with_cpu("torch", "torch", "array_api_compat.torch", lambda torch: torch.device("cpu"))
+    if isinstance(found, BackendStatus):
+        return found
+    torch, xp, cpu = found
     devices = [cpu]
     if torch.version.cuda is None:
         note = f"no CUDA device: this torch ({torch.__version__}) is a CPU-only build"
@@ -310,21 +322,11 @@ def _probe_torch() -> BackendStatus:
 
 
 def _probe_jax() -> BackendStatus:
-    try:
-        jax = _import("jax")
-        xp = _import("jax.numpy")
-    except ImportError as exc:
-        return _not_installed("jax", exc)
-    except Exception as exc:
-        return BackendStatus("jax", False, f"broken: import failed: {exc}")
-    notes = []
-    try:
-        devices = list(jax.devices("cpu"))
-    except Exception as exc:
-        return BackendStatus("jax", False, f"broken: it sees no CPU device: {exc}")
-    failure = _kernel_fails(xp, devices[0])
-    if failure:
-        return BackendStatus("jax", False, f"broken on the CPU: {failure}")
+    found = _import_with_cpu("jax", "jax", "jax.numpy", lambda jax: jax.devices("cpu")[0])
+    if isinstance(found, BackendStatus):
+        return found
+    jax, xp, _ = found
+    devices, notes = list(jax.devices("cpu")), []
     try:
         gpus = jax.devices("gpu")
     except RuntimeError:
