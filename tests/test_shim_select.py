@@ -283,3 +283,11 @@ def test_jax_status_says_when_float64_is_off():
     assert status.usable and "float32 only" in status.note and "jax_enable_x64" in status.note
     with jax.enable_x64(True):
         assert "float32 only" not in {s.name: s for s in backend.list_backends()}["jax"].note
+
+
+@pytest.mark.parametrize("name", ["torch:cpu", "jax:cpu"])
+def test_environment_variable_selects_torch_and_jax(monkeypatch, name):
+    pytest.importorskip(name.split(":")[0], reason=f"{name.split(':')[0]} is not installed")
+    monkeypatch.setenv("XPML_BACKEND", name)
+    assert backend.get_backend().label == name
+    assert backend.backend_of(backend.to_backend(np.ones(2, np.float32))).label == name
