@@ -112,7 +112,14 @@ def main(argv=None) -> int:
     parser.add_argument("--dim", type=int, default=3072)
     parser.add_argument("--hidden", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--threads", type=int, help="CPU threads of torch and of NumPy's BLAS (default: theirs)")
     args = parser.parse_args(argv)
+    if args.threads:
+        import threadpoolctl
+        import torch
+
+        torch.set_num_threads(args.threads)
+        threadpoolctl.threadpool_limits(args.threads)
     print(f"{'backend':<12} {'eager ms':>9} {'compiled ms':>12} {'compile s':>10} {'max rel diff':>13}")
     for name in args.backends.split(","):
         r = compiled_step_cost(name, batch=args.batch, dim=args.dim, hidden=args.hidden, repeats=args.repeats)
