@@ -217,7 +217,11 @@ class Generator:
     to the dtype there and moved once: identical on every backend of one machine.
 
     **Speed.** On JAX the cipher is compiled once per chunk size (a power of two); elsewhere it
-    runs as ~120 elementwise operations on chunks of 2**16 blocks, sized for the CPU's cache.
+    runs as ~120 elementwise operations on chunks of 2**16 blocks, sized for the CPU's cache. A
+    call thus costs about 150 operations (kernel launches on a GPU) whatever its size: draw for
+    many iterations at once, as the training loops do. Bernoulli draws for ``p = 0.5`` cost less
+    than the host-drawn masks they replace; a ``p`` that needs 32 bits costs about 7 ns per draw
+    in NumPy, 2-3 times PCG64's.
     """
 
     def __init__(self, seed: int | None = None, /, *, xp=None, device=None):

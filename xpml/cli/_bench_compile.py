@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import backend
 
-__all__ = ["compiled_step_cost", "main", "train_step"]
+__all__ = ["compiled_step_cost", "limit_cpu_threads", "main", "train_step"]
 
 
 def train_step(xp, device, params, X, y, lr: float, reg: float):
@@ -43,6 +43,21 @@ def train_step(xp, device, params, X, y, lr: float, reg: float):
     dW1 = X.T @ dh + (2 * reg) * W1
     grads = (dW1, xp.sum(dh, axis=0), dW2, xp.sum(ds, axis=0))
     return tuple(p - lr * g for p, g in zip(params, grads, strict=True)), loss
+
+
+def limit_cpu_threads(n: int | None) -> None:
+    """Limit torch's and the BLAS's CPU threads to ``n`` (None: leave them): on a busy machine
+    their spinning OpenMP threads make timings meaningless."""
+    if not n:
+        return
+    import threadpoolctl
+
+    threadpoolctl.threadpool_limits(n)
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(n)
 
 
 def _compiler(bk):
@@ -114,12 +129,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, help="CPU threads of torch and of NumPy's BLAS (default: theirs)")
     args = parser.parse_args(argv)
-    if args.threads:
-        import threadpoolctl
-        import torch
-
-        torch.set_num_threads(args.threads)
-        threadpoolctl.threadpool_limits(args.threads)
+    limit_cpu_threads(args.threads)
     print(f"{'backend':<12} {'eager ms':>9} {'compiled ms':>12} {'compile s':>10} {'max rel diff':>13}")
     for name in args.backends.split(","):
         r = compiled_step_cost(name, batch=args.batch, dim=args.dim, hidden=args.hidden, repeats=args.repeats)

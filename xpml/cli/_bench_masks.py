@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from .. import backend
+from ._bench_compile import limit_cpu_threads
 
 __all__ = ["dropout_mask_cost", "main"]
 
@@ -69,7 +70,9 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=200)
     parser.add_argument("--hidden", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, help="CPU threads of torch and of NumPy's BLAS (default: theirs)")
     args = parser.parse_args(argv)
+    limit_cpu_threads(args.threads)
     print(f"{'backend':<14} {'p':>5} {'iters/draw':>10} {'before ms':>10} {'after ms':>10} {'after/before':>12}")
     for name in args.backends.split(","):
         for p in (float(v) for v in args.p.split(",")):
