@@ -234,3 +234,14 @@ def test_bad_arguments():
         rng.integers(5, 5)
     with pytest.raises(ValueError, match="low < high"):
         rng.uniform((2,), low=1.0, high=1.0)
+
+
+def test_counters_carry_into_their_high_word(bk):
+    # Block 2**32 - 1 is followed by block 2**32, whose counter words are (0, 1), on every backend.
+    rng = backend.Generator(17, xp=bk)
+    rng.counter = 2**32 - 1
+    words = backend.to_numpy(rng._words(6))
+    counters = np.array([2**32 - 1, 0, 1], np.uint32), np.array([0, 1, 1], np.uint32)
+    y0, y1 = threefry2x32(*counters, key_schedule(*rng.key))
+    np.testing.assert_array_equal(words, np.concatenate([y0, y1]))
+    assert rng.counter == 2**32 + 2
