@@ -501,6 +501,9 @@ def as_backend(xp=None, /, *, device=None) -> Backend:
     ``xp`` may be None (NumPy on the CPU), a backend name, a :class:`Backend`, or a namespace
     module (``array_api_compat.numpy``, ``array_api_strict``, a CuPy namespace, ``torch`` or
     ``array_api_compat.torch``, ``jax.numpy``). ``device`` overrides the backend's default device.
+    A namespace with a device object, as arrays report theirs (``backend.namespace_and_device``),
+    is taken as it is: the usability probe that names go through (a test kernel on the device)
+    is skipped, so code that builds a backend from its inputs' namespace pays nothing for it.
     """
     if xp is None:
         return get_backend("numpy", device=device)
@@ -515,7 +518,11 @@ def as_backend(xp=None, /, *, device=None) -> Backend:
     if isinstance(xp, types.ModuleType):
         for name in BACKEND_NAMES:
             if getattr(array_api_compat, f"is_{name}_namespace")(xp):
-                return get_backend(name, device=device)
+                if device is None or isinstance(device, (str, int)):
+                    return get_backend(name, device=device)
+                if name == "torch" and device.type == "cpu":
+                    device = _import("torch").device("cpu")  # tensors report "cpu" without an index
+                return Backend(name, _namespace_module(name), device)
     raise TypeError(
         f"not a namespace, backend or backend name: {xp!r}; give one of {', '.join(BACKEND_NAMES)} "
         "(a name such as 'torch:cuda:0', a Backend, or the namespace module)"

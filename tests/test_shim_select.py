@@ -291,3 +291,13 @@ def test_environment_variable_selects_torch_and_jax(monkeypatch, name):
     monkeypatch.setenv("XPML_BACKEND", name)
     assert backend.get_backend().label == name
     assert backend.backend_of(backend.to_backend(np.ones(2, np.float32))).label == name
+
+
+def test_a_namespace_with_a_device_object_is_not_probed_again(bk, monkeypatch):
+    # Code that builds a backend from its inputs (xp, device) must not pay a test kernel per call.
+    if not isinstance(bk.device, str):  # NumPy's device is the string "cpu": a name, probed (cheaply)
+        def probe():
+            raise AssertionError("probed again")
+
+        monkeypatch.setitem(_select._PROBES, bk.name, probe)
+    assert backend.as_backend(bk.xp, device=bk.device) == bk
