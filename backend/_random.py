@@ -98,9 +98,10 @@ class _Stream:
         self.xp, self.device = bk.xp, bk.device
         self.wide = bk.name in _WIDE_WORDS
         self.dtype = self.xp.int64 if self.wide else self.xp.uint32
-        schedule = self.xp.asarray(key_schedule(*key), dtype=self.dtype, device=self.device)
+        # Filled on the device word by word: not even the key is copied from the host.
+        pairs = [(self.full(a), self.full(b)) for a, b in key_schedule(*key)]
         self.jit = bk.name == "jax"
-        self.keys = schedule if self.jit else [(schedule[s, 0], schedule[s, 1]) for s in range(_GROUPS + 1)]
+        self.keys = self.xp.stack([self.xp.stack(pair) for pair in pairs]) if self.jit else pairs
         # On a CPU, chunks whose temporaries stay in cache are fastest; a GPU wants few launches.
         self.chunk = 2**16 if bk.on_cpu else 2**24
 
@@ -236,8 +237,9 @@ class Generator:
     def _setup(self, bk: Backend, seed, key, counter) -> None:
         self.backend, self.xp, self.device = bk, bk.xp, bk.device
         self.seed, self.key, self.counter = seed, key, counter
-        self._stream = _Stream(bk, key)
-        self._host = None
+        # Made at the first draw that needs them: a generator that only draws initial weights
+        # (host normals) never puts its key schedule on the device.
+        self._device = self._host = None
 
     @classmethod
     def _restore(cls, bk, seed, key, counter) -> Generator:
@@ -254,11 +256,13 @@ class Generator:
     # ---- the stream -------------------------------------------------------------------------
 
     def _stream_for(self, host: bool) -> _Stream:
-        if not host:
-            return self._stream
-        if self._host is None:
-            self._host = _Stream(get_backend("numpy"), self.key)
-        return self._host
+        if host:
+            if self._host is None:
+                self._host = _Stream(get_backend("numpy"), self.key)
+            return self._host
+        if self._device is None:
+            self._device = _Stream(self.backend, self.key)
+        return self._device
 
     def _words(self, n: int, *, host: bool = False):
         """The next ``n`` words, on the device (or, computed with NumPy, on the host)."""
@@ -326,10 +330,11 @@ class Generator:
         hi_a, lo_a = _mulhilo(a, high - low)
         hi_b, _ = _mulhilo(b, high - low)
         total = lo_a + hi_b
-        if self._stream.wide:
+        stream = self._stream_for(host=False)
+        if stream.wide:
             total &= _MASK32
         # The carry of lo(a * n) + hi(b * n) completes floor((a * 2**32 + b) * n / 2**64).
-        hi_a += self.xp.astype(total < lo_a, self._stream.dtype)
+        hi_a += self.xp.astype(total < lo_a, stream.dtype)
         out = self.xp.astype(hi_a, idt)
         if low:
             out += low
@@ -366,7 +371,7 @@ class Generator:
             raise ValueError(f"p is a probability in [0, 1], got {p!r}")
         shape = _shape(shape)
         dt = float_dtype(self.xp, self.device, dtype)
-        xp, stream = self.xp, self._stream
+        xp, stream = self.xp, self._stream_for(host=False)
         n = math.prod(shape)
         m = round(p * 2**32)
         bits = _bits_per_draw(m)
