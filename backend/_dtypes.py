@@ -2,41 +2,65 @@
 
 Data and parameters default to float32, which every GPU runs at full speed; float64 is for
 gradient checks and must be asked for. A device without float64 (some GPUs, array-api-strict's
-``no_float64`` device) gets a clear error rather than a silent downcast.
+``no_float64`` device, JAX without 64-bit types) gets a clear error rather than a silent downcast.
 """
 
 from __future__ import annotations
 
 __all__ = ["float_dtype", "index_dtype", "is_floating"]
 
+_FLOATS = ("float32", "float64")
+
+
+def _dtype_name(xp, dtype) -> str | None:
+    """``"float32"``/``"float64"`` for a name or a dtype of any library (NumPy's with a torch
+    namespace, say), else None."""
+    import numpy as np
+
+    if isinstance(dtype, str):
+        return dtype
+    if isinstance(dtype, np.dtype) or (isinstance(dtype, type) and issubclass(dtype, np.generic)):
+        name = np.dtype(dtype).name
+        return name if name in _FLOATS else None
+    for name in _FLOATS:
+        if dtype == getattr(xp, name):
+            return name
+    try:
+        name = np.dtype(dtype).name  # JAX's scalar types
+    except TypeError:
+        name = str(dtype).rsplit(".", 1)[-1]  # torch.float32 and the like
+    return name if name in _FLOATS else None
+
 
 def float_dtype(xp, device=None, dtype=None, /):
-    """Resolve ``dtype`` (None, ``"float32"``, ``"float64"`` or a dtype of ``xp``) on ``device``.
+    """Resolve ``dtype`` (None, ``"float32"``, ``"float64"`` or a float dtype of ``xp`` or NumPy)
+    on ``device``.
 
     None means float32. Raises ValueError for a non-floating dtype and for one the device lacks.
     """
     if dtype is None:
         dtype = "float32"
-    if not isinstance(dtype, str):
-        for name in ("float32", "float64"):
-            if dtype == getattr(xp, name):
-                dtype = name
-                break
-        else:
-            raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
-    if dtype not in ("float32", "float64"):
+    name = _dtype_name(xp, dtype)
+    if name is None:
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+    if name not in _FLOATS:
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     supported = xp.__array_namespace_info__().dtypes(device=device, kind="real floating")
-    if dtype not in supported:
+    if name not in supported:
+        hint = "Use dtype='float32' or another device."
+        if xp.__name__ == "jax.numpy":
+            hint = ("JAX runs without 64-bit types: enable them with jax.config.update('jax_enable_x64', True) "
+                    "(or JAX_ENABLE_X64=1) before any JAX array is created, or use dtype='float32'.")
         raise ValueError(
-            f"device {device!r} of {xp.__name__} does not support {dtype}; it supports "
-            f"{', '.join(supported)}. Use dtype='float32' or another device."
+            f"device {device!r} of {xp.__name__} does not support {name}; it supports "
+            f"{', '.join(supported)}. {hint}"
         )
-    return supported[dtype]
+    return supported[name]
 
 
 def index_dtype(xp, device=None, /):
-    """The integer dtype the namespace uses for indices on ``device`` (int64 on every backend here)."""
+    """The integer dtype the namespace uses for indices on ``device``: int64, or int32 for JAX
+    without 64-bit types."""
     return xp.__array_namespace_info__().default_dtypes(device=device)["indexing"]
 
 

@@ -28,16 +28,17 @@ def _arrays(arrays):
 
 
 def _namespace_name(xp) -> str:
-    name = xp.__name__
-    return name.removeprefix("array_api_compat.")
+    """The backend name of a namespace: ``numpy``, ``cupy``, ``array_api_strict``, ``torch``, ``jax``."""
+    return xp.__name__.removeprefix("array_api_compat.").removesuffix(".numpy")
 
 
 def namespace_and_device(*arrays):
     """Return ``(xp, device)`` shared by all ``arrays``.
 
-    ``xp`` is the array-api-compat namespace of the inputs (``array_api_compat.numpy`` for NumPy
-    arrays, ``array_api_compat.cupy`` for CuPy, the module itself for array-api-strict) and
-    ``device`` the device they live on. None and Python scalars are ignored.
+    ``xp`` is the array namespace of the inputs (``array_api_compat.numpy`` for NumPy arrays,
+    ``array_api_compat.cupy`` for CuPy, ``array_api_compat.torch`` for PyTorch, ``jax.numpy`` for
+    JAX, the module itself for array-api-strict) and ``device`` the device they live on. None and
+    Python scalars are ignored.
 
     Raises
     ------
@@ -45,7 +46,8 @@ def namespace_and_device(*arrays):
         If two inputs come from different namespaces or devices. The message names both and says
         how to move data.
     TypeError
-        If no array is given, or an input is not an array of any supported namespace.
+        If no array is given, an input is not an array of any supported namespace, or it is a
+        torch tensor that requires grad.
     """
     arrays = _arrays(arrays)
     if not arrays:
@@ -57,8 +59,14 @@ def namespace_and_device(*arrays):
         except TypeError as exc:
             raise TypeError(
                 f"argument {i} has type {type(a).__name__}, which is not an array of a supported "
-                "namespace (numpy, cupy, array_api_strict)"
+                "namespace (numpy, cupy, array_api_strict, torch, jax)"
             ) from exc
+        if getattr(a, "requires_grad", False) is True:
+            raise TypeError(
+                f"argument {i} is a torch tensor with requires_grad=True; xpml computes its gradients "
+                "itself and never detaches a tensor behind your back: pass x.detach() (or build the "
+                "data under torch.no_grad())"
+            )
         a_dev = array_api_compat.device(a)
         if xp is None:
             xp, device = a_xp, a_dev
@@ -68,13 +76,13 @@ def namespace_and_device(*arrays):
                 f"arrays from two namespaces: {_namespace_name(xp)!r} and "
                 f"{_namespace_name(a_xp)!r}. xpml never converts silently; move one of them "
                 "first, for example with backend.to_backend(x, 'numpy') or "
-                "backend.to_backend(x, backend.get_namespace(other))."
+                "backend.to_backend(x, backend.backend_of(other))."
             )
         if a_dev != device:
             raise BackendMismatchError(
                 f"arrays on two devices of {_namespace_name(xp)!r}: {device!r} and {a_dev!r}. "
-                "Move one of them first, for example with backend.to_backend(x, xp, "
-                "device=backend.get_device(other))."
+                "Move one of them first, for example with backend.to_backend(x, "
+                "backend.backend_of(other))."
             )
     return xp, device
 

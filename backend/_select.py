@@ -1,14 +1,16 @@
 """Choosing a backend by name, and telling which backends are usable and why.
 
-A backend is a namespace plus a device. Names are ``numpy``, ``cupy``, ``array_api_strict`` and
-``auto`` (CuPy when a CUDA device really works, else NumPy), optionally followed by ``:DEVICE``
-(``cupy:1``, ``array_api_strict:device1``). With no name, the environment variable
-``XPML_BACKEND`` decides, and ``auto`` when it is unset.
+A backend is a namespace plus a device. Names are ``numpy``, ``cupy``, ``array_api_strict``,
+``torch``, ``jax`` and ``auto`` (CuPy when a CUDA device really works, else NumPy), optionally
+followed by ``:DEVICE``: ``cupy:1``, ``array_api_strict:device1``, ``torch:cpu``, ``torch:cuda:0``,
+``jax:cpu``, ``jax:gpu:0``. With no name, the environment variable ``XPML_BACKEND`` decides, and
+``auto`` when it is unset.
 
 "Usable" means the package imports, sees at least one device and runs a tiny kernel and a
 reduction correctly there. Asking for a backend that is not usable raises
 :class:`BackendUnavailableError` saying which of those steps failed; xpml never runs on NumPy in
-its place.
+its place. PyTorch and JAX are usable on the CPU without a GPU; their CUDA devices are checked
+the same way, and :class:`BackendStatus` says why a package has none.
 """
 
 from __future__ import annotations
@@ -30,8 +32,19 @@ __all__ = [
     "list_backends",
 ]
 
-BACKEND_NAMES = ("numpy", "cupy", "array_api_strict")
+BACKEND_NAMES = ("numpy", "cupy", "array_api_strict", "torch", "jax")
 ENV_VAR = "XPML_BACKEND"
+
+# How to install each optional backend, for the "not installed" reasons.
+_INSTALL = {
+    "array_api_strict": "pip install 'xpml[test]'",
+    "cupy": "pip install 'xpml[cuda12]' or 'xpml[cuda13]'",
+    "torch": "pip install 'xpml[torch]' (the CPU build: pip install torch --index-url "
+             "https://download.pytorch.org/whl/cpu)",
+    "jax": "pip install 'xpml[jax]' (with CUDA: pip install 'jax[cuda12]')",
+}
+_X64_HINT = ("enable 64-bit types with jax.config.update('jax_enable_x64', True) (or JAX_ENABLE_X64=1) "
+             "before any JAX array is created")
 
 
 class BackendUnavailableError(RuntimeError):
@@ -40,17 +53,22 @@ class BackendUnavailableError(RuntimeError):
 
 @dataclass(frozen=True)
 class BackendStatus:
-    """Whether one backend can be used here; ``reason`` says why not when it cannot."""
+    """Whether one backend can be used here; ``reason`` says why not when it cannot.
+
+    ``note`` says what a usable backend lacks (PyTorch without a CUDA device, JAX without 64-bit
+    types).
+    """
 
     name: str
     usable: bool
     reason: str = ""
     devices: tuple = ()
+    note: str = ""
 
     def __str__(self) -> str:
         if self.usable:
             devs = ", ".join(str(d) for d in self.devices)
-            return f"{self.name}: usable (devices: {devs})"
+            return f"{self.name}: usable (devices: {devs})" + (f"; {self.note}" if self.note else "")
         return f"{self.name}: not usable: {self.reason}"
 
 
@@ -61,12 +79,17 @@ class Backend:
     Attributes
     ----------
     name : str
-        ``"numpy"``, ``"cupy"`` or ``"array_api_strict"``.
+        ``"numpy"``, ``"cupy"``, ``"array_api_strict"``, ``"torch"`` or ``"jax"``.
     xp : module
-        The array-api-compat namespace (``array_api_compat.numpy``, ``array_api_compat.cupy``, or
-        ``array_api_strict``).
+        The array namespace (``array_api_compat.numpy``, ``array_api_compat.cupy``,
+        ``array_api_strict``, ``array_api_compat.torch`` or ``jax.numpy``).
     device : object
         The device arrays are created on; every creation passes it explicitly.
+
+    Notes
+    -----
+    A backend pickles (and deep-copies) as its :attr:`label`, so an object holding one can be
+    saved and loaded, or sent to another process, where that backend is usable too.
     """
 
     name: str
@@ -75,9 +98,12 @@ class Backend:
 
     @property
     def label(self) -> str:
-        """Short readable id: ``numpy``, ``cupy:0``, ``array_api_strict:device1``."""
-        default = self.xp.__array_namespace_info__().default_device()
-        if self.name == "numpy" or (self.name == "array_api_strict" and self.device == default):
+        """Short readable id that :func:`get_backend` turns back into this backend: ``numpy``,
+        ``cupy:0``, ``array_api_strict:device1``, ``torch:cpu``, ``torch:cuda:0``, ``jax:cpu``,
+        ``jax:gpu:0``."""
+        if self.name == "numpy":
+            return self.name
+        if self.name == "array_api_strict" and self.device == self.xp.__array_namespace_info__().default_device():
             return self.name
         return f"{self.name}:{_device_id(self)}"
 
@@ -89,16 +115,72 @@ class Backend:
             props = cupy.cuda.runtime.getDeviceProperties(self.device.id)
             name = props["name"]
             return name.decode() if isinstance(name, bytes) else str(name)
-        if self.name == "numpy":
+        if self.name == "torch" and self.device.type == "cuda":
+            return importlib.import_module("torch").cuda.get_device_name(self.device)
+        if self.name == "jax" and self.device.platform != "cpu":
+            return str(self.device.device_kind)
+        if self.name in ("numpy", "torch", "jax"):
             return _cpu_name()
         return str(self.device)
 
+    @property
+    def on_cpu(self) -> bool:
+        """Whether arrays of this backend live in host memory (NumPy, array-api-strict, a CPU device)."""
+        if self.name == "torch":
+            return self.device.type == "cpu"
+        if self.name == "jax":
+            return self.device.platform == "cpu"
+        return self.name != "cupy"
+
     def asarray(self, obj, /, *, dtype=None, copy=None):
-        """Put ``obj`` (a host array, a list, or an array of this backend) on this backend."""
+        """Put ``obj`` (a host array, a list, or an array of this backend) on this backend.
+
+        Nothing is narrowed silently: float64 data for JAX without 64-bit types is an error that
+        says how to enable them (or to convert the data to float32 first). Integer data there
+        becomes int32, JAX's index dtype, when its values fit.
+        """
+        obj = _admissible(self, obj, dtype)
         return self.xp.asarray(obj, dtype=dtype, device=self.device, copy=copy)
 
     def __str__(self) -> str:
         return self.label
+
+    def __reduce__(self):
+        return get_backend, (self.label,)
+
+
+def _admissible(bk: Backend, obj, dtype):
+    """``obj`` ready for ``bk.xp.asarray``: refuse what would be narrowed, copy what torch cannot share."""
+    import numpy as np
+
+    if not isinstance(obj, (np.ndarray, np.generic)):
+        return obj
+    if bk.name == "jax" and dtype is None and not _jax_x64():
+        if obj.dtype == np.float64:
+            raise ValueError(
+                "float64 data cannot go to jax: JAX runs without 64-bit types here and would round it "
+                f"to float32. Either {_X64_HINT}, or convert the data yourself first "
+                "(x.astype(numpy.float32))."
+            )
+        if obj.dtype.kind in "iu" and obj.dtype.itemsize == 8:
+            info = np.iinfo(np.int32)
+            if obj.size and (int(obj.min()) < info.min or int(obj.max()) > info.max):
+                raise ValueError(
+                    f"{obj.dtype} data with values outside int32 cannot go to jax without 64-bit types; "
+                    f"{_X64_HINT}"
+                )
+            return obj.astype(np.int32)
+    if bk.name == "torch" and isinstance(obj, np.ndarray):
+        # torch.asarray shares a NumPy array's memory, which it cannot do for negative strides or
+        # a foreign byte order, and should not do for read-only memory it may later write into.
+        if (not obj.flags.writeable or any(st < 0 for st in obj.strides)
+                or obj.dtype.byteorder not in "=|"):
+            obj = np.array(obj, dtype=obj.dtype.newbyteorder("="), order="C")
+    return obj
+
+
+def _jax_x64() -> bool:
+    return bool(_import("jax").config.jax_enable_x64)
 
 
 def _device_id(bk: Backend) -> str:
@@ -106,6 +188,10 @@ def _device_id(bk: Backend) -> str:
         return str(bk.device.id)
     if bk.name == "array_api_strict":
         return str(bk.device).split("'")[1] if "'" in str(bk.device) else str(bk.device)
+    if bk.name == "jax":
+        platform = bk.device.platform
+        index = _import("jax").devices(platform).index(bk.device)
+        return platform if platform == "cpu" and index == 0 else f"{platform}:{index}"
     return str(bk.device)
 
 
@@ -134,6 +220,10 @@ def _driver_present() -> bool:
     return ctypes.util.find_library("cuda") is not None
 
 
+def _not_installed(name: str, exc: Exception) -> BackendStatus:
+    return BackendStatus(name, False, f"not installed ({exc}); install it with: {_INSTALL[name]}")
+
+
 def _probe_numpy() -> BackendStatus:
     xp = _import("array_api_compat.numpy")
     return BackendStatus("numpy", True, devices=tuple(xp.__array_namespace_info__().devices()))
@@ -143,10 +233,7 @@ def _probe_array_api_strict() -> BackendStatus:
     try:
         xp = _import("array_api_strict")
     except ImportError as exc:
-        return BackendStatus(
-            "array_api_strict", False,
-            f"not installed ({exc}); install it with: pip install 'xpml[test]'",
-        )
+        return _not_installed("array_api_strict", exc)
     return BackendStatus("array_api_strict", True, devices=tuple(xp.__array_namespace_info__().devices()))
 
 
@@ -155,10 +242,7 @@ def _probe_cupy() -> BackendStatus:
         cupy = _import("cupy")
         _import("array_api_compat.cupy")
     except ImportError as exc:
-        return BackendStatus(
-            "cupy", False,
-            f"not installed ({exc}); install it with: pip install 'xpml[cuda12]' or 'xpml[cuda13]'",
-        )
+        return _not_installed("cupy", exc)
     except Exception as exc:  # a CuPy build against a missing CUDA library fails here
         return BackendStatus("cupy", False, f"CUDA present but broken: import failed: {exc}")
     try:
@@ -184,10 +268,87 @@ def _probe_cupy() -> BackendStatus:
     return BackendStatus("cupy", True, devices=tuple(cupy.cuda.Device(i) for i in range(count)))
 
 
+def _kernel_fails(xp, device) -> str:
+    """Why a tiny elementwise kernel and reduction fail on ``device``, or "" when they work."""
+    try:
+        x = xp.arange(8, dtype=xp.float32, device=device)
+        total = float(xp.sum(x * 2.0))
+    except Exception as exc:
+        return f"a test kernel failed: {exc}"
+    return "" if total == 56.0 else f"a test reduction gave {total}, not 56"
+
+
+def _import_with_cpu(name: str, package: str, namespace: str, cpu_device):
+    """``(package, namespace, cpu)`` once both import and a kernel runs on the CPU device that
+    ``cpu_device(package)`` gives, or the :class:`BackendStatus` saying which step failed."""
+    try:
+        pkg, xp = _import(package), _import(namespace)
+    except ImportError as exc:
+        return _not_installed(name, exc)
+    except Exception as exc:
+        return BackendStatus(name, False, f"broken: import failed: {exc}")
+    try:
+        cpu = cpu_device(pkg)
+    except Exception as exc:
+        return BackendStatus(name, False, f"broken: it sees no CPU device: {exc}")
+    failure = _kernel_fails(xp, cpu)
+    if failure:
+        return BackendStatus(name, False, f"broken on the CPU: {failure}")
+    return pkg, xp, cpu
+
+
+def _probe_torch() -> BackendStatus:
+    found = _import_with_cpu("torch", "torch", "array_api_compat.torch", lambda torch: torch.device("cpu"))
+    if isinstance(found, BackendStatus):
+        return found
+    torch, xp, cpu = found
+    devices = [cpu]
+    if torch.version.cuda is None:
+        note = f"no CUDA device: this torch ({torch.__version__}) is a CPU-only build"
+    else:
+        try:
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        except Exception as exc:
+            count, note = 0, f"CUDA present but broken: {exc}"
+        else:
+            note = "" if count else "no CUDA device: torch.cuda.is_available() is False"
+        for i in range(count):
+            failure = _kernel_fails(xp, torch.device("cuda", i))
+            if failure:
+                note = f"CUDA present but broken: on cuda:{i}, {failure}"
+                break
+            devices.append(torch.device("cuda", i))
+    return BackendStatus("torch", True, devices=tuple(devices), note=note)
+
+
+def _probe_jax() -> BackendStatus:
+    found = _import_with_cpu("jax", "jax", "jax.numpy", lambda jax: jax.devices("cpu")[0])
+    if isinstance(found, BackendStatus):
+        return found
+    jax, xp, _ = found
+    devices, notes = list(jax.devices("cpu")), []
+    try:
+        gpus = jax.devices("gpu")
+    except RuntimeError:
+        notes.append("no CUDA device: this jax has no CUDA support (pip install 'jax[cuda12]')")
+        gpus = []
+    for d in gpus:
+        failure = _kernel_fails(xp, d)
+        if failure:
+            notes.append(f"CUDA present but broken: on {d}, {failure}")
+            break
+        devices.append(d)
+    if not _jax_x64():
+        notes.append(f"float32 only: for float64, {_X64_HINT}")
+    return BackendStatus("jax", True, devices=tuple(devices), note="; ".join(notes))
+
+
 _PROBES = {
     "numpy": _probe_numpy,
     "cupy": _probe_cupy,
     "array_api_strict": _probe_array_api_strict,
+    "torch": _probe_torch,
+    "jax": _probe_jax,
 }
 
 
@@ -197,10 +358,18 @@ def list_backends() -> list[BackendStatus]:
 
 
 def _namespace_module(name: str):
-    return _import("array_api_strict" if name == "array_api_strict" else f"array_api_compat.{name}")
+    if name == "array_api_strict":
+        return _import("array_api_strict")
+    if name == "jax":
+        return _import("jax.numpy")
+    return _import(f"array_api_compat.{name}")
 
 
 def _resolve_device(name: str, xp, device, status: BackendStatus):
+    if name == "torch":
+        return _torch_device(device, status)
+    if name == "jax":
+        return _jax_device(device, status)
     if device is None:
         return xp.__array_namespace_info__().default_device()
     if name == "cupy":
@@ -223,17 +392,74 @@ def _resolve_device(name: str, xp, device, status: BackendStatus):
     )
 
 
+def _torch_device(device, status: BackendStatus):
+    torch = _import("torch")
+    if device is None:
+        return torch.device("cpu")
+    if isinstance(device, str):
+        device = device.lower()
+    spec = f"cuda:{device}" if isinstance(device, int) or (isinstance(device, str) and device.isdigit()) else device
+    try:
+        dev = torch.device(spec)
+    except (RuntimeError, TypeError, ValueError):
+        dev = None
+    if dev is not None and dev.type == "cpu":
+        return torch.device("cpu")  # tensors report "cpu" without an index
+    if dev is None or dev.type != "cuda":
+        raise BackendUnavailableError(f"torch has no device {device!r} for xpml; use cpu or cuda:N")
+    index = 0 if dev.index is None else dev.index
+    cuda = [d for d in status.devices if d.type == "cuda"]
+    if not cuda:
+        raise BackendUnavailableError(f"torch:cuda:{index} is not usable: {status.note}")
+    if index >= len(cuda):
+        raise BackendUnavailableError(f"torch has {len(cuda)} CUDA device(s); there is no cuda:{index}")
+    return cuda[index]
+
+
+def _jax_device(device, status: BackendStatus):
+    jax = _import("jax")
+    if device is None:
+        return jax.devices()[0]
+    if not isinstance(device, (str, int)):
+        if device in status.devices:
+            return device
+        raise BackendUnavailableError(f"jax has no usable device {device!r}; its devices are: {_listing(status)}")
+    platform, _, index = str(device).lower().partition(":")
+    if platform.isdigit():
+        platform, index = "", platform
+    platform = "gpu" if platform == "cuda" else platform
+    devices = [d for d in status.devices if not platform or d.platform == platform]
+    if not devices:
+        cuda = [part for part in status.note.split("; ") if "CUDA" in part]
+        if platform == "gpu" and cuda:
+            raise BackendUnavailableError(f"jax:{device} is not usable: {cuda[0]}")
+        raise BackendUnavailableError(f"jax has no device {device!r}; its devices are: {_listing(status)}")
+    if index and not index.isdigit():
+        raise BackendUnavailableError(f"jax has no device {device!r}; its devices are: {_listing(status)}")
+    i = int(index or 0)
+    if i >= len(devices):
+        raise BackendUnavailableError(f"jax has {len(devices)} {platform} device(s); there is no {platform}:{i}")
+    return devices[i]
+
+
+def _listing(status: BackendStatus) -> str:
+    return ", ".join(str(d) for d in status.devices)
+
+
 def get_backend(name: str | Backend | None = None, /, *, device=None) -> Backend:
     """Return the :class:`Backend` called ``name``.
 
     Parameters
     ----------
     name : str, Backend or None
-        ``"numpy"``, ``"cupy"``, ``"array_api_strict"`` or ``"auto"``, optionally with
-        ``":DEVICE"``. None reads ``$XPML_BACKEND`` and falls back to ``"auto"``. A
-        :class:`Backend` is returned as it is.
+        ``"numpy"``, ``"cupy"``, ``"array_api_strict"``, ``"torch"``, ``"jax"`` or ``"auto"``,
+        optionally with ``":DEVICE"`` (``"torch:cuda:0"``, ``"jax:gpu:0"``, ``"cupy:1"``). None
+        reads ``$XPML_BACKEND`` and falls back to ``"auto"``. A :class:`Backend` is returned as it
+        is.
     device : optional
-        The device, when not given in ``name``; default the namespace's default device.
+        The device, when not given in ``name``: a string as after the colon, or the package's
+        own device object. Default: the namespace's default device (the CPU for torch, JAX's
+        default device for jax).
 
     Raises
     ------
@@ -273,8 +499,11 @@ def as_backend(xp=None, /, *, device=None) -> Backend:
     """The :class:`Backend` for a creation function's ``xp=None, device=None`` keywords.
 
     ``xp`` may be None (NumPy on the CPU), a backend name, a :class:`Backend`, or a namespace
-    module (``array_api_compat.numpy``, ``array_api_strict``, a CuPy namespace). ``device``
-    overrides the backend's default device.
+    module (``array_api_compat.numpy``, ``array_api_strict``, a CuPy namespace, ``torch`` or
+    ``array_api_compat.torch``, ``jax.numpy``). ``device`` overrides the backend's default device.
+    A namespace with a device object, as arrays report theirs (``backend.namespace_and_device``),
+    is taken as it is: the usability probe that names go through (a test kernel on the device)
+    is skipped, so code that builds a backend from its inputs' namespace pays nothing for it.
     """
     if xp is None:
         return get_backend("numpy", device=device)
@@ -289,8 +518,15 @@ def as_backend(xp=None, /, *, device=None) -> Backend:
     if isinstance(xp, types.ModuleType):
         for name in BACKEND_NAMES:
             if getattr(array_api_compat, f"is_{name}_namespace")(xp):
-                return get_backend(name, device=device)
-    raise TypeError(f"not a namespace, backend or backend name: {xp!r}")
+                if device is None or isinstance(device, (str, int)):
+                    return get_backend(name, device=device)
+                if name == "torch" and device.type == "cpu":
+                    device = _import("torch").device("cpu")  # tensors report "cpu" without an index
+                return Backend(name, _namespace_module(name), device)
+    raise TypeError(
+        f"not a namespace, backend or backend name: {xp!r}; give one of {', '.join(BACKEND_NAMES)} "
+        "(a name such as 'torch:cuda:0', a Backend, or the namespace module)"
+    )
 
 
 def backend_of(x, /) -> Backend:

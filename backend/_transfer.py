@@ -17,12 +17,29 @@ __all__ = ["to_backend", "to_numpy"]
 def to_numpy(x, /) -> np.ndarray:
     """Copy ``x`` to the host as a NumPy array (a NumPy array is returned as it is).
 
-    Accepts arrays of any supported backend, NumPy scalars, lists and Python numbers.
+    Accepts arrays of any supported backend, NumPy scalars, lists and Python numbers. Arrays that
+    already live in host memory (a NumPy array, a torch tensor on the CPU, a JAX array on the CPU)
+    may come back sharing that memory, possibly read-only: copy the result (``numpy.array(...)``)
+    before writing into it.
+
+    Raises
+    ------
+    TypeError
+        For a torch tensor with ``requires_grad=True``: detach it first (``x.detach()``).
     """
     if isinstance(x, np.ndarray):
         return x
     if array_api_compat.is_cupy_array(x):
         return x.get()
+    if array_api_compat.is_torch_array(x):
+        if x.requires_grad:
+            raise TypeError(
+                "to_numpy got a torch tensor with requires_grad=True; xpml never detaches behind your "
+                "back: pass x.detach()"
+            )
+        return x.cpu().numpy()
+    if array_api_compat.is_jax_array(x):
+        return np.asarray(x)
     # Lists and Python numbers have no __array_namespace__; only ask the namespace of arrays.
     if hasattr(x, "__array_namespace__") and array_api_compat.is_array_api_strict_namespace(x.__array_namespace__()):
         xp = array_api_compat.array_namespace(x)
@@ -33,11 +50,12 @@ def to_numpy(x, /) -> np.ndarray:
 
 
 def to_backend(x, backend: Backend | str | None = None, /, *, device=None):
-    """Move ``x`` to ``backend`` (a :class:`Backend`, a name such as ``"cupy"``, or a namespace;
-    None reads ``$XPML_BACKEND`` and falls back to ``auto``).
+    """Move ``x`` to ``backend`` (a :class:`Backend`, a name such as ``"cupy"`` or
+    ``"torch:cuda:0"``, or a namespace; None reads ``$XPML_BACKEND`` and falls back to ``auto``).
 
     Returns ``x`` itself when it already lives there. Data goes through the host, so this is for
-    the edges of a program, never inside a loop.
+    the edges of a program, never inside a loop. The dtype is kept: float64 data for JAX without
+    64-bit types is an error saying how to enable them, never a silent rounding to float32.
     """
     if backend is None:
         backend = get_backend(None, device=device)  # $XPML_BACKEND, else auto

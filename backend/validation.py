@@ -55,7 +55,8 @@ def check_data(X, /, *, name: str = "X", ndim: int | tuple[int, ...] = 2, allow_
     # 3072). A non-finite sum can also be an overflow of finite values: only then is each value
     # checked. NumPy would warn about that overflow; it is expected here, so it is silenced.
     with np.errstate(over="ignore", invalid="ignore"):
-        total_finite = bool(xp.isfinite(xp.sum(X))) if X.size else True
+        # math.prod(X.shape), not X.size: a torch tensor's size is a method, always truthy.
+        total_finite = bool(xp.isfinite(xp.sum(X))) if math.prod(X.shape) else True
     if not total_finite and not bool(xp.all(xp.isfinite(X))):
         bad = int(xp.count_nonzero(~xp.isfinite(X)))
         raise ValueError(

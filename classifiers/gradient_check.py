@@ -4,12 +4,20 @@ These functions check, they do not train, so they loop over coordinates in Pytho
 value back to the host. They follow CS231n's ``gradient_check.py``: ``x`` is perturbed *in place*
 (and restored) so that ``f`` may ignore its argument and read a model's parameters, the course's
 idiom ``f = lambda _: net.loss(X, y)[0]``.
+
+Arrays that cannot be written (JAX's, or a read-only NumPy array) are perturbed in a copy that
+is passed to ``f`` instead, so there ``f`` must compute from its argument; if every perturbation
+leaves ``f`` unchanged, a warning says that this is the likely cause.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import warnings
+
+import array_api_compat
+import array_api_extra as xpx
 
 from .. import backend
 from ..backend.validation import check_positive
@@ -29,6 +37,8 @@ def _check_point(xp, x, h):
 
 
 def _at_shifted(f, x, idx, old, step):
+    if not array_api_compat.is_writeable_array(x):
+        return f(xpx.at(x)[idx].set(old + step))
     # Python floats are exact for float32 and float64 values, so writing ``old`` back restores x
     # bit for bit even if f raises.
     x[idx] = old + step
@@ -76,7 +86,18 @@ def eval_numerical_gradient(f, x, /, *, h: float = 1e-5, verbose: bool = False):
         grads.append((fxph - fxmh) / (2 * h))
         if verbose:
             print(idx, grads[-1])
+    _warn_if_unmoved(x, grads)
     return xp.reshape(xp.asarray(grads, dtype=x.dtype, device=device), x.shape)
+
+
+def _warn_if_unmoved(x, differences) -> None:
+    if differences and not array_api_compat.is_writeable_array(x) and not any(differences):
+        warnings.warn(
+            "every perturbation of x left f unchanged. x cannot be written (a JAX or read-only array), "
+            "so it is perturbed in a copy passed to f: f must compute from its argument, not from "
+            "the array it closes over (the course idiom lambda _: net.loss(X, y)[0] cannot see it)",
+            RuntimeWarning, stacklevel=3,
+        )
 
 
 def eval_numerical_gradient_array(f, x, df, /, *, h: float = 1e-5):
@@ -138,18 +159,20 @@ def grad_check_sparse(f, x, analytic_grad, /, *, num_checks: int = 10, h: float 
     if tuple(analytic_grad.shape) != tuple(x.shape):
         raise ValueError(f"analytic_grad has shape {tuple(analytic_grad.shape)}, x has {tuple(x.shape)}")
     check_positive(num_checks, name="num_checks", integer=True)
-    if x.size == 0:
+    if math.prod(x.shape) == 0:
         raise ValueError("x is empty: there is no coordinate to check")
     draws = backend.to_numpy(backend.Generator(seed).integers(0, math.prod(x.shape), (num_checks,)))
-    errors = []
+    errors, numerics = [], []
     for flat in draws.tolist():
         idx = tuple(_unravel(flat, x.shape))
         fxph, fxmh = _centred(f, x, idx, h, float)
         numeric = (fxph - fxmh) / (2 * h)
         analytic = float(analytic_grad[idx])
+        numerics.append(numeric)
         errors.append(_relative(numeric, analytic))
         if verbose:
             print(f"numerical: {numeric:f} analytic: {analytic:f}, relative error: {errors[-1]:e}")
+    _warn_if_unmoved(x, numerics)
     return errors
 
 
@@ -173,4 +196,5 @@ def rel_error(x, y, /) -> float:
     x = xp.asarray(x, device=device)
     y = xp.asarray(y, device=device)
     err = xp.abs(x - y) / xp.clip(xp.abs(x) + xp.abs(y), min=1e-8)
-    return float(xp.max(err)) if err.size else 0.0
+    # math.prod(err.shape), not err.size: a torch tensor's size is a method, always truthy.
+    return float(xp.max(err)) if math.prod(err.shape) else 0.0

@@ -91,7 +91,8 @@ class Standardization(_Preprocessor):
     """
 
     def __init__(self, *, eps: float = 1e-8):
-        self.eps = check_positive(eps, name="eps", allow_zero=True)
+        # A Python float: a NumPy float64 eps would turn float32 statistics into float64 ones.
+        self.eps = float(check_positive(eps, name="eps", allow_zero=True))
         self.mean_ = self.scale_ = None
 
     def fit(self, X, /):
@@ -149,7 +150,7 @@ class PCA(_Preprocessor):
             check_positive(n_components, name="n_components", integer=True)
         self.n_components = n_components
         self.whiten = bool(whiten)
-        self.eps = check_positive(eps, name="eps", allow_zero=True)
+        self.eps = float(check_positive(eps, name="eps", allow_zero=True))
         self.mean_ = self.components_ = self.explained_variance_ = None
 
     def fit(self, X, /):

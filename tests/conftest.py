@@ -8,33 +8,74 @@ Cases, with their pytest ids:
   ``device=`` lands on the default device and mixing it in raises, which is exactly how code
   breaks on a GPU; this case makes the CPU suite fail where CuPy would.
 - ``cupy``: CuPy on CUDA device 0, when a usable CUDA device exists.
+- ``torch:cpu``, ``jax:cpu``: PyTorch and JAX on the CPU, optional (the ``test`` extra installs
+  them). JAX runs with 64-bit types enabled here, as the float64 gradient checks need; the tests
+  of JAX without them turn them off locally.
+- ``torch:cuda:0``, ``jax:gpu:0``: the same on CUDA device 0, when usable.
 
-Unusable backends are skipped with the reason ``backend.list_backends()`` gives, shown in the
-summary by ``-rs``. With ``XPML_REQUIRE_CUPY=1`` (the ``tox -e cuda`` environments) an unusable
-CuPy is an error instead, so a GPU run cannot pass by quietly testing the CPU only.
+Unusable backends are skipped with the reason the shim gives (``backend.list_backends()``, or
+``get_backend``'s error for a missing device), shown in the summary by ``-rs``. With
+``XPML_REQUIRE_CUPY=1`` (the ``tox -e cuda`` environments) an unusable CuPy is an error instead,
+and so is every case named in ``XPML_REQUIRE`` (comma-separated ids, e.g.
+``cupy,torch:cuda:0``), so a GPU run cannot pass by quietly testing the CPU only.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
 from xpml import backend
 
 
+def _enable_jax_x64() -> None:
+    # Before JAX starts: float64 (the gradient checks) needs its 64-bit types, and a second CPU
+    # device lets the tests move arrays between JAX devices as on a machine with two GPUs.
+    if "jax" not in sys.modules:
+        flags = os.environ.get("XLA_FLAGS", "")
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count=2".strip()
+    try:
+        import jax
+    except ImportError:
+        return
+    jax.config.update("jax_enable_x64", True)
+
+
+def _required() -> set[str]:
+    required = {label.strip() for label in os.environ.get("XPML_REQUIRE", "").split(",") if label.strip()}
+    if os.environ.get("XPML_REQUIRE_CUPY") == "1":
+        required.add("cupy")
+    return required
+
+
 def _backend_cases():
+    _enable_jax_x64()
     statuses = {s.name: s for s in backend.list_backends()}
-    cases = [("numpy", None), ("array_api_strict", None), ("array_api_strict", "device1"), ("cupy", None)]
+    required = _required()
+    cases = [
+        ("numpy", None),
+        ("array_api_strict", None),
+        ("array_api_strict", "device1"),
+        ("cupy", None),
+        ("torch", "cpu"),
+        ("jax", "cpu"),
+        ("torch", "cuda:0"),
+        ("jax", "gpu:0"),
+    ]
     for name, device in cases:
         label = name if device is None else f"{name}:{device}"
-        status = statuses[name]
-        if status.usable:
-            yield pytest.param(backend.get_backend(name, device=device), id=label)
-        elif name == "cupy" and os.environ.get("XPML_REQUIRE_CUPY") == "1":
-            raise RuntimeError(f"XPML_REQUIRE_CUPY=1 but cupy is not usable: {status.reason}")
-        else:
-            yield pytest.param(None, id=label, marks=pytest.mark.skip(reason=f"{label}: {status.reason}"))
+        reason = f"{label}: {statuses[name].reason}"
+        if statuses[name].usable:
+            try:
+                yield pytest.param(backend.get_backend(name, device=device), id=label)
+                continue
+            except backend.BackendUnavailableError as exc:
+                reason = str(exc) if str(exc).startswith(label) else f"{label}: {exc}"
+        if label in required:
+            raise RuntimeError(f"{label} is required here (XPML_REQUIRE / XPML_REQUIRE_CUPY) but not usable: {reason}")
+        yield pytest.param(None, id=label, marks=pytest.mark.skip(reason=reason))
 
 
 BACKEND_CASES = list(_backend_cases())

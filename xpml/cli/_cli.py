@@ -184,8 +184,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("run")
     g.add_argument(
         "--backend", metavar="NAME",
-        help="numpy, cupy (or cupy:N for device N), array_api_strict or auto (CuPy when a CUDA GPU works, "
-             "else NumPy); default: $XPML_BACKEND, else auto",
+        help="numpy, cupy (or cupy:N for device N), torch (torch:cpu, torch:cuda:N), jax (jax:cpu, jax:gpu:N), "
+             "array_api_strict or auto (CuPy when a CUDA GPU works, else NumPy); default: $XPML_BACKEND, else auto",
     )
     g.add_argument("--seed", type=natural, default=0, metavar="N",
                    help="seed of initialisation and minibatches (default: 0); "
