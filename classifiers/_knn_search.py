@@ -367,7 +367,7 @@ def _l2_chunk(xp, ts, Xq, k, cols, budget):
     u, tiny, big = _constants(xp, Xq.dtype, dim)
     m = _margin(dim, u)
     nx = xp.vecdot(Xq, Xq)
-    _check_magnitude(xp, nx, big, "the queries")
+    _check_magnitude(xp, nx, big, "X")
     ax, sqerr_x = _norm_bounds(xp, nx, dim, u, tiny)
     ex = None
     if ts.product is not None:

@@ -138,7 +138,9 @@ class KNearestNeighbor:
         xp, _, num_classes = check_train_set(X, y)
         ts = _knn_search.build(X, metric=self.metric, precision=self.precision, memory_budget=self.memory_budget)
         self.X_train, self.y_train, self.num_classes, self._ts = X, y, num_classes, ts
-        self._shards = None
+        if self._shards is not None:
+            self._shards.release()
+            self._shards = None
         return self
 
     # -- distances ---------------------------------------------------------------------------
