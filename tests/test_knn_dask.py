@@ -116,8 +116,8 @@ def test_workers_without_the_backend_are_named(client):
     worker = sorted(client.scheduler_info()["workers"])[1]
     client.run(_break_backend, "array_api_strict", workers=[worker])
     try:
-        with pytest.raises(backend.BackendUnavailableError, match=f"worker {worker} cannot run backend 'array_api_strict'"
-                           ".*not installed"):
+        lacks = f"worker {worker} cannot run backend 'array_api_strict'.*not installed"
+        with pytest.raises(backend.BackendUnavailableError, match=lacks):
             knn.kneighbors(bk.asarray(Xte), 3, client=client)
     finally:
         client.run(_repair_backend, workers=[worker])

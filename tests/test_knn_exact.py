@@ -10,8 +10,7 @@ import pytest
 
 from xpml import backend
 from xpml.backend.testing import assert_equal, assert_placement
-from xpml.classifiers import KNearestNeighbor
-from xpml.classifiers import _knn_search
+from xpml.classifiers import KNearestNeighbor, _knn_search
 from xpml.classifiers._knn_search import fixed_order_sum
 
 
