@@ -290,13 +290,14 @@ def l1_rows(num_train: int, dim: int, itemsize: int, budget: int) -> int:
     return max(1, min(by_key, by_block))
 
 
-def search(ts: TrainingSet, Xq, k: int, /, *, memory_budget: int, progress=None):
+def search(ts: TrainingSet, Xq, k: int, /, *, memory_budget: int, progress=None, ordered: bool = True):
     """The k nearest training rows of each query ``Xq`` (N, D): ``(values, indices, pairs)``.
 
     Ranking values (N, k) (:func:`pair_key`: squared distances for L2) in the data dtype,
     indices (N, k) in the index dtype, nearest first, ties to the smaller index; ``pairs`` is
     the number of (query, row) pairs re-ranked exactly, a host int (N k at least for L2; 0 for L1,
-    whose blocks are exact).
+    whose blocks are exact). With ``ordered=False`` the rows of the result are the right sets of
+    k neighbours, not in order, and some values are -1 (L2: see :func:`_certain_first`).
     """
     xp = backend.get_namespace(ts.X)
     num, dim = ts.X.shape
@@ -310,7 +311,7 @@ def search(ts: TrainingSet, Xq, k: int, /, *, memory_budget: int, progress=None)
     dists, idx, pairs = [], [], []
     for chunk in query_chunks if progress is None else progress(query_chunks):
         if ts.metric == "l2":
-            d, i, p = _l2_chunk(xp, ts, Xq[chunk, :], k, cols, memory_budget)
+            d, i, p = _l2_chunk(xp, ts, Xq[chunk, :], k, cols, memory_budget, ordered)
         else:
             d, i, p = _l1_chunk(xp, ts, Xq[chunk, :], k, memory_budget)
         dists.append(d)
@@ -359,8 +360,25 @@ class _Candidates:
         return 0 if self.rows is None else int(self.rows.shape[0])
 
 
-def _l2_chunk(xp, ts, Xq, k, cols, budget):
-    """Exact L2 neighbours of one query block: candidates by blocks of keys, then the re-rank."""
+def _certain_first(xp, kept, q, k):
+    """Mark (lower = -1) the pairs certainly among their query's k nearest: upper bound below the
+    (k + 1)-th smallest lower bound, so at most k - 1 other rows can be nearer. They need no
+    exact distance when only the set of the k nearest matters."""
+    perm = _by_row_then(xp, kept.rows, kept.lower)
+    starts = _row_starts(xp, xp.take(kept.rows, perm), q)
+    ends = xp.concat([starts[1:], xp.asarray([kept.size], dtype=starts.dtype, device=backend.get_device(starts))])
+    at_k1 = xp.take(xp.take(kept.lower, perm), xp.clip(starts + k, max=kept.size - 1))
+    bar = xp.where(ends - starts > k, at_k1, xp.full_like(at_k1, math.inf))
+    certain = kept.upper < xp.take(bar, kept.rows)
+    lower = xp.where(certain, xp.full_like(kept.lower, -1.0), kept.lower)
+    return _Candidates(kept.rows, kept.cols, lower, kept.upper)
+
+
+def _l2_chunk(xp, ts, Xq, k, cols, budget, ordered=True):
+    """Exact L2 neighbours of one query block: candidates by blocks of keys, then the re-rank.
+
+    With ``ordered=False`` only the set of the k nearest is exact (for a vote): pairs certainly in
+    it are not re-ranked, and their values are returned as -1."""
     num, dim = ts.X.shape
     q = Xq.shape[0]
     device = backend.get_device(Xq)
@@ -409,8 +427,15 @@ def _l2_chunk(xp, ts, Xq, k, cols, budget):
             if kept.size > cap:
                 kept, upper_k, done = _compact(xp, ts, Xq, kept, q, k, m, u, budget)
                 pairs = pairs + done
-    dists = _exact_pairs(xp, Xq, ts.X, kept.rows, kept.cols, "l2", budget)
-    pairs = pairs + kept.size
+    if not ordered:
+        kept = _certain_first(xp, kept, q, k)
+    exact = kept if ordered else kept.take(xp, xp.nonzero(kept.lower >= 0)[0])
+    dists = _exact_pairs(xp, Xq, ts.X, exact.rows, exact.cols, "l2", budget)
+    pairs = pairs + exact.size
+    if not ordered:  # certain members keep their value -1, below every distance
+        certain = kept.take(xp, xp.nonzero(kept.lower < 0)[0])
+        dists = xp.concat([certain.lower, dists])
+        kept = certain.extend(xp, exact)
     perm = _by_row_then(xp, kept.rows, dists, kept.cols)
     rows_s = xp.take(kept.rows, perm)
     take = xp.reshape(_row_starts(xp, rows_s, q), (q, 1)) + xp.reshape(

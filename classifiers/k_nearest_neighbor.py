@@ -233,25 +233,31 @@ class KNearestNeighbor:
         for CuPy or torch on CUDA) and only distances and indices travel back. The result is the
         same as in process, ties included. ``progress`` then wraps the query blocks.
         """
-        xp, X = self._queries(X)
-        self._check_k(k)
         if not isinstance(return_distance, bool):
             raise TypeError(f"return_distance must be True or False, got {return_distance!r}")
+        xp, dists, idx = self._search(X, k, client=client, progress=progress, ordered=True)
+        if self.metric == "l2":
+            dists = xp.sqrt(dists)
+        return (dists, idx) if return_distance else idx
+
+    def _search(self, X, k, *, client, progress, ordered):
+        """``(xp, values, indices)`` of the k nearest; with ``ordered=False`` (in process) the
+        right set of k per query, in no order, for a vote."""
+        xp, X = self._queries(X)
+        self._check_k(k)
         start = time.perf_counter()
         if client is not None:
             from . import _knn_dask
 
-            dists, idx, pairs, shards = _knn_dask.kneighbors(self, X, k, client, progress=progress)
+            values, idx, pairs, shards = _knn_dask.kneighbors(self, X, k, client, progress=progress)
         else:
-            dists, idx, pairs = _knn_search.search(self._ts, X, k, memory_budget=self.memory_budget,
-                                                   progress=progress)
+            values, idx, pairs = _knn_search.search(self._ts, X, k, memory_budget=self.memory_budget,
+                                                    progress=progress, ordered=ordered)
             shards = 0
-        if self.metric == "l2":
-            dists = xp.sqrt(dists)
         backend.synchronize(idx)
         self.last_search_ = SearchStats(self._ts.precision_used, X.shape[0], k, pairs, shards,
                                         time.perf_counter() - start)
-        return (dists, idx) if return_distance else idx
+        return xp, values, idx
 
     def predict_labels(self, dists, /, k: int = 1):
         """Labels (N,) by majority vote of the k nearest, given distances ``dists`` (N, M).
@@ -284,8 +290,7 @@ class KNearestNeighbor:
             raise RuntimeError("the classifier is not trained yet: call train(X, y) first")
         self._check_k(k)
         if num_loops == 0:
-            xp = backend.get_namespace(self.X_train)
-            idx = self.kneighbors(X, k, return_distance=False, client=client, progress=progress)
+            xp, _, idx = self._search(X, k, client=client, progress=progress, ordered=False)
             return _vote(xp, _labels_of(xp, self.y_train, idx), self.num_classes)
         if client is not None:
             raise ValueError("client= needs num_loops=0: the teaching loops run in process")
