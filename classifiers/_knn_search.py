@@ -50,9 +50,9 @@ __all__ = ["TrainingSet", "build", "fixed_order_sum", "merge_smallest", "search"
 
 _WAY = 8  # additions per level of the fixed-order sum
 _PAIR_BYTES = 96  # device bytes held per candidate pair (indices, keys, bounds, their temporaries)
-# Bytes per entry of a (queries, training rows) key block: the key, its partitioned copy, the
-# mask and, in the worst case of every entry a candidate, the flat indices of nonzero.
-_BLOCK_BYTES_PER_ENTRY = {4: 4 + 4 + 1 + 8, 8: 8 + 8 + 1 + 8}
+# Bytes per entry of a (queries, training rows) key block: the key, its partitioned copy (first
+# block only) and the mask. Key blocks get three quarters of the budget, candidate pairs a quarter.
+_BLOCK_BYTES_PER_ENTRY = {4: 4 + 4 + 1, 8: 8 + 8 + 1}
 _MAX_QUERY_ROWS = 2048  # the product runs fastest with many query rows (see _topk)
 _MIN_TRAIN_COLS = 4096
 
@@ -278,6 +278,7 @@ def block_shape(n: int, num_train: int, dim: int, itemsize: int, budget: int) ->
     per_entry = _BLOCK_BYTES_PER_ENTRY[itemsize]
     per_row = 2 * dim * itemsize
     min_cols = min(num_train, _MIN_TRAIN_COLS)
+    budget = budget * 3 // 4
     rows = max(1, min(n, _MAX_QUERY_ROWS, budget // (min_cols * per_entry + per_row)))
     cols = max(1, min(num_train, (budget - rows * per_row) // (rows * per_entry)))
     return rows, cols
@@ -395,7 +396,7 @@ def _l2_chunk(xp, ts, Xq, k, cols, budget, ordered=True):
     b0_max = _bound_without_key(ts, dim, u, nx, ax, ex, sqerr_x, ts.max_norm_ub, ts.max_round_err_ub,
                                 ts.max_sq_err)
     scaled = -2.0 * Xq  # exact; the factor goes on the small query block
-    cap = max(8 * q * k, budget // _PAIR_BYTES)  # candidate pairs held before an exact compaction
+    cap = max(8 * q * k, budget // (4 * _PAIR_BYTES))  # candidate pairs held before an exact compaction
     kept = _Candidates(None, None, None, None)
     upper_k = xp.full((q,), math.inf, dtype=Xq.dtype, device=device)
     pairs = 0
@@ -412,21 +413,24 @@ def _l2_chunk(xp, ts, Xq, k, cols, budget, ordered=True):
             threshold = xp.full((q,), math.inf, dtype=Xq.dtype, device=device)
         else:
             threshold = upper_k
-        key_limit = _key_limit(xp, threshold, nx, b0_max, m, u)
-        flat = xp.nonzero(xp.reshape(key <= key_limit[:, None], (-1,)))[0]
-        values = xp.take(xp.reshape(key, (-1,)), flat)
-        del key
+        mask = key <= _key_limit(xp, threshold, nx, b0_max, m, u)[:, None]
         seen += width
-        for piece in chunks(flat.shape[0], cap) if flat.shape[0] else []:
-            f = flat[piece]
-            r = f // width
-            c = f % width + block.start
-            new = _bounded(xp, ts, dim, u, m, r, c, values[piece], nx, ax, ex, sqerr_x)
-            kept = kept.extend(xp, new)
+        # Candidates are taken from groups of query rows small enough that their pairs fit the
+        # candidates' share of the budget (one group unless the bound prunes little).
+        total = int(xp.count_nonzero(mask))
+        for group in chunks(q, max(1, q * cap // max(total, 1))):
+            flat = xp.nonzero(xp.reshape(mask[group, :], (-1,)))[0]
+            if flat.shape[0] == 0:
+                continue
+            values = xp.take(xp.reshape(key[group, :], (-1,)), flat)
+            r = flat // width + group.start
+            c = flat % width + block.start
+            kept = kept.extend(xp, _bounded(xp, ts, dim, u, m, r, c, values, nx, ax, ex, sqerr_x))
             kept, upper_k = _prune(xp, kept, q, k)
             if kept.size > cap:
                 kept, upper_k, done = _compact(xp, ts, Xq, kept, q, k, m, u, budget)
                 pairs = pairs + done
+        del key, mask
     if not ordered:
         kept = _certain_first(xp, kept, q, k)
     exact = kept if ordered else kept.take(xp, xp.nonzero(kept.lower >= 0)[0])

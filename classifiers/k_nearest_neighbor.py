@@ -87,11 +87,12 @@ class KNearestNeighbor:
       Cauchy-Schwarz ``|x.t - x^.t^| <= ||e_x|| ||t|| + ||x^|| ||e_t||``; values below the
       format's smallest normal may be flushed to zero, which adds ``sqrt(D) * 2**-126`` to each
       ``||e||``. For the working dtype's own product ``e = 0``.
-    - accumulation: products of two bfloat16 (or two float32 in float64... of the working dtype)
-      inputs are exact in the accumulator; any order of D additions errs by at most
+    - accumulation: a product of two bfloat16 inputs is exact in a float32 accumulator (8 + 8
+      significant bits of 24); any order of D additions errs by at most
       ``gamma_D sum_j |x^_j t^_j| <= gamma_D ||x^|| ||t^||``, ``gamma_n = n u / (1 - n u)``,
       ``u = 2**-24`` for float32. Hardware accumulators that truncate (some tensor cores) are
-      covered by using ``gamma_2D``; flushed tiny products add ``2 D * 2**-126``.
+      covered by using ``gamma_2D``; flushed tiny products add ``2 D * 2**-126``. For the
+      working dtype's own product (BLAS, round to nearest) the bound is ``gamma_D``.
     - norms: a computed squared norm ``s`` errs by at most ``gamma_(D+2) s + D tiny``, and
       ``||v|| <= sqrt(s + D tiny)(1 + gamma_(D+2) + 4u)``.
     - the key's and ``d2``'s own roundings add ``4u (|key| + ||x||^2 + ...)``.

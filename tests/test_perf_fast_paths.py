@@ -82,7 +82,7 @@ def test_block_shape_stays_within_the_budget():
         rows, cols = block_shape(n, m, 3072, 4, budget)
         assert 1 <= rows <= n and 1 <= cols <= m
         if rows > 1 or cols > 1:  # a budget below one row and one column still makes progress
-            assert rows * cols * _BLOCK_BYTES_PER_ENTRY[4] + rows * 2 * 3072 * 4 <= budget
+            assert rows * cols * _BLOCK_BYTES_PER_ENTRY[4] + rows * 2 * 3072 * 4 <= budget * 3 // 4
     # All 2,000 queries of the benchmark in one block against thousands of training rows.
     rows, cols = block_shape(2000, 50000, 3072, 4, 256 * 2**20)
-    assert rows == 2000 and cols > 6000
+    assert rows == 2000 and cols > 6000  # 6,250 to 12,500 rows per block ran fastest here
