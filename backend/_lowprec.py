@@ -13,6 +13,7 @@ accumulate in float32, which is what an error bound built on it assumes (see
 
 from __future__ import annotations
 
+import functools
 import importlib
 import threading
 from dataclasses import dataclass, field
@@ -20,9 +21,9 @@ from typing import Any
 
 import array_api_compat
 
-__all__ = ["LowPrecisionProduct", "low_precision_product"]
+__all__ = ["PRODUCT_PRECISIONS", "LowPrecisionProduct", "low_precision_product"]
 
-PRECISIONS = ("auto", "exact", "bfloat16")
+PRODUCT_PRECISIONS = ("auto", "exact", "bfloat16")
 _LOCK = threading.Lock()  # the oneDNN precision switch is process-wide: one product at a time
 
 
@@ -134,7 +135,11 @@ def _self_check(product, xp, device) -> bool:
         return False
 
 
-_CACHE: dict = {}
+@functools.cache
+def _checked(xp, device):
+    """The product of this namespace and device if it passes the self-check (once per process)."""
+    product = _probe(xp, device)
+    return product if product is not None and _self_check(product, xp, device) else None
 
 
 def low_precision_product(xp, device, /, precision: str = "auto") -> LowPrecisionProduct | None:
@@ -144,15 +149,11 @@ def low_precision_product(xp, device, /, precision: str = "auto") -> LowPrecisio
     where it was measured to be faster (torch on a CPU with AMX or AVX-512-BF16), else None.
     ``"bfloat16"``: that product, or a ValueError saying why there is none here.
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(map(repr, PRECISIONS))}, got {precision!r}")
+    if precision not in PRODUCT_PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(map(repr, PRODUCT_PRECISIONS))}, got {precision!r}")
     if precision == "exact":
         return None
-    key = (xp.__name__, str(device))
-    if key not in _CACHE:
-        product = _probe(xp, device)
-        _CACHE[key] = product if product is not None and _self_check(product, xp, device) else None
-    product = _CACHE[key]
+    product = _checked(xp, device)
     if precision == "auto":
         return product if product is not None and product.default else None
     if product is None:

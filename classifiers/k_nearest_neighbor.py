@@ -112,8 +112,8 @@ class KNearestNeighbor:
         if metric not in _METRICS:
             raise ValueError(f"metric must be 'l2' or 'l1', got {metric!r}")
         check_positive(memory_budget, name="memory_budget", integer=True)
-        if precision not in backend._lowprec.PRECISIONS:
-            raise ValueError(f"precision must be 'auto', 'exact' or 'bfloat16', got {precision!r}")
+        if precision not in backend.PRODUCT_PRECISIONS:
+            raise ValueError(f"precision must be one of {backend.PRODUCT_PRECISIONS}, got {precision!r}")
         self.metric = metric
         self.memory_budget = memory_budget
         self.precision = precision

@@ -222,3 +222,24 @@ def test_data_whose_distances_would_overflow_is_refused():
     knn = KNearestNeighbor().train(np.ones((3, 2), dtype=np.float32), y)
     with pytest.raises(ValueError, match="X has rows whose squared norm"):
         knn.kneighbors(X, 1)
+
+
+def test_a_bound_too_loose_to_prune_keeps_the_candidates_within_the_budget(monkeypatch):
+    # A large common offset makes the product's error bound cover every row: all pairs are
+    # candidates. They are taken a few query rows at a time and compacted (re-ranked exactly,
+    # k kept per query) whenever more are held than the budget's share allows.
+    held = []
+    compact = _knn_search._compact
+
+    def watched(xp, ts, Xq, kept, q, k, m, u, budget):
+        held.append(kept.size)
+        return compact(xp, ts, Xq, kept, q, k, m, u, budget)
+
+    monkeypatch.setattr(_knn_search, "_compact", watched)
+    Xtr, ytr, Xte = adversarial("offset", M=400, N=50)
+    knn = KNearestNeighbor(memory_budget=20000).train(Xtr, ytr)
+    d, i = knn.kneighbors(Xte, 3)
+    np.testing.assert_array_equal(i, oracle(Xte, Xtr, 3, "l2")[1])
+    rows, _ = _knn_search.block_shape(50, 400, 7, 4, 20000)
+    cap = max(8 * rows * 3, 20000 // (4 * _knn_search._PAIR_BYTES))
+    assert held and max(held) <= cap + rows * 400  # at most one group of rows beyond the cap
