@@ -153,39 +153,49 @@ def _row_starts(xp, sorted_rows, q: int):
 
 
 @dataclass
-class TrainingSet:
-    """A training matrix with what the search needs of it, computed once by :func:`build`.
+class Norms:
+    """Per-row quantities of a matrix V (n, D) that the error bounds need, all (n,) or 0-d.
 
-    ``sq`` holds the squared norms (M,) for L2; ``norm_ub``, ``sq_err`` and ``round_err_ub`` per
-    row and their maxima feed the error bounds; ``product`` is the low-precision product or None.
+    ``sq``: the computed squared norms; ``ub >= ||v||``; ``sq_err >= |sq - ||v||^2|``;
+    ``round_ub >= ||v - round(v)||`` for a low-precision product (None for the working dtype's).
     """
+
+    sq: Any
+    ub: Any
+    sq_err: Any
+    round_ub: Any = None
+
+    def map(self, f):
+        return Norms(*(None if a is None else f(a) for a in (self.sq, self.ub, self.sq_err, self.round_ub)))
+
+
+@dataclass
+class TrainingSet:
+    """A training matrix with what the search needs of it, computed once by :func:`build`:
+    for L2, the rows' :class:`Norms` and their maxima, and the low-precision product or None."""
 
     X: Any
     metric: str
-    precision: str
     product: Any = None
-    sq: Any = None
-    norm_ub: Any = None
-    sq_err: Any = None
-    round_err_ub: Any = None
-    max_norm_ub: Any = None
-    max_sq_err: Any = None
-    max_round_err_ub: Any = None
+    norms: Norms | None = None
+    worst: Norms | None = None
 
     @property
     def precision_used(self) -> str:
         """The product's input format: ``"bfloat16"``, or the working dtype's name for an exact one."""
         if self.metric == "l1":
             return "direct"
-        return self.product.name if self.product is not None else ("float64" if _itemsize(None, self.X.dtype) == 8
-                                                                   else "float32")
+        if self.product is not None:
+            return self.product.name
+        return "float64" if backend.get_namespace(self.X).finfo(self.X.dtype).bits == 64 else "float32"
 
 
 def _itemsize(xp, dtype) -> int:
-    return 8 if "64" in str(dtype) else 4
+    return xp.finfo(dtype).bits // 8
 
 
-def _constants(xp, dtype, dim: int):
+def _constants(xp, dtype):
+    """Unit roundoff, smallest normal and largest finite value of ``dtype``."""
     info = xp.finfo(dtype)
     return float(info.eps) / 2, float(info.smallest_normal), float(info.max)
 
@@ -197,44 +207,49 @@ def _gamma(n: float, u: float) -> float:
     return n * u / (1 - n * u)
 
 
-def _norm_bounds(xp, s, dim: int, u: float, tiny: float):
-    """From computed squared norms ``s``: upper bounds on the norms and on ``|s - ||v||^2|``."""
+def row_norms(xp, V, product, budget: int, name: str) -> Norms:
+    """:class:`Norms` of the rows of ``V`` by blocks within ``budget``: O(n D), no (n, D) temporary.
+
+    A computed squared norm ``s`` errs by at most ``gamma_(D+2) s + D tiny`` (squares and sums
+    rounded, tiny squares lost), so ``||v|| <= sqrt(s + D tiny)(1 + gamma_(D+2) + 4u)``. Values
+    the product's hardware may flush to zero add ``sqrt(D) * smallest_normal`` to ``round_ub``.
+    Raises ValueError where an L2 distance could overflow the dtype.
+    """
+    num, dim = V.shape
+    u, tiny, big = _constants(xp, V.dtype)
+    step = max(1, budget // (3 * dim * _itemsize(xp, V.dtype)))
+    sq, err = [], []
+    for block in chunks(num, step):
+        Vb = V[block, :]
+        sq.append(xp.vecdot(Vb, Vb))
+        if product is not None:
+            e = Vb - product.round(Vb)
+            err.append(xp.vecdot(e, e))
+    sq = xp.concat(sq)
+    _check_magnitude(xp, sq, big, name)
     g = _gamma(dim + 2, u)
-    padded = s + dim * tiny
-    return xp.sqrt(padded) * (1 + g + 4 * u), padded * (2 * g + 4 * u) + dim * tiny
+
+    def upper(s):
+        return xp.sqrt(s + dim * tiny) * (1 + g + 4 * u)
+
+    round_ub = None if product is None else upper(xp.concat(err)) + math.sqrt(dim) * product.smallest_normal
+    return Norms(sq, upper(sq), (sq + dim * tiny) * (2 * g + 4 * u) + dim * tiny, round_ub)
 
 
 def build(X, /, *, metric: str, precision: str, memory_budget: int) -> TrainingSet:
     """Prepare ``X`` (M, D) for :func:`search`: O(M D) time, temporaries within the budget.
 
-    Raises ValueError where an L2 distance could overflow the dtype.
+    Raises ValueError where an L2 distance could overflow the dtype, or for a precision this
+    backend or dtype does not have.
     """
     xp = backend.get_namespace(X)
-    ts = TrainingSet(X, metric, precision)
-    if metric != "l2":
-        return ts
-    num, dim = X.shape
-    u, tiny, big = _constants(xp, X.dtype, dim)
     product = backend.low_precision_product(xp, backend.get_device(X), precision) if X.dtype == xp.float32 else None
     if precision not in ("auto", "exact") and X.dtype != xp.float32:
         raise ValueError(f"precision={precision!r} needs float32 data; this training set is {X.dtype}")
-    ts.product = product
-    step = max(1, memory_budget // (3 * dim * _itemsize(xp, X.dtype)))
-    sq, err = [], []
-    for block in chunks(num, step):
-        Xb = X[block, :]
-        sq.append(xp.vecdot(Xb, Xb))
-        if product is not None:
-            e = Xb - product.round(Xb)
-            err.append(xp.vecdot(e, e))
-    ts.sq = xp.concat(sq)
-    _check_magnitude(xp, ts.sq, big, "X")
-    ts.norm_ub, ts.sq_err = _norm_bounds(xp, ts.sq, dim, u, tiny)
-    ts.max_norm_ub, ts.max_sq_err = xp.max(ts.norm_ub), xp.max(ts.sq_err)
-    if product is not None:
-        ts.round_err_ub = _norm_bounds(xp, xp.concat(err), dim, u, tiny)[0] + math.sqrt(dim) * product.smallest_normal
-        ts.max_round_err_ub = xp.max(ts.round_err_ub)
-    return ts
+    if metric != "l2":
+        return TrainingSet(X, metric)
+    norms = row_norms(xp, X, product, memory_budget, "X")
+    return TrainingSet(X, metric, product, norms, norms.map(xp.max))
 
 
 def _check_magnitude(xp, sq, big: float, name: str):
@@ -249,20 +264,17 @@ def _check_magnitude(xp, sq, big: float, name: str):
 # -- the bound --------------------------------------------------------------------------------------
 
 
-def _product_error(ts, dim, ax, ex, at, et):
-    """Upper bound on ``|x.t - fl(x.t)|`` for the product ``ts`` uses (arrays broadcast).
-
-    ``ax``, ``at`` bound ``||x||``, ``||t||``; ``ex``, ``et`` bound ``||x - round(x)||`` and
-    ``||t - round(t)||`` (zero for the working dtype's own product). See the class notes of
-    ``KNearestNeighbor`` for the derivation.
+def _product_error(ts, dim, u, tiny, xn: Norms, tn: Norms):
+    """Upper bound on ``|x.t - fl(x.t)|`` for the product ``ts`` uses (arrays broadcast), from the
+    queries' and the training rows' :class:`Norms`. See ``KNearestNeighbor``'s notes for the
+    derivation.
     """
     p = ts.product
-    if p is None:
-        u, tiny, _ = _constants(backend.get_namespace(ts.X), ts.X.dtype, dim)
-        return _gamma(dim, u) * ax * at + 2 * dim * tiny
+    if p is None:  # the working dtype's product: round to nearest, unit roundoff u
+        return _gamma(dim, u) * xn.ub * tn.ub + 2 * dim * tiny
     g = _gamma(2 * dim, p.accumulation_unit_roundoff)
-    rx = ax + ex
-    return ex * at + rx * et + g * rx * (at + et) + 2 * dim * p.smallest_normal
+    rx = xn.ub + xn.round_ub
+    return xn.round_ub * tn.ub + rx * tn.round_ub + g * rx * (tn.ub + tn.round_ub) + 2 * dim * p.smallest_normal
 
 
 def _margin(dim: int, u: float) -> float:
@@ -383,18 +395,12 @@ def _l2_chunk(xp, ts, Xq, k, cols, budget, ordered=True):
     num, dim = ts.X.shape
     q = Xq.shape[0]
     device = backend.get_device(Xq)
-    u, tiny, big = _constants(xp, Xq.dtype, dim)
+    u, tiny, _ = _constants(xp, Xq.dtype)
     m = _margin(dim, u)
-    nx = xp.vecdot(Xq, Xq)
-    _check_magnitude(xp, nx, big, "X")
-    ax, sqerr_x = _norm_bounds(xp, nx, dim, u, tiny)
-    ex = None
-    if ts.product is not None:
-        e = Xq - ts.product.round(Xq)
-        ex = _norm_bounds(xp, xp.vecdot(e, e), dim, u, tiny)[0] + math.sqrt(dim) * ts.product.smallest_normal
+    xn = row_norms(xp, Xq, ts.product, budget, "X")
+    nx = xn.sq
     # The bound's parts that do not depend on the key, at their worst over the training set.
-    b0_max = _bound_without_key(ts, dim, u, nx, ax, ex, sqerr_x, ts.max_norm_ub, ts.max_round_err_ub,
-                                ts.max_sq_err)
+    b0_max = _bound_without_key(ts, dim, u, tiny, xn, ts.worst)
     scaled = -2.0 * Xq  # exact; the factor goes on the small query block
     cap = max(8 * q * k, budget // (4 * _PAIR_BYTES))  # candidate pairs held before an exact compaction
     kept = _Candidates(None, None, None, None)
@@ -404,7 +410,7 @@ def _l2_chunk(xp, ts, Xq, k, cols, budget, ordered=True):
     for block in chunks(num, cols):
         width = block.stop - block.start
         key = _product(xp, ts, scaled, ts.X[block, :])
-        key += ts.sq[block]  # in place where the namespace allows: the key block is the largest temporary
+        key += ts.norms.sq[block]  # in place where the namespace allows: the key block is the largest temporary
         if seen == 0 and width >= k:
             kth = xpx.partition(key, k - 1, axis=1, xp=xp)[:, k - 1]
             slack = 4 * u * (xp.abs(kth) + nx + b0_max)
@@ -425,7 +431,7 @@ def _l2_chunk(xp, ts, Xq, k, cols, budget, ordered=True):
             values = xp.take(xp.reshape(key[group, :], (-1,)), flat)
             r = flat // width + group.start
             c = flat % width + block.start
-            kept = kept.extend(xp, _bounded(xp, ts, dim, u, m, r, c, values, nx, ax, ex, sqerr_x))
+            kept = kept.extend(xp, _bounded(xp, ts, u, tiny, m, r, c, values, xn))
             kept, upper_k = _prune(xp, kept, q, k)
             if kept.size > cap:
                 kept, upper_k, done = _compact(xp, ts, Xq, kept, q, k, m, u, budget)
@@ -456,12 +462,14 @@ def _product(xp, ts, scaled, Xb):
     return scaled @ Xb.T
 
 
-def _bound_without_key(ts, dim, u, nx, ax, ex, sqerr_x, at, et, sqerr_t):
-    """``B0``: the bound on ``|d2 - rho|`` less its ``3 u |key|`` part (arrays broadcast)."""
-    e_key = sqerr_t + 2 * _product_error(ts, dim, ax, ex, at, et)
-    total = e_key + sqerr_x
-    return (total + 4 * u * (nx + total) + 4 * dim * _constants(backend.get_namespace(nx), nx.dtype, dim)[1]) * (
-        1 + 16 * u)
+def _bound_without_key(ts, dim, u, tiny, xn: Norms, tn: Norms):
+    """``B0``: the bound on ``|d2 - rho|`` less its ``4 u |key|`` part (arrays broadcast).
+
+    The key's error (the norm's, twice the product's), the query norm's, the roundings of the
+    key and of ``d2`` (``4 u``), tiny squares lost to underflow, and a last factor for the
+    roundings of this sum of positive terms."""
+    total = tn.sq_err + 2 * _product_error(ts, dim, u, tiny, xn, tn) + xn.sq_err
+    return (total + 4 * u * (xn.sq + total) + 4 * dim * tiny) * (1 + 16 * u)
 
 
 def _key_limit(xp, threshold, nx, b0_max, m, u):
@@ -470,14 +478,12 @@ def _key_limit(xp, threshold, nx, b0_max, m, u):
     return w + 8 * u * (xp.abs(w) + 2 * nx + 2 * b0_max)
 
 
-def _bounded(xp, ts, dim, u, m, r, c, key, nx, ax, ex, sqerr_x):
-    """Candidates (r, c) with lower and upper bounds on rho, widened by the margin ``m``."""
-    take = xp.take
-    et = take(ts.round_err_ub, c) if ts.product is not None else None
-    b = _bound_without_key(ts, dim, u, take(nx, r), take(ax, r), None if ex is None else take(ex, r),
-                           take(sqerr_x, r), take(ts.norm_ub, c), et, take(ts.sq_err, c))
+def _bounded(xp, ts, u, tiny, m, r, c, key, xn: Norms):
+    """Candidates (query r, training row c) with lower and upper bounds on rho, widened by ``m``."""
+    xr = xn.map(lambda a: xp.take(a, r))
+    b = _bound_without_key(ts, ts.X.shape[1], u, tiny, xr, ts.norms.map(lambda a: xp.take(a, c)))
     b = b + 4 * u * xp.abs(key)
-    d2 = key + take(nx, r)
+    d2 = key + xr.sq
     lower = xp.clip(d2 - b, min=0.0) * (1 - m)
     upper = (d2 + b) * (1 + m)
     return _Candidates(r, c, lower, upper)
@@ -511,6 +517,6 @@ def _compact(xp, ts, Xq, kept, q, k, m, u, budget):
     # rho >= S / (1 + tau) and rho <= S / (1 - tau) for the exact value S, tau its relative error
     # (see _margin): m covers it, a second factor the roundings here.
     lower = d * ((1 - m) ** 2)
-    upper = d * ((1 + m) ** 2) + 4 * ts.X.shape[1] * _constants(xp, d.dtype, 0)[1]
+    upper = d * ((1 + m) ** 2) + 4 * ts.X.shape[1] * _constants(xp, d.dtype)[1]
     kept, upper_k = _prune(xp, _Candidates(xp.take(kept.rows, sel), xp.take(kept.cols, sel), lower, upper), q, k)
     return kept, upper_k, done

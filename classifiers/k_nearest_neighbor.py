@@ -201,7 +201,7 @@ class KNearestNeighbor:
             Xq = X[chunk, :]
             if self.metric == "l2":
                 key = (-2.0 * Xq) @ self.X_train.T
-                key += self._ts.sq  # in place: this matrix is the largest temporary
+                key += self._ts.norms.sq  # in place: this matrix is the largest temporary
                 out.append(xp.sqrt(xp.clip(xp.vecdot(Xq, Xq)[:, None] + key, min=0.0)))
             else:
                 step = max(1, self.memory_budget // (3 * Xq.shape[0] * dim * itemsize))

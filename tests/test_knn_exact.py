@@ -107,18 +107,13 @@ def _all_bounds(knn, Xq):
     ts = knn._ts
     xp = backend.get_namespace(ts.X)
     num, dim = ts.X.shape
-    u, tiny, _ = _knn_search._constants(xp, Xq.dtype, dim)
-    nx = xp.vecdot(Xq, Xq)
-    ax, sqerr_x = _knn_search._norm_bounds(xp, nx, dim, u, tiny)
-    ex = None
-    if ts.product is not None:
-        e = Xq - ts.product.round(Xq)
-        ex = _knn_search._norm_bounds(xp, xp.vecdot(e, e), dim, u, tiny)[0] + dim**0.5 * ts.product.smallest_normal
-    key = _knn_search._product(xp, ts, -2.0 * Xq, ts.X) + ts.sq
+    u, tiny, _ = _knn_search._constants(xp, Xq.dtype)
+    xn = _knn_search.row_norms(xp, Xq, ts.product, 2**28, "X")
+    key = _knn_search._product(xp, ts, -2.0 * Xq, ts.X) + ts.norms.sq
     n = Xq.shape[0]
     r = xp.reshape(xp.broadcast_to(xp.arange(n)[:, None], (n, num)), (-1,))
     c = xp.reshape(xp.broadcast_to(xp.arange(num)[None, :], (n, num)), (-1,))
-    cand = _knn_search._bounded(xp, ts, dim, u, 0.0, r, c, xp.reshape(key, (-1,)), nx, ax, ex, sqerr_x)
+    cand = _knn_search._bounded(xp, ts, u, tiny, 0.0, r, c, xp.reshape(key, (-1,)), xn)
     return backend.to_numpy(cand.lower).reshape(n, num), backend.to_numpy(cand.upper).reshape(n, num)
 
 
@@ -201,7 +196,7 @@ def test_train_makes_no_temporary_of_the_training_set_size():
     finally:
         tracemalloc.stop()
     assert peak < X.nbytes / 2, f"train allocated {peak} bytes at its peak for a {X.nbytes}-byte training set"
-    np.testing.assert_allclose(knn._ts.sq, (X.astype(np.float64) ** 2).sum(1), rtol=1e-5)
+    np.testing.assert_allclose(knn._ts.norms.sq, (X.astype(np.float64) ** 2).sum(1), rtol=1e-5)
 
 
 def test_precision_options_are_checked():
