@@ -186,6 +186,9 @@ def dask(args):
           f"(overhead {runs[1] / one - 1:+.1%}); identical indices and distances: {same}")
     print(f"bytes moved per query block of {min(block, Q.shape[0])} rows: {per_block / 2**20:.1f} MiB "
           f"(queries to each worker, (value, index) of k per query back)")
+    rate = 2 * Q.shape[0] * Xtr.shape[0] * Xtr.shape[1] / args.workers / runs[1] / 1e12
+    print(f"measured per-shard rate: {rate:.3f} TFLOP/s (2 N M D / workers / time): pass it to "
+          f"`model --rate-tflops` for a CPU cluster, or measure it on one GPU worker")
 
 
 def model(args):
