@@ -8,7 +8,7 @@ every backend. Host transfers (:func:`to_numpy`, :func:`to_backend`) and host fi
 """
 
 from ._dtypes import float_dtype, index_dtype, is_floating
-from ._lowprec import PRODUCT_PRECISIONS, LowPrecisionProduct, low_precision_product
+from ._lowprec import PRODUCT_PRECISIONS, LowPrecisionProduct, exact_matmul, low_precision_product
 from ._namespace import BackendMismatchError, get_device, get_namespace, namespace_and_device
 from ._random import Generator
 from ._select import (
@@ -37,6 +37,7 @@ __all__ = [
     "as_backend",
     "backend_of",
     "check_on_backend",
+    "exact_matmul",
     "float_dtype",
     "get_backend",
     "get_device",

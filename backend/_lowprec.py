@@ -21,7 +21,7 @@ from typing import Any
 
 import array_api_compat
 
-__all__ = ["PRODUCT_PRECISIONS", "LowPrecisionProduct", "low_precision_product"]
+__all__ = ["PRODUCT_PRECISIONS", "LowPrecisionProduct", "exact_matmul", "low_precision_product"]
 
 PRODUCT_PRECISIONS = ("auto", "exact", "bfloat16")
 _LOCK = threading.Lock()  # the oneDNN precision switch is process-wide: one product at a time
@@ -65,19 +65,45 @@ class LowPrecisionProduct:
         return self._matmul(a, b)
 
 
-def _torch_cpu_matmul(torch):
-    flags = torch.backends.mkldnn.matmul
+def _with_torch_precision(torch, precision, product):
+    """Run ``product()`` with PyTorch's float32 matmul precision set to ``precision`` on the CPU
+    (oneDNN) and on CUDA, and put the settings back: PyTorch has no per-call form of them."""
+    switches = [(torch.backends.mkldnn.matmul, precision)]
+    cuda = getattr(torch.backends.cuda, "matmul", None)
+    if cuda is not None and hasattr(cuda, "fp32_precision"):
+        switches.append((cuda, "ieee"))  # no float32 product on CUDA goes through here reduced
+    with _LOCK:
+        before = [switch.fp32_precision for switch, _ in switches]
+        try:
+            for switch, value in switches:
+                switch.fp32_precision = value
+            return product()
+        finally:
+            for (switch, _), value in zip(switches, before, strict=True):
+                switch.fp32_precision = value
 
+
+def exact_matmul(a, b, /):
+    """``a @ b`` with the dtype's own arithmetic, whatever reduced-precision mode the library is in.
+
+    ``torch.set_float32_matmul_precision("medium")`` makes PyTorch's float32 products use
+    bfloat16 on the CPU and TF32 on CUDA; JAX uses TF32 on some GPUs by default. An error bound
+    that assumes float32 rounding would be wrong there, so this product asks for IEEE precision.
+    (CuPy's ``CUPY_TF32=1``, read when CuPy is imported, cannot be undone per call; do not set it.)
+    """
+    xp = array_api_compat.array_namespace(a, b)
+    if array_api_compat.is_torch_namespace(xp):
+        torch = importlib.import_module("torch")
+        return _with_torch_precision(torch, "ieee", lambda: torch.matmul(a, b))
+    if array_api_compat.is_jax_namespace(xp):
+        return xp.matmul(a, b, precision="highest")
+    return a @ b
+
+
+def _torch_cpu_matmul(torch):
     def matmul(a, b):
-        # oneDNN computes a float32 product from bfloat16-rounded inputs when this switch is on;
-        # PyTorch has no per-call form of it on the CPU, so it is set for this call only.
-        with _LOCK:
-            before = flags.fp32_precision
-            flags.fp32_precision = "bf16"
-            try:
-                return torch.matmul(a, b)
-            finally:
-                flags.fp32_precision = before
+        # oneDNN computes a float32 product from bfloat16-rounded inputs when this switch is on.
+        return _with_torch_precision(torch, "bf16", lambda: torch.matmul(a, b))
 
     return matmul
 

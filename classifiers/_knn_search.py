@@ -459,7 +459,7 @@ def _l2_chunk(xp, ts, Xq, k, cols, budget, ordered=True):
 def _product(xp, ts, scaled, Xb):
     if ts.product is not None:
         return ts.product.matmul(scaled, Xb.T)
-    return scaled @ Xb.T
+    return backend.exact_matmul(scaled, Xb.T)  # the bound assumes the dtype's own rounding
 
 
 def _bound_without_key(ts, dim, u, tiny, xn: Norms, tn: Norms):

@@ -57,3 +57,24 @@ def test_torch_bfloat16_product_rounds_to_nearest_with_float32_accumulation():
     scale = product.round(a).abs().double() @ product.round(b).abs().double()
     assert ((got - exact).abs() <= 2 * 200 * 2.0**-24 * scale).all()  # only the accumulation's error
     assert torch.backends.mkldnn.matmul.fp32_precision == "none"  # the switch is put back
+
+
+def test_the_exact_product_ignores_a_global_reduced_precision_mode():
+    torch = pytest.importorskip("torch")
+    from xpml.classifiers import KNearestNeighbor
+
+    c = 1.0 + 2.0**-8 + 2.0**-12
+    a, b = torch.full((64, 256), c), torch.ones(256, 64)
+    before = torch.backends.mkldnn.matmul.fp32_precision
+    torch.set_float32_matmul_precision("medium")  # bfloat16 for float32 products on the CPU (oneDNN)
+    try:
+        assert float(backend.exact_matmul(a, b)[0, 0]) == 256 * c
+        gen = torch.Generator().manual_seed(1)
+        X, Q = torch.randn(500, 300, generator=gen), torch.randn(40, 300, generator=gen)
+        knn = KNearestNeighbor(precision="exact").train(X, torch.zeros(500, dtype=torch.int64))
+        d2 = ((Q[:, None, :].double() - X[None, :, :].double()) ** 2).sum(-1)
+        assert (knn.kneighbors(Q, 5, return_distance=False) == torch.argsort(d2, dim=1, stable=True)[:, :5]).all()
+        assert torch.backends.mkldnn.matmul.fp32_precision == "bf16"  # the user's setting is put back
+    finally:
+        torch.set_float32_matmul_precision("highest")
+        torch.backends.mkldnn.matmul.fp32_precision = before
