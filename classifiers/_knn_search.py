@@ -11,10 +11,10 @@ in ``dt``, with the sum taken in one fixed order that depends only on D (:func:`
 an eight-way tree of elementwise additions). Every step is an elementwise IEEE subtraction,
 multiplication or addition, so ``S`` is the same on every backend and device, whatever the batch
 it is computed in; it is within about ``(3 + 7 * ceil(log8 D))`` units in the last place of the
-true value. The k nearest are the k smallest ``S``, ties going to the smaller training index. This ranking cannot
-depend on how the training set is split into blocks or shards, which is what lets the Dask path
-(``_knn_dask``) and the low-precision products give the same neighbours, distances and labels as
-the single-process float32 search, bit for bit.
+true value. The k nearest are the k smallest ``S``, ties going to the smaller training index.
+This ranking cannot depend on how the training set is split into blocks or shards, which is what
+lets the Dask path (``_knn_dask``) and the low-precision products give the same neighbours,
+distances and labels as the single-process float32 search, bit for bit.
 
 How it is found (L2)
 --------------------
@@ -23,7 +23,7 @@ Computing S for every pair costs a pass over (N, M, D). Instead, per block of tr
 1. a matrix product gives the key ``k_t = ||t||^2 - 2 x.t`` (the squared distance less
    ``||x||^2``) in the working dtype, or from inputs rounded to bfloat16 where the backend has a
    faster product of that kind (``backend.low_precision_product``);
-2. each key comes with a rigorous bound ``B_t`` on its error (see :func:`_key_error_bound`), so
+2. each key comes with a rigorous bound ``B_t`` on its error (see :func:`_bound_without_key`), so
    ``[d2 - B, d2 + B]`` (``d2 = k_t + ||x||^2``) holds the true squared distance;
 3. a row is dropped once k other rows are certainly nearer: its lower bound, shrunk by the
    relative margin the exact value's own rounding needs, exceeds the k-th smallest upper bound.
@@ -410,7 +410,7 @@ def _l2_chunk(xp, ts, Xq, k, cols, budget, ordered=True):
     for block in chunks(num, cols):
         width = block.stop - block.start
         key = _product(xp, ts, scaled, ts.X[block, :])
-        key += ts.norms.sq[block]  # in place where the namespace allows: the key block is the largest temporary
+        key += ts.norms.sq[block]  # in place where the namespace allows: the largest temporary
         if seen == 0 and width >= k:
             kth = xpx.partition(key, k - 1, axis=1, xp=xp)[:, k - 1]
             slack = 4 * u * (xp.abs(kth) + nx + b0_max)
