@@ -55,6 +55,7 @@ _PAIR_BYTES = 96  # device bytes held per candidate pair (indices, keys, bounds,
 _BLOCK_BYTES_PER_ENTRY = {4: 4 + 4 + 1, 8: 8 + 8 + 1}
 _MAX_QUERY_ROWS = 2048  # the product runs fastest with many query rows (see _topk)
 _MIN_TRAIN_COLS = 4096
+_THRESHOLD_COLS = 2048  # training rows of the first block whose k-th smallest key starts the search
 
 
 # -- the exact distance -------------------------------------------------------------------------
@@ -405,14 +406,17 @@ def _l2_chunk(xp, ts, Xq, k, cols, budget, ordered=True):
     cap = max(8 * q * k, budget // (4 * _PAIR_BYTES))  # candidate pairs held before an exact compaction
     kept = _Candidates(None, None, None, None)
     upper_k = xp.full((q,), math.inf, dtype=Xq.dtype, device=device)
-    pairs = 0
-    seen = 0
+    pairs = pruned = seen = 0
     for block in chunks(num, cols):
         width = block.stop - block.start
         key = _product(xp, ts, scaled, ts.X[block, :])
         key += ts.norms.sq[block]  # in place where the namespace allows: the largest temporary
         if seen == 0 and width >= k:
-            kth = xpx.partition(key, k - 1, axis=1, xp=xp)[:, k - 1]
+            # Any k rows bound the k-th nearest from above; the first few thousand of the block
+            # give a threshold nearly as tight as all of them, at a fraction of the selection's
+            # cost (which on some backends is a sort). Later blocks use the candidates' bounds.
+            sample = key[:, : min(width, max(_THRESHOLD_COLS, 8 * k))]
+            kth = xpx.partition(sample, k - 1, axis=1, xp=xp)[:, k - 1]
             slack = 4 * u * (xp.abs(kth) + nx + b0_max)
             threshold = (kth + nx + b0_max + slack) * (1 + m) * (1 + 4 * u)
         elif seen < k:
@@ -432,11 +436,17 @@ def _l2_chunk(xp, ts, Xq, k, cols, budget, ordered=True):
             r = flat // width + group.start
             c = flat % width + block.start
             kept = kept.extend(xp, _bounded(xp, ts, u, tiny, m, r, c, values, xn))
-            kept, upper_k = _prune(xp, kept, q, k)
+            # Pruning sorts the pairs held: do it when they have doubled since the last time
+            # (the threshold only tightens then, and stays valid in between).
+            if kept.size > 2 * pruned:
+                kept, upper_k = _prune(xp, kept, q, k)
+                pruned = kept.size
             if kept.size > cap:
                 kept, upper_k, done = _compact(xp, ts, Xq, kept, q, k, m, u, budget)
-                pairs = pairs + done
+                pairs, pruned = pairs + done, kept.size
         del key, mask
+    if kept.size > pruned:
+        kept, _ = _prune(xp, kept, q, k)
     if not ordered:
         kept = _certain_first(xp, kept, q, k)
     exact = kept if ordered else kept.take(xp, xp.nonzero(kept.lower >= 0)[0])
