@@ -92,6 +92,21 @@ def test_every_block_size_gives_the_exact_neighbours(bk, metric, case):
             assert knn.last_search_.candidates >= 11 * k if metric == "l2" else True
 
 
+@pytest.mark.parametrize("case", ["ties", "near-ties", "offset"])
+def test_float64_data_is_searched_in_float64(bk, case):
+    Xtr, ytr, Xte = adversarial(case)
+    Xtr, Xte = Xtr.astype(np.float64), Xte.astype(np.float64)
+    if case == "near-ties":  # ties one float64 unit in the last place apart
+        Xtr[::2] = np.nextafter(Xtr[::2], np.inf)
+    knn = KNearestNeighbor(memory_budget=3000).train(bk.asarray(Xtr), bk.asarray(ytr))
+    assert knn._ts.precision_used == "float64"
+    for k in (1, 7):
+        values, idx = oracle(Xte, Xtr, k, "l2")
+        d, i = knn.kneighbors(bk.asarray(Xte), k)
+        np.testing.assert_array_equal(backend.to_numpy(i), idx)
+        assert_equal(d, bk.xp.sqrt(bk.asarray(values)))
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_the_teaching_loops_rank_as_the_search_does(case):
     Xtr, ytr, Xte = adversarial(case, M=20, N=4)
