@@ -71,9 +71,11 @@ class KNearestNeighbor:
     **Distances.** The distance of a query ``x`` to a training row ``t`` is ``sqrt(S)`` (L2) or
     ``S`` (L1), ``S`` the sum over features of ``fl(x_j - t_j)**2`` (``|fl(x_j - t_j)|``) in the
     data's dtype, in one fixed order that depends only on D. ``S`` is within a few units in the
-    last place of the true value, and the same on every backend, device, block and Dask shard.
-    Nearness is ordered by ``S``, then by training index: among equal distances the
-    earlier training example is nearer, as a stable sort would order them. The vote among the k
+    last place of the true value, and the same on every backend, device, block and Dask shard
+    (wherever subtraction, multiplication and addition are IEEE, subnormals kept). Nearness is
+    ordered by ``S``, then by training index: among equal distances the earlier training example
+    is nearer, as a stable sort would order them. (The reported ``sqrt(S)`` is the backend's:
+    PyTorch's float32 square root on the CPU can differ from NumPy's in the last place.) The vote among the k
     nearest is a majority; a tie goes to the smaller label. Every path (loops, no loops, chunked
     or not, in process or on Dask, any ``precision``) gives the same neighbours and labels; the
     no-loops distance matrix is the course's fast formula and may differ in the last digits.
