@@ -3,6 +3,7 @@ cluster model. Meant to be folded into ``xpml bench``; until then, run it on an 
 
     env -u OPENBLAS_CORETYPE python scripts/bench_knn.py e2e            # train + predict vs faiss, sklearn
     env -u OPENBLAS_CORETYPE python scripts/bench_knn.py dask           # 50,000 x 10,000, 2 local workers
+    env -u OPENBLAS_CORETYPE python scripts/bench_knn.py overlap        # selection beside the next product?
     python scripts/bench_knn.py model --rate-tflops 300                 # 1,000,000 x 3,072 on 8 GPUs
     python scripts/bench_knn.py e2e --quick                             # a smoke run, not a figure
 
@@ -191,6 +192,44 @@ def dask(args):
           f"`model --rate-tflops` for a CPU cluster, or measure it on one GPU worker")
 
 
+def overlap(args):
+    """Whether running the next block's product in a second thread while this block's candidates
+    are selected pays off here: the search's block loop, sequential against overlapped."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import array_api_extra as xpx
+
+    Xtr, _, Xte, source = _data(args)
+    _limit_threads(args.threads)
+    _header(args, source)
+    scaled, sq = -2 * Xte[: args.queries], np.einsum("ij,ij->i", Xtr, Xtr)
+    blocks = [slice(s, s + 8454) for s in range(0, Xtr.shape[0], 8454)]
+
+    def select(key, b):  # what the search does with a key block: add, threshold, take candidates
+        key += sq[b]
+        kth = xpx.partition(key[:, :2048], 9, axis=1)[:, 9:10]
+        return np.nonzero((key <= kth).ravel())[0].size
+
+    def sequential():
+        return sum(select(scaled @ Xtr[b].T, b) for b in blocks)
+
+    def overlapped():
+        with ThreadPoolExecutor(1) as pool:
+            nxt, total = pool.submit(lambda b: scaled @ Xtr[b].T, blocks[0]), 0
+            for i, b in enumerate(blocks):
+                key = nxt.result()
+                if i + 1 < len(blocks):
+                    nxt = pool.submit(lambda b: scaled @ Xtr[b].T, blocks[i + 1])
+                total += select(key, b)
+            return total
+
+    times, _ = _rounds({"sequential": sequential, "overlapped": overlapped}, args.repeats)
+    ratio = statistics.median(a / b for a, b in zip(times["overlapped"], times["sequential"], strict=True))
+    print(f"block loop, {scaled.shape[0]} queries x {Xtr.shape[0]} rows: sequential best "
+          f"{min(times['sequential']):.3f} s, overlapped best {min(times['overlapped']):.3f} s, "
+          f"overlapped / sequential {ratio:.3f} (median of rounds)")
+
+
 def model(args):
     """Time and memory of 1,000,000 x 3,072 float32 training rows over 8 GPU workers."""
     M, D, W, k, q = 1_000_000, 3072, 8, 10, args.block
@@ -217,7 +256,7 @@ def model(args):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("figure", choices=["e2e", "dask", "model"])
+    p.add_argument("figure", choices=["e2e", "dask", "overlap", "model"])
     p.add_argument("--data", help="CIFAR-10 folder (cifar-10-batches-py layout)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--repeats", type=int, default=3)
@@ -234,7 +273,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.quick:
         args.queries, args.dask_queries, args.repeats = min(args.queries, 200), min(args.dask_queries, 400), 1
-    {"e2e": e2e, "dask": dask, "model": model}[args.figure](args)
+    {"e2e": e2e, "dask": dask, "overlap": overlap, "model": model}[args.figure](args)
 
 
 if __name__ == "__main__":
