@@ -8,6 +8,7 @@ every backend. Host transfers (:func:`to_numpy`, :func:`to_backend`) and host fi
 """
 
 from ._dtypes import float_dtype, index_dtype, is_floating
+from ._lowprec import PRODUCT_PRECISIONS, LowPrecisionProduct, exact_matmul, low_precision_product
 from ._namespace import BackendMismatchError, get_device, get_namespace, namespace_and_device
 from ._random import Generator
 from ._select import (
@@ -31,9 +32,12 @@ __all__ = [
     "BackendStatus",
     "BackendUnavailableError",
     "Generator",
+    "LowPrecisionProduct",
+    "PRODUCT_PRECISIONS",
     "as_backend",
     "backend_of",
     "check_on_backend",
+    "exact_matmul",
     "float_dtype",
     "get_backend",
     "get_device",
@@ -41,6 +45,7 @@ __all__ = [
     "index_dtype",
     "is_floating",
     "list_backends",
+    "low_precision_product",
     "namespace_and_device",
     "synchronize",
     "to_backend",

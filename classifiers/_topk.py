@@ -12,8 +12,8 @@ Two paths give the same answer:
   more efficient. Rows where more than k entries tie at the k-th value (rare with real data) are
   re-selected with a stable sort, so ties still go to the smaller column.
 
-``KNearestNeighbor`` uses :func:`smallest_k`; the tests check both paths agree on every backend,
-ties included.
+``KNearestNeighbor`` uses :func:`smallest_k` for L1 blocks and ``predict_labels``; the tests check
+both paths agree on every backend, ties included.
 """
 
 from __future__ import annotations
@@ -22,17 +22,11 @@ import array_api_extra as xpx
 
 from .. import backend
 
-__all__ = ["BYTES_PER_ENTRY", "chunks", "l2_block_shape", "l2_smallest_k", "smallest_k", "smallest_k_portable"]
+__all__ = ["BYTES_PER_ENTRY", "chunks", "smallest_k", "smallest_k_portable"]
 
 # Bytes of temporaries per entry of the key matrix that smallest_k makes beyond the key itself:
 # the partitioned copy of the values (float64 at most) and the boolean mask.
 BYTES_PER_ENTRY = {4: 4 + 1, 8: 8 + 1}
-# Blocks of the L2 key are (query rows, training columns). The matrix product runs fastest with
-# many query rows (measured on 2 cores, 2,000 x 50,000 x 3,072: all 2,000 queries against blocks
-# of 6,250-12,500 training rows 1.49-1.51 s; 500-query chunks against all 50,000 rows 1.64 s), so
-# a block takes up to this many queries, and the training axis is split to fit the budget.
-_MAX_QUERY_ROWS = 2048
-_MIN_TRAIN_COLS = 4096
 
 
 def chunks(n: int, size: int):
@@ -40,43 +34,6 @@ def chunks(n: int, size: int):
     run its matrix product at a fraction of the rate of the others."""
     count = -(-n // size)
     return [slice(i * n // count, (i + 1) * n // count) for i in range(count)]
-
-
-def l2_block_shape(n: int, num_train: int, dim: int, itemsize: int, budget: int) -> tuple[int, int]:
-    """(query rows, training columns) of one L2 key block whose temporaries fit ``budget`` bytes."""
-    per_entry = itemsize + BYTES_PER_ENTRY[itemsize]  # the key and its selection temporaries
-    per_row = 2 * dim * itemsize  # the query rows and their scaled copy
-    min_cols = min(num_train, _MIN_TRAIN_COLS)
-    rows = max(1, min(n, _MAX_QUERY_ROWS, budget // (min_cols * per_entry + per_row)))
-    cols = max(1, min(num_train, (budget - rows * per_row) // (rows * per_entry)))
-    return rows, cols
-
-
-def l2_smallest_k(xp, Xq, X_train, train_sq, k: int, cols: int, /):
-    """Indices (q, k) of the k training rows nearest (L2) to each query row, ordered by (distance, index).
-
-    The key ``||t||^2 - 2 x.t`` is built for blocks of ``cols`` training rows; each block's k
-    smallest are merged. A training row among the k nearest overall is among the k nearest of its
-    block, so the merge is exact, ties included: candidates are put in index order and then
-    stably sorted by value.
-    """
-    num_train = X_train.shape[0]
-    scaled = -2.0 * Xq  # the factor goes on the small query block, not the training matrix
-    idx_parts, val_parts = [], []
-    for block in chunks(num_train, cols):
-        key = scaled @ X_train[block, :].T
-        key += train_sq[block]  # in place: the key block is the largest temporary
-        part = smallest_k(xp, key, min(k, key.shape[1]))
-        if cols >= num_train:
-            return part
-        val_parts.append(xp.take_along_axis(key, part, axis=1))
-        idx_parts.append(part + block.start)
-        del key
-    idx, vals = xp.concat(idx_parts, axis=1), xp.concat(val_parts, axis=1)
-    by_index = xp.argsort(idx, axis=1)  # indices are distinct: no stability needed
-    idx, vals = xp.take_along_axis(idx, by_index, axis=1), xp.take_along_axis(vals, by_index, axis=1)
-    by_value = xp.argsort(vals, axis=1, stable=True)[:, :k]
-    return xp.take_along_axis(idx, by_value, axis=1)
 
 
 def smallest_k(xp, key, k: int, /):

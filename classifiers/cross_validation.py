@@ -98,7 +98,7 @@ def knn_cross_validate(X, y, /, *, k_choices, num_folds: int = 5, metric: str = 
     results = {k: [] for k in k_choices}
     for X_tr, y_tr, X_val, y_val in _splits(xp, X, y, num_folds):
         knn = KNearestNeighbor(metric, memory_budget=memory_budget).train(X_tr, y_tr)
-        idx = knn.kneighbors(X_val, max(k_choices), progress=progress)
+        idx = knn.kneighbors(X_val, max(k_choices), return_distance=False, progress=progress)
         labels = _labels_of(xp, y_tr, idx)
         accs = [xp.mean(xp.astype(_vote(xp, labels[:, :k], num_classes) == y_val, X.dtype)) for k in k_choices]
         # One read-back per fold for all k.

@@ -1,20 +1,44 @@
-"""k-nearest-neighbour classification with L2 or L1 distance, memory-bounded and deterministic at ties."""
+"""k-nearest-neighbour classification with L2 or L1 distance: exact, memory-bounded, deterministic at ties."""
 
 from __future__ import annotations
+
+import time
+from dataclasses import dataclass
 
 import array_api_extra as xpx
 
 from .. import backend
 from ..backend.validation import check_data, check_positive
+from . import _knn_search
 from ._checks import check_features, check_train_set
 from ._topk import chunks as _chunks
-from ._topk import l2_block_shape, l2_smallest_k
 from ._topk import smallest_k as _smallest_k
 
-__all__ = ["KNearestNeighbor"]
+__all__ = ["KNearestNeighbor", "SearchStats"]
 
 _METRICS = ("l2", "l1")
-_INDEX_BYTES = 8  # argpartition returns int64 indices, one per distance
+
+
+@dataclass(frozen=True)
+class SearchStats:
+    """What the last :meth:`KNearestNeighbor.kneighbors` (or ``predict``) call did.
+
+    ``product`` is the format of the candidate products (``"bfloat16"``, ``"float32"``,
+    ``"float64"``; ``"direct"`` for L1), ``candidates`` the number of (query, training row) pairs
+    whose distance was computed exactly (at least ``queries * k``), ``shards`` the number of Dask
+    workers searched (0 in process) and ``seconds`` the wall time of the call.
+    """
+
+    product: str
+    queries: int
+    k: int
+    candidates: int
+    shards: int
+    seconds: float
+
+    @property
+    def candidates_per_query(self) -> float:
+        return self.candidates / self.queries
 
 
 class KNearestNeighbor:
@@ -25,38 +49,101 @@ class KNearestNeighbor:
     metric : {"l2", "l1"}
         The distance.
     memory_budget : int, keyword-only
-        Bytes allowed for the chunk of the (num_test, num_train) distance matrix and the
-        temporaries made with it in :meth:`predict` (``num_loops=0``), :meth:`kneighbors` and
-        :meth:`compute_distances_no_loops`. The full matrix returned by the ``compute_distances_*``
-        methods is, of course, the caller's.
+        Bytes allowed for the temporaries of :meth:`train`, :meth:`predict` (``num_loops=0``),
+        :meth:`kneighbors` and :meth:`compute_distances_no_loops` (per Dask worker with
+        ``client=``). The full matrix returned by the ``compute_distances_*`` methods is, of
+        course, the caller's.
+    precision : {"auto", "exact", "bfloat16"}, keyword-only
+        The format of the matrix products that find the L2 candidates. It never changes the
+        result, only the speed: candidates are re-ranked exactly (see Notes). ``"exact"`` uses
+        the data's dtype; ``"bfloat16"`` a product of bfloat16-rounded inputs with float32
+        accumulation (torch on a CPU with AMX or AVX-512-BF16, or on a CUDA GPU from Ampere on);
+        ``"auto"`` (default) the bfloat16 product where it was measured faster (torch on such a
+        CPU), else ``"exact"``.
+
+    Attributes
+    ----------
+    last_search_ : SearchStats or None
+        Candidate count, product format and time of the last search.
 
     Notes
     -----
-    Nearness is ordered by distance, then by training index: among equal distances the earlier
-    training example is nearer, as a stable sort would order them. The vote among the k nearest is
-    a majority; a tie goes to the smaller label. Every path (loops, no loops, chunked or not) gives
-    the same neighbours and labels.
+    **Distances.** The distance of a query ``x`` to a training row ``t`` is ``sqrt(S)`` (L2) or
+    ``S`` (L1), ``S`` the sum over features of ``fl(x_j - t_j)**2`` (``|fl(x_j - t_j)|``) in the
+    data's dtype, in one fixed order that depends only on D. ``S`` is within a few units in the
+    last place of the true value, and the same on every backend, device, block and Dask shard
+    (wherever subtraction, multiplication and addition are IEEE, subnormals kept). Nearness is
+    ordered by ``S``, then by training index: among equal distances the earlier training example
+    is nearer, as a stable sort would order them. (The reported ``sqrt(S)`` is the backend's:
+    PyTorch's float32 square root on the CPU can differ from NumPy's in the last place.) The vote among the k
+    nearest is a majority; a tie goes to the smaller label. Every path (loops, no loops, chunked
+    or not, in process or on Dask, any ``precision``) gives the same neighbours and labels; the
+    no-loops distance matrix is the course's fast formula and may differ in the last digits.
+
+    **Candidates (L2).** A matrix product gives ``key_t = ||t||^2 - 2 x.t`` for blocks of
+    training rows; ``d2 = key_t + ||x||^2`` approximates the squared distance ``rho``, with
+    ``|d2 - rho| <= B_t``:
+
+    - inputs: a low-precision product uses ``x^ = round(x)``, ``t^ = round(t)``, and
+      ``x.t - x^.t^ = e_x.t + x^.e_t`` exactly (``e = v - round(v)``, measured per row), so by
+      Cauchy-Schwarz ``|x.t - x^.t^| <= ||e_x|| ||t|| + ||x^|| ||e_t||``; values below the
+      format's smallest normal may be flushed to zero, which adds ``sqrt(D) * 2**-126`` to each
+      ``||e||``. For the working dtype's own product ``e = 0``.
+    - accumulation: a product of two bfloat16 inputs is exact in a float32 accumulator (8 + 8
+      significant bits of 24); any order of D additions errs by at most
+      ``gamma_D sum_j |x^_j t^_j| <= gamma_D ||x^|| ||t^||``, ``gamma_n = n u / (1 - n u)``,
+      ``u = 2**-24`` for float32. Hardware accumulators that truncate (some tensor cores) are
+      covered by using ``gamma_2D``; flushed tiny products add ``2 D * 2**-126``. For the
+      working dtype's own product (BLAS, round to nearest) the bound is ``gamma_D``.
+    - norms: a computed squared norm ``s`` errs by at most ``gamma_(D+2) s + D tiny``, and
+      ``||v|| <= sqrt(s + D tiny)(1 + gamma_(D+2) + 4u)``.
+    - the key's and ``d2``'s own roundings add ``4u (|key| + ||x||^2 + ...)``.
+
+    So for bfloat16 (``u_b = 2**-8``) the product's error is at most about
+    ``||e_x|| ||t|| + ||x|| ||e_t|| + gamma_2D ||x|| ||t||`` with ``||e|| <= u_b ||v||``: in the
+    worst case ``(2 u_b + u_b**2 + 2 D u) ||x|| ||t||``, and exactly ``gamma_2D ||x|| ||t||`` for
+    data that bfloat16 holds exactly (8-bit pixels).
+    A row ``t`` is dropped once ``(d2_t - B_t)(1 - m) > (d2_s + B_s)(1 + m)`` for k rows ``s``:
+    the margin ``m = 2 gamma_(3 + depth) + 8u`` covers the exact distance's own error (``depth``
+    additions per term in the fixed-order sum), so the k rows are certainly and strictly nearer
+    after the exact computation too. The survivors are re-ranked exactly.
     """
 
-    def __init__(self, metric: str = "l2", *, memory_budget: int = 256 * 2**20):
+    def __init__(self, metric: str = "l2", *, memory_budget: int = 256 * 2**20, precision: str = "auto"):
         metric = metric.lower() if isinstance(metric, str) else metric
         if metric not in _METRICS:
             raise ValueError(f"metric must be 'l2' or 'l1', got {metric!r}")
         check_positive(memory_budget, name="memory_budget", integer=True)
+        if precision not in backend.PRODUCT_PRECISIONS:
+            raise ValueError(f"precision must be one of {backend.PRODUCT_PRECISIONS}, got {precision!r}")
         self.metric = metric
         self.memory_budget = memory_budget
+        self.precision = precision
         self.X_train = self.y_train = None
         self.num_classes = None
-        self._train_sq = None
+        self.last_search_ = None
+        self._ts = None
+        self._shards = None  # training shards held by Dask workers, see _knn_dask
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_shards"] = None  # futures belong to one client; a copy sends its own shards
+        return state
 
     def train(self, X, y, /):
         """Memorise the training data ``X`` (M, D) and labels ``y`` (M,); kNN has nothing to fit.
 
-        For L2 the squared norms of the training rows are computed here, once, on the device.
+        For L2 the squared norms of the training rows (and, for a low-precision product, the
+        norms of their rounding errors) are computed here, once, on the device, by blocks within
+        the memory budget: O(M D) time, no (M, D) temporary. Shards held by Dask workers for an
+        earlier training set are released.
         """
         xp, _, num_classes = check_train_set(X, y)
-        self.X_train, self.y_train, self.num_classes = X, y, num_classes
-        self._train_sq = xp.sum(X * X, axis=1) if self.metric == "l2" else None
+        ts = _knn_search.build(X, metric=self.metric, precision=self.precision, memory_budget=self.memory_budget)
+        self.X_train, self.y_train, self.num_classes, self._ts = X, y, num_classes, ts
+        if self._shards is not None:
+            self._shards.release()
+            self._shards = None
         return self
 
     # -- distances ---------------------------------------------------------------------------
@@ -69,82 +156,60 @@ class KNearestNeighbor:
         check_features(X, dim=self.X_train.shape[1])
         return xp, xp.astype(X, self.X_train.dtype, copy=False)
 
-    def _pair(self, xp, diff, axis):
-        if self.metric == "l2":
-            return xp.sqrt(xp.sum(diff * diff, axis=axis))
-        return xp.sum(xp.abs(diff), axis=axis)
+    def _pair(self, xp, diff, *, squared=False):
+        # The exact distance of the class notes: the same value every path computes. Ranking is by
+        # the squared L2 distance, whose value every backend computes alike (see _knn_search).
+        key = _knn_search.pair_key(xp, diff, self.metric)
+        return key if squared or self.metric == "l1" else xp.sqrt(key)
 
-    def compute_distances_two_loops(self, X, /):
+    def compute_distances_two_loops(self, X, /, *, squared: bool = False):
         """Distances (N, M) from each query row to each training row, one pair at a time.
 
-        For teaching and as a test oracle: N * M Python iterations.
+        For teaching and as a test oracle: N * M Python iterations. ``squared`` returns squared
+        L2 distances (what the neighbours are ranked by).
         """
         xp, X = self._queries(X)
         rows = []
         for i in range(X.shape[0]):
-            row = [self._pair(xp, X[i, :] - self.X_train[j, :], 0) for j in range(self.X_train.shape[0])]
+            row = [self._pair(xp, X[i, :] - self.X_train[j, :], squared=squared) for j in range(self.X_train.shape[0])]
             rows.append(xp.stack(row))
         return xp.stack(rows)
 
-    def compute_distances_one_loop(self, X, /):
+    def compute_distances_one_loop(self, X, /, *, squared: bool = False):
         """Distances (N, M), one query row at a time against all training rows (broadcasting)."""
         xp, X = self._queries(X)
-        return xp.stack([self._pair(xp, self.X_train - X[i, :], 1) for i in range(X.shape[0])])
+        return xp.stack([self._pair(xp, X[i, :] - self.X_train, squared=squared) for i in range(X.shape[0])])
 
     def compute_distances_no_loops(self, X, /):
         """Distances (N, M) without Python loops over examples, in query chunks within the budget.
 
         Notes
         -----
-        L2 uses ``||x - t||^2 = ||x||^2 + ||t||^2 - 2 x.t``: one matrix product per chunk. Rounding
-        can make the sum slightly negative for near-identical rows, so it is clamped at 0 before
-        the square root. L1 has no such identity and is computed from ``|x - t|`` blocks.
+        L2 uses ``||x - t||^2 = ||x||^2 + ||t||^2 - 2 x.t``: one matrix product per chunk. That
+        is the course's fast formula, not the exact distance of the class notes: rounding can
+        make the sum slightly negative for near-identical rows (it is clamped at 0 before the
+        square root), and near ties may rank differently. L1 has no such identity and is
+        computed exactly from ``|x - t|`` blocks.
         """
         xp, X = self._queries(X)
         itemsize = _itemsize(xp, X.dtype)
         num_train, dim = self.X_train.shape
         if self.metric == "l2":
-            rows = self._rows_per_chunk(num_train * 3 * itemsize + dim * itemsize)
+            rows = max(1, self.memory_budget // (num_train * 3 * itemsize + dim * itemsize))
         else:
-            rows = self._l1_rows_per_chunk(itemsize)
+            rows = _knn_search.l1_rows(num_train, dim, itemsize, self.memory_budget)
         out = []
         for chunk in _chunks(X.shape[0], rows):
             Xq = X[chunk, :]
             if self.metric == "l2":
-                sq = xp.sum(Xq * Xq, axis=1, keepdims=True) + self._l2_key(xp, Xq)
-                out.append(xp.sqrt(xp.clip(sq, min=0.0)))
+                key = (-2.0 * Xq) @ self.X_train.T
+                key += self._ts.norms.sq  # in place: this matrix is the largest temporary
+                out.append(xp.sqrt(xp.clip(xp.vecdot(Xq, Xq)[:, None] + key, min=0.0)))
             else:
-                out.append(self._l1_block(xp, Xq))
+                step = max(1, self.memory_budget // (3 * Xq.shape[0] * dim * itemsize))
+                out.append(xp.concat([self._pair(xp, Xq[:, None, :] - self.X_train[None, b, :])
+                                      for b in _chunks(num_train, step)], axis=1))
         return xp.concat(out, axis=0)
-
-    def _l2_key(self, xp, Xq):
-        """``||t||^2 - 2 x.t`` (q, M): the squared L2 distance less ``||x||^2``, which does not
-        change the ranking of training rows for one query."""
-        key = (-2.0 * Xq) @ self.X_train.T
-        key += self._train_sq  # in place: this matrix is the largest temporary of prediction
-        return key
-
-    def _l1_block(self, xp, Xq):
-        """L1 distances (q, M), over training blocks sized so two (q, t, D) temporaries fit the budget."""
-        num_train, dim = self.X_train.shape
-        itemsize = _itemsize(xp, Xq.dtype)
-        step = max(1, self.memory_budget // (2 * Xq.shape[0] * dim * itemsize))
-        blocks = []
-        for chunk in _chunks(num_train, step):
-            diff = Xq[:, None, :] - self.X_train[None, chunk, :]
-            blocks.append(xp.sum(xp.abs(diff), axis=2))
-        return xp.concat(blocks, axis=1)
-
-    def _rows_per_chunk(self, bytes_per_row: int) -> int:
-        return max(1, self.memory_budget // bytes_per_row)
-
-    def _l1_rows_per_chunk(self, itemsize: int) -> int:
-        num_train, dim = self.X_train.shape
-        # Half the budget for the (q, M) distances and selection, half for the |x - t| blocks,
-        # which need at least one training row per block.
-        by_key = (self.memory_budget // 2) // (num_train * (2 * itemsize + _INDEX_BYTES + 1))
-        by_block = (self.memory_budget // 2) // (2 * dim * itemsize)
-        return max(1, min(by_key, by_block))
 
     # -- neighbours and votes ----------------------------------------------------------------
 
@@ -153,37 +218,49 @@ class KNearestNeighbor:
         if k > self.X_train.shape[0]:
             raise ValueError(f"k={k} is larger than the training set ({self.X_train.shape[0]} examples)")
 
-    def kneighbors(self, X, /, k: int = 1, *, progress=None):
-        """Indices (N, k) of the k nearest training rows of each query, nearest first.
+    def kneighbors(self, X, /, k: int = 1, *, return_distance: bool = True, client=None, progress=None):
+        """The k nearest training rows of each query ``X`` (N, D), nearest first.
+
+        Returns ``(distances, indices)``, both (N, k): the exact L2 or L1 distances (see the class
+        notes) in X_train's dtype and the training indices in the index dtype, ordered by
+        (distance, index), as scikit-learn's ``kneighbors`` returns them. With
+        ``return_distance=False``, the indices alone.
 
         Queries are processed in chunks within ``memory_budget``; ``progress``, if given, wraps the
         list of chunks (``for chunk in progress(chunks)``), e.g. ``tqdm.tqdm``.
 
-        Notes
-        -----
-        Per chunk: one matrix product gives ``||t||^2 - 2 x.t`` (L2; the query's own norm does not
-        change its ranking) or the L1 distances; ``argpartition`` selects the k smallest in O(M)
-        per query, and only those k are sorted. Ties are resolved by training index (see the class
-        notes), so the result does not depend on the chunk size.
+        ``client`` (a ``dask.distributed.Client``, or a scheduler address such as
+        ``"tcp://host:8786"``) searches on a Dask cluster: the training set is cut into one shard
+        per worker, sent once and kept there until the model is retrained or deleted; each worker
+        finds its shard's k nearest per block of queries with the model's backend (its own GPU
+        for CuPy or torch on CUDA) and only distances and indices travel back. The result is the
+        same as in process, ties included. ``progress`` then wraps the query blocks.
         """
+        if not isinstance(return_distance, bool):
+            raise TypeError(f"return_distance must be True or False, got {return_distance!r}")
+        xp, dists, idx = self._search(X, k, client=client, progress=progress, ordered=True)
+        if self.metric == "l2":
+            dists = xp.sqrt(dists)
+        return (dists, idx) if return_distance else idx
+
+    def _search(self, X, k, *, client, progress, ordered):
+        """``(xp, values, indices)`` of the k nearest; with ``ordered=False`` (in process) the
+        right set of k per query, in no order, for a vote."""
         xp, X = self._queries(X)
         self._check_k(k)
-        itemsize = _itemsize(xp, X.dtype)
-        num_train, dim = self.X_train.shape
-        if self.metric == "l2":
-            # Blocks of (query rows, training rows) within the budget; see classifiers._topk.
-            rows, cols = l2_block_shape(X.shape[0], num_train, dim, itemsize, self.memory_budget)
+        start = time.perf_counter()
+        if client is not None:
+            from . import _knn_dask
+
+            values, idx, pairs, shards = _knn_dask.kneighbors(self, X, k, client, progress=progress)
         else:
-            rows = self._l1_rows_per_chunk(itemsize)
-        chunks = list(_chunks(X.shape[0], rows))
-        out = []
-        for chunk in (chunks if progress is None else progress(chunks)):
-            Xq = X[chunk, :]
-            if self.metric == "l2":
-                out.append(l2_smallest_k(xp, Xq, self.X_train, self._train_sq, k, cols))
-            else:
-                out.append(_smallest_k(xp, self._l1_block(xp, Xq), k))
-        return xp.concat(out, axis=0)
+            values, idx, pairs = _knn_search.search(self._ts, X, k, memory_budget=self.memory_budget,
+                                                    progress=progress, ordered=ordered)
+            shards = 0
+        backend.synchronize(idx)
+        self.last_search_ = SearchStats(self._ts.precision_used, X.shape[0], k, pairs, shards,
+                                        time.perf_counter() - start)
+        return xp, values, idx
 
     def predict_labels(self, dists, /, k: int = 1):
         """Labels (N,) by majority vote of the k nearest, given distances ``dists`` (N, M).
@@ -202,12 +279,13 @@ class KNearestNeighbor:
         self._check_k(k)
         return _vote(xp, _labels_of(xp, self.y_train, _smallest_k(xp, dists, k)), self.num_classes)
 
-    def predict(self, X, /, k: int = 1, num_loops: int = 0, *, progress=None):
+    def predict(self, X, /, k: int = 1, num_loops: int = 0, *, client=None, progress=None):
         """Predicted labels (N,) of queries ``X`` (N, D), on X's device, of the training labels' dtype.
 
         ``num_loops`` chooses the distance computation: 0 the chunked, memory-bounded path
-        (:meth:`kneighbors`), 1 or 2 the teaching versions, which build the full distance matrix.
-        All three give the same labels. ``progress`` applies to ``num_loops=0``.
+        (:meth:`kneighbors`, in process or on the Dask ``client``), 1 or 2 the teaching
+        versions, which build the full distance matrix. All give the same labels. ``progress``
+        and ``client`` apply to ``num_loops=0``.
         """
         if isinstance(num_loops, bool) or num_loops not in (0, 1, 2):
             raise ValueError(f"num_loops must be 0, 1 or 2, got {num_loops!r}")
@@ -215,11 +293,12 @@ class KNearestNeighbor:
             raise RuntimeError("the classifier is not trained yet: call train(X, y) first")
         self._check_k(k)
         if num_loops == 0:
-            xp = backend.get_namespace(self.X_train)
-            idx = self.kneighbors(X, k, progress=progress)
+            xp, _, idx = self._search(X, k, client=client, progress=progress, ordered=False)
             return _vote(xp, _labels_of(xp, self.y_train, idx), self.num_classes)
-        dists = self.compute_distances_one_loop(X) if num_loops == 1 else self.compute_distances_two_loops(X)
-        return self.predict_labels(dists, k=k)
+        if client is not None:
+            raise ValueError("client= needs num_loops=0: the teaching loops run in process")
+        loops = self.compute_distances_one_loop if num_loops == 1 else self.compute_distances_two_loops
+        return self.predict_labels(loops(X, squared=True), k=k)
 
 
 def _itemsize(xp, dtype) -> int:

@@ -75,11 +75,14 @@ def test_kneighbors_orders_by_distance_then_index(bk):
     # Training rows 0, 2 and 3 are equally near the query; 1 is nearest.
     Xtr = bk.asarray([[1.0, 0.0], [0.0, 0.5], [0.0, 1.0], [-1.0, 0.0], [5.0, 5.0]])
     knn = KNearestNeighbor(memory_budget=1).train(Xtr, bk.asarray([0, 1, 2, 3, 4]))
-    idx = knn.kneighbors(bk.asarray([[0.0, 0.0]]), k=4)
+    dist, idx = knn.kneighbors(bk.asarray([[0.0, 0.0]]), k=4)
     assert_placement(idx, backend=bk, dtype=backend.index_dtype(bk.xp, bk.device), shape=(1, 4))
+    assert_placement(dist, backend=bk, dtype=Xtr.dtype, shape=(1, 4))
     assert backend.to_numpy(idx).tolist() == [[1, 0, 2, 3]]
+    assert backend.to_numpy(dist).tolist() == [[0.5, 1.0, 1.0, 1.0]]
     # k = 2 cuts through the tie: the earliest tied row wins.
-    assert backend.to_numpy(knn.kneighbors(bk.asarray([[0.0, 0.0]]), k=2)).tolist() == [[1, 0]]
+    only = knn.kneighbors(bk.asarray([[0.0, 0.0]]), k=2, return_distance=False)
+    assert backend.to_numpy(only).tolist() == [[1, 0]]
 
 
 def test_vote_tie_goes_to_the_smaller_label(bk):
