@@ -1,16 +1,21 @@
 """First-order update rules of the course notes, with the CS231n signature.
 
-Every rule is ``rule(w, dw, config=None) -> (next_w, config)``: ``w`` is a parameter array, ``dw``
-its gradient (same shape, namespace and device), and ``config`` a dict of hyperparameters and of
-the rule's state (velocity, caches, moments, step count). The first call fills in the defaults
-and creates the state on ``w``'s device; pass the returned ``config`` back on the next call. The
-linear classifiers and :class:`nets.TwoLayerNet` call the rules this way, one config per
-parameter, and look them up by name with :func:`get_update_rule`.
+Every rule is ``rule(w, dw, config=None) -> (next_w, config)``; ``config`` may be given by
+position or by keyword (``sgd_momentum(w, dw, config=config)``, as the course's notebooks call
+them). ``w`` is a parameter array, ``dw`` its gradient (same shape, namespace and device), and
+``config`` a dict of hyperparameters and of the rule's state (velocity, caches, moments, step
+count). The first call fills in the defaults and creates the state on ``w``'s device.
 
-The rules update ``w`` and their state arrays in place and return ``w`` itself (as the course's
-``sgd`` does): a step then allocates one to four temporaries the size of ``w`` instead of a new
-``w`` and new state each time, which matters when the step is a noticeable part of an iteration.
-Pass a copy if the old value is still needed.
+The rules are functional: ``next_w`` and every piece of new state are new arrays, and the new
+state is stored in ``config`` (the same dict is returned). Neither ``w``, ``dw`` nor the state
+arrays found in ``config`` are changed, so a caller may keep references to old values (the
+Solver's best parameters, a running average, a checkpoint) without copying them, and the rules
+give the same numbers on arrays that cannot be written to (JAX). Inside a step, arithmetic runs
+in place on the temporaries the step has just created where the namespace allows it, so a step
+costs about what an in-place update costs.
+
+Hyperparameters are read as Python numbers at every step: a NumPy float64 learning rate does not
+turn float32 weights into float64.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 from .. import backend
+from ._arith import iadd, imul, ipow, itruediv
 
 __all__ = [
     "UPDATE_RULES",
@@ -32,27 +38,53 @@ __all__ = [
 ]
 
 
+def _config(config, defaults: dict) -> dict:
+    if config is None:
+        config = {}
+    elif not isinstance(config, dict):
+        raise TypeError(f"config must be a dict of hyperparameters and state, got {type(config).__name__}")
+    for key, value in defaults.items():
+        config.setdefault(key, value)
+    return config
+
+
+def _number(config: dict, key: str) -> float:
+    value = config[key]
+    if isinstance(value, bool):
+        raise TypeError(f"config[{key!r}] must be a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"config[{key!r}] must be a number, got {value!r}") from None
+
+
 def _state(config: dict, key: str, w):
-    # State is created once, on the parameter's device; later steps reuse it without looking up
-    # the namespace (a per-step lookup would cost a few microseconds per parameter).
+    """The state array ``config[key]``, zeros shaped like ``w`` on its device the first time."""
     state = config.get(key)
     if state is None:
         xp, device = backend.namespace_and_device(w)
-        state = config[key] = xp.zeros(w.shape, dtype=w.dtype, device=device)
+        state = xp.zeros(w.shape, dtype=w.dtype, device=device)
+    elif tuple(state.shape) != tuple(w.shape):
+        raise ValueError(f"config[{key!r}] has shape {tuple(state.shape)} but the parameter has {tuple(w.shape)}")
     return state
 
 
-def _scaled_step(dw, cache, lr: float, eps: float):
-    """``lr * dw / (sqrt(cache) + eps)`` in two temporaries (the step of Adagrad and RMSprop)."""
-    # ``** 0.5`` rather than xp.sqrt: an operator needs no namespace lookup in the hot loop.
-    denom = cache**0.5
-    denom += eps
-    step = dw * lr
-    step /= denom
-    return step
+def _check(w, dw):
+    if tuple(dw.shape) != tuple(w.shape):
+        raise ValueError(f"dw has shape {tuple(dw.shape)} but w has {tuple(w.shape)}")
 
 
-def sgd(w, dw, config=None, /):
+def _leaky(old, new, rate: float):
+    """``old + rate * (new - old)``, the leaky average, in one new array."""
+    return iadd(imul(new - old, rate), old)
+
+
+def _scaled(step, cache, eps: float):
+    """``step / (sqrt(cache) + eps)``, dividing the fresh ``step`` in place where allowed."""
+    return itruediv(step, iadd(cache**0.5, eps))
+
+
+def sgd(w, dw, config=None):
     """Vanilla stochastic gradient descent.
 
     config: ``learning_rate`` (default 1e-2).
@@ -61,13 +93,12 @@ def sgd(w, dw, config=None, /):
     -----
     ``w <- w - lr * dw``.
     """
-    config = {} if config is None else config
-    config.setdefault("learning_rate", 1e-2)
-    w -= config["learning_rate"] * dw
-    return w, config
+    config = _config(config, {"learning_rate": 1e-2})
+    _check(w, dw)
+    return iadd(dw * -_number(config, "learning_rate"), w), config
 
 
-def sgd_momentum(w, dw, config=None, /):
+def sgd_momentum(w, dw, config=None):
     """SGD with momentum.
 
     config: ``learning_rate`` (1e-2), ``momentum`` (0.9); state ``velocity``.
@@ -76,43 +107,35 @@ def sgd_momentum(w, dw, config=None, /):
     -----
     ``v <- mu * v - lr * dw``, then ``w <- w + v``.
     """
-    config = {} if config is None else config
-    config.setdefault("learning_rate", 1e-2)
-    config.setdefault("momentum", 0.9)
+    config = _config(config, {"learning_rate": 1e-2, "momentum": 0.9})
+    _check(w, dw)
     v = _state(config, "velocity", w)
-    v *= config["momentum"]
-    v -= config["learning_rate"] * dw
-    w += v
-    return w, config
+    v = iadd(dw * -_number(config, "learning_rate"), v * _number(config, "momentum"))
+    config["velocity"] = v
+    return w + v, config
 
 
-def nesterov_momentum(w, dw, config=None, /):
+def nesterov_momentum(w, dw, config=None):
     """Nesterov momentum, in the form of the course notes (the gradient is taken at ``w``).
 
     config: ``learning_rate`` (1e-2), ``momentum`` (0.9); state ``velocity``.
 
     Notes
     -----
-    ``v_prev = v``; ``v <- mu * v - lr * dw``; ``w <- w - mu * v_prev + (1 + mu) * v``, which
-    equals ``w + mu * (v - v_prev) + v``: the look-ahead step rewritten in terms of the
-    parameters actually stored.
+    ``v_prev = v``; ``v <- mu * v - lr * dw``; ``w <- w - mu * v_prev + (1 + mu) * v``: the
+    look-ahead step rewritten in terms of the parameters actually stored.
     """
-    config = {} if config is None else config
-    config.setdefault("learning_rate", 1e-2)
-    config.setdefault("momentum", 0.9)
-    mu = config["momentum"]
-    v = _state(config, "velocity", w)
-    # w - mu*v_prev + (1+mu)*v_new with v_new = mu*v_prev - lr*dw expands to
-    # w + mu*mu*v_prev - (1+mu)*lr*dw, so v_prev need not be copied.
-    w += (mu * mu) * v
-    step = ((1.0 + mu) * config["learning_rate"]) * dw
-    w -= step
-    v *= mu
-    v -= config["learning_rate"] * dw
-    return w, config
+    config = _config(config, {"learning_rate": 1e-2, "momentum": 0.9})
+    _check(w, dw)
+    mu, lr = _number(config, "momentum"), _number(config, "learning_rate")
+    v_prev = _state(config, "velocity", w)
+    v = iadd(dw * -lr, v_prev * mu)
+    config["velocity"] = v
+    # w - mu*v_prev + (1+mu)*v = w + mu*mu*v_prev - (1+mu)*lr*dw, without copying v_prev.
+    return iadd(iadd(dw * (-(1.0 + mu) * lr), v_prev * (mu * mu)), w), config
 
 
-def adagrad(w, dw, config=None, /):
+def adagrad(w, dw, config=None):
     """Adagrad: per-parameter steps scaled by the accumulated squared gradients.
 
     config: ``learning_rate`` (1e-2), ``epsilon`` (1e-8); state ``cache``.
@@ -121,16 +144,15 @@ def adagrad(w, dw, config=None, /):
     -----
     ``cache <- cache + dw**2``; ``w <- w - lr * dw / (sqrt(cache) + eps)``.
     """
-    config = {} if config is None else config
-    config.setdefault("learning_rate", 1e-2)
-    config.setdefault("epsilon", 1e-8)
-    cache = _state(config, "cache", w)
-    cache += dw * dw
-    w -= _scaled_step(dw, cache, config["learning_rate"], config["epsilon"])
-    return w, config
+    config = _config(config, {"learning_rate": 1e-2, "epsilon": 1e-8})
+    _check(w, dw)
+    cache = iadd(dw * dw, _state(config, "cache", w))
+    config["cache"] = cache
+    step = _scaled(dw * -_number(config, "learning_rate"), cache, _number(config, "epsilon"))
+    return iadd(step, w), config
 
 
-def rmsprop(w, dw, config=None, /):
+def rmsprop(w, dw, config=None):
     """RMSprop: a leaky average of squared gradients scales the steps.
 
     config: ``learning_rate`` (1e-2), ``decay_rate`` (0.99), ``epsilon`` (1e-8); state ``cache``.
@@ -139,21 +161,15 @@ def rmsprop(w, dw, config=None, /):
     -----
     ``cache <- rho * cache + (1 - rho) * dw**2``; ``w <- w - lr * dw / (sqrt(cache) + eps)``.
     """
-    config = {} if config is None else config
-    config.setdefault("learning_rate", 1e-2)
-    config.setdefault("decay_rate", 0.99)
-    config.setdefault("epsilon", 1e-8)
-    rho = config["decay_rate"]
-    cache = _state(config, "cache", w)
-    cache *= rho
-    sq = dw * dw
-    sq *= 1.0 - rho
-    cache += sq
-    w -= _scaled_step(dw, cache, config["learning_rate"], config["epsilon"])
-    return w, config
+    config = _config(config, {"learning_rate": 1e-2, "decay_rate": 0.99, "epsilon": 1e-8})
+    _check(w, dw)
+    cache = _leaky(_state(config, "cache", w), dw * dw, 1.0 - _number(config, "decay_rate"))
+    config["cache"] = cache
+    step = _scaled(dw * -_number(config, "learning_rate"), cache, _number(config, "epsilon"))
+    return iadd(step, w), config
 
 
-def adam(w, dw, config=None, /):
+def adam(w, dw, config=None):
     """Adam with bias correction.
 
     config: ``learning_rate`` (1e-3), ``beta1`` (0.9), ``beta2`` (0.999), ``epsilon`` (1e-8);
@@ -166,30 +182,17 @@ def adam(w, dw, config=None, /):
     ``m_hat = m / (1 - b1**t)``; ``v_hat = v / (1 - b2**t)``;
     ``w <- w - lr * m_hat / (sqrt(v_hat) + eps)``.
     """
-    config = {} if config is None else config
-    config.setdefault("learning_rate", 1e-3)
-    config.setdefault("beta1", 0.9)
-    config.setdefault("beta2", 0.999)
-    config.setdefault("epsilon", 1e-8)
-    config.setdefault("t", 0)
-    b1, b2 = config["beta1"], config["beta2"]
-    m = _state(config, "m", w)
-    v = _state(config, "v", w)
-    config["t"] = t = config["t"] + 1
-    m *= b1
-    m += (1.0 - b1) * dw
-    v *= b2
-    sq = dw * dw
-    sq *= 1.0 - b2
-    v += sq
-    # The bias corrections are Python scalars folded into the step, so no m_hat/v_hat arrays.
-    denom = v * (1.0 / (1.0 - b2**t))
-    denom **= 0.5
-    denom += config["epsilon"]
-    step = m * (config["learning_rate"] / (1.0 - b1**t))
-    step /= denom
-    w -= step
-    return w, config
+    config = _config(config, {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "t": 0})
+    _check(w, dw)
+    b1, b2 = _number(config, "beta1"), _number(config, "beta2")
+    t = int(config["t"]) + 1
+    m = _leaky(_state(config, "m", w), dw, 1.0 - b1)
+    v = _leaky(_state(config, "v", w), dw * dw, 1.0 - b2)
+    config["m"], config["v"], config["t"] = m, v, t
+    # The bias corrections are Python scalars folded into the step: no m_hat or v_hat arrays.
+    denom = iadd(ipow(v * (1.0 / (1.0 - b2**t)), 0.5), _number(config, "epsilon"))
+    step = itruediv(m * (-_number(config, "learning_rate") / (1.0 - b1**t)), denom)
+    return iadd(step, w), config
 
 
 # Read-only: the lookup table is shared by every caller.
@@ -218,3 +221,8 @@ def get_update_rule(rule, /) -> Callable:
             f"unknown update rule {rule!r}; choose one of: {', '.join(sorted(UPDATE_RULES))}, or pass a callable "
             "rule(w, dw, config) -> (next_w, config)"
         ) from None
+
+
+def rule_name(rule, /) -> str:
+    """The name a rule is known by (its key in :data:`UPDATE_RULES`, else its ``__name__``)."""
+    return getattr(rule, "__name__", type(rule).__name__)

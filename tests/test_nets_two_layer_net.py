@@ -107,7 +107,7 @@ def test_predict_and_predict_proba(bk):
 
 
 def test_predict_in_chunks_matches_one_shot(monkeypatch):
-    import xpml.nets.two_layer_net as tln
+    import xpml.nets._model as tln
 
     net, X, _ = _toy(backend.get_backend("numpy"))
     whole = net.predict_proba(X)
