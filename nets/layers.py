@@ -418,7 +418,7 @@ def check_normalization(name, /):
 
 def keep_probability(p, /, *, name: str = "dropout_param['p']") -> float:
     """``p`` as a Python float in (0, 1], the probability of *keeping* a unit; a clear error otherwise."""
-    if isinstance(p, bool):
+    if isinstance(p, (bool, str, bytes)):
         raise TypeError(f"{name} must be a number in (0, 1], got {p!r}")
     try:
         value = float(p)

@@ -8,6 +8,8 @@ Cases, with their pytest ids:
   ``device=`` lands on the default device and mixing it in raises, which is exactly how code
   breaks on a GPU; this case makes the CPU suite fail where CuPy would.
 - ``cupy``: CuPy on CUDA device 0, when a usable CUDA device exists.
+- ``numpy:readonly``: NumPy whose arrays refuse writes (tests/_readonly.py), for the training
+  tests, which opt in with ``@pytest.mark.readonly_backend``; elsewhere it is skipped.
 
 Unusable backends are skipped with the reason ``backend.list_backends()`` gives, shown in the
 summary by ``-rs``. With ``XPML_REQUIRE_CUPY=1`` (the ``tox -e cuda`` environments) an unusable
@@ -38,6 +40,29 @@ def _backend_cases():
 
 
 BACKEND_CASES = list(_backend_cases())
+
+# ---- numpy:readonly: arrays that refuse writes, for the tests of functional state -----------------
+from ._readonly import READONLY_BACKEND, readonly_arrays  # noqa: E402
+
+BACKEND_CASES.append(pytest.param(READONLY_BACKEND, id="numpy:readonly"))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "readonly_backend: also run on the numpy:readonly backend case")
+
+
+@pytest.fixture(autouse=True)
+def _readonly_case(request, monkeypatch):
+    """On the numpy:readonly case, make arrays read-only, or skip tests that did not opt in."""
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is None or callspec.params.get("bk") is not READONLY_BACKEND:
+        yield
+        return
+    if request.node.get_closest_marker("readonly_backend") is None:
+        pytest.skip("numpy:readonly runs the tests marked readonly_backend (training and state updates)")
+    with readonly_arrays(monkeypatch):
+        yield
+# ---------------------------------------------------------------------------------------------------
 FLOAT_DTYPES = ["float32", "float64"]
 
 
