@@ -12,16 +12,16 @@ from ._arith import iadd
 from ._model import Net, as_float, as_int, check_size, dtype_name
 from .init import INIT_SCHEMES, init_weights
 from .layers import (
-    _affine_backward,
-    _block_backward,
-    affine_forward,
-    affine_norm_act_dropout_forward,
+    _affine,
+    _affine_back,
+    _block,
+    _block_back,
+    _softmax,
     check_activation,
     check_normalization,
     keep_probability,
-    softmax_loss,
 )
-from .regularization import l2_penalty
+from .regularization import _l2
 
 __all__ = ["MAXOUT_PIECES", "FullyConnectedNet", "network_loss", "network_scores"]
 
@@ -30,18 +30,18 @@ __all__ = ["MAXOUT_PIECES", "FullyConnectedNet", "network_loss", "network_scores
 MAXOUT_PIECES = 2
 
 
-def _forward(params, X, *, num_layers: int, normalization, activation: str, norm_params, dropout_param):
+def _forward(xp, device, params, X, *, num_layers: int, normalization, activation: str, norm_params,
+             dropout_param):
     """Scores (N, C) and the caches of every layer."""
     h, caches = X, []
     for i in range(1, num_layers):
         gamma = params.get(f"gamma{i}") if normalization else None
         beta = params.get(f"beta{i}") if normalization else None
         norm_param = norm_params[i - 1] if normalization else None
-        h, cache = affine_norm_act_dropout_forward(h, params[f"W{i}"], params[f"b{i}"], gamma, beta, norm_param,
-                                                   dropout_param, normalization=normalization,
-                                                   activation=activation)
+        h, cache = _block(xp, device, h, params[f"W{i}"], params[f"b{i}"], gamma, beta, norm_param, dropout_param,
+                          normalization=normalization, activation=activation)
         caches.append(cache)
-    scores, cache = affine_forward(h, params[f"W{num_layers}"], params[f"b{num_layers}"])
+    scores, cache = _affine(xp, h, params[f"W{num_layers}"], params[f"b{num_layers}"])
     caches.append(cache)
     return scores, caches
 
@@ -49,7 +49,8 @@ def _forward(params, X, *, num_layers: int, normalization, activation: str, norm
 def network_scores(params, X, /, *, num_layers: int, normalization=None, activation: str = "relu",
                    norm_params=None):
     """Class scores (N, C) of a fully connected net in test mode (no dropout, running statistics)."""
-    return _forward(params, X, num_layers=num_layers, normalization=normalization, activation=activation,
+    xp, device = backend.namespace_and_device(X, params["W1"])
+    return _forward(xp, device, params, X, num_layers=num_layers, normalization=normalization, activation=activation,
                     norm_params=norm_params, dropout_param=None)[0]
 
 
@@ -78,19 +79,21 @@ def network_loss(params, X, y, /, *, num_layers: int, normalization=None, activa
     loss : 0-d array
     grads : dict with the keys and shapes of ``params``
     """
-    scores, caches = _forward(params, X, num_layers=num_layers, normalization=normalization,
+    # One namespace lookup per minibatch; the layers' kernels take it from here.
+    xp, device = backend.namespace_and_device(X, y, params["W1"])
+    scores, caches = _forward(xp, device, params, X, num_layers=num_layers, normalization=normalization,
                               activation=activation, norm_params=norm_params, dropout_param=dropout_param)
-    loss, dout = softmax_loss(scores, y)
+    loss, dout = _softmax(xp, scores, y)
     L = num_layers
     grads = {}
-    dout, grads[f"W{L}"], grads[f"b{L}"] = _affine_backward(dout, caches[-1], need_dx=L > 1)
+    dout, grads[f"W{L}"], grads[f"b{L}"] = _affine_back(xp, dout, caches[-1], need_dx=L > 1)
     for i in range(L - 1, 0, -1):
-        dout, grads[f"W{i}"], grads[f"b{i}"], dgamma, dbeta = _block_backward(dout, caches[i - 1], need_dx=i > 1)
+        dout, grads[f"W{i}"], grads[f"b{i}"], dgamma, dbeta = _block_back(xp, dout, caches[i - 1], need_dx=i > 1)
         if normalization:
             grads[f"gamma{i}"], grads[f"beta{i}"] = dgamma, dbeta
     if l2:
         for i in range(1, L + 1):
-            penalty, dW = l2_penalty(params[f"W{i}"], l2)
+            penalty, dW = _l2(xp, params[f"W{i}"], l2)
             loss = loss + penalty
             grads[f"W{i}"] = iadd(grads[f"W{i}"], dW)
     return loss, grads

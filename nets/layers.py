@@ -14,7 +14,9 @@ temporaries a function has just created, and only where the namespace allows wri
 (:mod:`nets._arith`).
 
 These are the kernels of the training loops: they check shapes (Python integers) but never read
-values back from the device. Labels given to :func:`svm_loss` and :func:`softmax_loss` must lie in
+values back from the device. Each public function finds the namespace of its arrays and calls a
+private kernel that takes it (``_affine(xp, x, w, b)``, ...); the nets look the namespace up once
+per minibatch and call the kernels directly. Labels given to :func:`svm_loss` and :func:`softmax_loss` must lie in
 [0, C); the models check them once at their entry points.
 """
 
@@ -81,8 +83,11 @@ def affine_forward(x, w, b, /):
     out : array (N, M)
     cache : ``(x, w, b)``
     """
-    backend.get_namespace(x, w, b)
-    x2 = _rows(x)
+    return _affine(backend.get_namespace(x, w, b), x, w, b)
+
+
+def _affine(xp, x, w, b):
+    x2 = _rows(xp, x)
     if w.ndim != 2 or w.shape[0] != x2.shape[1]:
         raise ValueError(f"w must have shape ({x2.shape[1]}, M) for x of shape {tuple(x.shape)}, got {tuple(w.shape)}")
     if tuple(b.shape) != (w.shape[1],):
@@ -107,25 +112,22 @@ def affine_backward(dout, cache, /):
     -----
     ``dx = dout w^T`` (reshaped to x's shape), ``dw = x^T dout``, ``db = sum_i dout_i``.
     """
-    return _affine_backward(dout, cache, need_dx=True)
+    return _affine_back(backend.get_namespace(dout, cache[1]), dout, cache, need_dx=True)
 
 
-def _affine_backward(dout, cache, *, need_dx: bool):
+def _affine_back(xp, dout, cache, *, need_dx: bool):
     # The first layer of a net needs no dx: skipping it saves a third of the layer's arithmetic.
     x, w, _ = cache
-    xp = backend.get_namespace(dout, w)
-    x2 = _rows(x)
     dx = xp.reshape(dout @ w.T, x.shape) if need_dx else None
-    return dx, x2.T @ dout, xp.sum(dout, axis=0)
+    return dx, _rows(xp, x).T @ dout, xp.sum(dout, axis=0)
 
 
-def _rows(x):
+def _rows(xp, x):
     """``x`` as a matrix (N, D): itself when already 2-d, else a reshaped view."""
     if x.ndim == 2:
         return x
     if x.ndim < 1:
         raise ValueError(f"x must have a leading batch axis, got shape {tuple(x.shape)}")
-    xp = backend.get_namespace(x)
     return xp.reshape(x, (x.shape[0], math.prod(x.shape[1:])))
 
 
@@ -133,27 +135,39 @@ def _rows(x):
 
 def relu_forward(x, /):
     """Rectified linear unit, ``max(0, x)``; the cache is ``x``."""
-    xp = backend.get_namespace(x)
+    return _relu(backend.get_namespace(x), x)
+
+
+def _relu(xp, x):
     return xp.maximum(x, 0.0), x
 
 
 def relu_backward(dout, cache, /):
     """``dout`` where the input was positive, 0 elsewhere."""
-    xp = backend.get_namespace(dout, cache)
+    return _relu_back(backend.get_namespace(dout, cache), dout, cache)
+
+
+def _relu_back(xp, dout, cache):
     return xp.where(cache > 0, dout, 0.0)
 
 
 def leaky_relu_forward(x, /, alpha: float = 0.01):
     """Leaky ReLU, ``x`` for positive inputs and ``alpha * x`` otherwise; the cache is ``(x, alpha)``."""
-    xp = backend.get_namespace(x)
+    return _leaky_relu(backend.get_namespace(x), x, alpha)
+
+
+def _leaky_relu(xp, x, alpha: float = 0.01):
     alpha = float(alpha)
     return xp.where(x > 0, x, alpha * x), (x, alpha)
 
 
 def leaky_relu_backward(dout, cache, /):
     """``dout`` where the input was positive, ``alpha * dout`` elsewhere."""
+    return _leaky_relu_back(backend.get_namespace(dout, cache[0]), dout, cache)
+
+
+def _leaky_relu_back(xp, dout, cache):
     x, alpha = cache
-    xp = backend.get_namespace(dout, x)
     return xp.where(x > 0, dout, alpha * dout)
 
 
@@ -164,7 +178,10 @@ def sigmoid_forward(x, /):
     -----
     With ``e = exp(-|x|)`` (at most 1): ``1 / (1 + e)`` for ``x >= 0`` and ``e / (1 + e)`` otherwise.
     """
-    xp = backend.get_namespace(x)
+    return _sigmoid(backend.get_namespace(x), x)
+
+
+def _sigmoid(xp, x):
     e = xp.exp(-xp.abs(x))
     denom = e + 1.0
     out = xp.where(x >= 0, 1.0 / denom, e / denom)
@@ -173,19 +190,30 @@ def sigmoid_forward(x, /):
 
 def sigmoid_backward(dout, cache, /):
     """``dout * s * (1 - s)`` with ``s`` the forward output."""
+    return _sigmoid_back(None, dout, cache)
+
+
+def _sigmoid_back(xp, dout, cache):
     s = cache
     return dout * imul(1.0 - s, s)
 
 
 def tanh_forward(x, /):
     """Hyperbolic tangent; the cache is the output."""
-    xp = backend.get_namespace(x)
+    return _tanh(backend.get_namespace(x), x)
+
+
+def _tanh(xp, x):
     out = xp.tanh(x)
     return out, out
 
 
 def tanh_backward(dout, cache, /):
     """``dout * (1 - tanh(x)**2)``."""
+    return _tanh_back(None, dout, cache)
+
+
+def _tanh_back(xp, dout, cache):
     t = cache
     return dout * (1.0 - t * t)
 
@@ -210,7 +238,10 @@ def maxout_forward(x, /, pieces: int = 2):
     ``out_j = max(x_{j k}, ..., x_{j k + k - 1})``; the gradient flows to the winning piece only
     (the first one on ties).
     """
-    xp = backend.get_namespace(x)
+    return _maxout(backend.get_namespace(x), x, pieces)
+
+
+def _maxout(xp, x, pieces: int = 2):
     pieces = int(pieces)
     if pieces < 1 or x.ndim != 2 or x.shape[1] % pieces:
         raise ValueError(f"maxout needs x of shape (N, H * pieces) with pieces >= 1; got x {tuple(x.shape)}, "
@@ -221,8 +252,11 @@ def maxout_forward(x, /, pieces: int = 2):
 
 def maxout_backward(dout, cache, /):
     """Route ``dout`` to the winning piece of each unit."""
+    return _maxout_back(backend.get_namespace(dout, cache[0]), dout, cache)
+
+
+def _maxout_back(xp, dout, cache):
     winner, pieces, shape = cache
-    xp = backend.get_namespace(dout, winner)
     onehot = xpx.one_hot(winner, pieces, dtype=dout.dtype, xp=xp)
     return xp.reshape(imul(onehot, xp.expand_dims(dout, axis=2)), shape)
 
@@ -235,6 +269,9 @@ ACTIVATIONS = MappingProxyType({
     "tanh": (tanh_forward, tanh_backward),
     "maxout": (maxout_forward, maxout_backward),
 })
+# The same, as kernels that take the namespace.
+_ACTIVATIONS = {"relu": (_relu, _relu_back), "leaky_relu": (_leaky_relu, _leaky_relu_back),
+                "sigmoid": (_sigmoid, _sigmoid_back), "tanh": (_tanh, _tanh_back), "maxout": (_maxout, _maxout_back)}
 
 
 def check_activation(name, /) -> str:
@@ -287,10 +324,9 @@ def _scale_shift(xhat, gamma, beta):
     return iadd(xhat * gamma, beta)
 
 
-def _norm_backward(dout, cache):
+def _norm_back(xp, dout, cache):
     """Gradients of ``gamma * xhat + beta`` with ``xhat`` normalized along the cached axis."""
     xhat, gamma, inv_std, axis, batch_stats = cache
-    xp = backend.get_namespace(dout, xhat)
     dbeta = xp.sum(dout, axis=0)
     dgamma = xp.sum(dout * xhat, axis=0)
     dxhat = dout * gamma
@@ -330,8 +366,12 @@ def batchnorm_forward(x, gamma, beta, bn_param, /):
     ``running = momentum * running + (1 - momentum) * batch statistic``. Test: the same with the
     running statistics in place of the batch's.
     """
-    mode = _mode(bn_param, "bn_param")
     xp, device = backend.namespace_and_device(x, gamma, beta)
+    return _batchnorm(xp, device, x, gamma, beta, bn_param)
+
+
+def _batchnorm(xp, device, x, gamma, beta, bn_param):
+    mode = _mode(bn_param, "bn_param")
     _check_affine_params(x, gamma, beta, "batchnorm_forward")
     eps = _param_number(bn_param, "eps", 1e-5, name="bn_param", low=0.0, high=None)
     momentum = _param_number(bn_param, "momentum", 0.9, name="bn_param", low=0.0, high=1.0)
@@ -361,7 +401,7 @@ def batchnorm_backward(dout, cache, /):
     ``dx = (N g - sum_i g_i - xhat * sum_i g_i xhat_i) / (N sqrt(var + eps))`` in training mode
     (the batch statistics depend on x), ``dx = g / sqrt(running_var + eps)`` in test mode.
     """
-    return _norm_backward(dout, cache)
+    return _norm_back(backend.get_namespace(dout, cache[0]), dout, cache)
 
 
 # The course asks for a second, simplified derivation; here both names are that one formula.
@@ -388,9 +428,12 @@ def layernorm_forward(x, gamma, beta, ln_param, /):
     ``xhat_i = (x_i - mean(x_i)) / sqrt(var(x_i) + eps)`` over the D features of row i,
     ``out = gamma * xhat + beta``.
     """
+    return _layernorm(backend.get_namespace(x, gamma, beta), None, x, gamma, beta, ln_param)
+
+
+def _layernorm(xp, device, x, gamma, beta, ln_param):
     if not isinstance(ln_param, dict):
         raise TypeError(f"ln_param must be a dict, got {type(ln_param).__name__}")
-    xp = backend.get_namespace(x, gamma, beta)
     _check_affine_params(x, gamma, beta, "layernorm_forward")
     eps = _param_number(ln_param, "eps", 1e-5, name="ln_param", low=0.0, high=None)
     xhat, _, inv_std, _ = _normalize(xp, x, 1, eps)
@@ -400,11 +443,10 @@ def layernorm_forward(x, gamma, beta, ln_param, /):
 def layernorm_backward(dout, cache, /):
     """Backward pass of :func:`layernorm_forward`: ``(dx, dgamma, dbeta)`` (the batchnorm formula
     with the roles of rows and features exchanged)."""
-    return _norm_backward(dout, cache)
+    return _norm_back(backend.get_namespace(dout, cache[0]), dout, cache)
 
 
-_NORM_LAYERS = {"batchnorm": (batchnorm_forward, batchnorm_backward),
-                "layernorm": (layernorm_forward, layernorm_backward)}
+_NORM_LAYERS = {"batchnorm": _batchnorm, "layernorm": _layernorm}
 
 
 def check_normalization(name, /):
@@ -453,10 +495,14 @@ def dropout_forward(x, dropout_param, /):
     ``out = x * m / p`` with ``m_i ~ Bernoulli(p)``: the expectation of ``out`` is ``x``, so test
     time needs no rescaling.
     """
+    xp, device = backend.namespace_and_device(x)
+    return _dropout(xp, device, x, dropout_param)
+
+
+def _dropout(xp, device, x, dropout_param):
     mode = _mode(dropout_param, "dropout_param")
     mask = dropout_param.get("mask")
     p = keep_probability(dropout_param.get("p")) if mask is None or "p" in dropout_param else None
-    xp, device = backend.namespace_and_device(x)
     if mode == "test" or (mask is None and p == 1.0):
         return x, (dropout_param, None)
     if mask is None:
@@ -477,13 +523,12 @@ def dropout_backward(dout, cache, /):
 
 # ---- losses on class scores ----------------------------------------------------------------------
 
-def _scores_and_labels(x, y):
-    xp = backend.get_namespace(x, y)
+def _one_hot_labels(xp, x, y):
     if x.ndim != 2:
         raise ValueError(f"x must hold class scores of shape (N, C), got {tuple(x.shape)}")
     if tuple(y.shape) != (x.shape[0],):
         raise ValueError(f"y must have shape ({x.shape[0]},), one label per row of x; got {tuple(y.shape)}")
-    return xp, xpx.one_hot(y, x.shape[1], dtype=x.dtype, xp=xp)
+    return xpx.one_hot(y, x.shape[1], dtype=x.dtype, xp=xp)
 
 
 def svm_loss(x, y, /):
@@ -506,7 +551,11 @@ def svm_loss(x, y, /):
     ``L = (1/N) sum_i sum_{j != y_i} max(0, x_ij - x_{i,y_i} + 1)``. With ``a_ij`` = 1 where the
     hinge is active (``j != y_i``): ``dx_ij = a_ij / N`` and ``dx_{i,y_i} = -(sum_j a_ij) / N``.
     """
-    xp, onehot = _scores_and_labels(x, y)
+    return _svm(backend.get_namespace(x, y), x, y)
+
+
+def _svm(xp, x, y):
+    onehot = _one_hot_labels(xp, x, y)
     N = x.shape[0]
     correct = xp.sum(x * onehot, axis=1, keepdims=True)
     # (1 - onehot) removes the j = y_i term, which would otherwise add the margin 1 per example.
@@ -527,7 +576,11 @@ def softmax_loss(x, y, /):
     ``L = -(1/N) sum_i log p_{i,y_i}``, ``dx = (P - Y) / N``. The scores are shifted by their row
     maximum first, which changes neither but keeps ``exp`` from overflowing.
     """
-    xp, onehot = _scores_and_labels(x, y)
+    return _softmax(backend.get_namespace(x, y), x, y)
+
+
+def _softmax(xp, x, y):
+    onehot = _one_hot_labels(xp, x, y)
     N = x.shape[0]
     shifted = x - xp.max(x, axis=1, keepdims=True)
     probs = xp.exp(shifted)
@@ -573,32 +626,38 @@ def affine_norm_act_dropout_forward(x, w, b, gamma=None, beta=None, norm_param=N
     out : array (N, H)
     cache : for :func:`affine_norm_act_dropout_backward`
     """
+    xp, device = backend.namespace_and_device(x, w, b)
+    return _block(xp, device, x, w, b, gamma, beta, norm_param, dropout_param, normalization=normalization,
+                  activation=activation)
+
+
+def _block(xp, device, x, w, b, gamma, beta, norm_param, dropout_param, *, normalization, activation):
     check_normalization(normalization)
-    act_forward, _ = ACTIVATIONS[check_activation(activation)]
-    a, fc_cache = affine_forward(x, w, b)
+    act_forward, _ = _ACTIVATIONS[check_activation(activation)]
+    a, fc_cache = _affine(xp, x, w, b)
     norm_cache = None
     if normalization is not None:
-        a, norm_cache = _NORM_LAYERS[normalization][0](a, gamma, beta, norm_param)
-    a, act_cache = act_forward(a)
+        a, norm_cache = _NORM_LAYERS[normalization](xp, device, a, gamma, beta, norm_param)
+    a, act_cache = act_forward(xp, a)
     drop_cache = None
     if dropout_param is not None:
-        a, drop_cache = dropout_forward(a, dropout_param)
+        a, drop_cache = _dropout(xp, device, a, dropout_param)
     return a, (fc_cache, norm_cache, act_cache, drop_cache, normalization, activation)
 
 
 def affine_norm_act_dropout_backward(dout, cache, /):
     """Backward pass of :func:`affine_norm_act_dropout_forward`: ``(dx, dw, db, dgamma, dbeta)``
     (``dgamma`` and ``dbeta`` are None without normalization)."""
-    return _block_backward(dout, cache, need_dx=True)
+    return _block_back(backend.get_namespace(dout, cache[0][1]), dout, cache, need_dx=True)
 
 
-def _block_backward(dout, cache, *, need_dx: bool):
+def _block_back(xp, dout, cache, *, need_dx: bool):
     fc_cache, norm_cache, act_cache, drop_cache, normalization, activation = cache
     if drop_cache is not None:
         dout = dropout_backward(dout, drop_cache)
-    dout = ACTIVATIONS[activation][1](dout, act_cache)
+    dout = _ACTIVATIONS[activation][1](xp, dout, act_cache)
     dgamma = dbeta = None
     if normalization is not None:
-        dout, dgamma, dbeta = _NORM_LAYERS[normalization][1](dout, norm_cache)
-    dx, dw, db = _affine_backward(dout, fc_cache, need_dx=need_dx)
+        dout, dgamma, dbeta = _norm_back(xp, dout, norm_cache)
+    dx, dw, db = _affine_back(xp, dout, fc_cache, need_dx=need_dx)
     return dx, dw, db, dgamma, dbeta
