@@ -81,3 +81,12 @@ def test_narrowing_and_edge_warning():
     assert lo == pytest.approx(1e-4 / 10**0.25) and hi == pytest.approx(1e-3 * 10**0.25)
     assert search.at_edge(0.9, 1e-3, 1.0) and not search.at_edge(math.sqrt(1e-3), 1e-3, 1.0)
     assert not search.at_edge(1, 1, 50, integer=True)  # k cannot go below 1
+
+
+def test_the_fully_connected_net_is_searched(tmp_path, capsys):
+    rc = search.main([*TINY, "fc", "--trials", "2", "--fine-trials", "1", "--top", "1", "--num-iters", "30",
+                      "--hidden-dims", "16", "--out", str(tmp_path / "s"), "--quiet"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "best: hidden=16" in out and "val acc" in out
+    assert (tmp_path / "s" / "best_fc.npz").is_file()
