@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from .. import backend
+from ..backend.validation import check_same_length
 from ._arith import iadd
 from ._model import Net, as_float, as_int, check_size, dtype_name
 from .fc_net import network_loss, network_scores
@@ -252,10 +253,12 @@ class TwoLayerNet(Net):
         backend.check_on_backend(y, self.backend, name="y", owner="this net", target="net.backend")
         if (X_val is None) != (y_val is None):
             raise ValueError("give both X_val and y_val, or neither")
+        check_same_length(("X", X), ("y", y))
         data = {"X_train": X, "y_train": y}
         if X_val is not None:
             self._own(X_val, "X_val")
             backend.check_on_backend(y_val, self.backend, name="y_val", owner="this net", target="net.backend")
+            check_same_length(("X_val", X_val), ("y_val", y_val))
             data |= {"X_val": X_val, "y_val": y_val}
         learning_rate = as_float(learning_rate, name="learning_rate")
         drop = _check_dropout(self.dropout if dropout is None else dropout)
