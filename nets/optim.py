@@ -222,7 +222,3 @@ def get_update_rule(rule, /) -> Callable:
             "rule(w, dw, config) -> (next_w, config)"
         ) from None
 
-
-def rule_name(rule, /) -> str:
-    """The name a rule is known by (its key in :data:`UPDATE_RULES`, else its ``__name__``)."""
-    return getattr(rule, "__name__", type(rule).__name__)
