@@ -314,6 +314,12 @@ class FullyConnectedNet(Net):
         return {f"bn{i}/{k}": p[k] for i, p in enumerate(self.bn_params, start=1)
                 for k in ("running_mean", "running_var")}
 
+    def _restore_state(self, state: dict) -> None:
+        """Put back what :meth:`_checkpoint_state` returned (the batch-norm running statistics)."""
+        for key, value in state.items():
+            layer, _, stat = key.partition("/")
+            self.bn_params[int(layer.removeprefix("bn")) - 1][stat] = value
+
     @classmethod
     def _checkpoint_shapes(cls, config: dict) -> dict:
         """Name -> shape of every array a checkpoint of this config holds; checks the config first."""

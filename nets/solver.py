@@ -114,7 +114,8 @@ class Solver:
         The generator itself (overrides ``seed``).
     restore_best : bool, keyword-only
         At the end, put the parameters with the best validation accuracy back into the model (the
-        course's behaviour); False keeps the last ones.
+        course's behaviour), with the batch-norm running statistics of that moment; False keeps the
+        last ones.
     check_ends : bool, keyword-only
         Also check the accuracies after the first and the last iteration, as the course does.
     train_accuracy : {"sample", "batch", None}, keyword-only
@@ -257,6 +258,7 @@ class Solver:
         self.epoch = 0
         self.best_val_acc = 0.0
         self.best_params = {}
+        self._best_state = None
         self.loss_history, self.train_acc_history, self.val_acc_history = [], [], []
         self.learning_rate_history = []
         self.update_ratio_history = {}
@@ -398,6 +400,8 @@ class Solver:
             self._read(pending, first_pending, [])
         if self.restore_best and self.best_params:
             self.model.params.update(self.best_params)
+            if self._best_state:
+                self.model._restore_state(self._best_state)
 
     def _read(self, losses, first: int, extra: list) -> list:
         """Read ``losses`` and ``extra`` (0-d device arrays) back in one transfer; record the losses
@@ -451,6 +455,10 @@ class Solver:
             if val_acc > self.best_val_acc:
                 self.best_val_acc = val_acc
                 self.best_params = {k: self._xp.asarray(v, copy=True) for k, v in self._evaluated_params().items()}
+                # The running statistics that scored it too (batch norm): they are new arrays at
+                # every step, so keeping the references keeps their values.
+                state = getattr(self.model, "_checkpoint_state", None)
+                self._best_state = state() if state is not None else None
                 self._since_best = 0
             else:
                 self._since_best += 1

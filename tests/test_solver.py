@@ -56,6 +56,21 @@ def test_course_contract_and_histories(bk):
     assert isinstance(acc, float) and acc == solver.best_val_acc
 
 
+def test_the_best_model_comes_back_with_its_running_statistics():
+    # A weak signal, so the best validation accuracy comes before the end (epoch 4 of 6 here), and
+    # the batch-norm statistics move on after it.
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((300, D)).astype(np.float32), rng.integers(0, C, 300)
+    X[:, 0] += y
+    data = {"X_train": X[:200], "y_train": y[:200], "X_val": X[200:], "y_val": y[200:]}
+    model = _net(backend.get_backend("numpy"), normalization="batchnorm")
+    solver = Solver(model, data, optim_config={"learning_rate": 0.05}, batch_size=20, num_epochs=6, verbose=False)
+    solver.train()
+    assert solver.val_acc_history.index(solver.best_val_acc) < len(solver.val_acc_history) - 1
+    # The restored model scores exactly what it scored when it was the best.
+    assert solver.check_accuracy(data["X_val"], data["y_val"]) == solver.best_val_acc
+
+
 def test_same_seed_same_run_on_every_backend(bk):
     kw = dict(update_rule="adam", optim_config={"learning_rate": 5e-3}, lr_decay=0.9, **_quiet(), seed=4)
 
