@@ -41,7 +41,7 @@ BEST = dict(hidden_dims=[1024, 1024], normalization="batchnorm", activation="rel
 
 # The batch-normalization figure: the course notebook's deep net on 1,000 training images.
 BN = dict(hidden_dims=[100, 100, 100, 100, 100], num_train=1000, num_epochs=10, batch_size=50,
-          learning_rate=1e-3, weight_scales=(2e-2, 1e-1), seed=0)
+          learning_rate=1e-3, weight_scales=(2e-2, 1e-3), seed=0)
 
 
 def load(args, bk, *, num_test: int, preprocess: str = "standardize", zca_eps: float = 1e-2):
