@@ -63,6 +63,7 @@ def _readonly_case(request, monkeypatch):
     with readonly_arrays(monkeypatch):
         yield
 # ---------------------------------------------------------------------------------------------------
+
 FLOAT_DTYPES = ["float32", "float64"]
 
 
