@@ -20,11 +20,12 @@ turn float32 weights into float64.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 from .. import backend
-from ._arith import iadd, imul, ipow, itruediv
+from ._arith import iadd, imul, itruediv
 
 __all__ = [
     "UPDATE_RULES",
@@ -189,9 +190,11 @@ def adam(w, dw, config=None):
     m = _leaky(_state(config, "m", w), dw, 1.0 - b1)
     v = _leaky(_state(config, "v", w), dw * dw, 1.0 - b2)
     config["m"], config["v"], config["t"] = m, v, t
-    # The bias corrections are Python scalars folded into the step: no m_hat or v_hat arrays.
-    denom = iadd(ipow(v * (1.0 / (1.0 - b2**t)), 0.5), _number(config, "epsilon"))
-    step = itruediv(m * (-_number(config, "learning_rate") / (1.0 - b1**t)), denom)
+    # The bias corrections are Python scalars folded into the step, with no m_hat or v_hat arrays:
+    # lr m_hat / (sqrt(v_hat) + eps) = (lr sqrt(1 - b2^t) / (1 - b1^t)) m / (sqrt(v) + eps sqrt(1 - b2^t)).
+    root = math.sqrt(1.0 - b2**t)
+    denom = iadd(v**0.5, _number(config, "epsilon") * root)
+    step = itruediv(m * (-_number(config, "learning_rate") * root / (1.0 - b1**t)), denom)
     return iadd(step, w), config
 
 
