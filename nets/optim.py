@@ -6,13 +6,13 @@ them). ``w`` is a parameter array, ``dw`` its gradient (same shape, namespace an
 ``config`` a dict of hyperparameters and of the rule's state (velocity, caches, moments, step
 count). The first call fills in the defaults and creates the state on ``w``'s device.
 
-The rules are functional: ``next_w`` and every piece of new state are new arrays, and the new
-state is stored in ``config`` (the same dict is returned). Neither ``w``, ``dw`` nor the state
-arrays found in ``config`` are changed, so a caller may keep references to old values (the
-Solver's best parameters, a running average, a checkpoint) without copying them, and the rules
-give the same numbers on arrays that cannot be written to (JAX). Inside a step, arithmetic runs
-in place on the temporaries the step has just created where the namespace allows it, so a step
-costs about what an in-place update costs.
+The rules are functional: ``next_w`` is a new array and the new state is stored in ``config``
+(the same dict is returned). Neither ``w`` nor ``dw`` is changed, nor any state array a caller
+put into ``config``, so a caller may keep references to old parameters (the Solver's best
+parameters, a running average) without copying them, and the rules give the same numbers on
+arrays that cannot be written to (JAX). The fast path, where the namespace allows writes: the
+temporaries of a step, and the state arrays a rule created itself in earlier steps of the same
+``config``, are updated in place, so a step costs what the course's in-place rules cost.
 
 Hyperparameters are read as Python numbers at every step: a NumPy float64 learning rate does not
 turn float32 weights into float64.
@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 from .. import backend
-from ._arith import iadd, imul, itruediv
+from ._arith import iadd, imul, itruediv, writeable
 
 __all__ = [
     "UPDATE_RULES",
@@ -59,14 +59,32 @@ def _number(config: dict, key: str) -> float:
         raise TypeError(f"config[{key!r}] must be a number, got {value!r}") from None
 
 
+# Where a rule notes the state arrays it created itself, with the config they belong to: only
+# those may be updated in place, never an array a caller put into config (or a copied config).
+_OWNED = "_owned_state"
+
+
 def _state(config: dict, key: str, w):
-    """The state array ``config[key]``, zeros shaped like ``w`` on its device the first time."""
+    """``(state, in_place)``: the state array ``config[key]`` (zeros shaped like ``w`` on its device the
+    first time) and whether this rule may update it in place."""
     state = config.get(key)
     if state is None:
         xp, device = backend.namespace_and_device(w)
-        state = xp.zeros(w.shape, dtype=w.dtype, device=device)
-    elif tuple(state.shape) != tuple(w.shape):
+        return xp.zeros(w.shape, dtype=w.dtype, device=device), False
+    if tuple(state.shape) != tuple(w.shape):
         raise ValueError(f"config[{key!r}] has shape {tuple(state.shape)} but the parameter has {tuple(w.shape)}")
+    owner, owned = config.get(_OWNED, (None, {}))
+    return state, owner == id(config) and owned.get(key) is state and writeable(state)
+
+
+def _store(config: dict, key: str, state):
+    """Store new ``state`` under ``key``, noting that this rule made it."""
+    config[key] = state
+    owner, owned = config.get(_OWNED, (None, {}))
+    if owner != id(config):
+        owned = {}
+        config[_OWNED] = (id(config), owned)
+    owned[key] = state
     return state
 
 
@@ -75,9 +93,25 @@ def _check(w, dw):
         raise ValueError(f"dw has shape {tuple(dw.shape)} but w has {tuple(w.shape)}")
 
 
-def _leaky(old, new, rate: float):
-    """``old + rate * (new - old)``, the leaky average, in one new array."""
-    return iadd(imul(new - old, rate), old)
+def _leaky(config: dict, key: str, w, new, rate: float):
+    """``old + rate * (new - old)``, the leaky average of ``config[key]``, stored back."""
+    old, in_place = _state(config, key, w)
+    step = imul(new - old, rate)
+    if in_place:
+        old += step
+        return _store(config, key, old)
+    return _store(config, key, iadd(step, old))
+
+
+def _accumulate(config: dict, key: str, w, scale: float, add):
+    """``scale * config[key] + add`` (``add`` a fresh temporary), stored back."""
+    old, in_place = _state(config, key, w)
+    if in_place:
+        if scale != 1.0:
+            old *= scale
+        old += add
+        return _store(config, key, old)
+    return _store(config, key, iadd(add, old * scale) if scale != 1.0 else iadd(add, old))
 
 
 def _scaled(step, cache, eps: float):
@@ -110,9 +144,7 @@ def sgd_momentum(w, dw, config=None):
     """
     config = _config(config, {"learning_rate": 1e-2, "momentum": 0.9})
     _check(w, dw)
-    v = _state(config, "velocity", w)
-    v = iadd(dw * -_number(config, "learning_rate"), v * _number(config, "momentum"))
-    config["velocity"] = v
+    v = _accumulate(config, "velocity", w, _number(config, "momentum"), dw * -_number(config, "learning_rate"))
     return w + v, config
 
 
@@ -129,11 +161,12 @@ def nesterov_momentum(w, dw, config=None):
     config = _config(config, {"learning_rate": 1e-2, "momentum": 0.9})
     _check(w, dw)
     mu, lr = _number(config, "momentum"), _number(config, "learning_rate")
-    v_prev = _state(config, "velocity", w)
-    v = iadd(dw * -lr, v_prev * mu)
-    config["velocity"] = v
-    # w - mu*v_prev + (1+mu)*v = w + mu*mu*v_prev - (1+mu)*lr*dw, without copying v_prev.
-    return iadd(iadd(dw * (-(1.0 + mu) * lr), v_prev * (mu * mu)), w), config
+    v_prev, _ = _state(config, "velocity", w)
+    # w - mu*v_prev + (1+mu)*v = w + mu*mu*v_prev - (1+mu)*lr*dw: the step is taken before the
+    # velocity moves on, so v_prev need not be copied.
+    next_w = iadd(iadd(dw * (-(1.0 + mu) * lr), v_prev * (mu * mu)), w)
+    _accumulate(config, "velocity", w, mu, dw * -lr)
+    return next_w, config
 
 
 def adagrad(w, dw, config=None):
@@ -147,8 +180,7 @@ def adagrad(w, dw, config=None):
     """
     config = _config(config, {"learning_rate": 1e-2, "epsilon": 1e-8})
     _check(w, dw)
-    cache = iadd(dw * dw, _state(config, "cache", w))
-    config["cache"] = cache
+    cache = _accumulate(config, "cache", w, 1.0, dw * dw)
     step = _scaled(dw * -_number(config, "learning_rate"), cache, _number(config, "epsilon"))
     return iadd(step, w), config
 
@@ -164,8 +196,7 @@ def rmsprop(w, dw, config=None):
     """
     config = _config(config, {"learning_rate": 1e-2, "decay_rate": 0.99, "epsilon": 1e-8})
     _check(w, dw)
-    cache = _leaky(_state(config, "cache", w), dw * dw, 1.0 - _number(config, "decay_rate"))
-    config["cache"] = cache
+    cache = _leaky(config, "cache", w, dw * dw, 1.0 - _number(config, "decay_rate"))
     step = _scaled(dw * -_number(config, "learning_rate"), cache, _number(config, "epsilon"))
     return iadd(step, w), config
 
@@ -187,9 +218,9 @@ def adam(w, dw, config=None):
     _check(w, dw)
     b1, b2 = _number(config, "beta1"), _number(config, "beta2")
     t = int(config["t"]) + 1
-    m = _leaky(_state(config, "m", w), dw, 1.0 - b1)
-    v = _leaky(_state(config, "v", w), dw * dw, 1.0 - b2)
-    config["m"], config["v"], config["t"] = m, v, t
+    m = _leaky(config, "m", w, dw, 1.0 - b1)
+    v = _leaky(config, "v", w, dw * dw, 1.0 - b2)
+    config["t"] = t
     # The bias corrections are Python scalars folded into the step, with no m_hat or v_hat arrays:
     # lr m_hat / (sqrt(v_hat) + eps) = (lr sqrt(1 - b2^t) / (1 - b1^t)) m / (sqrt(v) + eps sqrt(1 - b2^t)).
     root = math.sqrt(1.0 - b2**t)

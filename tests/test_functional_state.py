@@ -57,6 +57,31 @@ def test_rules_leave_their_inputs_alone_and_store_new_state(bk, name):
         assert config[key] is not state and config[key].shape == (3, 2)
 
 
+@pytest.mark.parametrize("name,key", [("sgd_momentum", "velocity"), ("adagrad", "cache"), ("rmsprop", "cache"),
+                                      ("adam", "v")])
+def test_only_state_a_rule_made_itself_is_updated_in_place(name, key):
+    rule = getattr(optim, name)
+    rng = np.random.default_rng(3)
+    w, dw = rng.standard_normal(4), rng.standard_normal(4)
+    config = {}
+    rule(w, dw, config)
+    mine = config[key]
+    rule(w, dw, config)
+    assert config[key] is mine  # the fast path: the rule's own array, updated in place on NumPy
+    copy = dict(config)
+    before = mine.copy()
+    rule(w, dw, copy)
+    assert copy[key] is not mine  # a copied config does not own the arrays it shares
+    np.testing.assert_array_equal(config[key], before)
+    users = np.abs(rng.standard_normal(4))
+    snapshot = users.copy()
+    given = {key: users}
+    rule(w, dw, given)
+    rule(w, dw, given)
+    np.testing.assert_array_equal(users, snapshot)  # an array the caller put in config never changes
+    assert given[key] is not users
+
+
 def _train_everything(bk):
     """Several models trained a few steps on ``bk``; their parameters and state, on the host."""
     rng = np.random.default_rng(2)
