@@ -90,14 +90,10 @@ class Fit:
 
 
 def accuracy(pred, y) -> float:
-    """Fraction of ``pred`` equal to ``y``, read back as a Python float."""
-    xp = backend.get_namespace(pred)
-    return float(backend.to_numpy(xp.mean(xp.astype(pred == y, xp.float64 if _has_f64(pred) else xp.float32))))
+    """Fraction of ``pred`` equal to ``y`` (the library's :func:`nets.accuracy`), read back as a Python float."""
+    from ..nets import accuracy as device_accuracy
 
-
-def _has_f64(x) -> bool:
-    xp, device = backend.namespace_and_device(x)
-    return "float64" in xp.__array_namespace_info__().dtypes(device=device, kind="real floating")
+    return float(backend.to_numpy(device_accuracy(pred, y)))
 
 
 def _with_bias(data, split: str):
