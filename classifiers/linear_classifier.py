@@ -1,18 +1,25 @@
-"""Linear classifiers trained by minibatch SGD: the course's ``LinearClassifier``, ``LinearSVM`` and ``Softmax``."""
+"""Linear classifiers trained by minibatch SGD: the course's ``LinearClassifier``, ``LinearSVM`` and ``Softmax``.
+
+The scores are ``X @ W`` and the losses are :func:`nets.layers.svm_loss` and
+:func:`nets.layers.softmax_loss` on them; training runs on :class:`nets.Solver`, the one training
+loop of xpml, so every update rule of :mod:`nets.optim` applies, a non-finite loss stops training
+at the end of its epoch (``diverged_at``), and a trained classifier saves and loads with
+:func:`nets.save_model` / :func:`nets.load_model`.
+"""
 
 from __future__ import annotations
 
 from .. import backend
 from ..backend.validation import check_labels, check_positive
+from ..nets import checkpoint
+from ..nets._model import as_float, as_int, check_size, dtype_name
+from ..nets.optim import get_update_rule
+from ..nets.solver import Solver
 from ._checks import check_features, check_loss_inputs, check_train_set
 from .linear_svm import _svm_loss
 from .softmax import _softmax_loss
 
 __all__ = ["LinearClassifier", "LinearSVM", "Softmax"]
-
-# Minibatch indices are drawn for many iterations at once (one host-to-device transfer per block);
-# a block holds at most this many indices (8 MiB of int64) so a long run does not draw them all.
-_MAX_INDICES_PER_BLOCK = 2**20
 
 
 class LinearClassifier:
@@ -29,20 +36,41 @@ class LinearClassifier:
     dtype : keyword-only
         float32 or float64 for W and the computation; None follows the training data's dtype.
         Data of another dtype is cast once at the start of :meth:`train`.
+
+    Attributes
+    ----------
+    W : array (D, C) or None
+        The weights (``params["W"]``), None before the first :meth:`train`.
+    params : dict
+        ``{"W": W}`` once trained: the parameters as :class:`nets.Solver` and the checkpoints see them.
+    diverged_at : int or None
+        After :meth:`train`: the first iteration whose loss was not finite, else None.
     """
 
     def __init__(self, *, seed: int = 0, dtype=None):
         self.seed = seed
         self.dtype = dtype
-        self.W = None
+        self.params = {}
         self._rng = None
+        self.diverged_at = None
+
+    @property
+    def W(self):
+        return self.params.get("W")
+
+    @W.setter
+    def W(self, value):
+        if value is None:
+            self.params.pop("W", None)
+        else:
+            self.params["W"] = value
 
     def _loss(self, W, X, y, reg):
         raise NotImplementedError("LinearClassifier is abstract: use LinearSVM or Softmax")
 
     def train(self, X, y, learning_rate=1e-3, reg=1e-5, num_iters=100, batch_size=200, verbose=False, *,
               update_rule=None, optim_config=None, callback=None) -> list[float]:
-        """Train by minibatch stochastic gradient descent.
+        """Train by minibatch stochastic gradient descent (on :class:`nets.Solver`).
 
         Parameters
         ----------
@@ -56,9 +84,9 @@ class LinearClassifier:
             Steps to take and examples per minibatch (drawn with replacement, as the course does).
         verbose : bool
             Print the loss every 100 iterations (a read-back from the device each time).
-        update_rule : callable, keyword-only
-            ``rule(w, dw, config) -> (next_w, config)`` as in the course's ``optim.py``; None is plain
-            SGD, ``W - learning_rate * dW``.
+        update_rule : str or callable, keyword-only
+            A rule of :mod:`nets.optim` by name or ``rule(w, dw, config) -> (next_w, config)`` as in
+            the course's ``optim.py``; None is plain SGD, ``W - learning_rate * dW``.
         optim_config : dict, keyword-only
             The rule's starting config; ``learning_rate`` is added when absent.
         callback : callable, keyword-only
@@ -69,16 +97,16 @@ class LinearClassifier:
         Returns
         -------
         list of float
-            The loss at every iteration, read back from the device once at the end.
+            The loss at every iteration, read back from the device once per epoch. A non-finite
+            loss stops training at the end of its epoch; :attr:`diverged_at` says where.
         """
         xp, device, num_classes = check_train_set(X, y)
-        check_positive(learning_rate, name="learning_rate", allow_zero=True)
-        check_positive(reg, name="reg", allow_zero=True)
-        check_positive(num_iters, name="num_iters", allow_zero=True, integer=True)
-        check_positive(batch_size, name="batch_size", integer=True)
-        if update_rule is not None and not callable(update_rule):
-            raise TypeError(f"update_rule must be callable, got {update_rule!r}")
-        dt = backend.float_dtype(xp, device, X.dtype if self.dtype is None else self.dtype)
+        learning_rate = as_float(learning_rate, name="learning_rate", allow_zero=True)
+        reg = as_float(reg, name="reg", allow_zero=True)
+        num_iters = int(check_positive(num_iters, name="num_iters", allow_zero=True, integer=True))
+        batch_size = as_int(batch_size, name="batch_size")
+        rule = get_update_rule("sgd" if update_rule is None else update_rule)
+        dt = backend.float_dtype(xp, device, dtype_name(X.dtype if self.dtype is None else self.dtype))
         X = xp.astype(X, dt, copy=False)
         num_train, dim = X.shape
         if self.W is None:
@@ -90,35 +118,23 @@ class LinearClassifier:
             check_features(X, dim=self.W.shape[0])
             check_labels(y, n=num_train, num_classes=self.W.shape[1])
             X = xp.astype(X, self.W.dtype, copy=False)
-
-        config = dict(optim_config or {})
-        config.setdefault("learning_rate", learning_rate)
-        W = self.W
-        history = []
-        per_block = max(1, _MAX_INDICES_PER_BLOCK // batch_size)
-        for start in range(0, num_iters, per_block):
-            steps = min(per_block, num_iters - start)
-            block = self._rng.choice(num_train, (steps, batch_size), replace=True)
-            for step in range(steps):
-                it = start + step
-                idx = block[step, :]
-                loss, dW = self._loss(W, xp.take(X, idx, axis=0), xp.take(y, idx), reg)
-                if update_rule is None:
-                    W = W - learning_rate * dW
-                else:
-                    W, config = update_rule(W, dW, config)
-                history.append(loss)
-                if callback is not None:
-                    # Kept current so a callback can evaluate the model mid-run (once per epoch,
-                    # say) without ending the call, which would reset an update rule's state.
-                    self.W = W
-                    callback(it, loss)
-                if verbose and it % 100 == 0:
-                    print(f"iteration {it} / {num_iters}: loss {float(loss):f}")
-        self.W = W
-        if not history:
+        self.diverged_at = None
+        if num_iters == 0:
             return []
-        return backend.to_numpy(xp.stack(history)).tolist()
+
+        def on_step(it, loss):
+            if callback is not None:
+                callback(it, loss)
+            if verbose and it % 100 == 0:
+                print(f"iteration {it} / {num_iters}: loss {float(backend.to_numpy(loss)):f}")
+
+        solver = Solver(_LinearTraining(self, reg), {"X_train": X, "y_train": y}, update_rule=rule,
+                        optim_config={"learning_rate": learning_rate, **(optim_config or {})}, batch_size=batch_size,
+                        num_iters=num_iters, callback=on_step if callback is not None or verbose else None,
+                        rng=self._rng, restore_best=False, check_ends=False, train_accuracy=None, verbose=False)
+        solver.train()
+        self.diverged_at = solver.diverged_at
+        return solver.loss_history
 
     def predict(self, X, /):
         """Predicted labels ``argmax_j (X W)_j``: an integer array (N,) on X's device."""
@@ -133,9 +149,66 @@ class LinearClassifier:
         if self.W is None:
             raise RuntimeError("the classifier has no weights yet: call train(X, y) first")
         check_loss_inputs(self.W, X_batch, y_batch, reg)
-        return self._loss(self.W, X_batch, y_batch, reg)
+        return self._loss(self.W, X_batch, y_batch, as_float(reg, name="reg", allow_zero=True))
+
+    # ---- checkpoints (nets.save_model / nets.load_model) ------------------------------------------
+
+    def _checkpoint_config(self) -> dict:
+        if self.W is None:
+            raise RuntimeError("the classifier is not trained yet: call train(X, y) before saving it")
+        return {"seed": self.seed, "dtype": "float64" if self.W.dtype == backend.get_namespace(self.W).float64
+                else "float32", "num_features": int(self.W.shape[0]), "num_classes": int(self.W.shape[1])}
+
+    def _checkpoint_state(self) -> dict:
+        return {}
+
+    @classmethod
+    def _checkpoint_shapes(cls, config: dict) -> dict:
+        shape = (as_int(config["num_features"], name="num_features"), as_int(config["num_classes"], name="num_classes"))
+        check_size([shape])
+        return {"param/W": shape}
+
+    @classmethod
+    def _from_checkpoint(cls, config: dict, arrays: dict, *, xp=None, device=None, dtype=None):
+        bk = backend.as_backend(xp, device=device)
+        dt = backend.float_dtype(bk.xp, bk.device, dtype_name(dtype if dtype is not None else config["dtype"]))
+        clf = cls(seed=config["seed"], dtype=None if dtype is None else dt)
+        clf._rng = backend.Generator(clf.seed, xp=bk)
+        clf.W = bk.asarray(arrays["param/W"], dtype=dt)
+        return clf
+
+    @property
+    def backend(self) -> backend.Backend:
+        """Where the weights live (after training)."""
+        if self.W is None:
+            raise RuntimeError("the classifier is not trained yet: it lives nowhere until train(X, y)")
+        return backend.backend_of(self.W)
 
 
+class _LinearTraining:
+    """A linear classifier as :class:`nets.Solver` sees it inside :meth:`LinearClassifier.train`: its
+    own parameter dict (every update lands in ``W``) and the loss with train()'s ``reg``."""
+
+    def __init__(self, clf: LinearClassifier, reg: float):
+        self.clf, self.reg = clf, reg
+        self.params = clf.params
+        self.backend = backend.backend_of(clf.W)
+        self.num_classes = clf.W.shape[1]
+
+    def loss(self, X, y=None):
+        return self._solver_loss(X, y, None)
+
+    def _solver_loss(self, X, y, rng):
+        if y is None:
+            return X @ self.params["W"]
+        loss, dW = self.clf._loss(self.params["W"], X, y, self.reg)
+        return loss, {"W": dW}
+
+    def _check_labelled(self, X, y, names):
+        """train() has checked the data already (once, at its entry)."""
+
+
+@checkpoint.register_model
 class LinearSVM(LinearClassifier):
     """A linear classifier trained on the multiclass SVM loss (:func:`svm_loss_vectorized`)."""
 
@@ -143,6 +216,7 @@ class LinearSVM(LinearClassifier):
         return _svm_loss(W, X, y, reg)
 
 
+@checkpoint.register_model
 class Softmax(LinearClassifier):
     """A linear classifier trained on the softmax loss (:func:`softmax_loss_vectorized`)."""
 

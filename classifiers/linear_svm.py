@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import array_api_extra as xpx
-
-from .. import backend
+from ..nets._arith import iadd
+from ..nets.layers import svm_loss
+from ..nets.regularization import l2_penalty
 from ._checks import check_loss_inputs
 from ._naive_loss import naive_loss
 
@@ -81,18 +81,9 @@ def svm_loss_vectorized(W, X, y, reg, /):
 
 
 def _svm_loss(W, X, y, reg):
-    """:func:`svm_loss_vectorized` without the input checks, for training loops."""
-    xp = backend.get_namespace(W)
-    num_train = X.shape[0]
+    """:func:`svm_loss_vectorized` without the input checks, for training loops:
+    the scores ``X W``, the loss layer on them, and the L2 penalty."""
     scores = X @ W
-    onehot = xpx.one_hot(y, W.shape[1], dtype=W.dtype, xp=xp)
-    correct = xp.sum(scores * onehot, axis=1, keepdims=True)
-    # (1 - onehot) removes the j = y_i term, which would otherwise add delta per example.
-    # maximum, not clip: array-api-compat wraps NumPy's clip in Python (about 5 us a call, 2-3% of
-    # a batch-200 step), while maximum is NumPy's ufunc itself.
-    margins = xp.maximum(scores - correct + _DELTA, 0.0) * (1.0 - onehot)
-    loss = xp.sum(margins) / num_train + reg * xp.sum(W * W)
-    active = xp.astype(margins > 0, W.dtype)
-    dscores = active - onehot * xp.sum(active, axis=1, keepdims=True)
-    dW = X.T @ dscores / num_train + 2 * reg * W
-    return loss, dW
+    loss, dscores = svm_loss(scores, y)
+    penalty, dW = l2_penalty(W, reg)
+    return loss + penalty, iadd(X.T @ dscores, dW)

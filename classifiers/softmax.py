@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import array_api_extra as xpx
-
-from .. import backend
+from ..nets._arith import iadd
+from ..nets.layers import softmax_loss
+from ..nets.regularization import l2_penalty
 from ._checks import check_loss_inputs
 from ._naive_loss import naive_loss
 
@@ -73,13 +73,9 @@ def softmax_loss_vectorized(W, X, y, reg, /):
 
 
 def _softmax_loss(W, X, y, reg):
-    """:func:`softmax_loss_vectorized` without the input checks, for training loops."""
-    xp = backend.get_namespace(W)
-    num_train = X.shape[0]
+    """:func:`softmax_loss_vectorized` without the input checks, for training loops:
+    the scores ``X W``, the loss layer on them, and the L2 penalty."""
     scores = X @ W
-    shifted = scores - xp.max(scores, axis=1, keepdims=True)
-    log_probs = shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
-    onehot = xpx.one_hot(y, W.shape[1], dtype=W.dtype, xp=xp)
-    loss = -xp.sum(log_probs * onehot) / num_train + reg * xp.sum(W * W)
-    dW = X.T @ (xp.exp(log_probs) - onehot) / num_train + 2 * reg * W
-    return loss, dW
+    loss, dscores = softmax_loss(scores, y)
+    penalty, dW = l2_penalty(W, reg)
+    return loss + penalty, iadd(X.T @ dscores, dW)

@@ -1,32 +1,62 @@
-"""The two-layer net of CS231n assignment 1 and the training machinery of the course notes."""
+"""The nets of CS231n (two-layer, fully connected of any depth) and the training machinery of the course.
 
-from . import checkpoint, diagnostics, init, optim, preprocessing, regularization, schedules
+- :mod:`nets.layers`: forward/backward pairs (affine, activations, batch/layer norm, dropout,
+  losses) with the course's names and conventions.
+- :class:`FullyConnectedNet`, :class:`TwoLayerNet`: the nets, built from those layers.
+- :class:`Solver`: the one training loop, for every model (the linear classifiers train on it
+  too); :mod:`nets.optim` its update rules, :mod:`nets.schedules` its learning-rate schedules,
+  :mod:`nets.augment` its on-device minibatch augmentation.
+- :func:`save_model` / :func:`load_model` and :class:`Ensemble`: checkpoints of any model and
+  averages of several.
+"""
+
+from . import (
+    augment,
+    checkpoint,
+    diagnostics,
+    init,
+    layers,
+    metrics,
+    optim,
+    preprocessing,
+    regularization,
+    schedules,
+)
 from .checkpoint import load_model, save_model
 from .ensemble import Ensemble
+from .fc_net import FullyConnectedNet
+from .metrics import accuracy
 from .optim import get_update_rule
 from .preprocessing import PCA, MeanSubtraction, Standardization
 from .schedules import ExponentialDecay, InverseTimeDecay, StepDecay, get_schedule
 from .search import SearchIncomplete, SearchResult, diverged_at, random_search
+from .solver import Solver
 from .two_layer_net import TwoLayerNet
 
 __all__ = [
     "PCA",
     "Ensemble",
     "ExponentialDecay",
+    "FullyConnectedNet",
     "InverseTimeDecay",
     "MeanSubtraction",
     "SearchIncomplete",
     "SearchResult",
+    "Solver",
     "Standardization",
     "StepDecay",
     "TwoLayerNet",
+    "accuracy",
+    "augment",
     "checkpoint",
     "diagnostics",
     "diverged_at",
     "get_schedule",
     "get_update_rule",
     "init",
+    "layers",
     "load_model",
+    "metrics",
     "optim",
     "preprocessing",
     "random_search",

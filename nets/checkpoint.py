@@ -1,68 +1,129 @@
-"""Checkpoints: a trained :class:`nets.TwoLayerNet` saved to and loaded from ``.npz``.
+"""Checkpoints: any xpml model saved to and loaded from ``.npz``.
 
-A checkpoint holds the parameters, the constructor's hyperparameters, any training
-hyperparameters, histories and extra arrays (such as fitted preprocessing) the caller passes, and a
-format version, all as plain host arrays:
-it does not record where the net lived, so a net saved from a GPU loads on a CPU and the other way
-round. Files are written atomically and read with ``allow_pickle=False``
-(:mod:`backend.io`), so a crash mid-write leaves the previous file intact and loading never runs
-code.
+A checkpoint holds the model's class name, its constructor's hyperparameters (``config/``), its
+parameters (``param/``) and other state such as batch-norm running statistics (``state/``), plus
+whatever training hyperparameters, histories and extra arrays (fitted preprocessing) the caller
+passes, and a format version, all as plain host arrays. It does not record where the model lived,
+so a model saved from a GPU loads on a CPU and the other way round. Files are written atomically
+and read with ``allow_pickle=False`` (:mod:`backend.io`), so a crash mid-write leaves the previous
+file intact and loading never runs code.
+
+Loading checks before it builds anything: the declared sizes must be within limits and every
+array must have exactly the shape the declared hyperparameters imply, so a small hostile file
+cannot make xpml allocate a huge net. The model is then built from the file's arrays, with no
+random initialization.
+
+A model class takes part by registering itself (:func:`register_model`) and providing
+``_checkpoint_config()``, ``_checkpoint_state()``, ``_checkpoint_shapes(config)`` and
+``_from_checkpoint(config, arrays, xp=, device=, dtype=)``. The nets register here; the linear
+classifiers register when :mod:`xpml.classifiers` is imported.
 """
 
 from __future__ import annotations
 
 from .. import backend
 from ..backend.io import CorruptFileError, load_npz, save_npz_atomic
-from .two_layer_net import TwoLayerNet
 
-__all__ = ["FORMAT_VERSION", "load_model", "save_model"]
+__all__ = ["FORMAT_VERSION", "CheckpointVersionError", "load_model", "register_model", "save_model"]
 
-FORMAT_VERSION = 1
-_PARAMS = ("W1", "b1", "W2", "b2")
+FORMAT_VERSION = 2
 _NUMBER_TYPES = (bool, int, float)
+# Declared lists (hidden layer sizes) longer than this are refused before they are looked at.
+_MAX_LIST = 1024
+_MODELS: dict[str, type] = {}
 
 
-def save_model(path, net: TwoLayerNet, /, *, hyperparams: dict | None = None, history: dict | None = None,
+class CheckpointVersionError(ValueError):
+    """The checkpoint was written by a newer xpml, in a format this one cannot read."""
+
+
+def register_model(cls, /):
+    """Make instances of ``cls`` savable and loadable (used as a class decorator); returns ``cls``."""
+    for method in ("_checkpoint_config", "_checkpoint_state", "_checkpoint_shapes", "_from_checkpoint"):
+        if not callable(getattr(cls, method, None)):
+            raise TypeError(f"{cls.__name__} lacks {method}() and cannot be checkpointed")
+    _MODELS[cls.__name__] = cls
+    return cls
+
+
+def check_savable(model, /) -> None:
+    """Raise TypeError unless ``model`` is of a registered class."""
+    name = type(model).__name__
+    if _MODELS.get(name) is not type(model):
+        raise TypeError(f"cannot checkpoint a {name}: save_model saves {', '.join(sorted(_MODELS))}")
+
+
+def _encode(value):
+    if value is None:
+        return "None"
+    if isinstance(value, (list, tuple)):
+        if not all(isinstance(v, _NUMBER_TYPES) for v in value):
+            raise TypeError(f"a checkpoint stores lists of numbers only, got {value!r}")
+        return list(value)
+    if not isinstance(value, (*_NUMBER_TYPES, str)):
+        raise TypeError(f"a checkpoint stores numbers, strings and lists of numbers, got {type(value).__name__}")
+    return value
+
+
+def _decode(host):
+    if host.ndim == 0:
+        value = host.item()
+        return None if value == "None" else value
+    if host.ndim == 1 and host.shape[0] <= _MAX_LIST:
+        return host.tolist()
+    raise ValueError(f"a configuration value has shape {tuple(host.shape)}")
+
+
+def save_model(path, model, /, *, hyperparams: dict | None = None, history: dict | None = None,
                arrays: dict | None = None) -> None:
-    """Save ``net`` to ``path`` (``.npz``), with optional training ``hyperparams``, ``history`` and ``arrays``.
+    """Save ``model`` to ``path`` (``.npz``), with optional training ``hyperparams``, ``history`` and ``arrays``.
 
     Parameters
     ----------
     path : str or path-like
         Destination; replaced atomically.
-    net : TwoLayerNet
-        On any backend; its parameters are copied to the host.
+    model
+        A :class:`nets.TwoLayerNet`, :class:`nets.FullyConnectedNet`, ``LinearSVM`` or
+        ``Softmax`` (trained), on any backend; its arrays are copied to the host.
     hyperparams : dict, keyword-only
         Names to numbers or strings (learning rate, reg, update rule, ...).
     history : dict, keyword-only
         Names to lists of numbers, e.g. what :meth:`TwoLayerNet.train` returns; nested dicts
-        (``update_ratio_history``) are flattened to ``name/key``.
+        (``update_ratio_history``) are flattened to ``name/key``; None values are skipped.
     arrays : dict, keyword-only
         Names to arrays of any backend that the model needs besides its parameters, e.g. the
         fitted preprocessing (``{"mean": pre.mean_, "scale": pre.scale_}``).
     """
-    if not isinstance(net, TwoLayerNet):
-        raise TypeError(f"save_model saves a TwoLayerNet, got {type(net).__name__}")
-    out = {"format_version": FORMAT_VERSION}
-    for k in _PARAMS:
-        out[f"param/{k}"] = backend.to_numpy(net.params[k])
-    out |= {
-        "net/input_size": net.input_size, "net/hidden_size": net.hidden_size, "net/output_size": net.output_size,
-        "net/std": net.std, "net/init": net.init, "net/dtype": net.dtype_name, "net/dropout": net.dropout,
-        "net/seed": -1 if net.seed is None else net.seed,
-    }
+    check_savable(model)
+    out = {"format_version": FORMAT_VERSION, "model": type(model).__name__}
+    for name, value in model._checkpoint_config().items():
+        out[f"config/{name}"] = _encode(value)
+    for name, value in model.params.items():
+        out[f"param/{name}"] = backend.to_numpy(value)
+    for name, value in model._checkpoint_state().items():
+        out[f"state/{name}"] = backend.to_numpy(value)
     for name, value in (hyperparams or {}).items():
         if not isinstance(value, (*_NUMBER_TYPES, str)) and value is not None:
             raise TypeError(f"hyperparameter {name!r} must be a number or a string, got {type(value).__name__}")
         out[f"hyper/{name}"] = "None" if value is None else value
     for name, values in (history or {}).items():
+        if values is None:
+            continue
         items = values.items() if isinstance(values, dict) else [(None, values)]
         for sub, vals in items:
             key = f"history/{name}" if sub is None else f"history/{name}/{sub}"
-            out[key] = backend.to_numpy(vals) if not isinstance(vals, list) else vals
+            out[key] = backend.to_numpy(vals) if not isinstance(vals, (list, int, float)) else vals
     for name, value in (arrays or {}).items():
         out[f"array/{name}"] = backend.to_numpy(value)
     save_npz_atomic(path, out)
+
+
+def _legacy_two_layer(data: dict) -> tuple[str, dict]:
+    """Format 1 held a TwoLayerNet under ``net/`` keys."""
+    config = {k: _decode(data[f"net/{k}"]) for k in ("input_size", "hidden_size", "output_size", "std", "init",
+                                                    "dtype", "dropout", "seed")}
+    config["seed"] = None if config["seed"] is not None and config["seed"] < 0 else config["seed"]
+    return "TwoLayerNet", config
 
 
 def load_model(path, /, *, xp=None, device=None, dtype=None):
@@ -72,55 +133,91 @@ def load_model(path, /, *, xp=None, device=None, dtype=None):
     ----------
     path : str or path-like
     xp, device : keyword-only
-        Where the net is placed (None: NumPy on the CPU), whatever backend saved it.
+        Where the model is placed (None: NumPy on the CPU), whatever backend saved it.
     dtype : keyword-only
         Override the saved dtype (e.g. float32 on a device without float64).
 
     Returns
     -------
-    net : TwoLayerNet
+    model
+        Of the class that was saved.
     info : dict
         ``hyperparams`` (dict of Python numbers / strings), ``history`` (dict of float lists,
-        nested dicts restored) and ``arrays`` (the extra arrays, placed with the net).
+        nested dicts restored) and ``arrays`` (the extra arrays, placed with the model).
 
     Raises
     ------
     CorruptFileError
-        The file is not a checkpoint of a known version, or is truncated or corrupt.
+        The file is not an xpml checkpoint, is truncated or corrupt, declares sizes beyond the
+        limits, or holds arrays whose shapes do not match what it declares.
+    CheckpointVersionError
+        The file was written by a newer xpml.
     """
     data = load_npz(path)
-    version = int(data["format_version"]) if "format_version" in data else None
-    if version != FORMAT_VERSION:
-        raise CorruptFileError(f"{path}: not an xpml checkpoint of format {FORMAT_VERSION} (found {version!r})")
     try:
-        seed = int(data["net/seed"])
-        net = TwoLayerNet(
-            int(data["net/input_size"]), int(data["net/hidden_size"]), int(data["net/output_size"]),
-            float(data["net/std"]), init=str(data["net/init"]), dropout=float(data["net/dropout"]),
-            dtype=str(data["net/dtype"]) if dtype is None else dtype, seed=None if seed < 0 else seed,
-            xp=xp, device=device,
-        )
-        params = {k: data[f"param/{k}"] for k in _PARAMS}
-    except KeyError as exc:
-        raise CorruptFileError(f"{path}: checkpoint lacks {exc}") from exc
-    for k, host in params.items():
-        expected = tuple(net.params[k].shape)
-        if tuple(host.shape) != expected:
-            raise CorruptFileError(f"{path}: {k} has shape {tuple(host.shape)}, expected {expected}")
-        net.params[k] = net.backend.asarray(host, dtype=net.dtype)
+        version = int(data["format_version"]) if "format_version" in data else None
+    except (TypeError, ValueError):
+        version = None
+    if version is None or version < 1:
+        raise CorruptFileError(f"{path}: not an xpml checkpoint (no format version)")
+    if version > FORMAT_VERSION:
+        raise CheckpointVersionError(
+            f"{path} was written by a newer xpml (checkpoint format {version}; this xpml reads formats up to "
+            f"{FORMAT_VERSION}): upgrade xpml to load it")
+    try:
+        if version == 1:
+            name, config = _legacy_two_layer(data)
+        else:
+            name = str(data["model"].item())
+            config = {k.partition("/")[2]: _decode(v) for k, v in data.items() if k.startswith("config/")}
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CorruptFileError(f"{path}: the checkpoint's model description is missing or malformed ({exc})") from exc
+    cls = _MODELS.get(name)
+    if cls is None:
+        hint = " (import xpml.classifiers first: it registers the linear models)" if name in ("LinearSVM",
+                                                                                             "Softmax") else ""
+        raise CorruptFileError(f"{path}: holds a {name!r}, which this xpml cannot load{hint}")
+    try:
+        # Sizes and shapes first, from the declared configuration alone: nothing is allocated yet.
+        expected = cls._checkpoint_shapes(config)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CorruptFileError(f"{path}: the checkpoint declares an invalid {name} ({exc})") from exc
+    for key, shape in expected.items():
+        if key not in data:
+            raise CorruptFileError(f"{path}: checkpoint lacks {key}")
+        if tuple(data[key].shape) != tuple(shape):
+            raise CorruptFileError(f"{path}: {key} has shape {tuple(data[key].shape)}, expected {tuple(shape)}")
+        if data[key].dtype.kind != "f":
+            raise CorruptFileError(f"{path}: {key} has dtype {data[key].dtype}, expected floating point")
+    try:
+        model = cls._from_checkpoint(config, {k: data[k] for k in expected}, xp=xp, device=device, dtype=dtype)
+    except (KeyError, TypeError) as exc:
+        raise CorruptFileError(f"{path}: the checkpoint declares an invalid {name} ({exc})") from exc
+    bk = model.backend
     hyper, history, extra = {}, {}, {}
     for key, value in data.items():
-        kind, _, name = key.partition("/")
+        kind, _, field = key.partition("/")
         if kind == "array":
-            extra[name] = net.backend.asarray(value)
+            extra[field] = bk.asarray(value)
         elif kind == "hyper":
             v = value.item()
-            hyper[name] = None if v == "None" else v
+            hyper[field] = None if v == "None" else v
         elif kind == "history":
-            top, _, sub = name.partition("/")
-            vals = [float(x) for x in value.tolist()]
+            top, _, sub = field.partition("/")
+            vals = [float(x) for x in value.reshape(-1).tolist()] if value.ndim else value.item()
             if sub:
                 history.setdefault(top, {})[sub] = vals
             else:
                 history[top] = vals
-    return net, {"hyperparams": hyper, "history": history, "arrays": extra}
+    return model, {"hyperparams": hyper, "history": history, "arrays": extra}
+
+
+def _register_nets() -> None:
+    from .fc_net import FullyConnectedNet
+    from .two_layer_net import TwoLayerNet
+
+    register_model(TwoLayerNet)
+    register_model(FullyConnectedNet)
+
+
+_register_nets()

@@ -1,10 +1,16 @@
 """Model ensembles: average the class probabilities of several trained models.
 
-The notes' cheap ensembling trick: a few independently trained (or differently regularized)
-models usually beat each of them, because their errors are partly independent.
+The notes' cheap ensembling tricks: a few independently trained (or differently regularized)
+models usually beat each of them, because their errors are partly independent; and the
+checkpoints of one run's last epochs, averaged, often beat its last one
+(:meth:`Ensemble.from_checkpoints`).
 """
 
 from __future__ import annotations
+
+import glob
+import os
+import re
 
 from .. import backend
 
@@ -42,6 +48,43 @@ class Ensemble:
         total = sum(weights)
         self.weights = [w / total for w in weights]
 
+    @classmethod
+    def from_checkpoints(cls, checkpoint_name, /, *, last: int | None = None, xp=None, device=None, weights=None):
+        """The ensemble of the epoch checkpoints a :class:`nets.Solver` wrote with ``checkpoint_name``.
+
+        Parameters
+        ----------
+        checkpoint_name : str or path-like, or a list of checkpoint paths
+            The Solver's ``checkpoint_name`` (files ``{checkpoint_name}_epoch_{epoch}.npz``), or
+            explicit paths.
+        last : int, keyword-only
+            Average only the ``last`` K epochs (default: all found).
+        xp, device : keyword-only
+            Where the models are loaded (see :func:`nets.load_model`).
+        weights : keyword-only
+            As for the constructor.
+        """
+        from .checkpoint import load_model
+
+        if isinstance(checkpoint_name, (list, tuple)):
+            paths = [os.fspath(p) for p in checkpoint_name]
+        else:
+            prefix = os.fspath(checkpoint_name)
+            pattern = re.compile(re.escape(os.path.basename(prefix)) + r"_epoch_(\d+)\.npz$")
+            found = []
+            for path in glob.glob(glob.escape(prefix) + "_epoch_*.npz"):
+                match = pattern.search(os.path.basename(path))
+                if match:
+                    found.append((int(match.group(1)), path))
+            paths = [p for _, p in sorted(found)]
+            if not paths:
+                raise FileNotFoundError(f"no checkpoints {prefix}_epoch_<N>.npz found")
+        if last is not None:
+            if isinstance(last, bool) or not isinstance(last, int) or last < 1:
+                raise ValueError(f"last must be a positive integer, got {last!r}")
+            paths = paths[-last:]
+        return cls([load_model(p, xp=xp, device=device)[0] for p in paths], weights=weights)
+
     def predict_proba(self, X, /):
         """Weighted mean of the models' probabilities (N, C), on ``X``'s backend."""
         probs = None
@@ -52,7 +95,7 @@ class Ensemble:
             else:
                 if p.shape != probs.shape:
                     raise ValueError(f"models disagree on the output shape: {tuple(p.shape)} vs {tuple(probs.shape)}")
-                probs += w * p
+                probs = probs + w * p
         return probs
 
     def predict(self, X, /):

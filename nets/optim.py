@@ -1,24 +1,31 @@
 """First-order update rules of the course notes, with the CS231n signature.
 
-Every rule is ``rule(w, dw, config=None) -> (next_w, config)``: ``w`` is a parameter array, ``dw``
-its gradient (same shape, namespace and device), and ``config`` a dict of hyperparameters and of
-the rule's state (velocity, caches, moments, step count). The first call fills in the defaults
-and creates the state on ``w``'s device; pass the returned ``config`` back on the next call. The
-linear classifiers and :class:`nets.TwoLayerNet` call the rules this way, one config per
-parameter, and look them up by name with :func:`get_update_rule`.
+Every rule is ``rule(w, dw, config=None) -> (next_w, config)``; ``config`` may be given by
+position or by keyword (``sgd_momentum(w, dw, config=config)``, as the course's notebooks call
+them). ``w`` is a parameter array, ``dw`` its gradient (same shape, namespace and device), and
+``config`` a dict of hyperparameters and of the rule's state (velocity, caches, moments, step
+count). The first call fills in the defaults and creates the state on ``w``'s device.
 
-The rules update ``w`` and their state arrays in place and return ``w`` itself (as the course's
-``sgd`` does): a step then allocates one to four temporaries the size of ``w`` instead of a new
-``w`` and new state each time, which matters when the step is a noticeable part of an iteration.
-Pass a copy if the old value is still needed.
+The rules are functional: ``next_w`` is a new array and the new state is stored in ``config``
+(the same dict is returned). Neither ``w`` nor ``dw`` is changed, nor any state array a caller
+put into ``config``, so a caller may keep references to old parameters (the Solver's best
+parameters, a running average) without copying them, and the rules give the same numbers on
+arrays that cannot be written to (JAX). The fast path, where the namespace allows writes: the
+temporaries of a step, and the state arrays a rule created itself in earlier steps of the same
+``config``, are updated in place, so a step costs what the course's in-place rules cost.
+
+Hyperparameters are read as Python numbers at every step: a NumPy float64 learning rate does not
+turn float32 weights into float64.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 from .. import backend
+from ._arith import iadd, imul, itruediv, writeable
 
 __all__ = [
     "UPDATE_RULES",
@@ -32,27 +39,87 @@ __all__ = [
 ]
 
 
+def _config(config, defaults: dict) -> dict:
+    if config is None:
+        config = {}
+    elif not isinstance(config, dict):
+        raise TypeError(f"config must be a dict of hyperparameters and state, got {type(config).__name__}")
+    for key, value in defaults.items():
+        config.setdefault(key, value)
+    return config
+
+
+def _number(config: dict, key: str) -> float:
+    value = config[key]
+    if isinstance(value, bool):
+        raise TypeError(f"config[{key!r}] must be a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"config[{key!r}] must be a number, got {value!r}") from None
+
+
+# Where a rule notes the state arrays it created itself, with the config they belong to: only
+# those may be updated in place, never an array a caller put into config (or a copied config).
+_OWNED = "_owned_state"
+
+
 def _state(config: dict, key: str, w):
-    # State is created once, on the parameter's device; later steps reuse it without looking up
-    # the namespace (a per-step lookup would cost a few microseconds per parameter).
+    """``(state, in_place)``: the state array ``config[key]`` (zeros shaped like ``w`` on its device the
+    first time) and whether this rule may update it in place."""
     state = config.get(key)
     if state is None:
         xp, device = backend.namespace_and_device(w)
-        state = config[key] = xp.zeros(w.shape, dtype=w.dtype, device=device)
+        return xp.zeros(w.shape, dtype=w.dtype, device=device), False
+    if tuple(state.shape) != tuple(w.shape):
+        raise ValueError(f"config[{key!r}] has shape {tuple(state.shape)} but the parameter has {tuple(w.shape)}")
+    owner, owned = config.get(_OWNED, (None, {}))
+    return state, owner == id(config) and owned.get(key) is state and writeable(state)
+
+
+def _store(config: dict, key: str, state):
+    """Store new ``state`` under ``key``, noting that this rule made it."""
+    config[key] = state
+    owner, owned = config.get(_OWNED, (None, {}))
+    if owner != id(config):
+        owned = {}
+        config[_OWNED] = (id(config), owned)
+    owned[key] = state
     return state
 
 
-def _scaled_step(dw, cache, lr: float, eps: float):
-    """``lr * dw / (sqrt(cache) + eps)`` in two temporaries (the step of Adagrad and RMSprop)."""
-    # ``** 0.5`` rather than xp.sqrt: an operator needs no namespace lookup in the hot loop.
-    denom = cache**0.5
-    denom += eps
-    step = dw * lr
-    step /= denom
-    return step
+def _check(w, dw):
+    if tuple(dw.shape) != tuple(w.shape):
+        raise ValueError(f"dw has shape {tuple(dw.shape)} but w has {tuple(w.shape)}")
 
 
-def sgd(w, dw, config=None, /):
+def _leaky(config: dict, key: str, w, new, rate: float):
+    """``old + rate * (new - old)``, the leaky average of ``config[key]``, stored back."""
+    old, in_place = _state(config, key, w)
+    step = imul(new - old, rate)
+    if in_place:
+        old += step
+        return _store(config, key, old)
+    return _store(config, key, iadd(step, old))
+
+
+def _accumulate(config: dict, key: str, w, scale: float, add):
+    """``scale * config[key] + add`` (``add`` a fresh temporary), stored back."""
+    old, in_place = _state(config, key, w)
+    if in_place:
+        if scale != 1.0:
+            old *= scale
+        old += add
+        return _store(config, key, old)
+    return _store(config, key, iadd(add, old * scale) if scale != 1.0 else iadd(add, old))
+
+
+def _scaled(step, cache, eps: float):
+    """``step / (sqrt(cache) + eps)``, dividing the fresh ``step`` in place where allowed."""
+    return itruediv(step, iadd(cache**0.5, eps))
+
+
+def sgd(w, dw, config=None):
     """Vanilla stochastic gradient descent.
 
     config: ``learning_rate`` (default 1e-2).
@@ -61,13 +128,12 @@ def sgd(w, dw, config=None, /):
     -----
     ``w <- w - lr * dw``.
     """
-    config = {} if config is None else config
-    config.setdefault("learning_rate", 1e-2)
-    w -= config["learning_rate"] * dw
-    return w, config
+    config = _config(config, {"learning_rate": 1e-2})
+    _check(w, dw)
+    return iadd(dw * -_number(config, "learning_rate"), w), config
 
 
-def sgd_momentum(w, dw, config=None, /):
+def sgd_momentum(w, dw, config=None):
     """SGD with momentum.
 
     config: ``learning_rate`` (1e-2), ``momentum`` (0.9); state ``velocity``.
@@ -76,43 +142,34 @@ def sgd_momentum(w, dw, config=None, /):
     -----
     ``v <- mu * v - lr * dw``, then ``w <- w + v``.
     """
-    config = {} if config is None else config
-    config.setdefault("learning_rate", 1e-2)
-    config.setdefault("momentum", 0.9)
-    v = _state(config, "velocity", w)
-    v *= config["momentum"]
-    v -= config["learning_rate"] * dw
-    w += v
-    return w, config
+    config = _config(config, {"learning_rate": 1e-2, "momentum": 0.9})
+    _check(w, dw)
+    v = _accumulate(config, "velocity", w, _number(config, "momentum"), dw * -_number(config, "learning_rate"))
+    return w + v, config
 
 
-def nesterov_momentum(w, dw, config=None, /):
+def nesterov_momentum(w, dw, config=None):
     """Nesterov momentum, in the form of the course notes (the gradient is taken at ``w``).
 
     config: ``learning_rate`` (1e-2), ``momentum`` (0.9); state ``velocity``.
 
     Notes
     -----
-    ``v_prev = v``; ``v <- mu * v - lr * dw``; ``w <- w - mu * v_prev + (1 + mu) * v``, which
-    equals ``w + mu * (v - v_prev) + v``: the look-ahead step rewritten in terms of the
-    parameters actually stored.
+    ``v_prev = v``; ``v <- mu * v - lr * dw``; ``w <- w - mu * v_prev + (1 + mu) * v``: the
+    look-ahead step rewritten in terms of the parameters actually stored.
     """
-    config = {} if config is None else config
-    config.setdefault("learning_rate", 1e-2)
-    config.setdefault("momentum", 0.9)
-    mu = config["momentum"]
-    v = _state(config, "velocity", w)
-    # w - mu*v_prev + (1+mu)*v_new with v_new = mu*v_prev - lr*dw expands to
-    # w + mu*mu*v_prev - (1+mu)*lr*dw, so v_prev need not be copied.
-    w += (mu * mu) * v
-    step = ((1.0 + mu) * config["learning_rate"]) * dw
-    w -= step
-    v *= mu
-    v -= config["learning_rate"] * dw
-    return w, config
+    config = _config(config, {"learning_rate": 1e-2, "momentum": 0.9})
+    _check(w, dw)
+    mu, lr = _number(config, "momentum"), _number(config, "learning_rate")
+    v_prev, _ = _state(config, "velocity", w)
+    # w - mu*v_prev + (1+mu)*v = w + mu*mu*v_prev - (1+mu)*lr*dw: the step is taken before the
+    # velocity moves on, so v_prev need not be copied.
+    next_w = iadd(iadd(dw * (-(1.0 + mu) * lr), v_prev * (mu * mu)), w)
+    _accumulate(config, "velocity", w, mu, dw * -lr)
+    return next_w, config
 
 
-def adagrad(w, dw, config=None, /):
+def adagrad(w, dw, config=None):
     """Adagrad: per-parameter steps scaled by the accumulated squared gradients.
 
     config: ``learning_rate`` (1e-2), ``epsilon`` (1e-8); state ``cache``.
@@ -121,16 +178,14 @@ def adagrad(w, dw, config=None, /):
     -----
     ``cache <- cache + dw**2``; ``w <- w - lr * dw / (sqrt(cache) + eps)``.
     """
-    config = {} if config is None else config
-    config.setdefault("learning_rate", 1e-2)
-    config.setdefault("epsilon", 1e-8)
-    cache = _state(config, "cache", w)
-    cache += dw * dw
-    w -= _scaled_step(dw, cache, config["learning_rate"], config["epsilon"])
-    return w, config
+    config = _config(config, {"learning_rate": 1e-2, "epsilon": 1e-8})
+    _check(w, dw)
+    cache = _accumulate(config, "cache", w, 1.0, dw * dw)
+    step = _scaled(dw * -_number(config, "learning_rate"), cache, _number(config, "epsilon"))
+    return iadd(step, w), config
 
 
-def rmsprop(w, dw, config=None, /):
+def rmsprop(w, dw, config=None):
     """RMSprop: a leaky average of squared gradients scales the steps.
 
     config: ``learning_rate`` (1e-2), ``decay_rate`` (0.99), ``epsilon`` (1e-8); state ``cache``.
@@ -139,21 +194,14 @@ def rmsprop(w, dw, config=None, /):
     -----
     ``cache <- rho * cache + (1 - rho) * dw**2``; ``w <- w - lr * dw / (sqrt(cache) + eps)``.
     """
-    config = {} if config is None else config
-    config.setdefault("learning_rate", 1e-2)
-    config.setdefault("decay_rate", 0.99)
-    config.setdefault("epsilon", 1e-8)
-    rho = config["decay_rate"]
-    cache = _state(config, "cache", w)
-    cache *= rho
-    sq = dw * dw
-    sq *= 1.0 - rho
-    cache += sq
-    w -= _scaled_step(dw, cache, config["learning_rate"], config["epsilon"])
-    return w, config
+    config = _config(config, {"learning_rate": 1e-2, "decay_rate": 0.99, "epsilon": 1e-8})
+    _check(w, dw)
+    cache = _leaky(config, "cache", w, dw * dw, 1.0 - _number(config, "decay_rate"))
+    step = _scaled(dw * -_number(config, "learning_rate"), cache, _number(config, "epsilon"))
+    return iadd(step, w), config
 
 
-def adam(w, dw, config=None, /):
+def adam(w, dw, config=None):
     """Adam with bias correction.
 
     config: ``learning_rate`` (1e-3), ``beta1`` (0.9), ``beta2`` (0.999), ``epsilon`` (1e-8);
@@ -166,30 +214,19 @@ def adam(w, dw, config=None, /):
     ``m_hat = m / (1 - b1**t)``; ``v_hat = v / (1 - b2**t)``;
     ``w <- w - lr * m_hat / (sqrt(v_hat) + eps)``.
     """
-    config = {} if config is None else config
-    config.setdefault("learning_rate", 1e-3)
-    config.setdefault("beta1", 0.9)
-    config.setdefault("beta2", 0.999)
-    config.setdefault("epsilon", 1e-8)
-    config.setdefault("t", 0)
-    b1, b2 = config["beta1"], config["beta2"]
-    m = _state(config, "m", w)
-    v = _state(config, "v", w)
-    config["t"] = t = config["t"] + 1
-    m *= b1
-    m += (1.0 - b1) * dw
-    v *= b2
-    sq = dw * dw
-    sq *= 1.0 - b2
-    v += sq
-    # The bias corrections are Python scalars folded into the step, so no m_hat/v_hat arrays.
-    denom = v * (1.0 / (1.0 - b2**t))
-    denom **= 0.5
-    denom += config["epsilon"]
-    step = m * (config["learning_rate"] / (1.0 - b1**t))
-    step /= denom
-    w -= step
-    return w, config
+    config = _config(config, {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "t": 0})
+    _check(w, dw)
+    b1, b2 = _number(config, "beta1"), _number(config, "beta2")
+    t = int(config["t"]) + 1
+    m = _leaky(config, "m", w, dw, 1.0 - b1)
+    v = _leaky(config, "v", w, dw * dw, 1.0 - b2)
+    config["t"] = t
+    # The bias corrections are Python scalars folded into the step, with no m_hat or v_hat arrays:
+    # lr m_hat / (sqrt(v_hat) + eps) = (lr sqrt(1 - b2^t) / (1 - b1^t)) m / (sqrt(v) + eps sqrt(1 - b2^t)).
+    root = math.sqrt(1.0 - b2**t)
+    denom = iadd(v**0.5, _number(config, "epsilon") * root)
+    step = itruediv(m * (-_number(config, "learning_rate") * root / (1.0 - b1**t)), denom)
+    return iadd(step, w), config
 
 
 # Read-only: the lookup table is shared by every caller.
@@ -218,3 +255,4 @@ def get_update_rule(rule, /) -> Callable:
             f"unknown update rule {rule!r}; choose one of: {', '.join(sorted(UPDATE_RULES))}, or pass a callable "
             "rule(w, dw, config) -> (next_w, config)"
         ) from None
+

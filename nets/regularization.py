@@ -1,16 +1,17 @@
 """Regularization of the course notes: L2, L1, elastic net, max-norm and inverted dropout.
 
 The penalties return the loss term and its gradient together (both on the weights' device); the
-max-norm constraint is a projection applied after each update; dropout is applied with a mask
-drawn in advance (see :func:`dropout_masks`), so training draws masks for many iterations in one
-host-to-device transfer.
+max-norm constraint is a projection applied after each update, returning new weights; dropout
+masks can be drawn in advance for many iterations (:func:`dropout_masks`; the layer itself is
+:func:`nets.layers.dropout_forward`).
 """
 
 from __future__ import annotations
 
 from .. import backend
+from ._arith import iadd, imul
 
-__all__ = ["dropout_masks", "elastic_net_penalty", "l1_penalty", "l2_penalty", "max_norm_"]
+__all__ = ["dropout_masks", "elastic_net_penalty", "l1_penalty", "l2_penalty", "max_norm"]
 
 
 def l2_penalty(W, /, reg: float):
@@ -18,7 +19,11 @@ def l2_penalty(W, /, reg: float):
 
     Returns ``(loss, dW)``: a 0-d array and an array shaped like ``W``.
     """
-    xp = backend.get_namespace(W)
+    return _l2(backend.get_namespace(W), W, reg)
+
+
+def _l2(xp, W, reg):
+    reg = float(reg)
     # A dot product of the flattened weights: no D x H temporary for W * W (4x faster in NumPy).
     flat = xp.reshape(W, (-1,))
     return reg * xp.vecdot(flat, flat), (2.0 * reg) * W
@@ -27,6 +32,7 @@ def l2_penalty(W, /, reg: float):
 def l1_penalty(W, /, reg: float):
     """L1 penalty ``reg * sum(|W|)`` and its (sub)gradient ``reg * sign(W)`` (0 at 0)."""
     xp = backend.get_namespace(W)
+    reg = float(reg)
     return reg * xp.sum(xp.abs(W)), reg * xp.sign(W)
 
 
@@ -34,15 +40,14 @@ def elastic_net_penalty(W, /, *, l1: float, l2: float):
     """Elastic net: ``l1 * sum(|W|) + l2 * sum(W**2)`` and its gradient."""
     loss1, grad1 = l1_penalty(W, l1)
     loss2, grad2 = l2_penalty(W, l2)
-    grad1 += grad2
-    return loss1 + loss2, grad1
+    return loss1 + loss2, iadd(grad1, grad2)
 
 
-def max_norm_(W, /, max_norm: float):
-    """Clip, in place, each column of ``W`` (D, H) to Euclidean norm at most ``max_norm``; return ``W``.
+def max_norm(W, /, max_norm: float):
+    """``W`` (D, H) with each column clipped to Euclidean norm at most ``max_norm``, as a new array.
 
     A column holds the incoming weights of one unit, the vector the notes' max-norm constraint
-    bounds.
+    bounds. ``W`` itself is left as it was.
 
     Notes
     -----
@@ -51,9 +56,7 @@ def max_norm_(W, /, max_norm: float):
     xp = backend.get_namespace(W)
     norms = xp.sqrt(xp.sum(W * W, axis=0))
     # Columns under the bound get factor 1 exactly; the floor keeps a zero column from dividing by 0.
-    scale = xp.minimum(max_norm / xp.maximum(norms, 1e-30), 1.0)
-    W *= scale
-    return W
+    return W * xp.minimum(float(max_norm) / xp.maximum(norms, 1e-30), 1.0)
 
 
 def dropout_masks(rng: backend.Generator, shape, /, *, drop: float, dtype=None):
@@ -66,6 +69,4 @@ def dropout_masks(rng: backend.Generator, shape, /, *, drop: float, dtype=None):
     if not 0.0 <= drop < 1.0:
         raise ValueError(f"dropout (the probability of dropping a unit) must be in [0, 1), got {drop!r}")
     keep = 1.0 - drop
-    mask = rng.bernoulli(shape, p=keep, dtype=dtype)
-    mask *= 1.0 / keep
-    return mask
+    return imul(rng.bernoulli(shape, p=keep, dtype=dtype), 1.0 / keep)

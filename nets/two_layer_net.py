@@ -1,36 +1,32 @@
 """The two-layer fully connected ReLU network of CS231n assignment 1, on every backend.
 
-``input - fully connected - ReLU - (dropout) - fully connected - softmax``, trained by minibatch
-SGD (or any rule of :mod:`nets.optim`) on softmax cross-entropy with L2 (and optionally L1)
-weight decay. The training loop keeps everything on the device: minibatch indices and dropout
-masks are drawn in blocks, the per-iteration losses stay 0-d device arrays, and they, with the
-per-epoch accuracies, come back to the host in one transfer at the end.
+``input - fully connected - ReLU - (dropout) - fully connected - softmax``, with assignment 1's
+API (``loss(X, y, reg)``, ``train(...)`` returning the histories, ``predict``) and its L2
+convention ``reg * sum(W**2)``. The arithmetic is :func:`nets.fc_net.network_loss`, the same
+layers as :class:`nets.FullyConnectedNet`, and :meth:`TwoLayerNet.train` runs on
+:class:`nets.Solver`, the one training loop.
 """
 
 from __future__ import annotations
 
 import math
 
-import array_api_extra as xpx
-
 from .. import backend
-from ..backend.validation import check_data, check_labels, check_positive
-from .diagnostics import update_to_weight_ratio
+from ..backend.validation import check_same_length
+from ._arith import iadd
+from ._model import Net, as_float, as_int, check_size, dtype_name
+from .fc_net import network_loss, network_scores
 from .init import INIT_SCHEMES, init_weights
 from .optim import get_update_rule
-from .regularization import dropout_masks, l1_penalty, l2_penalty, max_norm_
+from .regularization import l1_penalty
+from .solver import Solver
 
 __all__ = ["TwoLayerNet"]
 
-# Bytes of temporaries one scoring chunk may use; keeps predict() on 50,000 x 3072 inputs bounded.
-_SCORE_BUDGET = 64 * 2**20
-# Upper bound on the bytes of one block of pre-drawn dropout masks.
-_MASK_BUDGET = 64 * 2**20
-# Iterations whose minibatch indices are drawn in one host-to-device transfer.
-_INDEX_BLOCK = 1000
+_NETWORK = dict(num_layers=2, normalization=None, activation="relu", norm_params=None)
 
 
-class TwoLayerNet:
+class TwoLayerNet(Net):
     """A two-layer fully connected net with a ReLU hidden layer and a softmax output.
 
     Parameters
@@ -67,18 +63,20 @@ class TwoLayerNet:
     def __init__(self, input_size: int, hidden_size: int, output_size: int, std: float = 1e-4, *,
                  init: str = "std", dtype=None, seed: int | None = 0, xp=None, device=None,
                  dropout: float = 0.0):
-        for name, v in (("input_size", input_size), ("hidden_size", hidden_size), ("output_size", output_size)):
-            check_positive(v, name=name, integer=True)
-        check_positive(std, name="std")
+        input_size = as_int(input_size, name="input_size")
+        hidden_size = as_int(hidden_size, name="hidden_size")
+        output_size = as_int(output_size, name="output_size")
+        std = as_float(std, name="std")
         if init not in INIT_SCHEMES:
             raise ValueError(f"unknown init {init!r}; choose one of: {', '.join(INIT_SCHEMES)}")
-        _check_dropout(dropout)
+        dropout = _check_dropout(dropout)
+        check_size([(input_size, hidden_size), (hidden_size, output_size)])
         self.backend = backend.as_backend(xp, device=device)
         xp, device = self.backend.xp, self.backend.device
-        self.dtype = backend.float_dtype(xp, device, dtype)
+        self.dtype = backend.float_dtype(xp, device, dtype_name(dtype))
         self.input_size, self.hidden_size, self.output_size = input_size, hidden_size, output_size
         self.std, self.init, self.seed, self.dropout = std, init, seed, dropout
-        self._rng = backend.Generator(seed, xp=xp, device=device)
+        self._rng = backend.Generator(seed, xp=self.backend)
         self.params = {
             "W1": init_weights(self._rng, (input_size, hidden_size), scheme=init, std=std, dtype=self.dtype),
             "b1": xp.zeros((hidden_size,), dtype=self.dtype, device=device),
@@ -87,90 +85,50 @@ class TwoLayerNet:
         }
 
     @property
-    def dtype_name(self) -> str:
-        """``"float32"`` or ``"float64"``."""
-        return "float64" if self.dtype == self.backend.xp.float64 else "float32"
+    def input_dim(self) -> int:
+        """D (the base class's name for ``input_size``)."""
+        return self.input_size
+
+    @property
+    def num_classes(self) -> int:
+        """C (the base class's name for ``output_size``)."""
+        return self.output_size
+
+    def _widths(self):
+        return [self.hidden_size, self.output_size]
 
     def __repr__(self) -> str:
         return (f"TwoLayerNet({self.input_size}, {self.hidden_size}, {self.output_size}, init={self.init!r}, "
                 f"dtype={self.dtype_name!r}, backend={self.backend.label!r})")
 
-    # ---- input checks -------------------------------------------------------------------------
-
-    def _own(self, X, name: str):
-        """``X`` as this net's dtype, after checking it lives on the net's backend and has D columns."""
-        backend.check_on_backend(X, self.backend, name=name, owner="this net", target="net.backend")
-        xp = self.backend.xp
-        if X.ndim != 2 or X.shape[1] != self.input_size:
-            raise ValueError(f"{name} must have shape (N, {self.input_size}), got {tuple(X.shape)}")
-        if not xp.isdtype(X.dtype, "real floating"):
-            raise TypeError(f"{name} must have a real floating dtype, got {X.dtype}")
-        # A float64 input to a float32 net would silently upcast every product; cast once instead.
-        return X if X.dtype == self.dtype else xp.astype(X, self.dtype)
-
-    def _own_labels(self, y, n: int, name: str):
-        backend.check_on_backend(y, self.backend, name=name, owner="this net", target="net.backend")
-        if y.ndim != 1 or y.shape[0] != n:
-            raise ValueError(f"{name} must have shape ({n},), one label per row of the data; got {tuple(y.shape)}")
-        return y
-
     # ---- forward and backward -----------------------------------------------------------------
 
-    def _hidden(self, X, mask=None):
-        xp = self.backend.xp
-        h = X @ self.params["W1"]
-        h += self.params["b1"]
-        h = xp.maximum(h, 0.0)
-        if mask is not None:
-            h *= mask
-        return h
-
     def _scores(self, X):
-        s = self._hidden(X) @ self.params["W2"]
-        s += self.params["b2"]
-        return s
+        return network_scores(self.params, X, **_NETWORK)
 
-    def _loss_and_grads(self, X, y, reg: float, *, l1: float = 0.0, mask=None):
-        """Loss (0-d) and gradients for checked inputs; the body of :meth:`loss` and of training."""
-        xp = self.backend.xp
-        p = self.params
-        N = X.shape[0]
-        h = self._hidden(X, mask)
-        s = h @ p["W2"]
-        s += p["b2"]
-        # Softmax cross-entropy from shifted scores: the shift cancels and keeps exp() in range.
-        s -= xp.max(s, axis=1, keepdims=True)
-        probs = xp.exp(s)
-        sum_exp = xp.sum(probs, axis=1, keepdims=True)
-        onehot = xpx.one_hot(y, self.output_size, dtype=self.dtype, xp=xp)
-        loss = (xp.sum(xp.log(sum_exp)) - xp.vecdot(xp.reshape(s, (-1,)), xp.reshape(onehot, (-1,)))) / N
-        # dL/ds = (softmax - onehot) / N, formed in place in the probabilities.
-        probs /= sum_exp
-        probs -= onehot
-        probs *= 1.0 / N
-        ds = probs
+    def _loss_and_grads(self, X, y, reg: float, *, l1: float = 0.0, mask=None, rng=None, drop: float = 0.0):
+        """Loss (0-d) and gradients for checked inputs; the body of :meth:`loss` and of training.
 
-        dW2 = h.T @ ds
-        db2 = xp.sum(ds, axis=0)
-        dh = ds @ p["W2"].T
+        Dropout uses ``mask`` when given, else draws a mask from ``rng`` when ``drop`` > 0.
+        """
+        dropout_param = None
         if mask is not None:
-            dh *= mask
-        # ReLU (and dropout) backward: the gradient passes where the unit was active and kept.
-        dh = xp.where(h > 0.0, dh, 0.0)
-        dW1 = X.T @ dh
-        db1 = xp.sum(dh, axis=0)
-
-        if reg:
-            for W, dW in ((p["W1"], dW1), (p["W2"], dW2)):
-                pen, grad = l2_penalty(W, reg)
-                loss = loss + pen
-                dW += grad
+            dropout_param = {"mode": "train", "mask": mask}
+        elif drop and rng is not None:
+            dropout_param = {"mode": "train", "p": 1.0 - drop, "generator": rng}
+        loss, grads = network_loss(self.params, X, y, dropout_param=dropout_param, l2=reg, **_NETWORK)
         if l1:
-            for W, dW in ((p["W1"], dW1), (p["W2"], dW2)):
-                pen, grad = l1_penalty(W, l1)
-                loss = loss + pen
-                dW += grad
-        return loss, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+            for k in ("W1", "W2"):
+                penalty, dW = l1_penalty(self.params[k], l1)
+                loss = loss + penalty
+                grads[k] = iadd(grads[k], dW)
+        return loss, grads
+
+    def _solver_loss(self, X, y, rng):
+        """For :class:`nets.Solver`: scores, or the loss without regularization and with the net's dropout."""
+        if y is None:
+            return self._scores(X)
+        return self._loss_and_grads(X, y, 0.0, rng=rng, drop=self.dropout)
 
     def loss(self, X, y=None, reg: float = 0.0, *, l1: float = 0.0, dropout_mask=None):
         """Scores, or the loss and its gradients.
@@ -206,12 +164,11 @@ class TwoLayerNet:
         ``dW2 = h^T ds + 2 reg W2``, ``dh = ds W2^T * mask * [h > 0]``, ``dW1 = X^T dh + 2 reg W1``,
         ``db = column sums``.
         """
-        X = self._own(X, "X")
         if y is None:
-            return self._scores(X)
-        y = self._own_labels(y, X.shape[0], "y")
-        check_positive(reg, name="reg", allow_zero=True)
-        check_positive(l1, name="l1", allow_zero=True)
+            return self._scores(self._check_X(X))
+        X, y = self._check_labelled(X, y)
+        reg = as_float(reg, name="reg", allow_zero=True)
+        l1 = as_float(l1, name="l1", allow_zero=True)
         if dropout_mask is not None:
             dropout_mask = self._own_mask(dropout_mask, X.shape[0])
         return self._loss_and_grads(X, y, reg, l1=l1, mask=dropout_mask)
@@ -222,42 +179,6 @@ class TwoLayerNet:
             raise ValueError(f"dropout_mask must have shape ({n}, {self.hidden_size}) and live on the net's backend")
         return mask
 
-    # ---- prediction -----------------------------------------------------------------------------
-
-    def _row_chunks(self, n: int):
-        # Per row a chunk holds the hidden activations and the scores, plus a copy of each.
-        per_row = 2 * (self.hidden_size + self.output_size) * (8 if self.dtype_name == "float64" else 4)
-        rows = max(1, _SCORE_BUDGET // per_row)
-        for start in range(0, n, rows):
-            yield slice(start, min(start + rows, n))
-
-    def predict_proba(self, X, /):
-        """Class probabilities (N, C), the softmax of the scores, computed in memory-bounded chunks."""
-        X = self._own(X, "X")
-        xp = self.backend.xp
-        out = []
-        for rows in self._row_chunks(X.shape[0]):
-            s = self._scores(X[rows, :])
-            s -= xp.max(s, axis=1, keepdims=True)
-            e = xp.exp(s)
-            e /= xp.sum(e, axis=1, keepdims=True)
-            out.append(e)
-        return out[0] if len(out) == 1 else xp.concat(out, axis=0)
-
-    def predict(self, X, /):
-        """Predicted labels (N,) of the index dtype: the argmax of the scores, in bounded chunks."""
-        X = self._own(X, "X")
-        return self._predict(X)
-
-    def _predict(self, X):
-        xp = self.backend.xp
-        out = [xp.argmax(self._scores(X[rows, :]), axis=1) for rows in self._row_chunks(X.shape[0])]
-        return out[0] if len(out) == 1 else xp.concat(out, axis=0)
-
-    def _accuracy(self, X, y):
-        xp = self.backend.xp
-        return xp.mean(xp.astype(self._predict(X) == y, self.dtype))
-
     # ---- training ---------------------------------------------------------------------------------
 
     def train(self, X, y, X_val=None, y_val=None, learning_rate: float = 1e-3, learning_rate_decay: float = 0.95,
@@ -265,7 +186,7 @@ class TwoLayerNet:
               update_rule="sgd", optim_config: dict | None = None, schedule=None, dropout: float | None = None,
               l1: float = 0.0, max_norm: float | None = None, record_update_ratios: bool = False,
               callback=None) -> dict:
-        """Train by minibatch gradient descent; return the loss and accuracy histories.
+        """Train by minibatch gradient descent (on :class:`nets.Solver`); return the histories.
 
         Parameters
         ----------
@@ -285,7 +206,7 @@ class TwoLayerNet:
             Minibatch size; examples are drawn with replacement, as in the course. None trains on
             all of ``X`` at every step (full batch, one epoch per step).
         verbose : bool
-            Print the loss and accuracies once per epoch (one device read per epoch).
+            Print the loss and accuracies once per epoch (the values of the per-epoch read).
         update_rule : str or callable, keyword-only
             A rule of :mod:`nets.optim` by name (``"sgd"``, ``"momentum"``, ``"nesterov"``,
             ``"adagrad"``, ``"rmsprop"``, ``"adam"``) or a callable with the same signature.
@@ -315,117 +236,131 @@ class TwoLayerNet:
         dict
             ``loss_history`` (one float per iteration), ``train_acc_history`` (accuracy on the
             last minibatch of each epoch, as in the course), ``val_acc_history`` (per epoch),
-            ``learning_rate_history`` (the rate used in each epoch) and, when asked,
-            ``update_ratio_history`` (``{"W1": [...], "W2": [...]}``, per epoch).
+            ``learning_rate_history`` (the rate used in each epoch), ``diverged_at`` (the first
+            iteration with a non-finite loss, else None; training stops at the end of that epoch)
+            and, when asked, ``update_ratio_history`` (``{"W1": [...], "W2": [...]}``, per epoch).
 
         Notes
         -----
         An epoch is ``max(N // batch_size, 1)`` iterations. At the end of each one the accuracies
-        are computed and the learning rate is multiplied by ``learning_rate_decay`` (the course
-        checks at iteration 0 too; here only completed epochs count). Minibatch indices are drawn
-        for up to 1000 iterations in one call, dropout masks for as many iterations as fit in 64
-        MiB, from the net's generator, so runs with the same seed match across backends.
+        are computed and read back with the epoch's losses in one transfer, and the learning rate
+        is multiplied by ``learning_rate_decay``. Minibatch indices are drawn for up to 1000
+        iterations in one call, from the net's generator, so runs with the same seed match across
+        backends.
         """
-        xp = self.backend.xp
-        X = self._own(X, "X")
-        check_data(X, name="X")
-        y = self._own_labels(y, X.shape[0], "y")
-        check_labels(y, name="y", num_classes=self.output_size)
+        # Where the data lives is checked here, under train()'s argument names; the Solver checks the values.
+        self._own(X, "X")
+        backend.check_on_backend(y, self.backend, name="y", owner="this net", target="net.backend")
         if (X_val is None) != (y_val is None):
             raise ValueError("give both X_val and y_val, or neither")
+        check_same_length(("X", X), ("y", y))
+        data = {"X_train": X, "y_train": y}
         if X_val is not None:
-            X_val = self._own(X_val, "X_val")
-            y_val = self._own_labels(y_val, X_val.shape[0], "y_val")
-            check_labels(y_val, name="y_val", num_classes=self.output_size)
-        check_positive(learning_rate, name="learning_rate")
-        check_positive(learning_rate_decay, name="learning_rate_decay")
-        check_positive(reg, name="reg", allow_zero=True)
-        check_positive(l1, name="l1", allow_zero=True)
-        check_positive(num_iters, name="num_iters", integer=True)
-        if batch_size is not None:
-            check_positive(batch_size, name="batch_size", integer=True)
-        if max_norm is not None:
-            check_positive(max_norm, name="max_norm")
-        drop = self.dropout if dropout is None else dropout
-        _check_dropout(drop)
-        rule = get_update_rule(update_rule)
+            self._own(X_val, "X_val")
+            backend.check_on_backend(y_val, self.backend, name="y_val", owner="this net", target="net.backend")
+            check_same_length(("X_val", X_val), ("y_val", y_val))
+            data |= {"X_val": X_val, "y_val": y_val}
+        learning_rate = as_float(learning_rate, name="learning_rate")
+        drop = _check_dropout(self.dropout if dropout is None else dropout)
+        trainer = _Training(self, as_float(reg, name="reg", allow_zero=True), drop)
 
-        N = X.shape[0]
-        full_batch = batch_size is None
-        B = N if full_batch else batch_size
-        iters_per_epoch = 1 if full_batch else max(N // B, 1)
-        lr = schedule(0) if schedule is not None else learning_rate
-        configs = {k: {**(optim_config or {}), "learning_rate": lr} for k in self.params}
-        # Draw as many iterations' masks as fit the budget, never more than the index block.
-        mask_iters = max(1, _MASK_BUDGET // (B * self.hidden_size * (8 if self.dtype_name == "float64" else 4)))
-        block = min(_INDEX_BLOCK, mask_iters) if drop else _INDEX_BLOCK
+        def report(solver):
+            val = f", val acc {solver.val_acc_history[-1]:.4f}" if solver.val_acc_history else ""
+            print(f"epoch {solver.epoch} (iteration {len(solver.loss_history)} / {num_iters}): loss "
+                  f"{solver.loss_history[-1]:.6f}, train acc {solver.train_acc_history[-1]:.4f}{val}, "
+                  f"learning rate {solver.learning_rate_history[-1]:.3g}")
 
-        losses, train_acc, val_acc, lr_history = [], [], [], []
-        ratios = {"W1": [], "W2": []}
-        idx_block = mask_block = None
-        for it in range(num_iters):
-            j = it % block
-            if j == 0:
-                n_draw = min(block, num_iters - it)
-                if not full_batch:
-                    idx_block = self._rng.choice(N, (n_draw, B))
-                if drop:
-                    mask_block = dropout_masks(self._rng, (n_draw, B, self.hidden_size), drop=drop, dtype=self.dtype)
-            if full_batch:
-                X_batch, y_batch = X, y
-            else:
-                idx = idx_block[j, :]
-                X_batch, y_batch = xp.take(X, idx, axis=0), xp.take(y, idx, axis=0)
-            mask = mask_block[j, ...] if drop else None
-
-            loss, grads = self._loss_and_grads(X_batch, y_batch, reg, l1=l1, mask=mask)
-            end_of_epoch = (it + 1) % iters_per_epoch == 0
-            if record_update_ratios and end_of_epoch:
-                before = {k: xp.asarray(self.params[k], copy=True) for k in ("W1", "W2")}
-            for k, config in configs.items():
-                self.params[k], configs[k] = rule(self.params[k], grads[k], config)
-            if max_norm is not None:
-                max_norm_(self.params["W1"], max_norm)
-                max_norm_(self.params["W2"], max_norm)
-            losses.append(loss)
-            if callback is not None:
-                callback(it, loss)
-
-            if end_of_epoch:
-                epoch = (it + 1) // iters_per_epoch
-                train_acc.append(self._accuracy(X_batch, y_batch))
-                if X_val is not None:
-                    val_acc.append(self._accuracy(X_val, y_val))
-                if record_update_ratios:
-                    for k in ratios:
-                        ratios[k].append(update_to_weight_ratio(before[k], self.params[k]))
-                if verbose:
-                    val = f", val acc {float(val_acc[-1]):.4f}" if val_acc else ""
-                    print(f"epoch {epoch} (iteration {it + 1} / {num_iters}): loss {float(loss):.6f}, "
-                          f"train acc {float(train_acc[-1]):.4f}{val}, learning rate {lr:.3g}")
-                lr_history.append(lr)
-                lr = schedule(epoch) if schedule is not None else lr * learning_rate_decay
-                for config in configs.values():
-                    config["learning_rate"] = lr
-
+        solver = Solver(trainer, data, update_rule=get_update_rule(update_rule),
+                        optim_config={**(optim_config or {}), "learning_rate": learning_rate},
+                        lr_decay=learning_rate_decay, batch_size=batch_size, num_iters=num_iters, schedule=schedule,
+                        l1=l1, max_norm=max_norm, record_update_ratios=record_update_ratios, callback=callback,
+                        epoch_callback=report if verbose else None, rng=self._rng, restore_best=False, check_ends=False,
+                        train_accuracy="batch", verbose=False)
+        solver.train()
         history = {
-            "loss_history": _to_floats(xp, losses),
-            "train_acc_history": _to_floats(xp, train_acc),
-            "val_acc_history": _to_floats(xp, val_acc),
-            "learning_rate_history": lr_history,
+            "loss_history": solver.loss_history,
+            "train_acc_history": solver.train_acc_history,
+            "val_acc_history": solver.val_acc_history,
+            "learning_rate_history": solver.learning_rate_history,
+            "diverged_at": solver.diverged_at,
         }
         if record_update_ratios:
-            history["update_ratio_history"] = {k: _to_floats(xp, v) for k, v in ratios.items()}
+            history["update_ratio_history"] = {k: solver.update_ratio_history.get(k, []) for k in ("W1", "W2")}
         return history
 
+    # ---- checkpoints --------------------------------------------------------------------------
 
-def _check_dropout(p) -> None:
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not (0.0 <= p < 1.0) or math.isnan(p):
+    def _checkpoint_config(self) -> dict:
+        return {"input_size": self.input_size, "hidden_size": self.hidden_size, "output_size": self.output_size,
+                "std": self.std, "init": self.init, "dtype": self.dtype_name, "dropout": self.dropout,
+                "seed": self.seed}
+
+    def _checkpoint_state(self) -> dict:
+        return {}
+
+    @classmethod
+    def _checkpoint_shapes(cls, config: dict) -> dict:
+        D = as_int(config["input_size"], name="input_size")
+        H = as_int(config["hidden_size"], name="hidden_size")
+        C = as_int(config["output_size"], name="output_size")
+        shapes = {"param/W1": (D, H), "param/b1": (H,), "param/W2": (H, C), "param/b2": (C,)}
+        check_size(shapes.values())
+        return shapes
+
+    @classmethod
+    def _from_checkpoint(cls, config: dict, arrays: dict, *, xp=None, device=None, dtype=None):
+        net = cls.__new__(cls)
+        bk = backend.as_backend(xp, device=device)
+        net.backend = bk
+        net.dtype = backend.float_dtype(bk.xp, bk.device, dtype_name(dtype if dtype is not None else config["dtype"]))
+        net.input_size = as_int(config["input_size"], name="input_size")
+        net.hidden_size = as_int(config["hidden_size"], name="hidden_size")
+        net.output_size = as_int(config["output_size"], name="output_size")
+        net.std = as_float(config["std"], name="std")
+        if config["init"] not in INIT_SCHEMES:
+            raise ValueError(f"unknown init {config['init']!r}; choose one of: {', '.join(INIT_SCHEMES)}")
+        net.init = config["init"]
+        net.dropout = _check_dropout(config["dropout"])
+        net.seed = config["seed"]
+        net._rng = backend.Generator(net.seed, xp=bk)
+        net.params = {k: bk.asarray(arrays[f"param/{k}"], dtype=net.dtype) for k in ("W1", "b1", "W2", "b2")}
+        return net
+
+
+class _Training:
+    """A TwoLayerNet as :class:`nets.Solver` sees it inside :meth:`TwoLayerNet.train`: the net's own
+    parameter dict (so every update lands in the net), its checks under train()'s argument names,
+    and the loss with train()'s regularization and dropout."""
+
+    _NAMES = {("data['X_train']", "data['y_train']"): ("X", "y"),
+              ("data['X_val']", "data['y_val']"): ("X_val", "y_val")}
+
+    def __init__(self, net: TwoLayerNet, reg: float, drop: float):
+        self.net, self.reg, self.drop = net, reg, drop
+        self.params = net.params
+        self.backend = net.backend
+        self.num_classes = net.output_size
+
+    def loss(self, X, y=None):
+        return self.net.loss(X, y, self.reg)
+
+    def _solver_loss(self, X, y, rng):
+        if y is None:
+            return self.net._scores(X)
+        return self.net._loss_and_grads(X, y, self.reg, rng=rng, drop=self.drop)
+
+    def _predict(self, X):
+        return self.net._predict(X)
+
+    def _check_labelled(self, X, y, names):
+        return self.net._check_labelled(X, y, self._NAMES.get(tuple(names), names))
+
+
+def _check_dropout(p) -> float:
+    try:
+        value = float(p)
+    except (TypeError, ValueError):
+        value = math.nan
+    if isinstance(p, (bool, str, bytes)) or not 0.0 <= value < 1.0:  # NaN fails the comparison too
         raise ValueError(f"dropout is the probability of dropping a hidden unit, in [0, 1); got {p!r}")
-
-
-def _to_floats(xp, values) -> list[float]:
-    """0-d device arrays to Python floats with one stack and one transfer."""
-    if not values:
-        return []
-    return [float(v) for v in backend.to_numpy(xp.stack(values)).tolist()]
+    return value

@@ -12,6 +12,8 @@ Cases, with their pytest ids:
   them). JAX runs with 64-bit types enabled here, as the float64 gradient checks need; the tests
   of JAX without them turn them off locally.
 - ``torch:cuda:0``, ``jax:gpu:0``: the same on CUDA device 0, when usable.
+- ``numpy:readonly``: NumPy whose arrays refuse writes (tests/_readonly.py), for the training
+  tests, which opt in with ``@pytest.mark.readonly_backend``; elsewhere it is skipped.
 
 Unusable backends are skipped with the reason the shim gives (``backend.list_backends()``, or
 ``get_backend``'s error for a missing device), shown in the summary by ``-rs``. With
@@ -28,6 +30,8 @@ import sys
 import pytest
 
 from xpml import backend
+
+from ._readonly import READONLY_BACKEND, readonly_arrays
 
 
 def _enable_jax_x64() -> None:
@@ -79,6 +83,38 @@ def _backend_cases():
 
 
 BACKEND_CASES = list(_backend_cases())
+
+# numpy:readonly: arrays that refuse writes, for the tests of functional state (training and state
+# updates), which opt in with @pytest.mark.readonly_backend; other tests are deselected on it.
+BACKEND_CASES.append(pytest.param(READONLY_BACKEND, id="numpy:readonly"))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "readonly_backend: also run on the numpy:readonly backend case")
+
+
+def _on_readonly(item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and callspec.params.get("bk") is READONLY_BACKEND
+
+
+def pytest_collection_modifyitems(config, items):
+    dropped = [item for item in items if _on_readonly(item) and item.get_closest_marker("readonly_backend") is None]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item not in set(dropped)]
+
+
+@pytest.fixture(autouse=True)
+def _readonly_case(request, monkeypatch):
+    """On the numpy:readonly case, every array the test makes refuses writes."""
+    if not _on_readonly(request.node):
+        yield
+        return
+    with readonly_arrays(monkeypatch):
+        yield
+
+
 FLOAT_DTYPES = ["float32", "float64"]
 
 

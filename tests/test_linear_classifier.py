@@ -14,6 +14,9 @@ from xpml.classifiers import (
     svm_loss_vectorized,
 )
 
+# The training and update-rule tests run on arrays that refuse writes too (tests/_readonly.py).
+pytestmark = pytest.mark.readonly_backend
+
 MODELS = {"svm": (LinearSVM, svm_loss_vectorized), "softmax": (Softmax, softmax_loss_vectorized)}
 
 

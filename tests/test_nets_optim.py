@@ -9,6 +9,9 @@ from xpml import backend
 from xpml.backend.testing import assert_placement
 from xpml.nets import optim
 
+# The training and update-rule tests run on arrays that refuse writes too (tests/_readonly.py).
+pytestmark = pytest.mark.readonly_backend
+
 STEPS = 4
 
 

@@ -7,6 +7,9 @@ from xpml import backend
 from xpml.backend.testing import assert_placement
 from xpml.nets import StepDecay, TwoLayerNet
 
+# The training and update-rule tests run on arrays that refuse writes too (tests/_readonly.py).
+pytestmark = pytest.mark.readonly_backend
+
 N, D, H, C = 40, 6, 8, 3
 
 

@@ -107,7 +107,7 @@ def test_predict_and_predict_proba(bk):
 
 
 def test_predict_in_chunks_matches_one_shot(monkeypatch):
-    import xpml.nets.two_layer_net as tln
+    import xpml.nets._model as tln
 
     net, X, _ = _toy(backend.get_backend("numpy"))
     whole = net.predict_proba(X)
@@ -141,3 +141,37 @@ def test_bad_arguments():
         net.loss(np.zeros((2, 4), np.float32), np.zeros(3, np.int64))
     with pytest.raises(ValueError, match="out of range"):
         net.train(np.zeros((2, 4), np.float32), np.array([0, 3]))
+
+
+def test_every_entry_point_checks_its_data():
+    net = TwoLayerNet(D, H, C, seed=0)
+    X = np.zeros((N, D), np.float32)
+    y = np.array([0, 1, 2, 2, 1])
+    nan = X.copy()
+    nan[1, 2] = np.nan
+    for call, err, match in [
+        (lambda: net.loss(X, np.array([0, 1, 2, 3, 1])), ValueError, "label 3, out of range for 3 classes"),
+        (lambda: net.loss(X, np.array([0, -1, 2, 2, 1])), ValueError, "negative label"),
+        (lambda: net.loss(X, y.astype(np.float32)), TypeError, "integer class labels"),
+        (lambda: net.loss(nan, y), ValueError, "1 NaN or infinite"),
+        (lambda: net.loss(nan), ValueError, "NaN"),
+        (lambda: net.predict(nan), ValueError, "NaN"),
+        (lambda: net.predict_proba(nan), ValueError, "NaN"),
+        (lambda: net.train(X, y, nan, y), ValueError, "X_val contains 1 NaN"),
+        (lambda: net.train(X, y, X, np.array([0, 1, 2, 9, 1])), ValueError, "y_val has label 9"),
+        (lambda: net.train(X, y, X[:3], y), ValueError, "X_val has 3, y_val has 5"),
+        (lambda: net.train(X, y, learning_rate=float("nan")), ValueError, "learning_rate"),
+    ]:
+        with pytest.raises(err, match=match):
+            call()
+
+
+def test_numpy_scalar_hyperparameters_keep_the_dtype():
+    net = TwoLayerNet(D, H, C, np.float64(0.1), seed=0)
+    X = np.random.default_rng(0).standard_normal((20, D)).astype(np.float32)
+    y = np.arange(20) % C
+    hist = net.train(X, y, X, y, learning_rate=np.float64(1e-2), learning_rate_decay=np.float64(0.9),
+                     reg=np.float64(1e-3), num_iters=10, batch_size=5, update_rule="adam",
+                     optim_config={"beta1": np.float64(0.8)})
+    assert all(p.dtype == np.float32 for p in net.params.values())
+    assert all(isinstance(v, float) for v in hist["learning_rate_history"])

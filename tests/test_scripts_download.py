@@ -146,7 +146,7 @@ def test_train_download_then_train(tmp_path, archive, capsys):
     assert rc == 0, capsys.readouterr().err
     results = json.loads((out / "results.json").read_text())
     assert results["dataset"]["name"] == "cifar10" and results["dataset"]["features"] == 3072
-    assert set(results["models"]) == {"knn", "svm", "softmax", "twolayer"}
+    assert set(results["models"]) == {"knn", "svm", "softmax", "twolayer", "fc"}
     assert_png(out / "svm_templates.png")  # ten 32x32 colour templates
     assert_png(out / "twolayer_filters.png")
 

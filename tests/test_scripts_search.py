@@ -118,3 +118,12 @@ def test_every_trial_diverged(tmp_path, capsys):
     assert all(t["diverged"] for t in r["trials"])
     assert "note: every trial diverged, so no model is kept: search lower learning rates (--lr-range)" in stdout
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["results.json", "search_softmax.png"]
+
+
+def test_the_fully_connected_net_is_searched(tmp_path, capsys):
+    rc = search.main([*TINY, "fc", "--trials", "2", "--fine-trials", "1", "--top", "1", "--num-iters", "30",
+                      "--hidden-dims", "16", "--out", str(tmp_path / "s"), "--quiet"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "best: hidden=16" in out and "val acc" in out
+    assert (tmp_path / "s" / "best_fc.npz").is_file()

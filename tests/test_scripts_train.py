@@ -26,8 +26,8 @@ def test_all_four_models_on_every_backend(bk, tmp_path, capsys):
     header = next(i for i, line in enumerate(lines) if line.startswith("model"))
     for col in ("backend", "device", "val acc", "test acc", "train s"):
         assert col in lines[header]
-    rows = lines[header + 2: header + 6]
-    assert [r.split()[0] for r in rows] == ["knn", "svm", "softmax", "twolayer"]
+    rows = lines[header + 2: header + 7]
+    assert [r.split()[0] for r in rows] == ["knn", "svm", "softmax", "twolayer", "fc"]
     assert all(bk.label in r and bk.device_name.split()[0] in r for r in rows)
     assert "run folder" in lines[-1]
 
@@ -35,7 +35,7 @@ def test_all_four_models_on_every_backend(bk, tmp_path, capsys):
     assert results["dataset"] | {"source": None} == {"name": "digits", "source": None, "train": 150, "val": 60,
                                                      "test": 60, "features": 64, "classes": 10}
     models = results["models"]
-    assert list(models) == ["knn", "svm", "softmax", "twolayer"]
+    assert list(models) == ["knn", "svm", "softmax", "twolayer", "fc"]
     for name, r in models.items():
         assert 0.5 < r["val_acc"] <= 1 and 0.5 < r["test_acc"] <= 1, (name, r)
         assert r["train_s"] >= 0 and r["hyperparameters"]
@@ -45,7 +45,7 @@ def test_all_four_models_on_every_backend(bk, tmp_path, capsys):
                 assert_png(out / f)
     assert models["svm"]["hyperparameters"]["num_iters"] == 40
     assert set(models["svm"]["files"]) == {"curves", "checkpoint", "weights"}
-    assert set(models["twolayer"]["files"]) == {"curves", "checkpoint", "weights"}
+    assert set(models["twolayer"]["files"]) == set(models["fc"]["files"]) == {"curves", "checkpoint", "weights"}
     assert len(models["softmax"]["history"]["loss_history"]) == 40
 
     W = load_npz(out / "svm.npz")["W"]
@@ -57,6 +57,8 @@ def test_all_four_models_on_every_backend(bk, tmp_path, capsys):
     assert net.params["W1"].shape == (64, 16)
     pred = backend.to_numpy(net.predict(backend.get_backend("numpy").asarray(np.zeros((2, 64), np.float32))))
     assert pred.shape == (2,)
+    fc, info = load_model(out / "fc.npz")
+    assert info["hyperparams"]["hidden_dims"] == "100,100" and fc.hidden_dims == (100, 100)
 
 
 def test_same_seed_same_results_other_seed_other_run(tmp_path, capsys):
@@ -77,6 +79,38 @@ def test_flags_reach_the_models_they_apply_to(tmp_path, capsys):
     hp = r["models"]["twolayer"]["hyperparameters"]
     assert (hp["learning_rate"], hp["update_rule"], hp["init"], hp["hidden_size"]) == (0.2, "adam", "xavier", 16)
     assert "k=3 metric=l1" in stdout and "rule=adam" in stdout
+
+
+def test_fully_connected_net_flags(tmp_path, capsys):
+    out, stdout, r = _run(tmp_path, capsys, "fc", "--hidden-dims", "32,16", "--normalization", "layernorm",
+                          "--activation", "tanh", "--dropout-keep", "0.8", "--update-rule", "sgd",
+                          "--learning-rate", "0.1", *SHORT)
+    hp = r["models"]["fc"]["hyperparameters"]
+    assert (hp["hidden_dims"], hp["normalization"], hp["activation"], hp["dropout_keep"]) == ("32,16", "layernorm",
+                                                                                             "tanh", 0.8)
+    assert "hidden=32,16 norm=layernorm act=tanh keep=0.8" in stdout
+    history = r["models"]["fc"]["history"]
+    assert len(history["loss_history"]) == 40 and history["diverged_at"] is None
+    from xpml.nets import load_model
+
+    net, _ = load_model(out / "fc.npz")
+    assert (net.hidden_dims, net.normalization, net.activation, net.dropout_keep_ratio) == ((32, 16), "layernorm",
+                                                                                           "tanh", 0.8)
+    _, _, linear = _run(tmp_path / "lin", capsys, "fc", "--hidden-dims", "", "--num-iters", "20")
+    assert "weights" not in linear["models"]["fc"]["files"]  # no hidden layer: no first-layer filters
+
+
+@pytest.mark.parametrize("args,message", [
+    (["fc", "--hidden-dims", "10,0"], "--hidden-dims: must be widths >= 1"),
+    (["fc", "--hidden-dims", "a"], "--hidden-dims: must be widths"),
+    (["fc", "--normalization", "groupnorm"], "--normalization: invalid choice"),
+    (["fc", "--dropout-keep", "0"], "--dropout-keep: must be in (0, 1]"),
+    (["svm", "--hidden-dims", "10"], "--hidden-dims applies to fc"),
+])
+def test_bad_fully_connected_flags_are_one_line(tmp_path, capsys, args, message):
+    assert train.main([*TINY, *args, "--out", str(tmp_path / "x"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
 
 
 def test_spiral_draws_decision_regions(tmp_path, capsys):
@@ -149,7 +183,8 @@ def test_quiet_and_non_terminal_bars_read_nothing():
 
 @pytest.mark.parametrize("models", [["all"], ["svm", "svm"]])
 def test_model_selection(models):
-    assert train.parse_models(models) == (["knn", "svm", "softmax", "twolayer"] if models == ["all"] else ["svm"])
+    everything = ["knn", "svm", "softmax", "twolayer", "fc"]
+    assert train.parse_models(models) == (everything if models == ["all"] else ["svm"])
 
 
 def test_every_long_loop_shows_progress_on_a_terminal(tmp_path, capsys, monkeypatch):

@@ -1,4 +1,4 @@
-"""The four models behind one interface: default hyperparameters, training, evaluation, artefacts.
+"""The five models behind one interface: default hyperparameters, training, evaluation, artefacts.
 
 :func:`fit` trains one model on a :class:`_datasets.Dataset` and measures it; :func:`save` writes
 its checkpoint and pictures into a run folder. ``train.py`` and ``search.py`` both use them, so a
@@ -21,10 +21,13 @@ from . import _cli, _runs
 
 __all__ = ["MODELS", "Fit", "defaults", "evaluate", "fit", "save"]
 
-MODELS = ("knn", "svm", "softmax", "twolayer")
+MODELS = ("knn", "svm", "softmax", "twolayer", "fc")
 LINEAR = ("svm", "softmax")
-TITLES = {"knn": "k-nearest neighbour", "svm": "linear SVM", "softmax": "softmax", "twolayer": "two-layer net"}
+TITLES = {"knn": "k-nearest neighbour", "svm": "linear SVM", "softmax": "softmax", "twolayer": "two-layer net",
+          "fc": "fully connected net"}
 UPDATE_RULES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+NORMALIZATIONS = ("none", "batchnorm", "layernorm")
+ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "maxout")
 
 # Hyperparameters each model takes, with defaults chosen on the digits (pixels scaled to [0, 1],
 # mean subtracted); DATASET_DEFAULTS adjusts them where another dataset needs it.
@@ -34,6 +37,9 @@ DEFAULTS = {
     "softmax": {"learning_rate": 1.0, "reg": 1e-4, "num_iters": 1500, "batch_size": 200, "update_rule": "sgd"},
     "twolayer": {"hidden_size": 100, "learning_rate": 0.5, "learning_rate_decay": 0.99, "reg": 1e-4,
                  "num_iters": 1500, "batch_size": 100, "update_rule": "sgd", "init": "he", "dropout": 0.0},
+    "fc": {"hidden_dims": "100,100", "normalization": "batchnorm", "activation": "relu", "dropout_keep": 1.0,
+           "learning_rate": 1e-2, "learning_rate_decay": 0.95, "reg": 1e-4, "num_iters": 1500, "batch_size": 100,
+           "update_rule": "adam", "init": "he"},
 }
 DATASET_DEFAULTS = {
     "digits": {},
@@ -43,11 +49,14 @@ DATASET_DEFAULTS = {
         "softmax": {"learning_rate": 0.03, "reg": 1e-3},
         "twolayer": {"hidden_size": 200, "learning_rate": 0.05, "learning_rate_decay": 0.95, "reg": 1e-3,
                      "num_iters": 3000, "batch_size": 200},
+        "fc": {"hidden_dims": "512,512", "learning_rate": 1e-3, "reg": 1e-3, "dropout_keep": 0.8, "num_iters": 4000,
+               "batch_size": 200},
     },
     "spiral": {
         "svm": {"learning_rate": 0.5, "num_iters": 500},
         "softmax": {"learning_rate": 0.5, "num_iters": 500},
         "twolayer": {"learning_rate": 0.5, "learning_rate_decay": 1.0, "reg": 1e-3, "num_iters": 3000},
+        "fc": {"learning_rate_decay": 1.0, "num_iters": 3000},
     },
 }
 
@@ -81,14 +90,10 @@ class Fit:
 
 
 def accuracy(pred, y) -> float:
-    """Fraction of ``pred`` equal to ``y``, read back as a Python float."""
-    xp = backend.get_namespace(pred)
-    return float(backend.to_numpy(xp.mean(xp.astype(pred == y, xp.float64 if _has_f64(pred) else xp.float32))))
+    """Fraction of ``pred`` equal to ``y`` (the library's :func:`nets.accuracy`), read back as a Python float."""
+    from ..nets import accuracy as device_accuracy
 
-
-def _has_f64(x) -> bool:
-    xp, device = backend.namespace_and_device(x)
-    return "float64" in xp.__array_namespace_info__().dtypes(device=device, kind="real floating")
+    return float(backend.to_numpy(device_accuracy(pred, y)))
 
 
 def _with_bias(data, split: str):
@@ -123,6 +128,8 @@ def fit(model: str, data, bk, params: dict, *, seed: int = 0, dtype: str = "floa
         return _fit_linear(model, data, bk, params, seed=seed, dtype=dtype, progress=progress, test=test)
     if model == "twolayer":
         return _fit_net(data, bk, params, seed=seed, dtype=dtype, progress=progress, test=test)
+    if model == "fc":
+        return _fit_fc(data, bk, params, seed=seed, dtype=dtype, progress=progress, test=test)
     raise ValueError(f"unknown model {model!r}; choose from: {', '.join(MODELS)}")
 
 
@@ -224,6 +231,42 @@ def _fit_net(data, bk, params, *, seed, dtype, progress, test):
     return fit_
 
 
+def hidden_dims(text: str) -> list[int]:
+    """``"100,100"`` as ``[100, 100]``; an empty string is no hidden layer."""
+    return [int(h) for h in text.split(",") if h.strip()]
+
+
+def _fit_fc(data, bk, params, *, seed, dtype, progress, test):
+    from ..nets import FullyConnectedNet, Solver
+
+    norm = None if params["normalization"] == "none" else params["normalization"]
+    net = FullyConnectedNet(hidden_dims(params["hidden_dims"]), input_dim=data.num_features,
+                            num_classes=data.num_classes, dropout_keep_ratio=params["dropout_keep"], normalization=norm,
+                            reg=params["reg"], dtype=dtype, seed=seed, activation=params["activation"],
+                            init=params["init"], xp=bk)
+    split = {"X_train": data.X_train, "y_train": data.y_train, "X_val": data.X_val, "y_val": data.y_val}
+    with progress.training(params["num_iters"], desc="fc") as bar:
+        t0 = _clock(bk)
+        # The course's Solver, checking accuracy at the end of every epoch and keeping the best
+        # parameters on the validation set.
+        solver = Solver(net, split, update_rule=params["update_rule"],
+                        optim_config={"learning_rate": params["learning_rate"]},
+                        lr_decay=params["learning_rate_decay"], batch_size=params["batch_size"],
+                        num_iters=params["num_iters"], check_ends=False, callback=bar, verbose=False)
+        solver.train()
+        t1 = _clock(bk)
+    history = {"loss_history": solver.loss_history, "train_acc_history": solver.train_acc_history,
+               "val_acc_history": solver.val_acc_history, "learning_rate_history": solver.learning_rate_history,
+               "diverged_at": solver.diverged_at}
+    curves = {"train (1000 examples)": solver.train_acc_history, "val": solver.val_acc_history}
+    fit_ = Fit("fc", dict(params), net, None, None, t1 - t0, 0.0, solver.loss_history,
+               {k: v for k, v in curves.items() if v}, history=history)
+    fit_.val_acc = evaluate(fit_, data, "val")
+    fit_.test_acc = evaluate(fit_, data, "test") if test else None
+    fit_.predict_s = _clock(bk) - t1
+    return fit_
+
+
 def _host_predict(fit_: Fit, bk, dtype):
     """``predict`` on host (M, D) arrays: for drawing decision regions."""
     def predict(X_host):
@@ -257,17 +300,18 @@ def save(fit_: Fit, data, bk, run_dir, *, prefix: str | None = None) -> dict:
             files["weights"] = f"{name}_templates.png"
             _runs.plot_image_grid(run_dir / files["weights"], W, data.image_shape, titles=data.class_names,
                                   title=f"{title}: one template per class")
-    elif fit_.model == "twolayer":
+    elif fit_.model in ("twolayer", "fc"):
         from ..nets import save_model
         from ..nets.diagnostics import first_layer_images
 
         files["checkpoint"] = f"{name}.npz"
         save_model(run_dir / files["checkpoint"], fit_.estimator, hyperparams=hyper, history=fit_.history)
-        if data.image_shape is not None:
+        W1 = fit_.estimator.params["W1"]
+        if data.image_shape is not None and (fit_.model == "twolayer" or hidden_dims(fit_.params["hidden_dims"])):
             files["weights"] = f"{name}_filters.png"
-            grid = backend.to_numpy(first_layer_images(fit_.estimator.params["W1"], image_shape=data.image_shape))
+            grid = backend.to_numpy(first_layer_images(W1, image_shape=data.image_shape))
             _runs.plot_image(run_dir / files["weights"], grid / 255.0,
-                             title=f"{title}: first-layer weights of the {fit_.params['hidden_size']} hidden units")
+                             title=f"{title}: first-layer weights of its {W1.shape[1]} units")
     if data.num_features == 2:
         files["regions"] = f"{name}_regions.png"
         X, y = backend.to_numpy(data.X_train), backend.to_numpy(data.y_train)
@@ -285,23 +329,40 @@ def _dropout(text: str) -> float:
     return value
 
 
+def _hidden_dims(text: str) -> str:
+    """``--hidden-dims 100,100``: positive widths, comma separated (empty: no hidden layer)."""
+    parts = [p.strip() for p in text.split(",")]
+    if parts == [""]:
+        return ""
+    for p in parts:
+        if not p.isdigit() or int(p) < 1:
+            raise argparse.ArgumentTypeError(f"must be widths >= 1 separated by commas, e.g. 100,100; got {text!r}")
+    return ",".join(str(int(p)) for p in parts)
+
+
 # (flag, key, argparse type, choices, help); a flag applies to every model that takes `key`.
 HYPER_FLAGS = [
     ("--k", "k", _cli.count, None, "neighbours that vote (knn)"),
     ("--metric", "metric", None, ("l2", "l1"), "distance (knn)"),
-    ("--learning-rate", "learning_rate", _cli.positive, None, "step size (svm, softmax, twolayer)"),
-    ("--reg", "reg", _cli.non_negative, None, "L2 regularization strength (svm, softmax, twolayer)"),
-    ("--num-iters", "num_iters", _cli.count, None, "training iterations (svm, softmax, twolayer)"),
-    ("--batch-size", "batch_size", _cli.count, None, "examples per minibatch (svm, softmax, twolayer)"),
-    ("--update-rule", "update_rule", None, UPDATE_RULES, "(svm, softmax, twolayer)"),
+    ("--learning-rate", "learning_rate", _cli.positive, None, "step size (svm, softmax, twolayer, fc)"),
+    ("--reg", "reg", _cli.non_negative, None, "L2 regularization strength (svm, softmax, twolayer, fc)"),
+    ("--num-iters", "num_iters", _cli.count, None, "training iterations (svm, softmax, twolayer, fc)"),
+    ("--batch-size", "batch_size", _cli.count, None, "examples per minibatch (svm, softmax, twolayer, fc)"),
+    ("--update-rule", "update_rule", None, UPDATE_RULES, "(svm, softmax, twolayer, fc)"),
     ("--hidden-size", "hidden_size", _cli.count, None, "hidden units (twolayer)"),
     ("--learning-rate-decay", "learning_rate_decay", _cli.fraction, None,
-     "learning-rate factor per epoch, in (0, 1] (twolayer)"),
-    ("--init", "init", None, ("std", "xavier", "he"), "weight initialisation (twolayer)"),
+     "learning-rate factor per epoch, in (0, 1] (twolayer, fc)"),
+    ("--init", "init", None, ("std", "xavier", "he"), "weight initialisation (twolayer, fc)"),
     ("--dropout", "dropout", _dropout, None, "probability of dropping a hidden unit, in [0, 1) (twolayer)"),
+    ("--hidden-dims", "hidden_dims", _hidden_dims, None, "widths of the hidden layers, e.g. 100,100 (fc)"),
+    ("--normalization", "normalization", None, NORMALIZATIONS, "after each hidden affine layer (fc)"),
+    ("--activation", "activation", None, ACTIVATIONS, "of the hidden layers (fc)"),
+    ("--dropout-keep", "dropout_keep", _cli.fraction, None,
+     "probability of keeping a hidden unit, in (0, 1]; 1 is no dropout (fc)"),
 ]
 SHORT = {"learning_rate": "lr", "learning_rate_decay": "decay", "num_iters": "iters", "batch_size": "batch",
-         "hidden_size": "hidden", "update_rule": "rule"}
+         "hidden_size": "hidden", "update_rule": "rule", "hidden_dims": "hidden", "normalization": "norm",
+         "activation": "act", "dropout_keep": "keep"}
 
 
 def defaults_help(dataset: str = "digits") -> str:
@@ -314,7 +375,7 @@ def defaults_help(dataset: str = "digits") -> str:
 def add_hyperparameter_arguments(parser) -> None:
     g = parser.add_argument_group("hyperparameters (default: per model and dataset, listed below)")
     for flag, key, kind, choices, text in HYPER_FLAGS:
-        metavar = None if choices else ("N" if kind is _cli.count else "X")
+        metavar = None if choices else ("N" if kind is _cli.count else "H1,H2" if kind is _hidden_dims else "X")
         g.add_argument(flag, dest=key, type=kind, choices=choices, metavar=metavar, help=text)
 
 
@@ -340,4 +401,5 @@ def hyperparameters(args, models: list[str], dataset: str) -> dict:
 def settings(params: dict, *, terse: bool = True) -> str:
     """Hyperparameters as ``lr=0.1 reg=0.001 ...`` (terse: short names, no values that are the usual)."""
     return " ".join(f"{SHORT.get(k, k) if terse else k}={v}" for k, v in params.items()
-                    if not terse or not ((k == "dropout" and v == 0) or (k == "update_rule" and v == "sgd")))
+                    if not terse or not ((k == "dropout" and v == 0) or (k == "update_rule" and v == "sgd")
+                                         or (k == "dropout_keep" and v == 1) or (k == "activation" and v == "relu")))

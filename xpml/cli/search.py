@@ -43,6 +43,7 @@ SEARCHED = {
     "softmax": {"learning_rate": ("--lr-range", False), "reg": ("--reg-range", False)},
     "twolayer": {"learning_rate": ("--lr-range", False), "reg": ("--reg-range", False),
                  "hidden_size": ("--hidden-range", True)},
+    "fc": {"learning_rate": ("--lr-range", False), "reg": ("--reg-range", False)},
 }
 
 

@@ -1,8 +1,9 @@
-"""Train kNN, a linear SVM, softmax and a two-layer net, on the CPU or a CUDA GPU, from one command.
+"""Train kNN, a linear SVM, softmax, a two-layer and a fully connected net, on the CPU or a CUDA GPU, from one command.
 
-    xpml train                          # all four on the digits, in well under a minute
+    xpml train                          # all five on the digits, in well under a minute
     xpml train svm softmax --seed 3     # some of them
     xpml train twolayer --hidden-size 200 --learning-rate 0.2 --backend cupy
+    xpml train fc --hidden-dims 100,100 --normalization batchnorm --dropout-keep 0.8
     xpml train --dataset cifar10 --download      # fetch CIFAR-10 once, then train
     xpml train --dataset spiral                  # the notes' toy spiral
 

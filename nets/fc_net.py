@@ -1,0 +1,358 @@
+"""Fully connected nets of any depth, as in CS231n assignment 2's ``fc_net.py``, on every backend.
+
+``{affine - [batch/layer norm] - activation - [dropout]} x (L - 1) - affine - softmax``, built
+from the layers of :mod:`nets.layers`. The forward and backward passes are functions of the
+parameters (:func:`network_loss`), shared with :class:`nets.TwoLayerNet`: one copy of the math.
+"""
+
+from __future__ import annotations
+
+from .. import backend
+from ._arith import iadd
+from ._model import Net, as_float, as_int, check_size, dtype_name
+from .init import INIT_SCHEMES, init_weights
+from .layers import (
+    _affine,
+    _affine_back,
+    _block,
+    _block_back,
+    _softmax,
+    check_activation,
+    check_normalization,
+    keep_probability,
+)
+from .regularization import _l2
+
+__all__ = ["MAXOUT_PIECES", "FullyConnectedNet", "network_loss", "network_scores"]
+
+# Linear pieces per maxout unit (the notes' maxout has two): a maxout layer of H units has 2H
+# affine outputs.
+MAXOUT_PIECES = 2
+
+
+def _forward(xp, device, params, X, *, num_layers: int, normalization, activation: str, norm_params,
+             dropout_param):
+    """Scores (N, C) and the caches of every layer."""
+    h, caches = X, []
+    for i in range(1, num_layers):
+        gamma = params.get(f"gamma{i}") if normalization else None
+        beta = params.get(f"beta{i}") if normalization else None
+        norm_param = norm_params[i - 1] if normalization else None
+        h, cache = _block(xp, device, h, params[f"W{i}"], params[f"b{i}"], gamma, beta, norm_param, dropout_param,
+                          normalization=normalization, activation=activation)
+        caches.append(cache)
+    scores, cache = _affine(xp, h, params[f"W{num_layers}"], params[f"b{num_layers}"])
+    caches.append(cache)
+    return scores, caches
+
+
+def network_scores(params, X, /, *, num_layers: int, normalization=None, activation: str = "relu",
+                   norm_params=None):
+    """Class scores (N, C) of a fully connected net in test mode (no dropout, running statistics)."""
+    xp, device = backend.namespace_and_device(X, params["W1"])
+    return _forward(xp, device, params, X, num_layers=num_layers, normalization=normalization, activation=activation,
+                    norm_params=norm_params, dropout_param=None)[0]
+
+
+def network_loss(params, X, y, /, *, num_layers: int, normalization=None, activation: str = "relu",
+                 norm_params=None, dropout_param=None, l2: float = 0.0):
+    """Softmax loss and gradients of a fully connected net on one minibatch.
+
+    Parameters
+    ----------
+    params : dict
+        ``W1..WL``, ``b1..bL`` and, with a normalization, ``gamma1..``, ``beta1..`` (L - 1 each).
+    X : array (N, D) or (N, d1, ..., dk); y : array (N,)
+        Inputs and labels in [0, C) (not checked here).
+    num_layers : int, keyword-only
+        L, the number of affine layers.
+    normalization, activation, norm_params, dropout_param : keyword-only
+        As :func:`nets.layers.affine_norm_act_dropout_forward`; ``norm_params`` holds one
+        ``bn_param`` / ``ln_param`` per hidden layer, and the batch-norm running statistics are
+        stored back into them.
+    l2 : float, keyword-only
+        The penalty ``l2 * sum(W**2)`` over every weight matrix (biases and normalization
+        parameters are not penalized).
+
+    Returns
+    -------
+    loss : 0-d array
+    grads : dict with the keys and shapes of ``params``
+    """
+    # One namespace lookup per minibatch; the layers' kernels take it from here.
+    xp, device = backend.namespace_and_device(X, y, params["W1"])
+    scores, caches = _forward(xp, device, params, X, num_layers=num_layers, normalization=normalization,
+                              activation=activation, norm_params=norm_params, dropout_param=dropout_param)
+    loss, dout = _softmax(xp, scores, y)
+    L = num_layers
+    grads = {}
+    dout, grads[f"W{L}"], grads[f"b{L}"] = _affine_back(xp, dout, caches[-1], need_dx=L > 1)
+    for i in range(L - 1, 0, -1):
+        dout, grads[f"W{i}"], grads[f"b{i}"], dgamma, dbeta = _block_back(xp, dout, caches[i - 1], need_dx=i > 1)
+        if normalization:
+            grads[f"gamma{i}"], grads[f"beta{i}"] = dgamma, dbeta
+    if l2:
+        for i in range(1, L + 1):
+            penalty, dW = _l2(xp, params[f"W{i}"], l2)
+            loss = loss + penalty
+            grads[f"W{i}"] = iadd(grads[f"W{i}"], dW)
+    return loss, grads
+
+
+def _dims(hidden_dims) -> tuple[int, ...]:
+    if isinstance(hidden_dims, (str, bytes)) or not hasattr(hidden_dims, "__iter__"):
+        raise TypeError(f"hidden_dims must be a list of layer sizes (e.g. [100, 100]), got {hidden_dims!r}")
+    dims = tuple(hidden_dims)
+    for i, h in enumerate(dims):
+        if isinstance(h, bool):
+            raise TypeError(f"hidden_dims[{i}] must be a positive integer, got {h!r}")
+        try:
+            as_int(h, name=f"hidden_dims[{i}]")
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{exc}; hidden_dims lists the width of each hidden layer, e.g. [100, 100]") from None
+    return tuple(int(h) for h in dims)
+
+
+class FullyConnectedNet(Net):
+    """A fully connected net with any number of hidden layers, a softmax output and L2 regularization.
+
+    Parameters
+    ----------
+    hidden_dims : list of int
+        The width of each hidden layer; empty means no hidden layer (a linear softmax classifier).
+    input_dim : int
+        D, the size of one input (inputs may come as (N, D) or as (N, d1, ..., dk) images).
+    num_classes : int
+        C.
+    dropout_keep_ratio : float
+        Probability of *keeping* a hidden unit during training (inverted dropout); 1 means no
+        dropout, as in the course.
+    normalization : None, ``"batchnorm"`` or ``"layernorm"``
+        Normalization after each hidden affine layer, before the activation.
+    reg : float
+        L2 strength; the loss adds ``0.5 * reg * sum(W**2)`` over every weight matrix (the course's
+        convention for this net; :class:`nets.TwoLayerNet` keeps assignment 1's ``reg * sum(W**2)``).
+    weight_scale : float
+        Standard deviation of the initial weights for ``init="std"`` (the course's default init).
+    dtype
+        float32 (default) or float64 (for gradient checks); a name, a NumPy type or a dtype.
+    seed : int or None
+        Seeds the initial weights and the net's generator :attr:`rng` (which draws dropout masks
+        in training). As in the course, it also fixes the dropout mask of direct :meth:`loss` calls
+        (the same mask at every call, so gradient checks see one function); :class:`nets.Solver`
+        draws a fresh mask per step from the generator instead.
+    activation : str, keyword-only
+        ``"relu"`` (default), ``"leaky_relu"``, ``"sigmoid"``, ``"tanh"`` or ``"maxout"`` (two
+        pieces per unit).
+    init : {"std", "xavier", "he"}, keyword-only
+        Weight initialization (see :mod:`nets.init`); ``"std"`` uses ``weight_scale``.
+    xp, device : keyword-only
+        Where the parameters live (None: NumPy on the CPU). Inputs must live there too.
+
+    Attributes
+    ----------
+    params : dict
+        ``W1..WL``, ``b1..bL`` and, with a normalization, ``gamma1..gamma(L-1)``,
+        ``beta1..beta(L-1)``, on the net's backend.
+    bn_params : list of dict
+        One ``bn_param`` (batchnorm: ``mode`` and the running statistics) or ``ln_param`` per
+        hidden layer; empty without normalization.
+    dropout_param : dict
+        ``{"mode", "p"}`` (and ``"seed"`` when given), as in the course.
+    num_layers : int
+        L = len(hidden_dims) + 1.
+    """
+
+    def __init__(self, hidden_dims, input_dim=3 * 32 * 32, num_classes=10, dropout_keep_ratio=1, normalization=None,
+                 reg=0.0, weight_scale=1e-2, dtype=None, seed=None, *, activation: str = "relu", init: str = "std",
+                 xp=None, device=None):
+        self._configure(hidden_dims, input_dim, num_classes, dropout_keep_ratio, normalization, reg, weight_scale,
+                        dtype, seed, activation=activation, init=init, xp=xp, device=device)
+        xp, device = self.backend.xp, self.backend.device
+        self.params = {}
+        for name, shape in self._param_shapes().items():
+            if name.startswith("W"):
+                self.params[name] = init_weights(self.rng, shape, scheme=self.init, std=self.weight_scale,
+                                                 dtype=self.dtype)
+            elif name.startswith("gamma"):
+                self.params[name] = xp.ones(shape, dtype=self.dtype, device=device)
+            else:
+                self.params[name] = xp.zeros(shape, dtype=self.dtype, device=device)
+        self.bn_params = self._fresh_norm_params()
+
+    def _configure(self, hidden_dims, input_dim, num_classes, dropout_keep_ratio, normalization, reg, weight_scale,
+                   dtype, seed, *, activation, init, xp, device):
+        """Check and store the hyperparameters (everything but the arrays)."""
+        self.hidden_dims = _dims(hidden_dims)
+        self.input_dim = as_int(input_dim, name="input_dim")
+        self.num_classes = as_int(num_classes, name="num_classes")
+        self.dropout_keep_ratio = keep_probability(dropout_keep_ratio, name="dropout_keep_ratio")
+        self.normalization = check_normalization(normalization)
+        self.activation = check_activation(activation)
+        self.reg = as_float(reg, name="reg", allow_zero=True)
+        self.weight_scale = as_float(weight_scale, name="weight_scale")
+        if init not in INIT_SCHEMES:
+            raise ValueError(f"unknown init {init!r}; choose one of: {', '.join(INIT_SCHEMES)}")
+        self.init = init
+        self.num_layers = len(self.hidden_dims) + 1
+        self.use_dropout = self.dropout_keep_ratio != 1.0
+        check_size(self._param_shapes().values())
+        self.backend = backend.as_backend(xp, device=device)
+        self.dtype = backend.float_dtype(self.backend.xp, self.backend.device, dtype_name(dtype))
+        self.rng = backend.Generator(seed, xp=self.backend)
+        self.seed = None if seed is None else int(seed)
+        self.dropout_param = {"mode": "train", "p": self.dropout_keep_ratio}
+        if self.seed is not None:
+            self.dropout_param["seed"] = self.seed
+
+    def _fan_out(self, i: int) -> int:
+        """Outputs of affine layer i (a maxout layer has two per unit)."""
+        if i == self.num_layers:
+            return self.num_classes
+        return self.hidden_dims[i - 1] * (MAXOUT_PIECES if self.activation == "maxout" else 1)
+
+    def _param_shapes(self) -> dict:
+        """Name -> shape of every parameter, from the hyperparameters alone."""
+        shapes = {}
+        fan_in = self.input_dim
+        for i in range(1, self.num_layers + 1):
+            fan_out = self._fan_out(i)
+            shapes[f"W{i}"], shapes[f"b{i}"] = (fan_in, fan_out), (fan_out,)
+            if self.normalization and i < self.num_layers:
+                shapes[f"gamma{i}"], shapes[f"beta{i}"] = (fan_out,), (fan_out,)
+            fan_in = self.hidden_dims[i - 1] if i < self.num_layers else fan_in
+        return shapes
+
+    def _fresh_norm_params(self) -> list:
+        xp, device = self.backend.xp, self.backend.device
+        if self.normalization == "batchnorm":
+            return [{"mode": "train",
+                     "running_mean": xp.zeros((self._fan_out(i),), dtype=self.dtype, device=device),
+                     "running_var": xp.zeros((self._fan_out(i),), dtype=self.dtype, device=device)}
+                    for i in range(1, self.num_layers)]
+        if self.normalization == "layernorm":
+            return [{} for _ in range(1, self.num_layers)]
+        return []
+
+    def _widths(self):
+        return [self._fan_out(i) for i in range(1, self.num_layers + 1)]
+
+    def __repr__(self) -> str:
+        extra = "".join(f", {k}={v!r}" for k, v in (("normalization", self.normalization),
+                                                    ("activation", self.activation)) if v not in (None, "relu"))
+        keep = f", dropout_keep_ratio={self.dropout_keep_ratio}" if self.use_dropout else ""
+        return (f"FullyConnectedNet({list(self.hidden_dims)}, input_dim={self.input_dim}, "
+                f"num_classes={self.num_classes}{keep}{extra}, dtype={self.dtype_name!r}, "
+                f"backend={self.backend.label!r})")
+
+    # ---- forward and backward -----------------------------------------------------------------
+
+    def _set_mode(self, mode: str) -> None:
+        # The course threads the mode through these dicts; the loss sets it on every call.
+        self.dropout_param["mode"] = mode
+        for p in self.bn_params:
+            p["mode"] = mode
+
+    def _network(self):
+        return dict(num_layers=self.num_layers, normalization=self.normalization, activation=self.activation,
+                    norm_params=self.bn_params)
+
+    def _scores(self, X):
+        self._set_mode("test")
+        return network_scores(self.params, X, **self._network())
+
+    def _solver_loss(self, X, y, rng):
+        """The loss without entry checks, for :class:`nets.Solver`: scores when ``y`` is None, else
+        ``(loss, grads)`` with dropout masks drawn from ``rng`` when given."""
+        if y is None:
+            return self._scores(X)
+        self._set_mode("train")
+        dropout_param = None
+        if self.use_dropout:
+            dropout_param = self.dropout_param if rng is None else {**self.dropout_param, "generator": rng}
+        return network_loss(self.params, X, y, dropout_param=dropout_param, l2=0.5 * self.reg, **self._network())
+
+    def loss(self, X, y=None):
+        """Scores, or the loss and its gradients, as the course's ``FullyConnectedNet.loss``.
+
+        Parameters
+        ----------
+        X : array (N, D) or (N, d1, ..., dk)
+            Inputs on the net's backend; cast to the net's dtype.
+        y : array (N,) of int, optional
+            Labels in [0, C). Without them the net runs in test mode and returns the scores.
+
+        Returns
+        -------
+        scores : array (N, C)
+            When ``y`` is None.
+        (loss, grads) : (0-d array, dict)
+            Otherwise (training mode: dropout and batch statistics); ``grads`` has the keys and
+            shapes of :attr:`params`. The loss stays on the device (``float(loss)`` reads it).
+
+        Notes
+        -----
+        ``L = -(1/N) sum_i log softmax(s_i)_{y_i} + 0.5 reg sum_l |W_l|^2``; the gradients follow
+        from the layers' backward passes in reverse order.
+        """
+        if y is None:
+            return self._scores(self._check_X(X))
+        X, y = self._check_labelled(X, y)
+        return self._solver_loss(X, y, None)
+
+    # ---- checkpoints --------------------------------------------------------------------------
+
+    def _checkpoint_config(self) -> dict:
+        return {"hidden_dims": list(self.hidden_dims), "input_dim": self.input_dim, "num_classes": self.num_classes,
+                "dropout_keep_ratio": self.dropout_keep_ratio, "normalization": self.normalization,
+                "reg": self.reg, "weight_scale": self.weight_scale, "dtype": self.dtype_name, "seed": self.seed,
+                "activation": self.activation, "init": self.init}
+
+    def _checkpoint_state(self) -> dict:
+        if self.normalization != "batchnorm":
+            return {}
+        return {f"bn{i}/{k}": p[k] for i, p in enumerate(self.bn_params, start=1)
+                for k in ("running_mean", "running_var")}
+
+    def _restore_state(self, state: dict) -> None:
+        """Put back what :meth:`_checkpoint_state` returned (the batch-norm running statistics)."""
+        for key, value in state.items():
+            layer, _, stat = key.partition("/")
+            self.bn_params[int(layer.removeprefix("bn")) - 1][stat] = value
+
+    @classmethod
+    def _checkpoint_shapes(cls, config: dict) -> dict:
+        """Name -> shape of every array a checkpoint of this config holds; checks the config first."""
+        probe = cls.__new__(cls)
+        probe.hidden_dims = _dims(config["hidden_dims"])
+        probe.input_dim = as_int(config["input_dim"], name="input_dim")
+        probe.num_classes = as_int(config["num_classes"], name="num_classes")
+        probe.normalization = check_normalization(config["normalization"])
+        probe.activation = check_activation(config["activation"])
+        probe.num_layers = len(probe.hidden_dims) + 1
+        shapes = {f"param/{k}": v for k, v in probe._param_shapes().items()}
+        check_size(shapes.values())
+        if probe.normalization == "batchnorm":
+            for i in range(1, probe.num_layers):
+                for k in ("running_mean", "running_var"):
+                    shapes[f"state/bn{i}/{k}"] = (probe._fan_out(i),)
+        return shapes
+
+    @classmethod
+    def _from_checkpoint(cls, config: dict, arrays: dict, *, xp=None, device=None, dtype=None):
+        net = cls.__new__(cls)
+        config = dict(config)
+        if dtype is not None:
+            config["dtype"] = dtype
+        net._configure(config.pop("hidden_dims"), config.pop("input_dim"), config.pop("num_classes"),
+                       config.pop("dropout_keep_ratio"), config.pop("normalization"), config.pop("reg"),
+                       config.pop("weight_scale"), config.pop("dtype"), config.pop("seed"), xp=xp, device=device,
+                       **config)
+        put = net.backend.asarray
+        net.params = {k: put(arrays[f"param/{k}"], dtype=net.dtype) for k in net._param_shapes()}
+        net.bn_params = net._fresh_norm_params()
+        if net.normalization == "batchnorm":
+            for i, p in enumerate(net.bn_params, start=1):
+                for k in ("running_mean", "running_var"):
+                    p[k] = put(arrays[f"state/bn{i}/{k}"], dtype=net.dtype)
+        return net

@@ -1,0 +1,663 @@
+"""Layers as forward/backward pairs, with the names and calling conventions of CS231n's ``layers.py``.
+
+Every ``*_forward`` takes arrays (and a parameter dict where the course has one) and returns
+``(out, cache)``; the matching ``*_backward`` takes the upstream gradient ``dout`` and that
+``cache`` and returns the gradients of the inputs. The losses on class scores return
+``(loss, dx)``. The namespace and device come from the arrays of each call (NumPy, CuPy,
+array-api-strict, ...), so the course's notebooks run unchanged on NumPy arrays and the same code
+runs on a GPU.
+
+No function changes the arrays it is given. The two parameter dicts the course threads through
+its layers are updated the course's way, by storing *new* arrays in them: ``bn_param`` gets the
+new running mean and variance, and nothing else is mutated. Arithmetic happens in place only on
+temporaries a function has just created, and only where the namespace allows writes
+(:mod:`nets._arith`).
+
+These are the kernels of the training loops: they check shapes (Python integers) but never read
+values back from the device. Each public function finds the namespace of its arrays and calls a
+private kernel that takes it (``_affine(xp, x, w, b)``, ...); the nets look the namespace up once
+per minibatch and call the kernels directly. Labels given to :func:`svm_loss` and :func:`softmax_loss` must lie in
+[0, C); the models check them once at their entry points.
+"""
+
+from __future__ import annotations
+
+import math
+from types import MappingProxyType
+
+import array_api_extra as xpx
+
+from .. import backend
+from ._arith import iadd, imul, isub, itruediv
+
+__all__ = [
+    "ACTIVATIONS",
+    "NORMALIZATIONS",
+    "affine_backward",
+    "affine_forward",
+    "affine_norm_act_dropout_backward",
+    "affine_norm_act_dropout_forward",
+    "affine_relu_backward",
+    "affine_relu_forward",
+    "batchnorm_backward",
+    "batchnorm_backward_alt",
+    "batchnorm_forward",
+    "dropout_backward",
+    "dropout_forward",
+    "layernorm_backward",
+    "layernorm_forward",
+    "leaky_relu_backward",
+    "leaky_relu_forward",
+    "maxout_backward",
+    "maxout_forward",
+    "relu_backward",
+    "relu_forward",
+    "sigmoid_backward",
+    "sigmoid_forward",
+    "softmax_loss",
+    "svm_loss",
+    "tanh_backward",
+    "tanh_forward",
+]
+
+NORMALIZATIONS = (None, "batchnorm", "layernorm")
+MODES = ("train", "test")
+
+
+# ---- affine --------------------------------------------------------------------------------------
+
+def affine_forward(x, w, b, /):
+    """Fully connected layer: ``out = x.reshape(N, D) @ w + b``.
+
+    Parameters
+    ----------
+    x : array (N, d_1, ..., d_k)
+        A minibatch of N examples; each is flattened to D = d_1 * ... * d_k values.
+    w : array (D, M)
+        Weights.
+    b : array (M,)
+        Biases.
+
+    Returns
+    -------
+    out : array (N, M)
+    cache : ``(x, w, b)``
+    """
+    return _affine(backend.get_namespace(x, w, b), x, w, b)
+
+
+def _affine(xp, x, w, b):
+    x2 = _rows(xp, x)
+    if w.ndim != 2 or w.shape[0] != x2.shape[1]:
+        raise ValueError(f"w must have shape ({x2.shape[1]}, M) for x of shape {tuple(x.shape)}, got {tuple(w.shape)}")
+    if tuple(b.shape) != (w.shape[1],):
+        raise ValueError(f"b must have shape ({w.shape[1]},) to match w {tuple(w.shape)}, got {tuple(b.shape)}")
+    return iadd(x2 @ w, b), (x, w, b)
+
+
+def affine_backward(dout, cache, /):
+    """Backward pass of :func:`affine_forward`.
+
+    Parameters
+    ----------
+    dout : array (N, M)
+        Upstream gradient.
+    cache : ``(x, w, b)`` from the forward pass.
+
+    Returns
+    -------
+    dx : array shaped like x; dw : array (D, M); db : array (M,)
+
+    Notes
+    -----
+    ``dx = dout w^T`` (reshaped to x's shape), ``dw = x^T dout``, ``db = sum_i dout_i``.
+    """
+    return _affine_back(backend.get_namespace(dout, cache[1]), dout, cache, need_dx=True)
+
+
+def _affine_back(xp, dout, cache, *, need_dx: bool):
+    # The first layer of a net needs no dx: skipping it saves a third of the layer's arithmetic.
+    x, w, _ = cache
+    dx = xp.reshape(dout @ w.T, x.shape) if need_dx else None
+    return dx, _rows(xp, x).T @ dout, xp.sum(dout, axis=0)
+
+
+def _rows(xp, x):
+    """``x`` as a matrix (N, D): itself when already 2-d, else a reshaped view."""
+    if x.ndim == 2:
+        return x
+    if x.ndim < 1:
+        raise ValueError(f"x must have a leading batch axis, got shape {tuple(x.shape)}")
+    return xp.reshape(x, (x.shape[0], math.prod(x.shape[1:])))
+
+
+# ---- activations ---------------------------------------------------------------------------------
+
+def relu_forward(x, /):
+    """Rectified linear unit, ``max(0, x)``; the cache is ``x``."""
+    return _relu(backend.get_namespace(x), x)
+
+
+def _relu(xp, x):
+    return xp.maximum(x, 0.0), x
+
+
+def relu_backward(dout, cache, /):
+    """``dout`` where the input was positive, 0 elsewhere."""
+    return _relu_back(backend.get_namespace(dout, cache), dout, cache)
+
+
+def _relu_back(xp, dout, cache):
+    return xp.where(cache > 0, dout, 0.0)
+
+
+def leaky_relu_forward(x, /, alpha: float = 0.01):
+    """Leaky ReLU, ``x`` for positive inputs and ``alpha * x`` otherwise; the cache is ``(x, alpha)``."""
+    return _leaky_relu(backend.get_namespace(x), x, alpha)
+
+
+def _leaky_relu(xp, x, alpha: float = 0.01):
+    alpha = float(alpha)
+    return xp.where(x > 0, x, alpha * x), (x, alpha)
+
+
+def leaky_relu_backward(dout, cache, /):
+    """``dout`` where the input was positive, ``alpha * dout`` elsewhere."""
+    return _leaky_relu_back(backend.get_namespace(dout, cache[0]), dout, cache)
+
+
+def _leaky_relu_back(xp, dout, cache):
+    x, alpha = cache
+    return xp.where(x > 0, dout, alpha * dout)
+
+
+def sigmoid_forward(x, /):
+    """Logistic sigmoid ``1 / (1 + exp(-x))``, computed without overflow; the cache is the output.
+
+    Notes
+    -----
+    With ``e = exp(-|x|)`` (at most 1): ``1 / (1 + e)`` for ``x >= 0`` and ``e / (1 + e)`` otherwise.
+    """
+    return _sigmoid(backend.get_namespace(x), x)
+
+
+def _sigmoid(xp, x):
+    e = xp.exp(-xp.abs(x))
+    denom = e + 1.0
+    out = xp.where(x >= 0, 1.0 / denom, e / denom)
+    return out, out
+
+
+def sigmoid_backward(dout, cache, /):
+    """``dout * s * (1 - s)`` with ``s`` the forward output."""
+    return _sigmoid_back(None, dout, cache)
+
+
+def _sigmoid_back(xp, dout, cache):
+    s = cache
+    return dout * imul(1.0 - s, s)
+
+
+def tanh_forward(x, /):
+    """Hyperbolic tangent; the cache is the output."""
+    return _tanh(backend.get_namespace(x), x)
+
+
+def _tanh(xp, x):
+    out = xp.tanh(x)
+    return out, out
+
+
+def tanh_backward(dout, cache, /):
+    """``dout * (1 - tanh(x)**2)``."""
+    return _tanh_back(None, dout, cache)
+
+
+def _tanh_back(xp, dout, cache):
+    t = cache
+    return dout * (1.0 - t * t)
+
+
+def maxout_forward(x, /, pieces: int = 2):
+    """Maxout: the maximum over consecutive groups of ``pieces`` inputs.
+
+    Parameters
+    ----------
+    x : array (N, H * pieces)
+        Pre-activations; unit ``j`` takes the maximum of ``x[:, j*pieces:(j+1)*pieces]``.
+    pieces : int
+        k, the number of linear pieces per unit (the notes' maxout has 2).
+
+    Returns
+    -------
+    out : array (N, H)
+    cache : the winning piece of each unit and the input shape
+
+    Notes
+    -----
+    ``out_j = max(x_{j k}, ..., x_{j k + k - 1})``; the gradient flows to the winning piece only
+    (the first one on ties).
+    """
+    return _maxout(backend.get_namespace(x), x, pieces)
+
+
+def _maxout(xp, x, pieces: int = 2):
+    pieces = int(pieces)
+    if pieces < 1 or x.ndim != 2 or x.shape[1] % pieces:
+        raise ValueError(f"maxout needs x of shape (N, H * pieces) with pieces >= 1; got x {tuple(x.shape)}, "
+                         f"pieces={pieces}")
+    z = xp.reshape(x, (x.shape[0], x.shape[1] // pieces, pieces))
+    return xp.max(z, axis=2), (xp.argmax(z, axis=2), pieces, tuple(x.shape))
+
+
+def maxout_backward(dout, cache, /):
+    """Route ``dout`` to the winning piece of each unit."""
+    return _maxout_back(backend.get_namespace(dout, cache[0]), dout, cache)
+
+
+def _maxout_back(xp, dout, cache):
+    winner, pieces, shape = cache
+    onehot = xpx.one_hot(winner, pieces, dtype=dout.dtype, xp=xp)
+    return xp.reshape(imul(onehot, xp.expand_dims(dout, axis=2)), shape)
+
+
+# Name -> (forward, backward) of the element-wise activations (maxout changes the width).
+ACTIVATIONS = MappingProxyType({
+    "relu": (relu_forward, relu_backward),
+    "leaky_relu": (leaky_relu_forward, leaky_relu_backward),
+    "sigmoid": (sigmoid_forward, sigmoid_backward),
+    "tanh": (tanh_forward, tanh_backward),
+    "maxout": (maxout_forward, maxout_backward),
+})
+# The same, as kernels that take the namespace.
+_ACTIVATIONS = {"relu": (_relu, _relu_back), "leaky_relu": (_leaky_relu, _leaky_relu_back),
+                "sigmoid": (_sigmoid, _sigmoid_back), "tanh": (_tanh, _tanh_back), "maxout": (_maxout, _maxout_back)}
+
+
+def check_activation(name, /) -> str:
+    """``name`` if it is a key of :data:`ACTIVATIONS`, else a ValueError listing them."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of: {', '.join(ACTIVATIONS)}")
+    return name
+
+
+# ---- normalization -------------------------------------------------------------------------------
+
+def _param_number(params: dict, key: str, default: float, *, name: str, low: float, high: float | None) -> float:
+    value = params.get(key, default)
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}[{key!r}] must be a number, got {value!r}") from None
+    if not (value >= low and (high is None or value <= high)) or math.isinf(value):
+        bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        raise ValueError(f"{name}[{key!r}] must be {bound}, got {value!r}")
+    return value
+
+
+def _mode(params, name: str) -> str:
+    if not isinstance(params, dict):
+        raise TypeError(f"{name} must be a dict, got {type(params).__name__}")
+    mode = params.get("mode")
+    if mode not in MODES:
+        raise ValueError(f"{name}['mode'] must be 'train' or 'test', got {mode!r}")
+    return mode
+
+
+def _check_affine_params(x, gamma, beta, name: str):
+    D = x.shape[1] if x.ndim == 2 else None
+    if D is None or tuple(gamma.shape) != (D,) or tuple(beta.shape) != (D,):
+        raise ValueError(f"{name} needs x (N, D) with gamma and beta of shape (D,); got x {tuple(x.shape)}, "
+                         f"gamma {tuple(gamma.shape)}, beta {tuple(beta.shape)}")
+
+
+def _normalize(xp, x, axis: int, eps: float):
+    """``(x - mean) / sqrt(var + eps)`` along ``axis``; returns ``(xhat, var, inv_std, mean)`` (stats keep dims)."""
+    mu = xp.mean(x, axis=axis, keepdims=True)
+    xc = x - mu
+    var = xp.mean(xc * xc, axis=axis, keepdims=True)
+    inv_std = 1.0 / xp.sqrt(var + eps)
+    return imul(xc, inv_std), var, inv_std, mu
+
+
+def _scale_shift(xhat, gamma, beta):
+    return iadd(xhat * gamma, beta)
+
+
+def _norm_back(xp, dout, cache):
+    """Gradients of ``gamma * xhat + beta`` with ``xhat`` normalized along the cached axis."""
+    xhat, gamma, inv_std, axis, batch_stats = cache
+    dbeta = xp.sum(dout, axis=0)
+    dgamma = xp.sum(dout * xhat, axis=0)
+    dxhat = dout * gamma
+    if not batch_stats:  # test-mode batchnorm: fixed statistics, an affine map of x
+        return imul(dxhat, inv_std), dgamma, dbeta
+    n = xhat.shape[axis]
+    s1 = xp.sum(dxhat, axis=axis, keepdims=True)
+    s2 = xp.sum(dxhat * xhat, axis=axis, keepdims=True)
+    dx = imul(dxhat, float(n))
+    dx = isub(isub(dx, s1), xhat * s2)
+    return imul(dx, inv_std * (1.0 / n)), dgamma, dbeta
+
+
+def batchnorm_forward(x, gamma, beta, bn_param, /):
+    """Batch normalization of each feature over the minibatch, with running statistics for test time.
+
+    Parameters
+    ----------
+    x : array (N, D)
+    gamma, beta : arrays (D,)
+        Scale and shift.
+    bn_param : dict
+        ``mode``: ``"train"`` or ``"test"`` (required); ``eps`` (default 1e-5); ``momentum``
+        (default 0.9); ``running_mean``, ``running_var`` (arrays (D,), zeros when absent). In
+        training mode the new running statistics are stored back into this dict (new arrays; the
+        old ones are left as they were).
+
+    Returns
+    -------
+    out : array (N, D)
+    cache : for :func:`batchnorm_backward`
+
+    Notes
+    -----
+    Train: ``mu = mean_i x_i``, ``var = mean_i (x_i - mu)**2`` (biased),
+    ``xhat = (x - mu) / sqrt(var + eps)``, ``out = gamma * xhat + beta``, and
+    ``running = momentum * running + (1 - momentum) * batch statistic``. Test: the same with the
+    running statistics in place of the batch's.
+    """
+    xp, device = backend.namespace_and_device(x, gamma, beta)
+    return _batchnorm(xp, device, x, gamma, beta, bn_param)
+
+
+def _batchnorm(xp, device, x, gamma, beta, bn_param):
+    mode = _mode(bn_param, "bn_param")
+    _check_affine_params(x, gamma, beta, "batchnorm_forward")
+    eps = _param_number(bn_param, "eps", 1e-5, name="bn_param", low=0.0, high=None)
+    momentum = _param_number(bn_param, "momentum", 0.9, name="bn_param", low=0.0, high=1.0)
+    D = x.shape[1]
+    running_mean = bn_param.get("running_mean")
+    running_var = bn_param.get("running_var")
+    if running_mean is None:
+        running_mean = xp.zeros((D,), dtype=x.dtype, device=device)
+    if running_var is None:
+        running_var = xp.zeros((D,), dtype=x.dtype, device=device)
+    if mode == "train":
+        xhat, var, inv_std, mu = _normalize(xp, x, 0, eps)
+        bn_param["running_mean"] = iadd(running_mean * momentum, xp.reshape(mu, (D,)) * (1.0 - momentum))
+        bn_param["running_var"] = iadd(running_var * momentum, xp.reshape(var, (D,)) * (1.0 - momentum))
+    else:
+        inv_std = 1.0 / xp.sqrt(running_var + eps)
+        xhat = imul(x - running_mean, inv_std)
+    return _scale_shift(xhat, gamma, beta), (xhat, gamma, inv_std, 0, mode == "train")
+
+
+def batchnorm_backward(dout, cache, /):
+    """Backward pass of :func:`batchnorm_forward`: ``(dx, dgamma, dbeta)``.
+
+    Notes
+    -----
+    With ``g = dout * gamma`` and N rows: ``dbeta = sum_i dout_i``, ``dgamma = sum_i dout_i * xhat_i``,
+    ``dx = (N g - sum_i g_i - xhat * sum_i g_i xhat_i) / (N sqrt(var + eps))`` in training mode
+    (the batch statistics depend on x), ``dx = g / sqrt(running_var + eps)`` in test mode.
+    """
+    return _norm_back(backend.get_namespace(dout, cache[0]), dout, cache)
+
+
+# The course asks for a second, simplified derivation; here both names are that one formula.
+batchnorm_backward_alt = batchnorm_backward
+
+
+def layernorm_forward(x, gamma, beta, ln_param, /):
+    """Layer normalization: each example normalized over its features, the same in training and test.
+
+    Parameters
+    ----------
+    x : array (N, D)
+    gamma, beta : arrays (D,)
+    ln_param : dict
+        ``eps`` (default 1e-5); other keys (such as ``mode``) are ignored.
+
+    Returns
+    -------
+    out : array (N, D)
+    cache : for :func:`layernorm_backward`
+
+    Notes
+    -----
+    ``xhat_i = (x_i - mean(x_i)) / sqrt(var(x_i) + eps)`` over the D features of row i,
+    ``out = gamma * xhat + beta``.
+    """
+    return _layernorm(backend.get_namespace(x, gamma, beta), None, x, gamma, beta, ln_param)
+
+
+def _layernorm(xp, device, x, gamma, beta, ln_param):
+    if not isinstance(ln_param, dict):
+        raise TypeError(f"ln_param must be a dict, got {type(ln_param).__name__}")
+    _check_affine_params(x, gamma, beta, "layernorm_forward")
+    eps = _param_number(ln_param, "eps", 1e-5, name="ln_param", low=0.0, high=None)
+    xhat, _, inv_std, _ = _normalize(xp, x, 1, eps)
+    return _scale_shift(xhat, gamma, beta), (xhat, gamma, inv_std, 1, True)
+
+
+def layernorm_backward(dout, cache, /):
+    """Backward pass of :func:`layernorm_forward`: ``(dx, dgamma, dbeta)`` (the batchnorm formula
+    with the roles of rows and features exchanged)."""
+    return _norm_back(backend.get_namespace(dout, cache[0]), dout, cache)
+
+
+_NORM_LAYERS = {"batchnorm": _batchnorm, "layernorm": _layernorm}
+
+
+def check_normalization(name, /):
+    """``name`` if it is one of :data:`NORMALIZATIONS`, else a ValueError listing them."""
+    if name not in NORMALIZATIONS:
+        raise ValueError(f"unknown normalization {name!r}; choose one of: None, 'batchnorm', 'layernorm'")
+    return name
+
+
+# ---- dropout -------------------------------------------------------------------------------------
+
+def keep_probability(p, /, *, name: str = "dropout_param['p']") -> float:
+    """``p`` as a Python float in (0, 1], the probability of *keeping* a unit; a clear error otherwise."""
+    if isinstance(p, (bool, str, bytes)):
+        raise TypeError(f"{name} must be a number in (0, 1], got {p!r}")
+    try:
+        value = float(p)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number in (0, 1], got {p!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"{name} is the probability of keeping a unit and must be in (0, 1], got {p!r}")
+    return value
+
+
+def dropout_forward(x, dropout_param, /):
+    """Inverted dropout: keep each unit with probability ``p`` and scale the kept ones by ``1 / p``.
+
+    Parameters
+    ----------
+    x : array of any shape
+    dropout_param : dict
+        ``p``: the probability of keeping a unit, in (0, 1] (required); ``mode``: ``"train"`` or
+        ``"test"`` (required; test mode returns ``x``). Where the mask comes from, first match:
+        ``mask`` (an array shaped like x, already scaled by ``1 / p``); ``generator`` (a
+        :class:`backend.Generator`, which advances: a fresh mask each call); ``seed`` (the same
+        mask at every call with that seed, as in the course, for gradient checks); else a fresh,
+        unseeded draw.
+
+    Returns
+    -------
+    out : array shaped like x
+    cache : ``(dropout_param, mask)``
+
+    Notes
+    -----
+    ``out = x * m / p`` with ``m_i ~ Bernoulli(p)``: the expectation of ``out`` is ``x``, so test
+    time needs no rescaling.
+    """
+    xp, device = backend.namespace_and_device(x)
+    return _dropout(xp, device, x, dropout_param)
+
+
+def _dropout(xp, device, x, dropout_param):
+    mode = _mode(dropout_param, "dropout_param")
+    mask = dropout_param.get("mask")
+    p = keep_probability(dropout_param.get("p")) if mask is None or "p" in dropout_param else None
+    if mode == "test" or (mask is None and p == 1.0):
+        return x, (dropout_param, None)
+    if mask is None:
+        rng = dropout_param.get("generator")
+        if rng is None:
+            rng = backend.Generator(dropout_param.get("seed"), xp=xp, device=device)
+        mask = imul(rng.bernoulli(tuple(x.shape), p=p, dtype=x.dtype), 1.0 / p)
+    elif tuple(mask.shape) != tuple(x.shape):
+        raise ValueError(f"dropout_param['mask'] has shape {tuple(mask.shape)}, x has {tuple(x.shape)}")
+    return x * mask, (dropout_param, mask)
+
+
+def dropout_backward(dout, cache, /):
+    """Backward pass of :func:`dropout_forward`: ``dout * mask`` in training, ``dout`` in test mode."""
+    _, mask = cache
+    return dout if mask is None else dout * mask
+
+
+# ---- losses on class scores ----------------------------------------------------------------------
+
+def _one_hot_labels(xp, x, y):
+    if x.ndim != 2:
+        raise ValueError(f"x must hold class scores of shape (N, C), got {tuple(x.shape)}")
+    if tuple(y.shape) != (x.shape[0],):
+        raise ValueError(f"y must have shape ({x.shape[0]},), one label per row of x; got {tuple(y.shape)}")
+    return xpx.one_hot(y, x.shape[1], dtype=x.dtype, xp=xp)
+
+
+def svm_loss(x, y, /):
+    """Multiclass SVM (hinge) loss on class scores, averaged over the minibatch.
+
+    Parameters
+    ----------
+    x : array (N, C)
+        Scores; ``x[i, j]`` is the score of class j for example i.
+    y : array (N,) of int
+        Labels in [0, C).
+
+    Returns
+    -------
+    loss : 0-d array on x's device
+    dx : array (N, C), the gradient of the loss with respect to x
+
+    Notes
+    -----
+    ``L = (1/N) sum_i sum_{j != y_i} max(0, x_ij - x_{i,y_i} + 1)``. With ``a_ij`` = 1 where the
+    hinge is active (``j != y_i``): ``dx_ij = a_ij / N`` and ``dx_{i,y_i} = -(sum_j a_ij) / N``.
+    """
+    return _svm(backend.get_namespace(x, y), x, y)
+
+
+def _svm(xp, x, y):
+    onehot = _one_hot_labels(xp, x, y)
+    N = x.shape[0]
+    correct = xp.sum(x * onehot, axis=1, keepdims=True)
+    # (1 - onehot) removes the j = y_i term, which would otherwise add the margin 1 per example.
+    margins = imul(xp.maximum(iadd(x - correct, 1.0), 0.0), 1.0 - onehot)
+    active = xp.astype(margins > 0, x.dtype)
+    dx = isub(active, imul(onehot, xp.sum(active, axis=1, keepdims=True)))
+    return xp.sum(margins) / N, imul(dx, 1.0 / N)
+
+
+def softmax_loss(x, y, /):
+    """Softmax (cross-entropy) loss on class scores, averaged over the minibatch, numerically stable.
+
+    Parameters and returns as :func:`svm_loss`.
+
+    Notes
+    -----
+    With ``p_ij = exp(x_ij) / sum_k exp(x_ik)`` and Y the one-hot labels:
+    ``L = -(1/N) sum_i log p_{i,y_i}``, ``dx = (P - Y) / N``. The scores are shifted by their row
+    maximum first, which changes neither but keeps ``exp`` from overflowing.
+    """
+    return _softmax(backend.get_namespace(x, y), x, y)
+
+
+def _softmax(xp, x, y):
+    onehot = _one_hot_labels(xp, x, y)
+    N = x.shape[0]
+    shifted = x - xp.max(x, axis=1, keepdims=True)
+    probs = xp.exp(shifted)
+    sum_exp = xp.sum(probs, axis=1, keepdims=True)
+    loss = (xp.sum(xp.log(sum_exp)) - xp.sum(imul(shifted, onehot))) / N
+    dx = isub(itruediv(probs, sum_exp), onehot)
+    return loss, imul(dx, 1.0 / N)
+
+
+# ---- composite layers ----------------------------------------------------------------------------
+
+def affine_relu_forward(x, w, b, /):
+    """An affine layer followed by a ReLU (the course's ``layer_utils`` sandwich)."""
+    a, fc_cache = affine_forward(x, w, b)
+    out, relu_cache = relu_forward(a)
+    return out, (fc_cache, relu_cache)
+
+
+def affine_relu_backward(dout, cache, /):
+    """Backward pass of :func:`affine_relu_forward`: ``(dx, dw, db)``."""
+    fc_cache, relu_cache = cache
+    return affine_backward(relu_backward(dout, relu_cache), fc_cache)
+
+
+def affine_norm_act_dropout_forward(x, w, b, gamma=None, beta=None, norm_param=None, dropout_param=None, /, *,
+                                    normalization=None, activation: str = "relu"):
+    """One hidden layer of a fully connected net: affine, normalization, activation, dropout.
+
+    Parameters
+    ----------
+    x, w, b
+        As :func:`affine_forward`.
+    gamma, beta, norm_param
+        Of the normalization (``bn_param`` or ``ln_param``); ignored without one.
+    dropout_param : dict or None
+        As :func:`dropout_forward`; None applies no dropout.
+    normalization : None, ``"batchnorm"`` or ``"layernorm"``, keyword-only
+    activation : str, keyword-only
+        A key of :data:`ACTIVATIONS`.
+
+    Returns
+    -------
+    out : array (N, H)
+    cache : for :func:`affine_norm_act_dropout_backward`
+    """
+    xp, device = backend.namespace_and_device(x, w, b)
+    return _block(xp, device, x, w, b, gamma, beta, norm_param, dropout_param, normalization=normalization,
+                  activation=activation)
+
+
+def _block(xp, device, x, w, b, gamma, beta, norm_param, dropout_param, *, normalization, activation):
+    check_normalization(normalization)
+    act_forward, _ = _ACTIVATIONS[check_activation(activation)]
+    a, fc_cache = _affine(xp, x, w, b)
+    norm_cache = None
+    if normalization is not None:
+        a, norm_cache = _NORM_LAYERS[normalization](xp, device, a, gamma, beta, norm_param)
+    a, act_cache = act_forward(xp, a)
+    drop_cache = None
+    if dropout_param is not None:
+        a, drop_cache = _dropout(xp, device, a, dropout_param)
+    return a, (fc_cache, norm_cache, act_cache, drop_cache, normalization, activation)
+
+
+def affine_norm_act_dropout_backward(dout, cache, /):
+    """Backward pass of :func:`affine_norm_act_dropout_forward`: ``(dx, dw, db, dgamma, dbeta)``
+    (``dgamma`` and ``dbeta`` are None without normalization)."""
+    return _block_back(backend.get_namespace(dout, cache[0][1]), dout, cache, need_dx=True)
+
+
+def _block_back(xp, dout, cache, *, need_dx: bool):
+    fc_cache, norm_cache, act_cache, drop_cache, normalization, activation = cache
+    if drop_cache is not None:
+        dout = dropout_backward(dout, drop_cache)
+    dout = _ACTIVATIONS[activation][1](xp, dout, act_cache)
+    dgamma = dbeta = None
+    if normalization is not None:
+        dout, dgamma, dbeta = _norm_back(xp, dout, norm_cache)
+    dx, dw, db = _affine_back(xp, dout, fc_cache, need_dx=need_dx)
+    return dx, dw, db, dgamma, dbeta
