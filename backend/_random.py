@@ -19,6 +19,7 @@ import secrets
 
 import numpy as np
 
+from ._arith import iadd, iand, imul, ior, ishl, ixor
 from ._dtypes import float_dtype, index_dtype
 from ._select import Backend, as_backend, get_backend
 
@@ -46,8 +47,8 @@ def threefry2x32(x0, x1, keys, /, *, wide: bool = False):
     ``keys`` is :func:`key_schedule`'s list of pairs, as ints or 0-d arrays of the words' dtype.
     The words are uint32, or int64 holding values below 2**32 with ``wide=True``, where a mask
     after each addition and left shift keeps them there. ``x0`` and ``x1`` must be fresh
-    temporaries: they are updated in place where the namespace allows it (on JAX the names are
-    rebound, with the same result).
+    temporaries: they are updated in place where the namespace allows writes (:mod:`backend._arith`),
+    and replaced by new arrays where it does not (JAX, read-only arrays), with the same result.
 
     Notes
     -----
@@ -57,26 +58,26 @@ def threefry2x32(x0, x1, keys, /, *, wide: bool = False):
     ``x1 += ks[(s + 1) % 3] + s``. It is the reference algorithm of Random123 and of JAX, checked
     against their known-answer vectors.
     """
-    x0 += keys[0][0]
-    x1 += keys[0][1]
+    x0 = iadd(x0, keys[0][0])
+    x1 = iadd(x1, keys[0][1])
     if wide:
-        x0 &= _MASK32
-        x1 &= _MASK32
+        x0 = iand(x0, _MASK32)
+        x1 = iand(x1, _MASK32)
     for g in range(_GROUPS):
         for r in _ROTATIONS[g % 2]:
-            x0 += x1
+            x0 = iadd(x0, x1)
             spill = x1 >> (32 - r)
-            x1 <<= r
+            x1 = ishl(x1, r)
             if wide:
-                x0 &= _MASK32
-                x1 &= _MASK32
-            x1 |= spill
-            x1 ^= x0
-        x0 += keys[g + 1][0]
-        x1 += keys[g + 1][1]
+                x0 = iand(x0, _MASK32)
+                x1 = iand(x1, _MASK32)
+            x1 = ior(x1, spill)
+            x1 = ixor(x1, x0)
+        x0 = iadd(x0, keys[g + 1][0])
+        x1 = iadd(x1, keys[g + 1][1])
         if wide:
-            x0 &= _MASK32
-            x1 &= _MASK32
+            x0 = iand(x0, _MASK32)
+            x1 = iand(x1, _MASK32)
     return x0, x1
 
 
@@ -275,15 +276,11 @@ class Generator:
         """``n`` uniforms on [0, 1) in ``dt`` (a float dtype of the stream's namespace)."""
         xp = self._stream_for(host).xp
         if dt == xp.float32:
-            u = xp.astype(self._words(n, host=host) >> 8, dt)
-            u *= 2.0**-24
-            return u
+            return imul(xp.astype(self._words(n, host=host) >> 8, dt), 2.0**-24)
         w = self._words(2 * n, host=host)
-        u = xp.astype(w[:n] >> 5, dt)
-        u *= 2.0**26
-        u += xp.astype(w[n:] >> 6, dt)
-        u *= 2.0**-53
-        return u
+        u = imul(xp.astype(w[:n] >> 5, dt), 2.0**26)
+        u = iadd(u, xp.astype(w[n:] >> 6, dt))
+        return imul(u, 2.0**-53)
 
     # ---- draws ----------------------------------------------------------------------------------
 
@@ -308,8 +305,8 @@ class Generator:
             raise ValueError(f"uniform needs finite low < high, got low={low!r}, high={high!r}")
         dt = float_dtype(self.xp, self.device, dtype)
         u = self._unit(math.prod(shape), dt)
-        u *= self.xp.full((), high - low, dtype=dt, device=self.device)
-        u += self.xp.full((), low, dtype=dt, device=self.device)
+        u = imul(u, self.xp.full((), high - low, dtype=dt, device=self.device))
+        u = iadd(u, self.xp.full((), low, dtype=dt, device=self.device))
         return self.xp.reshape(u, shape)
 
     def integers(self, low: int, high: int | None = None, /, shape=()):
@@ -332,12 +329,12 @@ class Generator:
         total = lo_a + hi_b
         stream = self._stream_for(host=False)
         if stream.wide:
-            total &= _MASK32
+            total = iand(total, _MASK32)
         # The carry of lo(a * n) + hi(b * n) completes floor((a * 2**32 + b) * n / 2**64).
-        hi_a += self.xp.astype(total < lo_a, stream.dtype)
+        hi_a = iadd(hi_a, self.xp.astype(total < lo_a, stream.dtype))
         out = self.xp.astype(hi_a, idt)
         if low:
-            out += low
+            out = iadd(out, low)
         return self.xp.reshape(out, shape)
 
     def choice(self, n: int, /, size, *, replace: bool = True):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..nets._arith import iadd
+from ..backend._arith import iadd
 from ..nets.layers import svm_loss
 from ..nets.regularization import l2_penalty
 from ._checks import check_loss_inputs

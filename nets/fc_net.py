@@ -8,7 +8,7 @@ parameters (:func:`network_loss`), shared with :class:`nets.TwoLayerNet`: one co
 from __future__ import annotations
 
 from .. import backend
-from ._arith import iadd
+from ..backend._arith import iadd
 from ._model import Net, as_float, as_int, check_size, dtype_name
 from .init import INIT_SCHEMES, init_weights
 from .layers import (

@@ -28,7 +28,7 @@ from types import MappingProxyType
 import array_api_extra as xpx
 
 from .. import backend
-from ._arith import iadd, imul, isub, itruediv
+from ..backend._arith import iadd, imul, isub, itruediv
 
 __all__ = [
     "ACTIVATIONS",

@@ -22,6 +22,12 @@ def accuracy(y_pred, y, /, *, dtype=None):
     0-d array
         ``mean(y_pred == y)``. It stays on the device: read it with ``float(acc)`` or, for many
         values at once, ``backend.to_numpy(xp.stack(values))``.
+
+    Notes
+    -----
+    The hits are counted (an exact integer) and divided by N once: one correctly rounded division,
+    so every backend gives the same bits (a floating ``mean`` rounds its partial sums in an order
+    that differs between backends).
     """
     xp, device = backend.namespace_and_device(y_pred, y)
     if y.ndim != 1 or tuple(y_pred.shape) != tuple(y.shape):
@@ -32,4 +38,4 @@ def accuracy(y_pred, y, /, *, dtype=None):
     if dtype is None:
         floats = xp.__array_namespace_info__().dtypes(device=device, kind="real floating")
         dtype = floats.get("float64", floats["float32"])
-    return xp.mean(xp.astype(y_pred == y, dtype))
+    return xp.astype(xp.count_nonzero(y_pred == y), dtype) / y.shape[0]

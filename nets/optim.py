@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 from .. import backend
-from ._arith import iadd, imul, itruediv, writeable
+from ..backend._arith import iadd, imul, itruediv, writeable
 
 __all__ = [
     "UPDATE_RULES",

@@ -13,6 +13,7 @@ training statistics, never their own.
 from __future__ import annotations
 
 from .. import backend
+from ..backend._arith import itruediv
 from ..backend.validation import check_data, check_positive
 
 __all__ = ["PCA", "MeanSubtraction", "Standardization"]
@@ -106,9 +107,7 @@ class Standardization(_Preprocessor):
     def transform(self, X, /):
         """``(X - mean_) / scale_`` (N, D)."""
         self._check_fitted(X)
-        out = X - self.mean_
-        out /= self.scale_
-        return out
+        return itruediv(X - self.mean_, self.scale_)
 
     def inverse_transform(self, X, /):
         """Undo :meth:`transform`."""
@@ -178,7 +177,7 @@ class PCA(_Preprocessor):
         xp = backend.get_namespace(X)
         out = (X - self.mean_) @ self.components_
         if self.whiten:
-            out /= xp.sqrt(self.explained_variance_ + self.eps)
+            out = itruediv(out, xp.sqrt(self.explained_variance_ + self.eps))
         return out
 
     def inverse_transform(self, Z, /):

@@ -9,7 +9,7 @@ masks can be drawn in advance for many iterations (:func:`dropout_masks`; the la
 from __future__ import annotations
 
 from .. import backend
-from ._arith import iadd, imul
+from ..backend._arith import iadd, imul
 
 __all__ = ["dropout_masks", "elastic_net_penalty", "l1_penalty", "l2_penalty", "max_norm"]
 

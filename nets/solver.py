@@ -27,8 +27,8 @@ import os
 from collections.abc import Mapping
 
 from .. import backend
+from ..backend._arith import iadd, imul
 from ..backend.validation import check_data, check_labels, check_same_length
-from ._arith import iadd, imul
 from ._model import as_float, as_int
 from .diagnostics import update_to_weight_ratio
 from .metrics import accuracy

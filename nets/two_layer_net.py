@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 
 from .. import backend
+from ..backend._arith import iadd
 from ..backend.validation import check_same_length
-from ._arith import iadd
 from ._model import Net, as_float, as_int, check_size, dtype_name
 from .fc_net import network_loss, network_scores
 from .init import INIT_SCHEMES, init_weights

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from xpml import backend, nets
+from xpml.backend import _arith
 from xpml.classifiers import Softmax
-from xpml.nets import _arith, optim
+from xpml.nets import optim
 
 from ._readonly import READONLY_BACKEND, readonly_arrays
 

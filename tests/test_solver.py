@@ -84,11 +84,16 @@ def test_same_seed_same_run_on_every_backend(bk):
     got, model = run(bk)
     np.testing.assert_allclose(got.loss_history, ref.loss_history, rtol=1e-4)
     assert got.val_acc_history == ref.val_acc_history and got.train_acc_history == ref.train_acc_history
-    for k in model.params:
+    # The biases of the layers batch norm follows do not change the loss (the normalization takes
+    # them out again): their gradients are rounding noise, which Adam scales up to full steps, so
+    # they (and the running means, which absorb them) wander differently on each backend while every
+    # loss above agrees. They are not compared; the running variances do not see them.
+    before_norm = {f"b{i + 1}" for i in range(len(model.bn_params))}
+    for k in model.params.keys() - before_norm:
         np.testing.assert_allclose(backend.to_numpy(model.params[k]), backend.to_numpy(ref_model.params[k]),
-                                   rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(backend.to_numpy(model.bn_params[0]["running_mean"]),
-                               backend.to_numpy(ref_model.bn_params[0]["running_mean"]), rtol=1e-4, atol=1e-6)
+                                   rtol=1e-4, atol=1e-6, err_msg=k)
+    np.testing.assert_allclose(backend.to_numpy(model.bn_params[0]["running_var"]),
+                               backend.to_numpy(ref_model.bn_params[0]["running_var"]), rtol=1e-4, atol=1e-6)
 
 
 def test_one_host_read_per_check(monkeypatch):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import array_api_compat
 
-__all__ = ["iadd", "imul", "ipow", "isub", "itruediv", "writeable"]
+__all__ = ["iadd", "iand", "imul", "ior", "ipow", "ishl", "isub", "itruediv", "ixor", "writeable"]
 
 
 def writeable(a, /) -> bool:
@@ -62,3 +62,35 @@ def ipow(a, b, /):
         a **= b
         return a
     return a**b
+
+
+def iand(a, b, /):
+    """``a & b``, in ``a``'s memory when ``a`` is writeable."""
+    if writeable(a):
+        a &= b
+        return a
+    return a & b
+
+
+def ior(a, b, /):
+    """``a | b``, in ``a``'s memory when ``a`` is writeable."""
+    if writeable(a):
+        a |= b
+        return a
+    return a | b
+
+
+def ixor(a, b, /):
+    """``a ^ b``, in ``a``'s memory when ``a`` is writeable."""
+    if writeable(a):
+        a ^= b
+        return a
+    return a ^ b
+
+
+def ishl(a, b, /):
+    """``a << b``, in ``a``'s memory when ``a`` is writeable."""
+    if writeable(a):
+        a <<= b
+        return a
+    return a << b
