@@ -36,6 +36,8 @@ class _Preprocessor:
         xp = fitted_on.xp
         if X.ndim != 2 or X.shape[1] != state.shape[0]:
             raise ValueError(f"{name} must have shape (N, {self.mean_.shape[0]}), got {tuple(X.shape)}")
+        # NaN or inf in would come out as NaN features, and a model trained on them predicts nonsense.
+        check_data(X, name=name)
         return xp
 
     @staticmethod

@@ -73,11 +73,7 @@ DATA_ENTRY_POINTS = {
     "PCA.fit": lambda bk, X, y, W: PCA().fit(X),
     "PCA.transform": lambda bk, X, y, W: PCA().fit(_good(bk)[0]).transform(X),
 }
-# Gaps found by this matrix in code this suite does not own: strict xfails, so that the fix turns
-# them into failures that ask for the mark to go.
-_TRANSFORM_GAP = pytest.mark.xfail(strict=True, reason="nets.preprocessing transform() checks placement and "
-                                   "shape but not finiteness: NaN passes through")
-_DATA_CASES = [pytest.param(e, marks=_TRANSFORM_GAP) if e.endswith(".transform") else e for e in DATA_ENTRY_POINTS]
+_DATA_CASES = list(DATA_ENTRY_POINTS)
 LABELLED = ["knn.train", "knn_cross_validate", "cross_validate", "svm_loss_naive", "svm_loss_vectorized",
             "softmax_loss_naive", "softmax_loss_vectorized"]
 WITH_CLASS_COUNT = ["svm_loss_naive", "svm_loss_vectorized", "softmax_loss_naive", "softmax_loss_vectorized"]
@@ -155,12 +151,7 @@ def test_numpy_scalars_are_accepted_as_hyperparameters(bk):
         transform.fit(X)
 
 
-def test_numpy_scalars_are_accepted_by_the_losses(bk, request):
-    if bk.name == "array_api_strict":
-        # The loss checks reg with check_positive but computes with the value passed, not the
-        # Python float it returns; array-api-strict refuses a NumPy scalar beside its arrays.
-        request.applymarker(pytest.mark.xfail(strict=True, reason="the linear losses do not use check_positive's "
-                                              "returned Python number for reg"))
+def test_numpy_scalars_are_accepted_by_the_losses(bk):
     X, y, W = _good(bk)
     want, _ = svm_loss_vectorized(W, X, y, 0.25)
     for reg in (np.float64(0.25), np.float32(0.25)):

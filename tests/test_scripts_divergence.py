@@ -29,9 +29,9 @@ def test_a_diverged_run_is_recorded_not_lost(tmp_path, capsys):
     assert captured.err == ""  # no overflow warnings: the table says it instead
     results = _strict_json((out / "results.json").read_text())
     models = results["models"]
-    assert list(models) == ["knn", "svm", "softmax", "twolayer"]
+    assert list(models) == ["knn", "svm", "softmax", "twolayer", "fc"]
     assert models["knn"]["diverged"] is False and models["knn"]["diverged_at"] is None
-    for name in ("svm", "softmax", "twolayer"):
+    for name in ("svm", "softmax", "twolayer", "fc"):
         record = models[name]
         assert record["diverged"] is True and isinstance(record["diverged_at"], int), name
         losses = record["history"]["loss_history"]
@@ -41,8 +41,8 @@ def test_a_diverged_run_is_recorded_not_lost(tmp_path, capsys):
         for f in record["files"].values():
             assert (out / f).is_file()
     rows = {line.split()[0]: line for line in captured.out.splitlines() if line.split()[:1] in
-            (["knn"], ["svm"], ["softmax"], ["twolayer"])}
-    for name in ("svm", "softmax", "twolayer"):
+            (["knn"], ["svm"], ["softmax"], ["twolayer"], ["fc"])}
+    for name in ("svm", "softmax", "twolayer", "fc"):
         assert rows[name].rstrip().endswith(f"diverged at it {models[name]['diverged_at']}"), rows[name]
     assert "diverged" not in rows["knn"]
     assert "note" in captured.out.splitlines()[1]
