@@ -72,7 +72,9 @@ class KNearestNeighbor:
     ``S`` (L1), ``S`` the sum over features of ``fl(x_j - t_j)**2`` (``|fl(x_j - t_j)|``) in the
     data's dtype, in one fixed order that depends only on D. ``S`` is within a few units in the
     last place of the true value, and the same on every backend, device, block and Dask shard
-    (wherever subtraction, multiplication and addition are IEEE, subnormals kept). Nearness is
+    (wherever subtraction, multiplication and addition are IEEE, subnormals kept: JAX on the CPU
+    flushes subnormal values to zero by design, so there inputs and differences below the
+    dtype's smallest normal, 1.2e-38 for float32, count as zero). Nearness is
     ordered by ``S``, then by training index: among equal distances the earlier training example
     is nearer, as a stable sort would order them. (The reported ``sqrt(S)`` is the backend's:
     PyTorch's float32 square root on the CPU can differ from NumPy's in the last place.) The vote among the k
@@ -113,7 +115,7 @@ class KNearestNeighbor:
         metric = metric.lower() if isinstance(metric, str) else metric
         if metric not in _METRICS:
             raise ValueError(f"metric must be 'l2' or 'l1', got {metric!r}")
-        check_positive(memory_budget, name="memory_budget", integer=True)
+        memory_budget = check_positive(memory_budget, name="memory_budget", integer=True)  # a Python int
         if precision not in backend.PRODUCT_PRECISIONS:
             raise ValueError(f"precision must be one of {backend.PRODUCT_PRECISIONS}, got {precision!r}")
         self.metric = metric
@@ -213,10 +215,12 @@ class KNearestNeighbor:
 
     # -- neighbours and votes ----------------------------------------------------------------
 
-    def _check_k(self, k):
-        check_positive(k, name="k", integer=True)
+    def _check_k(self, k) -> int:
+        """``k`` as a Python int (a NumPy scalar never meets the arrays), checked against the training set."""
+        k = check_positive(k, name="k", integer=True)
         if k > self.X_train.shape[0]:
             raise ValueError(f"k={k} is larger than the training set ({self.X_train.shape[0]} examples)")
+        return k
 
     def kneighbors(self, X, /, k: int = 1, *, return_distance: bool = True, client=None, progress=None):
         """The k nearest training rows of each query ``X`` (N, D), nearest first.
@@ -247,7 +251,7 @@ class KNearestNeighbor:
         """``(xp, values, indices)`` of the k nearest; with ``ordered=False`` (in process) the
         right set of k per query, in no order, for a vote."""
         xp, X = self._queries(X)
-        self._check_k(k)
+        k = self._check_k(k)
         start = time.perf_counter()
         if client is not None:
             from . import _knn_dask
@@ -276,7 +280,7 @@ class KNearestNeighbor:
                 f"got shape {tuple(dists.shape)}"
             )
         check_data(dists, name="dists")
-        self._check_k(k)
+        k = self._check_k(k)
         return _vote(xp, _labels_of(xp, self.y_train, _smallest_k(xp, dists, k)), self.num_classes)
 
     def predict(self, X, /, k: int = 1, num_loops: int = 0, *, client=None, progress=None):
@@ -291,7 +295,7 @@ class KNearestNeighbor:
             raise ValueError(f"num_loops must be 0, 1 or 2, got {num_loops!r}")
         if self.X_train is None:
             raise RuntimeError("the classifier is not trained yet: call train(X, y) first")
-        self._check_k(k)
+        k = self._check_k(k)
         if num_loops == 0:
             xp, _, idx = self._search(X, k, client=client, progress=progress, ordered=False)
             return _vote(xp, _labels_of(xp, self.y_train, idx), self.num_classes)

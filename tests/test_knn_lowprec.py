@@ -7,13 +7,40 @@ from xpml import backend
 from xpml.backend import _lowprec
 
 
+def _cpu_has_bf16_products() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AMX or AVX-512-BF16), from the kernel's
+    flags where Linux gives them, else from PyTorch's own probe."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = set(f.read().split())
+    except OSError:
+        torch = pytest.importorskip("torch")
+        return torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+    return bool(flags & {"amx_bf16", "avx512_bf16"})
+
+
+def _expects_product(bk) -> bool:
+    """Where "auto" must give a bfloat16 product: torch on such a CPU (CUDA: offered on request only)."""
+    if bk.name != "torch" or getattr(bk.device, "type", None) != "cpu":
+        return False
+    import torch
+
+    return torch.backends.mkldnn.is_available() and _cpu_has_bf16_products()
+
+
 def test_exact_and_backends_without_a_fast_product(bk):
     assert backend.low_precision_product(bk.xp, bk.device, "exact") is None
-    assert backend.low_precision_product(bk.xp, bk.device, "auto") is None  # numpy, strict, cupy
-    with pytest.raises(ValueError, match="no bfloat16 product"):
-        backend.low_precision_product(bk.xp, bk.device, "bfloat16")
     with pytest.raises(ValueError, match="precision must be one of"):
         backend.low_precision_product(bk.xp, bk.device, "float8")
+    auto = backend.low_precision_product(bk.xp, bk.device, "auto")
+    if not _expects_product(bk):  # numpy, strict, jax, cupy; torch on a CPU without bfloat16 products
+        assert auto is None
+        if not (bk.name == "torch" and bk.device.type == "cuda"):  # from Ampere on: offered on request
+            with pytest.raises(ValueError, match="no bfloat16 product"):
+                backend.low_precision_product(bk.xp, bk.device, "bfloat16")
+        return
+    assert auto is not None and auto.name == "bfloat16" and auto.default
+    assert backend.low_precision_product(bk.xp, bk.device, "bfloat16") is auto
 
 
 def _product(matmul):
