@@ -47,7 +47,7 @@ def smallest_k(xp, key, k: int, /):
     q, m = key.shape
     if k >= m:
         return _as_index(xp, xp.argsort(key, axis=1, stable=True))
-    kth = xpx.partition(key, k - 1, axis=1, xp=xp)[:, k - 1 : k]
+    kth = backend.kth_smallest(key, k)[:, None]
     mask = key <= kth
     # nonzero of the flattened mask: a 2-d nonzero, which also builds the row indices, is about
     # ten times slower in NumPy.

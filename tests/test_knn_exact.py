@@ -135,7 +135,7 @@ def _all_bounds(knn, Xq):
     num, dim = ts.X.shape
     u, tiny, _ = _knn_search._constants(xp, Xq.dtype)
     xn = _knn_search.row_norms(xp, Xq, ts.product, 2**28, "X")
-    key = _knn_search._product(xp, ts, -2.0 * Xq, ts.X) + ts.norms.sq
+    key = xp.permute_dims(_knn_search._product(xp, ts, ts.X, -2.0 * Xq), (1, 0)) + ts.norms.sq
     n = Xq.shape[0]
     r = xp.reshape(xp.broadcast_to(xp.arange(n)[:, None], (n, num)), (-1,))
     c = xp.reshape(xp.broadcast_to(xp.arange(num)[None, :], (n, num)), (-1,))

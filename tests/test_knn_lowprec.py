@@ -50,13 +50,13 @@ def _product(matmul):
 def test_the_self_check_refuses_truncation_and_a_rounded_result():
     import array_api_strict as xp
 
-    def exact(a, b):
+    def exact(a, b, out=None):
         return a @ b
 
-    def truncating(a, b):  # inputs cut to bfloat16 towards zero: 1 + 2**-8 + 2**-12 becomes 1
+    def truncating(a, b, out=None):  # inputs cut to bfloat16 towards zero: 1 + 2**-8 + 2**-12 becomes 1
         return xp.floor(a) @ b
 
-    def rounded_result(a, b):  # the float32 result rounded to 8 significant bits
+    def rounded_result(a, b, out=None):  # the float32 result rounded to 8 significant bits
         return xp.round((a @ b) / 4.0) * 4.0
 
     device = xp.__array_namespace_info__().default_device()
@@ -64,7 +64,7 @@ def test_the_self_check_refuses_truncation_and_a_rounded_result():
     assert not _lowprec._self_check(_product(truncating), xp, device)
     assert not _lowprec._self_check(_product(rounded_result), xp, device)
 
-    def failing(a, b):
+    def failing(a, b, out=None):
         raise RuntimeError("not on this build")
 
     assert not _lowprec._self_check(_product(failing), xp, device)
