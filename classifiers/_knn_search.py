@@ -27,12 +27,22 @@ Computing S for every pair costs a pass over (N, M, D). Instead, per block of tr
    ``[d2 - B, d2 + B]`` (``d2 = k_t + ||x||^2``) holds the true squared distance;
 3. a row is dropped once k other rows are certainly nearer: its lower bound, shrunk by the
    relative margin the exact value's own rounding needs, exceeds the k-th smallest upper bound.
-   On the large (queries, block) key matrix this is one comparison with a per-query threshold;
+   On the large (block, queries) key matrix this is one comparison with a per-query threshold;
    the few survivors are checked with their own bounds;
 4. the survivors of all blocks (about k per query, more where the bound is loose) are re-ranked
    with the exact distance above, and the k smallest by (distance, index) returned.
 
 L1 has no product form; its blocks compute the exact distances directly.
+
+Where the time goes
+-------------------
+The products are the work; everything else is kept to a few passes over memory. The key
+block is written over the previous one where the namespace can (``backend.exact_matmul``'s
+``out``), and read once more in place (the norms added) and once by groups of rows whose masks
+stay in the cache. Row-wise passes (norms, exact distances) run by blocks of about a megabyte,
+so their temporaries stay in the cache too and nothing large is allocated: fresh memory costs
+the operating system about as much as the arithmetic on it. Reductions whose portable form is
+slow on some backend (``vecdot`` and ``partition`` on PyTorch) go through ``backend``'s kernels.
 """
 
 from __future__ import annotations
@@ -42,6 +52,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import backend
+from ..backend.validation import check_data
 from ._topk import chunks, smallest_k
 
 __all__ = ["TrainingSet", "build", "fixed_order_sum", "merge_smallest", "search"]
@@ -223,7 +234,7 @@ def row_norms(xp, V, product, budget: int, name: str) -> Norms:
         if product is not None:
             err.append(product.rounding_error_squares(Vb))
     sq = xp.concat(sq)
-    _check_magnitude(xp, sq, big, name)
+    _check_magnitude(V, sq, big, name)
     g = _gamma(dim + 3, u)
 
     def upper(s):
@@ -256,9 +267,11 @@ def build(X, /, *, metric: str, precision: str, memory_budget: int) -> TrainingS
     return TrainingSet(X, metric, product, norms, norms.map(xp.max))
 
 
-def _check_magnitude(xp, sq, big: float, name: str):
+def _check_magnitude(V, sq, big: float, name: str):
     # Keys, products and squared distances stay below big / 2 when every squared norm is below big / 8.
-    if not bool(xp.max(sq) <= big / 8):
+    # A non-finite norm is a NaN or infinite value (check_data says so) or finite values too large.
+    if not bool(backend.get_namespace(sq).max(sq) <= big / 8):
+        check_data(V, name=name)
         raise ValueError(
             f"{name} has rows whose squared norm exceeds {big / 8:.3g}: their L2 distances could overflow "
             f"{sq.dtype}; scale the data down (distances scale with it) or use float64"

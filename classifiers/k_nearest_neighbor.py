@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import array_api_extra as xpx
 
 from .. import backend
-from ..backend.validation import check_data, check_positive
+from ..backend.validation import check_data, check_labels, check_positive
 from . import _knn_search
-from ._checks import check_features, check_train_set
+from ._checks import check_features
 from ._topk import chunks as _chunks
 from ._topk import smallest_k as _smallest_k
 
@@ -97,8 +97,9 @@ class KNearestNeighbor:
       ``u = 2**-24`` for float32. Hardware accumulators that truncate (some tensor cores) are
       covered by using ``gamma_2D``; flushed tiny products add ``2 D * 2**-126``. For the
       working dtype's own product (BLAS, round to nearest) the bound is ``gamma_D``.
-    - norms: a computed squared norm ``s`` errs by at most ``gamma_(D+2) s + D tiny``, and
-      ``||v|| <= sqrt(s + D tiny)(1 + gamma_(D+2) + 4u)``.
+    - norms: a computed squared norm ``s`` (any order of the sum, possibly the square of a
+      computed norm) errs by at most ``gamma_(D+3) s + D tiny``, and
+      ``||v|| <= sqrt(s + D tiny)(1 + gamma_(D+3) + 4u)``.
     - the key's and ``d2``'s own roundings add ``4u (|key| + ||x||^2 + ...)``.
 
     So for bfloat16 (``u_b = 2**-8``) the product's error is at most about
@@ -140,7 +141,11 @@ class KNearestNeighbor:
         the memory budget: O(M D) time, no (M, D) temporary. Shards held by Dask workers for an
         earlier training set are released.
         """
-        xp, _, num_classes = check_train_set(X, y)
+        # For L2 the rows' squared norms (computed by build) prove every value finite, a NaN or an
+        # infinity making its row's norm non-finite: the separate pass that checks it is skipped.
+        backend.namespace_and_device(X, y)
+        check_data(X, name="X", finite=self.metric != "l2")
+        num_classes = check_labels(y, name="y", n=X.shape[0])
         ts = _knn_search.build(X, metric=self.metric, precision=self.precision, memory_budget=self.memory_budget)
         self.X_train, self.y_train, self.num_classes, self._ts = X, y, num_classes, ts
         if self._shards is not None:
@@ -206,7 +211,7 @@ class KNearestNeighbor:
             if self.metric == "l2":
                 key = (-2.0 * Xq) @ self.X_train.T
                 key += self._ts.norms.sq  # in place: this matrix is the largest temporary
-                out.append(xp.sqrt(xp.clip(xp.vecdot(Xq, Xq)[:, None] + key, min=0.0)))
+                out.append(xp.sqrt(xp.clip(backend.sum_of_squares(Xq)[:, None] + key, min=0.0)))
             else:
                 step = max(1, self.memory_budget // (3 * Xq.shape[0] * dim * itemsize))
                 out.append(xp.concat([self._pair(xp, Xq[:, None, :] - self.X_train[None, b, :])
