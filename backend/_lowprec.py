@@ -147,8 +147,8 @@ def _torch_cpu_matmul(torch):
 
 
 def _torch_cuda_matmul(torch):
-    def matmul(a, b, out):
-        return torch.mm(a.to(torch.bfloat16), b.to(torch.bfloat16), out_dtype=torch.float32, out=out)
+    def matmul(a, b, out):  # out unused: the GPU's allocator reuses memory by itself
+        return torch.mm(a.to(torch.bfloat16), b.to(torch.bfloat16), out_dtype=torch.float32)
 
     return matmul
 

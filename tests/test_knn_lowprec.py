@@ -84,6 +84,9 @@ def test_torch_bfloat16_product_rounds_to_nearest_with_float32_accumulation():
     scale = product.round(a).abs().double() @ product.round(b).abs().double()
     assert ((got - exact).abs() <= 2 * 200 * 2.0**-24 * scale).all()  # only the accumulation's error
     assert torch.backends.mkldnn.matmul.fp32_precision == "none"  # the switch is put back
+    dead = torch.zeros(300, 100)
+    again = product.matmul(a, b, out=dead)  # written over an array the caller no longer needs
+    assert again is dead and torch.equal(again.double(), got)
 
 
 def test_the_exact_product_ignores_a_global_reduced_precision_mode():
