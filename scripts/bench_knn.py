@@ -1,7 +1,7 @@
 """kNN figures: end to end against faiss and scikit-learn, on Dask against one process, and the
-cluster model. ``xpml bench --sections knn`` records the end-to-end figures; this script prints
-the same comparison with the split a profiler needs, and the Dask and cluster figures. Run it on
-an idle machine:
+cluster model. ``xpml bench --only knn --backends numpy,torch`` records the end-to-end figures;
+this script prints the same comparison with torch's exact and bfloat16 candidates side by side,
+and the Dask and cluster figures. Run it on an idle machine:
 
     python scripts/bench_knn.py e2e --data DIR           # train + predict vs faiss, sklearn (CIFAR-10)
     python scripts/bench_knn.py e2e --clock cpu          # process CPU time: for a machine others share
