@@ -121,9 +121,9 @@ def pair_key(xp, diff, metric):
     distance ``S`` or the L1 distance.
 
     Only subtraction, multiplication and addition, which IEEE arithmetic rounds correctly on
-    every backend; a square root is not (PyTorch's float32 ``sqrt`` on the CPU is off by one unit
-    in the last place for about 0.6% of inputs), so L2 is ranked by ``S`` and the square root
-    taken only for display.
+    every backend; a square root need not be (PyTorch's ``sqrt`` on the CPU is off by one unit in
+    the last place for about 0.7% of inputs), so L2 is ranked by ``S`` and the square root taken
+    only for display (``backend.sqrt``).
     """
     if metric == "l2":
         return fixed_order_sum(xp, diff * diff)

@@ -76,11 +76,12 @@ class KNearestNeighbor:
     flushes subnormal values to zero by design, so there inputs and differences below the
     dtype's smallest normal, 1.2e-38 for float32, count as zero). Nearness is
     ordered by ``S``, then by training index: among equal distances the earlier training example
-    is nearer, as a stable sort would order them. (The reported ``sqrt(S)`` is the backend's:
-    PyTorch's float32 square root on the CPU can differ from NumPy's in the last place.) The vote among the k
-    nearest is a majority; a tie goes to the smaller label. Every path (loops, no loops, chunked
-    or not, in process or on Dask, any ``precision``) gives the same neighbours and labels; the
-    no-loops distance matrix is the course's fast formula and may differ in the last digits.
+    is nearer, as a stable sort would order them. The reported ``sqrt(S)`` is correctly rounded,
+    as NumPy's (``backend.sqrt``; float64 on PyTorch keeps its own, within one unit in the last
+    place). The vote among the k nearest is a majority; a tie goes to the smaller label. Every
+    path (loops, no loops, chunked or not, in process or on Dask, any ``precision``) gives the
+    same neighbours and labels; the no-loops distance matrix is the course's fast formula and may
+    differ in the last digits.
 
     **Candidates (L2).** A matrix product gives ``key_t = ||t||^2 - 2 x.t`` for blocks of
     training rows; ``d2 = key_t + ||x||^2`` approximates the squared distance ``rho``, with
@@ -167,7 +168,7 @@ class KNearestNeighbor:
         # The exact distance of the class notes: the same value every path computes. Ranking is by
         # the squared L2 distance, whose value every backend computes alike (see _knn_search).
         key = _knn_search.pair_key(xp, diff, self.metric)
-        return key if squared or self.metric == "l1" else xp.sqrt(key)
+        return key if squared or self.metric == "l1" else backend.sqrt(key)
 
     def compute_distances_two_loops(self, X, /, *, squared: bool = False):
         """Distances (N, M) from each query row to each training row, one pair at a time.
@@ -249,7 +250,7 @@ class KNearestNeighbor:
             raise TypeError(f"return_distance must be True or False, got {return_distance!r}")
         xp, dists, idx = self._search(X, k, client=client, progress=progress, ordered=True)
         if self.metric == "l2":
-            dists = xp.sqrt(dists)
+            dists = backend.sqrt(dists)
         return (dists, idx) if return_distance else idx
 
     def _search(self, X, k, *, client, progress, ordered):
