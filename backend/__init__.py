@@ -8,6 +8,7 @@ every backend. Host transfers (:func:`to_numpy`, :func:`to_backend`) and host fi
 """
 
 from ._dtypes import float_dtype, index_dtype, is_floating
+from ._kernels import kth_smallest, sqrt, sum_of_squares
 from ._lowprec import PRODUCT_PRECISIONS, LowPrecisionProduct, exact_matmul, low_precision_product
 from ._namespace import BackendMismatchError, get_device, get_namespace, namespace_and_device
 from ._random import Generator
@@ -44,9 +45,12 @@ __all__ = [
     "get_namespace",
     "index_dtype",
     "is_floating",
+    "kth_smallest",
     "list_backends",
     "low_precision_product",
     "namespace_and_device",
+    "sqrt",
+    "sum_of_squares",
     "synchronize",
     "to_backend",
     "to_numpy",

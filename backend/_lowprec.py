@@ -21,6 +21,8 @@ from typing import Any
 
 import array_api_compat
 
+from ._kernels import sum_of_squares
+
 __all__ = ["PRODUCT_PRECISIONS", "LowPrecisionProduct", "exact_matmul", "low_precision_product"]
 
 PRODUCT_PRECISIONS = ("auto", "exact", "bfloat16")
@@ -59,10 +61,24 @@ class LowPrecisionProduct:
         xp = array_api_compat.array_namespace(x)
         return xp.astype(xp.astype(x, self._low_dtype), x.dtype)
 
-    def matmul(self, a, b, /):
+    def rounding_error_squares(self, V, /):
+        """``sum_j (V[..., j] - round(V[..., j]))**2`` over the last axis of float32 ``V``.
+
+        Each difference is exact (a value and its rounding are within a factor of two of each
+        other), so the result errs as :func:`sum_of_squares` says. The difference is taken in
+        place on the rounded temporary where the namespace allows: one (.., D) array, not two.
+        """
+        e = self.round(V)
+        if array_api_compat.is_writeable_array(e):
+            e -= V  # the sign does not matter to the squares
+        else:
+            e = e - V
+        return sum_of_squares(e)
+
+    def matmul(self, a, b, /, *, out=None):
         """``a @ b`` for float32 ``a`` (n, D) and ``b`` (D, m): inputs rounded to the format,
-        float32 accumulation, a float32 result."""
-        return self._matmul(a, b)
+        float32 accumulation, a float32 result. ``out``: as for :func:`exact_matmul`."""
+        return self._matmul(a, b, _reusable(a, b, out))
 
 
 def _with_torch_precision(torch, precision, product):
@@ -83,33 +99,55 @@ def _with_torch_precision(torch, precision, product):
                 switch.fp32_precision = value
 
 
-def exact_matmul(a, b, /):
+def _reusable(a, b, out):
+    """``out`` if the product ``a @ b`` can be written into it (same shape, dtype and device, a
+    namespace whose matmul takes ``out=``, a writeable array), else None."""
+    if out is None or tuple(out.shape) != (a.shape[0], b.shape[1]) or out.dtype != a.dtype:
+        return None
+    xp = array_api_compat.array_namespace(a, b, out)
+    native = (array_api_compat.is_numpy_namespace(xp) or array_api_compat.is_cupy_namespace(xp)
+              or array_api_compat.is_torch_namespace(xp))
+    if not native or not array_api_compat.is_writeable_array(out):
+        return None
+    return out if array_api_compat.device(out) == array_api_compat.device(a) else None
+
+
+def exact_matmul(a, b, /, *, out=None):
     """``a @ b`` with the dtype's own arithmetic, whatever reduced-precision mode the library is in.
 
     ``torch.set_float32_matmul_precision("medium")`` makes PyTorch's float32 products use
     bfloat16 on the CPU and TF32 on CUDA; JAX uses TF32 on some GPUs by default. An error bound
     that assumes float32 rounding would be wrong there, so this product asks for IEEE precision.
     (CuPy's ``CUPY_TF32=1``, read when CuPy is imported, cannot be undone per call; do not set it.)
+
+    ``out``: an array the caller no longer needs (the previous block's product, say). Where the
+    namespace writes results into an existing array (NumPy, CuPy, PyTorch) and ``out`` has the
+    result's shape, dtype and device, the product is written there and ``out`` returned: no
+    fresh memory per block, whose pages cost the operating system about as much to hand out as a
+    few elementwise passes. Elsewhere a new array is returned. Always use the returned array.
     """
     xp = array_api_compat.array_namespace(a, b)
+    out = _reusable(a, b, out)
     if array_api_compat.is_torch_namespace(xp):
         torch = importlib.import_module("torch")
-        return _with_torch_precision(torch, "ieee", lambda: torch.matmul(a, b))
+        return _with_torch_precision(torch, "ieee", lambda: torch.matmul(a, b, out=out))
     if array_api_compat.is_jax_namespace(xp):
         return xp.matmul(a, b, precision="highest")
+    if out is not None:  # NumPy or CuPy
+        return importlib.import_module(xp.__name__.split(".")[-1]).matmul(a, b, out=out)
     return a @ b
 
 
 def _torch_cpu_matmul(torch):
-    def matmul(a, b):
+    def matmul(a, b, out):
         # oneDNN computes a float32 product from bfloat16-rounded inputs when this switch is on.
-        return _with_torch_precision(torch, "bf16", lambda: torch.matmul(a, b))
+        return _with_torch_precision(torch, "bf16", lambda: torch.matmul(a, b, out=out))
 
     return matmul
 
 
 def _torch_cuda_matmul(torch):
-    def matmul(a, b):
+    def matmul(a, b, out):  # out unused: the GPU's allocator reuses memory by itself
         return torch.mm(a.to(torch.bfloat16), b.to(torch.bfloat16), out_dtype=torch.float32)
 
     return matmul

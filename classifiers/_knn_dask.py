@@ -80,7 +80,8 @@ def _search_shard(shard: _Shard, Q_host, k: int):
     Q = xp.asarray(Q_host, device=backend.get_device(shard.ts.X))
     values, idx, pairs = _knn_search.search(shard.ts, Q, min(k, shard.ts.X.shape[0]),
                                             memory_budget=shard.memory_budget)
-    return backend.to_numpy(values), backend.to_numpy(idx) + shard.start, pairs
+    # Widened on the host before the offset: a JAX worker without 64-bit types returns int32.
+    return backend.to_numpy(values), backend.to_numpy(idx).astype("int64") + shard.start, pairs
 
 
 # -- the driver ----------------------------------------------------------------------------------
@@ -206,11 +207,13 @@ def kneighbors(model, X, k: int, client, /, *, progress=None):
             pending.append([client.submit(_search_shard, shard, queries, k, workers=[w], allow_other_workers=False,
                                           pure=False) for shard, w in zip(shards.futures, shards.workers, strict=True)])
         values, idx, pairs = [], [], 0
+        index_dtype = backend.index_dtype(xp, device)
         for futures in pending if progress is None else progress(pending):
             parts = client.gather(futures)
             v, i = _knn_search.merge_smallest(
                 xp, xp.concat([backend.to_backend(p[0], xp, device=device) for p in parts], axis=1),
-                xp.concat([backend.to_backend(p[1], xp, device=device) for p in parts], axis=1), k)
+                xp.concat([xp.astype(backend.to_backend(p[1], xp, device=device), index_dtype) for p in parts],
+                          axis=1), k)
             values.append(v)
             idx.append(i)
             pairs += sum(int(p[2]) for p in parts)

@@ -27,12 +27,22 @@ Computing S for every pair costs a pass over (N, M, D). Instead, per block of tr
    ``[d2 - B, d2 + B]`` (``d2 = k_t + ||x||^2``) holds the true squared distance;
 3. a row is dropped once k other rows are certainly nearer: its lower bound, shrunk by the
    relative margin the exact value's own rounding needs, exceeds the k-th smallest upper bound.
-   On the large (queries, block) key matrix this is one comparison with a per-query threshold;
+   On the large (block, queries) key matrix this is one comparison with a per-query threshold;
    the few survivors are checked with their own bounds;
 4. the survivors of all blocks (about k per query, more where the bound is loose) are re-ranked
    with the exact distance above, and the k smallest by (distance, index) returned.
 
 L1 has no product form; its blocks compute the exact distances directly.
+
+Where the time goes
+-------------------
+The products are the work; everything else is kept to a few passes over memory. The key
+block is written over the previous one where the namespace can (``backend.exact_matmul``'s
+``out``), and read once more in place (the norms added) and once by groups of rows whose masks
+stay in the cache. Row-wise passes (norms, exact distances) run by blocks of about a megabyte,
+so their temporaries stay in the cache too and nothing large is allocated: fresh memory costs
+the operating system about as much as the arithmetic on it. Reductions whose portable form is
+slow on some backend (``vecdot`` and ``partition`` on PyTorch) go through ``backend``'s kernels.
 """
 
 from __future__ import annotations
@@ -41,21 +51,21 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import array_api_extra as xpx
-
 from .. import backend
+from ..backend.validation import check_data
 from ._topk import chunks, smallest_k
 
 __all__ = ["TrainingSet", "build", "fixed_order_sum", "merge_smallest", "search"]
 
 _WAY = 8  # additions per level of the fixed-order sum
 _PAIR_BYTES = 96  # device bytes held per candidate pair (indices, keys, bounds, their temporaries)
-# Bytes per entry of a (queries, training rows) key block: the key, its partitioned copy (first
-# block only) and the mask. Key blocks get three quarters of the budget, candidate pairs a quarter.
+# Bytes per entry of a (training rows, queries) key block: the key, the previous block's (alive
+# until the product returns where it cannot be written over) and the mask (at most; it is taken by
+# groups of rows). Key blocks get three quarters of the budget, candidate pairs a quarter.
 _BLOCK_BYTES_PER_ENTRY = {4: 4 + 4 + 1, 8: 8 + 8 + 1}
 _MAX_QUERY_ROWS = 2048  # the product runs fastest with many query rows (see _topk)
 _MIN_TRAIN_COLS = 4096
-_THRESHOLD_COLS = 2048  # training rows of the first block whose k-th smallest key starts the search
+_CACHE_BYTES = 2**20  # one block of a row-wise pass: its temporaries stay in a core's cache
 
 
 # -- the exact distance -------------------------------------------------------------------------
@@ -96,8 +106,7 @@ def _sum_depth(n: int) -> int:
 def _exact_pairs(xp, Xq, X, rows, cols, metric, budget):
     """Exact ranking values (P,) (:func:`pair_key`) of query rows ``rows`` and training rows ``cols``."""
     dim = X.shape[1]
-    itemsize = _itemsize(xp, X.dtype)
-    step = max(1, budget // (4 * dim * itemsize))
+    step = _cache_rows(dim, _itemsize(xp, X.dtype), budget * 3 // 4)  # two gathers, the difference, its square
     out = []
     for piece in chunks(rows.shape[0], step):
         diff = xp.take(Xq, rows[piece], axis=0) - xp.take(X, cols[piece], axis=0)
@@ -112,9 +121,9 @@ def pair_key(xp, diff, metric):
     distance ``S`` or the L1 distance.
 
     Only subtraction, multiplication and addition, which IEEE arithmetic rounds correctly on
-    every backend; a square root is not (PyTorch's float32 ``sqrt`` on the CPU is off by one unit
-    in the last place for about 0.6% of inputs), so L2 is ranked by ``S`` and the square root
-    taken only for display.
+    every backend; a square root need not be (PyTorch's ``sqrt`` on the CPU is off by one unit in
+    the last place for about 0.7% of inputs), so L2 is ranked by ``S`` and the square root taken
+    only for display (``backend.sqrt``).
     """
     if metric == "l2":
         return fixed_order_sum(xp, diff * diff)
@@ -211,30 +220,35 @@ def _gamma(n: float, u: float) -> float:
 def row_norms(xp, V, product, budget: int, name: str) -> Norms:
     """:class:`Norms` of the rows of ``V`` by blocks within ``budget``: O(n D), no (n, D) temporary.
 
-    A computed squared norm ``s`` errs by at most ``gamma_(D+2) s + D tiny`` (squares and sums
-    rounded, tiny squares lost), so ``||v|| <= sqrt(s + D tiny)(1 + gamma_(D+2) + 4u)``. Values
+    A computed squared norm ``s`` (``backend.sum_of_squares``) errs by at most
+    ``gamma_(D+3) s + D tiny``, so ``||v|| <= sqrt(s + D tiny)(1 + gamma_(D+3) + 4u)``. Values
     the product's hardware may flush to zero add ``sqrt(D) * smallest_normal`` to ``round_ub``.
     Raises ValueError where an L2 distance could overflow the dtype.
     """
     num, dim = V.shape
     u, tiny, big = _constants(xp, V.dtype)
-    step = max(1, budget // (3 * dim * _itemsize(xp, V.dtype)))
     sq, err = [], []
-    for block in chunks(num, step):
+    for block in chunks(num, _cache_rows(dim, _itemsize(xp, V.dtype), budget)):
         Vb = V[block, :]
-        sq.append(xp.vecdot(Vb, Vb))
+        sq.append(backend.sum_of_squares(Vb))
         if product is not None:
-            e = Vb - product.round(Vb)
-            err.append(xp.vecdot(e, e))
+            err.append(product.rounding_error_squares(Vb))
     sq = xp.concat(sq)
-    _check_magnitude(xp, sq, big, name)
-    g = _gamma(dim + 2, u)
+    _check_magnitude(V, sq, big, name)
+    g = _gamma(dim + 3, u)
 
     def upper(s):
         return xp.sqrt(s + dim * tiny) * (1 + g + 4 * u)
 
     round_ub = None if product is None else upper(xp.concat(err)) + math.sqrt(dim) * product.smallest_normal
     return Norms(sq, upper(sq), (sq + dim * tiny) * (2 * g + 4 * u) + dim * tiny, round_ub)
+
+
+def _cache_rows(dim: int, itemsize: int, budget: int) -> int:
+    """Rows of D values per block of a row-wise pass (norms, exact distances) whose temporaries
+    should stay in a core's cache: several elementwise passes over a small block cost one pass
+    over main memory, and nothing large is allocated (fresh pages cost as much as the work)."""
+    return max(1, min(budget // (3 * dim * itemsize), _CACHE_BYTES // (dim * itemsize)))
 
 
 def build(X, /, *, metric: str, precision: str, memory_budget: int) -> TrainingSet:
@@ -253,9 +267,11 @@ def build(X, /, *, metric: str, precision: str, memory_budget: int) -> TrainingS
     return TrainingSet(X, metric, product, norms, norms.map(xp.max))
 
 
-def _check_magnitude(xp, sq, big: float, name: str):
+def _check_magnitude(V, sq, big: float, name: str):
     # Keys, products and squared distances stay below big / 2 when every squared norm is below big / 8.
-    if not bool(xp.max(sq) <= big / 8):
+    # A non-finite norm is a NaN or infinite value (check_data says so) or finite values too large.
+    if not bool(backend.get_namespace(sq).max(sq) <= big / 8):
+        check_data(V, name=name)
         raise ValueError(
             f"{name} has rows whose squared norm exceeds {big / 8:.3g}: their L2 distances could overflow "
             f"{sq.dtype}; scale the data down (distances scale with it) or use float64"
@@ -407,44 +423,56 @@ def _l2_chunk(xp, ts, Xq, k, cols, budget, ordered=True):
     kept = _Candidates(None, None, None, None)
     upper_k = xp.full((q,), math.inf, dtype=Xq.dtype, device=device)
     pairs = pruned = seen = 0
+    key = None
     for block in chunks(num, cols):
         width = block.stop - block.start
-        key = _product(xp, ts, scaled, ts.X[block, :])
-        key += ts.norms.sq[block]  # in place where the namespace allows: the largest temporary
+        # Keys of this block's training rows (rows) against the queries (columns): the product
+        # in this orientation runs faster with oneDNN, and the same elsewhere. The previous
+        # block's keys are dead by now: written over where the namespace allows.
+        key = _product(xp, ts, ts.X[block, :], scaled, out=key)
+        key += xp.reshape(ts.norms.sq[block], (width, 1))  # in place where the namespace allows
         if seen == 0 and width >= k:
-            # Any k rows bound the k-th nearest from above; the first few thousand of the block
-            # give a threshold nearly as tight as all of them, at a fraction of the selection's
-            # cost (which on some backends is a sort). Later blocks use the candidates' bounds.
-            sample = key[:, : min(width, max(_THRESHOLD_COLS, 8 * k))]
-            kth = xpx.partition(sample, k - 1, axis=1, xp=xp)[:, k - 1]
+            # Any k rows bound the k-th nearest from above: the first block's rows, cut into k
+            # groups, give k rows, each group's nearest, with one pass of minima (no copy, no
+            # selection, which on some backends is a sort). Later blocks use the candidates' bounds.
+            size = width // k
+            kth = xp.max(xp.min(xp.reshape(key[: k * size, :], (k, size, q)), axis=1), axis=0)
             slack = 4 * u * (xp.abs(kth) + nx + b0_max)
             threshold = (kth + nx + b0_max + slack) * (1 + m) * (1 + 4 * u)
         elif seen < k:
             threshold = xp.full((q,), math.inf, dtype=Xq.dtype, device=device)
         else:
             threshold = upper_k
-        mask = key <= _key_limit(xp, threshold, nx, b0_max, m, u)[:, None]
+        limit = xp.reshape(_key_limit(xp, threshold, nx, b0_max, m, u), (1, q))
         seen += width
-        # Candidates are taken from groups of query rows small enough that their pairs fit the
-        # candidates' share of the budget (one group unless the bound prunes little).
-        total = int(xp.count_nonzero(mask))
-        for group in chunks(q, max(1, q * cap // max(total, 1))):
-            flat = xp.nonzero(xp.reshape(mask[group, :], (-1,)))[0]
+        # Candidates are taken by groups of training rows whose pairs fit the candidates' share
+        # of the budget even where the bound prunes nothing; a group's mask, a small slice of the
+        # key block, stays in the cache and is read once.
+        found, held = [], kept.size
+        for group in chunks(width, max(1, min(width, cap // q))):
+            rows = key[group, :]
+            flat = xp.nonzero(xp.reshape(rows <= limit, (-1,)))[0]
             if flat.shape[0] == 0:
                 continue
-            values = xp.take(xp.reshape(key[group, :], (-1,)), flat)
-            r = flat // width + group.start
-            c = flat % width + block.start
-            kept = kept.extend(xp, _bounded(xp, ts, u, tiny, m, r, c, values, xn))
-            # Pruning sorts the pairs held: do it when they have doubled since the last time
-            # (the threshold only tightens then, and stays valid in between).
-            if kept.size > 2 * pruned:
+            found.append((flat + group.start * q, xp.take(xp.reshape(rows, (-1,)), flat)))
+            held += flat.shape[0]
+            if held > cap:  # a bound too loose to prune (huge offsets): keep the memory bounded
+                kept = kept.extend(xp, _collect(xp, ts, found, q, block.start, xn, u, tiny, m))
+                found = []
                 kept, upper_k = _prune(xp, kept, q, k)
                 pruned = kept.size
-            if kept.size > cap:
-                kept, upper_k, done = _compact(xp, ts, Xq, kept, q, k, m, u, budget)
-                pairs, pruned = pairs + done, kept.size
-        del key, mask
+                if kept.size > cap:
+                    kept, upper_k, done = _compact(xp, ts, Xq, kept, q, k, m, u, budget)
+                    pairs, pruned = pairs + done, kept.size
+                held = kept.size
+        if found:
+            kept = kept.extend(xp, _collect(xp, ts, found, q, block.start, xn, u, tiny, m))
+        # Pruning sorts the pairs held: do it when they have doubled since the last time (the
+        # threshold only tightens then, and stays valid in between).
+        if kept.size > 2 * pruned:
+            kept, upper_k = _prune(xp, kept, q, k)
+            pruned = kept.size
+    del key
     if kept.size > pruned:
         kept, _ = _prune(xp, kept, q, k)
     if not ordered:
@@ -466,10 +494,11 @@ def _l2_chunk(xp, ts, Xq, k, cols, budget, ordered=True):
     return out_d, out_i, pairs
 
 
-def _product(xp, ts, scaled, Xb):
+def _product(xp, ts, Xb, scaled, out=None):
+    """``Xb @ scaled.T``: (training rows, queries), with the product the bound assumes."""
     if ts.product is not None:
-        return ts.product.matmul(scaled, Xb.T)
-    return backend.exact_matmul(scaled, Xb.T)  # the bound assumes the dtype's own rounding
+        return ts.product.matmul(Xb, scaled.T, out=out)
+    return backend.exact_matmul(Xb, scaled.T, out=out)  # the dtype's own rounding
 
 
 def _bound_without_key(ts, dim, u, tiny, xn: Norms, tn: Norms):
@@ -497,6 +526,14 @@ def _bounded(xp, ts, u, tiny, m, r, c, key, xn: Norms):
     lower = xp.clip(d2 - b, min=0.0) * (1 - m)
     upper = (d2 + b) * (1 + m)
     return _Candidates(r, c, lower, upper)
+
+
+def _collect(xp, ts, found, q, start, xn: Norms, u, tiny, m):
+    """Candidates from ``found``: (flat index into a key block of ``q`` query columns whose first
+    row is training row ``start``, key value) pairs of arrays, with their bounds."""
+    flat = xp.concat([f for f, _ in found])
+    values = xp.concat([v for _, v in found])
+    return _bounded(xp, ts, u, tiny, m, flat % q, flat // q + start, values, xn)
 
 
 def _prune(xp, kept, q, k):

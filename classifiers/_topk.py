@@ -18,6 +18,8 @@ both paths agree on every backend, ties included.
 
 from __future__ import annotations
 
+import operator
+
 import array_api_extra as xpx
 
 from .. import backend
@@ -32,6 +34,7 @@ BYTES_PER_ENTRY = {4: 4 + 1, 8: 8 + 1}
 def chunks(n: int, size: int):
     """Slices of at most ``size`` covering range(n), as equal as possible: a small last chunk would
     run its matrix product at a fraction of the rate of the others."""
+    n, size = operator.index(n), operator.index(size)  # Python ints: slices meet arrays of any namespace
     count = -(-n // size)
     return [slice(i * n // count, (i + 1) * n // count) for i in range(count)]
 
@@ -43,8 +46,8 @@ def smallest_k(xp, key, k: int, /):
     """
     q, m = key.shape
     if k >= m:
-        return xp.argsort(key, axis=1, stable=True)
-    kth = xpx.partition(key, k - 1, axis=1, xp=xp)[:, k - 1 : k]
+        return _as_index(xp, xp.argsort(key, axis=1, stable=True))
+    kth = backend.kth_smallest(key, k)[:, None]
     mask = key <= kth
     # nonzero of the flattened mask: a 2-d nonzero, which also builds the row indices, is about
     # ten times slower in NumPy.
@@ -66,7 +69,7 @@ def smallest_k(xp, key, k: int, /):
         part = xpx.at(part)[crowded].set(xp.astype(fixed, part.dtype))
     del mask
     order = xp.argsort(xp.take_along_axis(key, part, axis=1), axis=1, stable=True)
-    return xp.take_along_axis(part, order, axis=1)
+    return _as_index(xp, xp.take_along_axis(part, order, axis=1))
 
 
 def smallest_k_portable(xp, key, k: int, /):
@@ -76,15 +79,21 @@ def smallest_k_portable(xp, key, k: int, /):
     than k entries are <= the k-th value are re-selected with a stable sort.
     """
     if k >= key.shape[1]:
-        return xp.argsort(key, axis=1, stable=True)
-    part = xpx.argpartition(key, k - 1, axis=1, xp=xp)[:, :k]
+        return _as_index(xp, xp.argsort(key, axis=1, stable=True))
+    part = _as_index(xp, xpx.argpartition(key, k - 1, axis=1, xp=xp)[:, :k])
     kth = xp.max(xp.take_along_axis(key, part, axis=1), axis=1, keepdims=True)
     crowded = xp.count_nonzero(key <= kth, axis=1) > k
     tied_rows = xp.nonzero(crowded)[0]
     if tied_rows.shape[0]:
         fixed = xp.argsort(xp.take(key, tied_rows, axis=0), axis=1, stable=True)[:, :k]
-        part = xpx.at(part)[crowded].set(fixed)
+        part = xpx.at(part)[crowded].set(xp.astype(fixed, part.dtype))
     # Order the k: by index first, then a stable sort by value keeps index order among equal values.
     part = xp.sort(part, axis=1)
     order = xp.argsort(xp.take_along_axis(key, part, axis=1), axis=1, stable=True)
-    return xp.take_along_axis(part, order, axis=1)
+    return _as_index(xp, xp.take_along_axis(part, order, axis=1))
+
+
+def _as_index(xp, idx):
+    """``idx`` in the namespace's index dtype: the library's argsort, nonzero and argpartition
+    need not agree (JAX's argpartition returns int32 where argsort returns int64)."""
+    return xp.astype(idx, backend.index_dtype(xp, backend.get_device(idx)), copy=False)

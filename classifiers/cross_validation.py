@@ -17,7 +17,7 @@ __all__ = ["cross_validate", "fold_slices", "knn_cross_validate"]
 
 def fold_slices(n: int, num_folds: int, /) -> list[slice]:
     """The ``num_folds`` contiguous slices that split ``range(n)`` like ``np.array_split``."""
-    check_positive(num_folds, name="num_folds", integer=True)
+    num_folds = check_positive(num_folds, name="num_folds", integer=True)
     if num_folds < 2 or num_folds > n:
         raise ValueError(f"num_folds must be between 2 and the number of examples ({n}), got {num_folds}")
     base, extra = divmod(n, num_folds)
@@ -93,14 +93,13 @@ def knn_cross_validate(X, y, /, *, k_choices, num_folds: int = 5, metric: str = 
     """
     xp, _, num_classes = check_train_set(X, y)
     k_choices = _nonempty_list(k_choices, "k_choices")
-    for k in k_choices:
-        check_positive(k, name="k", integer=True)
+    ks = [check_positive(k, name="k", integer=True) for k in k_choices]  # Python ints
     results = {k: [] for k in k_choices}
     for X_tr, y_tr, X_val, y_val in _splits(xp, X, y, num_folds):
         knn = KNearestNeighbor(metric, memory_budget=memory_budget).train(X_tr, y_tr)
-        idx = knn.kneighbors(X_val, max(k_choices), return_distance=False, progress=progress)
+        idx = knn.kneighbors(X_val, max(ks), return_distance=False, progress=progress)
         labels = _labels_of(xp, y_tr, idx)
-        accs = [xp.mean(xp.astype(_vote(xp, labels[:, :k], num_classes) == y_val, X.dtype)) for k in k_choices]
+        accs = [xp.mean(xp.astype(_vote(xp, labels[:, :k], num_classes) == y_val, X.dtype)) for k in ks]
         # One read-back per fold for all k.
         for k, acc in zip(k_choices, backend.to_numpy(xp.stack(accs)).tolist(), strict=True):
             results[k].append(acc)

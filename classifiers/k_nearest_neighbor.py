@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import array_api_extra as xpx
 
 from .. import backend
-from ..backend.validation import check_data, check_positive
+from ..backend.validation import check_data, check_labels, check_positive
 from . import _knn_search
-from ._checks import check_features, check_train_set
+from ._checks import check_features
 from ._topk import chunks as _chunks
 from ._topk import smallest_k as _smallest_k
 
@@ -72,13 +72,16 @@ class KNearestNeighbor:
     ``S`` (L1), ``S`` the sum over features of ``fl(x_j - t_j)**2`` (``|fl(x_j - t_j)|``) in the
     data's dtype, in one fixed order that depends only on D. ``S`` is within a few units in the
     last place of the true value, and the same on every backend, device, block and Dask shard
-    (wherever subtraction, multiplication and addition are IEEE, subnormals kept). Nearness is
+    (wherever subtraction, multiplication and addition are IEEE, subnormals kept: JAX on the CPU
+    flushes subnormal values to zero by design, so there inputs and differences below the
+    dtype's smallest normal, 1.2e-38 for float32, count as zero). Nearness is
     ordered by ``S``, then by training index: among equal distances the earlier training example
-    is nearer, as a stable sort would order them. (The reported ``sqrt(S)`` is the backend's:
-    PyTorch's float32 square root on the CPU can differ from NumPy's in the last place.) The vote among the k
-    nearest is a majority; a tie goes to the smaller label. Every path (loops, no loops, chunked
-    or not, in process or on Dask, any ``precision``) gives the same neighbours and labels; the
-    no-loops distance matrix is the course's fast formula and may differ in the last digits.
+    is nearer, as a stable sort would order them. The reported ``sqrt(S)`` is correctly rounded,
+    as NumPy's (``backend.sqrt``; float64 on PyTorch keeps its own, within one unit in the last
+    place). The vote among the k nearest is a majority; a tie goes to the smaller label. Every
+    path (loops, no loops, chunked or not, in process or on Dask, any ``precision``) gives the
+    same neighbours and labels; the no-loops distance matrix is the course's fast formula and may
+    differ in the last digits.
 
     **Candidates (L2).** A matrix product gives ``key_t = ||t||^2 - 2 x.t`` for blocks of
     training rows; ``d2 = key_t + ||x||^2`` approximates the squared distance ``rho``, with
@@ -95,8 +98,9 @@ class KNearestNeighbor:
       ``u = 2**-24`` for float32. Hardware accumulators that truncate (some tensor cores) are
       covered by using ``gamma_2D``; flushed tiny products add ``2 D * 2**-126``. For the
       working dtype's own product (BLAS, round to nearest) the bound is ``gamma_D``.
-    - norms: a computed squared norm ``s`` errs by at most ``gamma_(D+2) s + D tiny``, and
-      ``||v|| <= sqrt(s + D tiny)(1 + gamma_(D+2) + 4u)``.
+    - norms: a computed squared norm ``s`` (any order of the sum, possibly the square of a
+      computed norm) errs by at most ``gamma_(D+3) s + D tiny``, and
+      ``||v|| <= sqrt(s + D tiny)(1 + gamma_(D+3) + 4u)``.
     - the key's and ``d2``'s own roundings add ``4u (|key| + ||x||^2 + ...)``.
 
     So for bfloat16 (``u_b = 2**-8``) the product's error is at most about
@@ -113,7 +117,7 @@ class KNearestNeighbor:
         metric = metric.lower() if isinstance(metric, str) else metric
         if metric not in _METRICS:
             raise ValueError(f"metric must be 'l2' or 'l1', got {metric!r}")
-        check_positive(memory_budget, name="memory_budget", integer=True)
+        memory_budget = check_positive(memory_budget, name="memory_budget", integer=True)  # a Python int
         if precision not in backend.PRODUCT_PRECISIONS:
             raise ValueError(f"precision must be one of {backend.PRODUCT_PRECISIONS}, got {precision!r}")
         self.metric = metric
@@ -138,7 +142,11 @@ class KNearestNeighbor:
         the memory budget: O(M D) time, no (M, D) temporary. Shards held by Dask workers for an
         earlier training set are released.
         """
-        xp, _, num_classes = check_train_set(X, y)
+        # For L2 the rows' squared norms (computed by build) prove every value finite, a NaN or an
+        # infinity making its row's norm non-finite: the separate pass that checks it is skipped.
+        backend.namespace_and_device(X, y)
+        check_data(X, name="X", finite=self.metric != "l2")
+        num_classes = check_labels(y, name="y", n=X.shape[0])
         ts = _knn_search.build(X, metric=self.metric, precision=self.precision, memory_budget=self.memory_budget)
         self.X_train, self.y_train, self.num_classes, self._ts = X, y, num_classes, ts
         if self._shards is not None:
@@ -160,7 +168,7 @@ class KNearestNeighbor:
         # The exact distance of the class notes: the same value every path computes. Ranking is by
         # the squared L2 distance, whose value every backend computes alike (see _knn_search).
         key = _knn_search.pair_key(xp, diff, self.metric)
-        return key if squared or self.metric == "l1" else xp.sqrt(key)
+        return key if squared or self.metric == "l1" else backend.sqrt(key)
 
     def compute_distances_two_loops(self, X, /, *, squared: bool = False):
         """Distances (N, M) from each query row to each training row, one pair at a time.
@@ -204,7 +212,7 @@ class KNearestNeighbor:
             if self.metric == "l2":
                 key = (-2.0 * Xq) @ self.X_train.T
                 key += self._ts.norms.sq  # in place: this matrix is the largest temporary
-                out.append(xp.sqrt(xp.clip(xp.vecdot(Xq, Xq)[:, None] + key, min=0.0)))
+                out.append(xp.sqrt(xp.clip(backend.sum_of_squares(Xq)[:, None] + key, min=0.0)))
             else:
                 step = max(1, self.memory_budget // (3 * Xq.shape[0] * dim * itemsize))
                 out.append(xp.concat([self._pair(xp, Xq[:, None, :] - self.X_train[None, b, :])
@@ -213,10 +221,12 @@ class KNearestNeighbor:
 
     # -- neighbours and votes ----------------------------------------------------------------
 
-    def _check_k(self, k):
-        check_positive(k, name="k", integer=True)
+    def _check_k(self, k) -> int:
+        """``k`` as a Python int (a NumPy scalar never meets the arrays), checked against the training set."""
+        k = check_positive(k, name="k", integer=True)
         if k > self.X_train.shape[0]:
             raise ValueError(f"k={k} is larger than the training set ({self.X_train.shape[0]} examples)")
+        return k
 
     def kneighbors(self, X, /, k: int = 1, *, return_distance: bool = True, client=None, progress=None):
         """The k nearest training rows of each query ``X`` (N, D), nearest first.
@@ -240,14 +250,14 @@ class KNearestNeighbor:
             raise TypeError(f"return_distance must be True or False, got {return_distance!r}")
         xp, dists, idx = self._search(X, k, client=client, progress=progress, ordered=True)
         if self.metric == "l2":
-            dists = xp.sqrt(dists)
+            dists = backend.sqrt(dists)
         return (dists, idx) if return_distance else idx
 
     def _search(self, X, k, *, client, progress, ordered):
         """``(xp, values, indices)`` of the k nearest; with ``ordered=False`` (in process) the
         right set of k per query, in no order, for a vote."""
         xp, X = self._queries(X)
-        self._check_k(k)
+        k = self._check_k(k)
         start = time.perf_counter()
         if client is not None:
             from . import _knn_dask
@@ -276,7 +286,7 @@ class KNearestNeighbor:
                 f"got shape {tuple(dists.shape)}"
             )
         check_data(dists, name="dists")
-        self._check_k(k)
+        k = self._check_k(k)
         return _vote(xp, _labels_of(xp, self.y_train, _smallest_k(xp, dists, k)), self.num_classes)
 
     def predict(self, X, /, k: int = 1, num_loops: int = 0, *, client=None, progress=None):
@@ -291,7 +301,7 @@ class KNearestNeighbor:
             raise ValueError(f"num_loops must be 0, 1 or 2, got {num_loops!r}")
         if self.X_train is None:
             raise RuntimeError("the classifier is not trained yet: call train(X, y) first")
-        self._check_k(k)
+        k = self._check_k(k)
         if num_loops == 0:
             xp, _, idx = self._search(X, k, client=client, progress=progress, ordered=False)
             return _vote(xp, _labels_of(xp, self.y_train, idx), self.num_classes)

@@ -1,19 +1,26 @@
 """kNN figures: end to end against faiss and scikit-learn, on Dask against one process, and the
-cluster model. Meant to be folded into ``xpml bench``; until then, run it on an idle machine:
+cluster model. ``xpml bench --only knn --backends numpy,torch`` records the end-to-end figures;
+this script prints the same comparison with torch's exact and bfloat16 candidates side by side,
+and the Dask and cluster figures. Run it on an idle machine:
 
-    env -u OPENBLAS_CORETYPE python scripts/bench_knn.py e2e            # train + predict vs faiss, sklearn
-    env -u OPENBLAS_CORETYPE python scripts/bench_knn.py dask           # 50,000 x 10,000, 2 local workers
-    env -u OPENBLAS_CORETYPE python scripts/bench_knn.py overlap        # selection beside the next product?
-    python scripts/bench_knn.py model --rate-tflops 300                 # 1,000,000 x 3,072 on 8 GPUs
-    python scripts/bench_knn.py e2e --quick                             # a smoke run, not a figure
+    python scripts/bench_knn.py e2e --data DIR           # train + predict vs faiss, sklearn (CIFAR-10)
+    python scripts/bench_knn.py e2e --clock cpu          # process CPU time: for a machine others share
+    python scripts/bench_knn.py dask                     # 50,000 x 10,000, 2 local workers
+    python scripts/bench_knn.py overlap                  # selection beside the next product?
+    python scripts/bench_knn.py model --rate-tflops 300  # 1,000,000 x 3,072 on 8 GPUs
+    python scripts/bench_knn.py e2e --quick              # a smoke run, not a figure
 
 ``e2e`` times what a user times: ``KNearestNeighbor().train(X, y)`` plus ``predict(q, k=10)``
 (50,000 CIFAR-10 training rows, 2,000 queries, float32 pixels, k = 10) on NumPy and on torch
 (``precision="exact"`` and the bfloat16 candidates of ``"auto"``), faiss-cpu ``IndexFlatL2``
 ``add`` plus ``search`` plus the same vote, and scikit-learn ``fit`` plus ``predict`` (brute);
-all on ``--threads`` threads, interleaved, best and median of ``--repeats``; ratios are medians of
-the per-round ratios to faiss. It also prints each xpml row's exact re-rank count (candidates per
-query) and checks that every xpml variant returns the same labels.
+all on ``--threads`` threads, interleaved, best and median of ``--repeats``, each split into its
+two phases (train / add / fit, then the query); ratios are medians of the per-round ratios to
+faiss. It also prints each xpml row's exact re-rank count (candidates per query) and checks that
+every xpml variant returns the same labels. ``--clock cpu`` times the process's CPU time (all its
+threads) instead of the wall clock: on a machine shared with other work the wall clock measures
+the others too; CPU time does not, but it also counts threads spinning while they wait, so use it
+with ``--threads 1`` for ratios.
 """
 
 from __future__ import annotations
@@ -28,27 +35,34 @@ import numpy as np
 
 from xpml import backend
 from xpml.classifiers import KNearestNeighbor
-from xpml.cli.bench import blas_kernels, cpu_model, find_cifar, knn_vote, load_average, load_faiss
+from xpml.classifiers.data_utils import load_CIFAR10
+from xpml.cli.benchmarks.common import blas_info, cifar10_root, cpu_model, describe_blas, load_average
+from xpml.cli.benchmarks.knn import knn_vote, load_faiss
+
+_CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def _data(args):
-    found = None if args.quick else find_cifar(args.data)
-    if found is None:
+    root = cifar10_root(args.data, quick=args.quick)
+    if root is None:
         rng = np.random.default_rng(0)
         n, d = (2000, 256) if args.quick else (50000, 3072)
         Xtr, ytr = rng.integers(0, 256, (n, d)).astype(np.float32), rng.integers(0, 10, n)
         Xte = rng.integers(0, 256, (max(args.queries, 10000 if not args.quick else 400), d)).astype(np.float32)
         return Xtr, ytr, Xte, "RANDOM pixels of CIFAR-10's shapes (not CIFAR-10)"
-    (Xtr, ytr, Xte, _), source = found
-    return Xtr.astype(np.float32), ytr, Xte.astype(np.float32), source
+    Xtr, ytr, Xte, _ = (backend.to_numpy(a) for a in load_CIFAR10(root, dtype="float32"))
+    flat = (np.ascontiguousarray(a.reshape(a.shape[0], -1)) for a in (Xtr, Xte))
+    Xtr, Xte = flat
+    return Xtr, np.asarray(ytr, dtype=np.int64), Xte, f"CIFAR-10 from {root}"
 
 
 def _header(args, source):
     print(f"# {' '.join(sys.argv)}")
-    print(f"# {time.strftime('%Y-%m-%d %H:%M %Z')}, {cpu_model()}, {args.threads} threads, load {load_average()}")
+    print(f"# {time.strftime('%Y-%m-%d %H:%M %Z')}, {cpu_model()}, {args.threads} threads, load {load_average()}, "
+          f"clock: {args.clock}")
     print(f"# data: {source}")
-    for line in blas_kernels():
-        print(f"# BLAS: {line}")
+    for entry in blas_info():
+        print(f"# BLAS: {describe_blas(entry)}")
 
 
 def _limit_threads(n):
@@ -63,17 +77,35 @@ def _limit_threads(n):
         pass
 
 
-def _rounds(tools, repeats):
-    """Run every tool ``repeats`` times, interleaved, order reversed every other round."""
-    times = {name: [] for name in tools}
+def _rounds(tools, repeats, clock):
+    """Run every tool ``repeats`` times, interleaved, order reversed every other round.
+
+    A tool is a function returning its phases, ``[(name, callable), ...]``, run in order (the
+    first phase builds what the next uses). Returns ``{tool: {phase: [seconds per round]}}``
+    (phase ``"whole"`` is their sum) and each tool's last output.
+    """
+    times = {name: {} for name in tools}
     out = {}
-    for name, fn in tools.items():  # warm-up
-        out[name] = fn()
+
+    def run(name):
+        result = None
+        whole = 0.0
+        for phase, fn in tools[name]():
+            start = clock()
+            result = fn()
+            took = clock() - start
+            whole += took
+            times[name].setdefault(phase, []).append(took)
+        times[name].setdefault("whole", []).append(whole)
+        return result
+
+    for name in tools:  # warm-up
+        out[name] = run(name)
+    for name in tools:
+        times[name] = {}
     for r in range(repeats):
         for name in (list(tools) if r % 2 == 0 else list(tools)[::-1]):
-            start = time.perf_counter()
-            out[name] = tools[name]()
-            times[name].append(time.perf_counter() - start)
+            out[name] = run(name)
     return times, out
 
 
@@ -81,6 +113,7 @@ def e2e(args):
     Xtr, ytr, Xte, source = _data(args)
     Xq = Xte[: args.queries]
     k = 10
+    faiss = None if args.no_faiss else load_faiss(args.faiss_coretype, args.threads)  # before anything else
     _limit_threads(args.threads)
     _header(args, source)
     print(f"kNN end to end: {Xtr.shape[0]} train x {Xq.shape[0]} queries, D = {Xtr.shape[1]}, k = {k}, float32")
@@ -89,50 +122,49 @@ def e2e(args):
     def xpml_tool(name, bk, precision):
         X, y, Q = bk.asarray(Xtr), bk.asarray(ytr), bk.asarray(Xq)
 
-        def run():
-            knn = KNearestNeighbor(precision=precision).train(X, y)
-            pred = knn.predict(Q, k)
+        def phases():
+            knn = KNearestNeighbor(precision=precision)
             models[name] = knn
-            return backend.to_numpy(pred)
-        tools[name] = run
+            return [("train", lambda: knn.train(X, y)), ("predict", lambda: backend.to_numpy(knn.predict(Q, k)))]
+        tools[name] = phases
 
     xpml_tool("xpml numpy", backend.get_backend("numpy"), "exact")
     try:
-        import torch  # noqa: F401
-
-        import xpml.backend as xb
-
-        tbk = xb.get_backend("torch") if "torch" in xb.BACKEND_NAMES else _TorchCPU()
+        tbk = backend.get_backend("torch")
+    except backend.BackendUnavailableError as exc:
+        print(f"torch: SKIPPED ({exc})")
+    else:
         xpml_tool("xpml torch exact", tbk, "exact")
         xpml_tool("xpml torch auto", tbk, "auto")
-    except ImportError:
-        print("torch: SKIPPED (not installed)")
-    faiss = load_faiss(args.faiss_coretype)
-    faiss.omp_set_num_threads(args.threads)
     C = int(ytr.max()) + 1
+    if faiss is not None:
+        def faiss_phases():
+            index = faiss.IndexFlatL2(Xtr.shape[1])
+            return [("train", lambda: index.add(Xtr)),
+                    ("predict", lambda: knn_vote(ytr[index.search(Xq, k)[1]], C))]
 
-    def faiss_run():
-        index = faiss.IndexFlatL2(Xtr.shape[1])
-        index.add(Xtr)
-        return knn_vote(ytr[index.search(Xq, k)[1]], C)
-
-    tools["faiss IndexFlatL2"] = faiss_run
+        tools["faiss IndexFlatL2"] = faiss_phases
     if not args.no_sklearn:
         from sklearn.neighbors import KNeighborsClassifier
 
-        tools["scikit-learn brute"] = lambda: KNeighborsClassifier(n_neighbors=k, algorithm="brute").fit(
-            Xtr, ytr).predict(Xq)
-    times, out = _rounds(tools, args.repeats)
-    ref = times["faiss IndexFlatL2"]
-    print(f"{'tool':24s} {'best':>9s} {'median':>9s} {'/ faiss':>8s}  notes")
+        def sklearn_phases():
+            clf = KNeighborsClassifier(n_neighbors=k, algorithm="brute")
+            return [("train", lambda: clf.fit(Xtr, ytr)), ("predict", lambda: clf.predict(Xq))]
+
+        tools["scikit-learn brute"] = sklearn_phases
+    times, out = _rounds(tools, args.repeats, _CLOCKS[args.clock])
+    ref = times.get("faiss IndexFlatL2")
+    print(f"{'tool':20s} {'best':>8s} {'median':>8s} {'/ faiss':>8s} {'train':>8s} {'predict':>8s}  notes (medians)")
     for name, ts in times.items():
-        ratio = statistics.median(a / b for a, b in zip(ts, ref, strict=True))
+        ratio = float("nan")
+        if ref:
+            ratio = statistics.median(a / b for a, b in zip(ts["whole"], ref["whole"], strict=True))
         note = ""
         if name in models:
             s = models[name].last_search_
-            note = (f"predict {s.seconds:.3f} s, products {s.product}, {s.candidates_per_query:.2f} exact "
-                    f"re-ranks per query (k = {k})")
-        print(f"{name:24s} {min(ts):9.3f} {statistics.median(ts):9.3f} {ratio:8.2f}  {note}")
+            note = f"products {s.product}, {s.candidates_per_query:.2f} exact re-ranks per query (k = {k})"
+        print(f"{name:20s} {min(ts['whole']):8.3f} {statistics.median(ts['whole']):8.3f} {ratio:8.2f} "
+              f"{statistics.median(ts['train']):8.3f} {statistics.median(ts['predict']):8.3f}  {note}")
     labels = [out[n] for n in models]
     print("xpml variants give the same labels:", all((a == labels[0]).all() for a in labels))
     for name in tools:
@@ -140,23 +172,12 @@ def e2e(args):
             print(f"labels: xpml agrees with {name} on {float((out[name] == labels[0]).mean()):.4f} of queries")
     # Candidate counts of the bfloat16 path on data it does not hold exactly (mean-subtracted).
     if "xpml torch auto" in models and models["xpml torch auto"]._ts.precision_used == "bfloat16":
-        import torch
-
         mean = Xtr.mean(axis=0)
-        knn = KNearestNeighbor(precision="bfloat16").train(torch.from_numpy(Xtr - mean), torch.from_numpy(ytr))
-        knn.predict(torch.from_numpy(Xq - mean), k)
+        knn = KNearestNeighbor(precision="bfloat16").train(tbk.asarray(Xtr - mean), tbk.asarray(ytr))
+        knn.predict(tbk.asarray(Xq - mean), k)
         s = knn.last_search_
         print(f"bfloat16 on mean-subtracted pixels: {s.candidates_per_query:.2f} exact re-ranks per query, "
-              f"predict {s.seconds:.3f} s")
-
-
-class _TorchCPU:
-    """torch on the CPU where the shim does not name torch yet."""
-
-    def asarray(self, a):
-        import torch
-
-        return torch.from_numpy(np.ascontiguousarray(a))
+              f"predict {s.seconds:.3f} s (wall)")
 
 
 def dask(args):
@@ -197,8 +218,6 @@ def overlap(args):
     are selected pays off here: the search's block loop, sequential against overlapped."""
     from concurrent.futures import ThreadPoolExecutor
 
-    import array_api_extra as xpx
-
     Xtr, _, Xte, source = _data(args)
     _limit_threads(args.threads)
     _header(args, source)
@@ -207,8 +226,10 @@ def overlap(args):
 
     def select(key, b):  # what the search does with a key block: add, threshold, take candidates
         key += sq[b]
-        kth = xpx.partition(key[:, :2048], 9, axis=1)[:, 9:10]
-        return np.nonzero((key <= kth).ravel())[0].size
+        size = key.shape[1] // 10  # the first block's threshold: the largest of 10 group minima
+        limit = key[:, : 10 * size].reshape(key.shape[0], 10, size).min(axis=2).max(axis=1)[:, None]
+        return sum(np.nonzero((key[g] <= limit[g]).ravel())[0].size for g in np.array_split(np.arange(
+            key.shape[0]), max(1, key.shape[0] // 83)))
 
     def sequential():
         return sum(select(scaled @ Xtr[b].T, b) for b in blocks)
@@ -223,11 +244,12 @@ def overlap(args):
                 total += select(key, b)
             return total
 
-    times, _ = _rounds({"sequential": sequential, "overlapped": overlapped}, args.repeats)
-    ratio = statistics.median(a / b for a, b in zip(times["overlapped"], times["sequential"], strict=True))
-    print(f"block loop, {scaled.shape[0]} queries x {Xtr.shape[0]} rows: sequential best "
-          f"{min(times['sequential']):.3f} s, overlapped best {min(times['overlapped']):.3f} s, "
-          f"overlapped / sequential {ratio:.3f} (median of rounds)")
+    times, _ = _rounds({"sequential": lambda: [("run", sequential)], "overlapped": lambda: [("run", overlapped)]},
+                       args.repeats, _CLOCKS[args.clock])
+    seq, ovl = times["sequential"]["whole"], times["overlapped"]["whole"]
+    ratio = statistics.median(a / b for a, b in zip(ovl, seq, strict=True))
+    print(f"block loop, {scaled.shape[0]} queries x {Xtr.shape[0]} rows: sequential best {min(seq):.3f} s, "
+          f"overlapped best {min(ovl):.3f} s, overlapped / sequential {ratio:.3f} (median of rounds)")
 
 
 def model(args):
@@ -257,14 +279,17 @@ def model(args):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("figure", choices=["e2e", "dask", "overlap", "model"])
-    p.add_argument("--data", help="CIFAR-10 folder (cifar-10-batches-py layout)")
+    p.add_argument("--data", help="CIFAR-10 folder (cifar-10-batches-py layout); default: the data cache")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--queries", type=int, default=2000)
     p.add_argument("--dask-queries", type=int, default=10000)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--faiss-coretype", default="SkylakeX")
+    p.add_argument("--faiss-coretype", default="best", help="faiss's OpenBLAS kernel ('best': for this CPU)")
     p.add_argument("--no-sklearn", action="store_true")
+    p.add_argument("--no-faiss", action="store_true")
+    p.add_argument("--clock", choices=sorted(_CLOCKS), default="wall",
+                   help="wall: elapsed time; cpu: this process's CPU time (a shared machine; see above)")
     p.add_argument("--quick", action="store_true", help="small random data: a smoke run, not a figure")
     p.add_argument("--rate-tflops", type=float, default=100.0, help="model: measured per-shard product rate")
     p.add_argument("--net-gbps", type=float, default=100.0, help="model: the driver's network link")

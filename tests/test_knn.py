@@ -186,3 +186,15 @@ def test_selection_is_stable_where_argpartition_alone_is_not(bk):
         arbitrary += int((part != np.sort(want, axis=1)).any(axis=1).sum())
     if bk.name == "numpy":  # the fallback is needed, not decorative
         assert arbitrary > 0
+
+
+def test_the_knn_benchmark_script_runs_and_its_variants_agree():
+    # A smoke run of scripts/bench_knn.py on small random data: it imports what the benchmark
+    # helpers export today and checks that every xpml variant gives the same labels.
+    from ._scripts_support import run_script
+
+    done = run_script("bench_knn.py", "e2e", "--quick", "--threads", "1", "--clock", "cpu", "--no-faiss",
+                      "--no-sklearn", timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "xpml variants give the same labels: True" in done.stdout
+    assert "xpml numpy" in done.stdout

@@ -57,14 +57,21 @@ def test_cluster_search_equals_in_process(client, metric, offset):
     np.testing.assert_array_equal(want_i, np.argsort(exact_values(Xte, Xtr, metric), axis=1, kind="stable"))
 
 
-def test_strict_backend_on_the_workers(client):
-    bk = backend.get_backend("array_api_strict", device="device1")
+@pytest.mark.parametrize("name", ["array_api_strict:device1", "torch:cpu", "jax:cpu"])
+def test_the_model_backend_runs_on_the_workers(client, name):
+    # The workers rebuild the backend from its name (JAX there without 64-bit types: float32 data
+    # and int32 indices, which the driver returns in its own index dtype).
+    try:
+        bk = backend.get_backend(name)
+    except backend.BackendUnavailableError as exc:
+        pytest.skip(str(exc))
     Xtr, ytr, Xte = _adversarial(seed=3)
     knn = KNearestNeighbor(memory_budget=4000).train(bk.asarray(Xtr), bk.asarray(ytr))
     d, i = knn.kneighbors(bk.asarray(Xte), 9, client=client)
     want_d, want_i = knn.kneighbors(bk.asarray(Xte), 9)
     assert_equal(i, want_i)
     assert_equal(d, want_d)
+    assert_equal(knn.predict(bk.asarray(Xte), 9, client=client), knn.predict(bk.asarray(Xte), 9))
 
 
 async def _loop_turn():

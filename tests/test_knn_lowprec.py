@@ -7,13 +7,40 @@ from xpml import backend
 from xpml.backend import _lowprec
 
 
+def _cpu_has_bf16_products() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AMX or AVX-512-BF16), from the kernel's
+    flags where Linux gives them, else from PyTorch's own probe."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = set(f.read().split())
+    except OSError:
+        torch = pytest.importorskip("torch")
+        return torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+    return bool(flags & {"amx_bf16", "avx512_bf16"})
+
+
+def _expects_product(bk) -> bool:
+    """Where "auto" must give a bfloat16 product: torch on such a CPU (CUDA: offered on request only)."""
+    if bk.name != "torch" or getattr(bk.device, "type", None) != "cpu":
+        return False
+    import torch
+
+    return torch.backends.mkldnn.is_available() and _cpu_has_bf16_products()
+
+
 def test_exact_and_backends_without_a_fast_product(bk):
     assert backend.low_precision_product(bk.xp, bk.device, "exact") is None
-    assert backend.low_precision_product(bk.xp, bk.device, "auto") is None  # numpy, strict, cupy
-    with pytest.raises(ValueError, match="no bfloat16 product"):
-        backend.low_precision_product(bk.xp, bk.device, "bfloat16")
     with pytest.raises(ValueError, match="precision must be one of"):
         backend.low_precision_product(bk.xp, bk.device, "float8")
+    auto = backend.low_precision_product(bk.xp, bk.device, "auto")
+    if not _expects_product(bk):  # numpy, strict, jax, cupy; torch on a CPU without bfloat16 products
+        assert auto is None
+        if not (bk.name == "torch" and bk.device.type == "cuda"):  # from Ampere on: offered on request
+            with pytest.raises(ValueError, match="no bfloat16 product"):
+                backend.low_precision_product(bk.xp, bk.device, "bfloat16")
+        return
+    assert auto is not None and auto.name == "bfloat16" and auto.default
+    assert backend.low_precision_product(bk.xp, bk.device, "bfloat16") is auto
 
 
 def _product(matmul):
@@ -23,13 +50,13 @@ def _product(matmul):
 def test_the_self_check_refuses_truncation_and_a_rounded_result():
     import array_api_strict as xp
 
-    def exact(a, b):
+    def exact(a, b, out=None):
         return a @ b
 
-    def truncating(a, b):  # inputs cut to bfloat16 towards zero: 1 + 2**-8 + 2**-12 becomes 1
+    def truncating(a, b, out=None):  # inputs cut to bfloat16 towards zero: 1 + 2**-8 + 2**-12 becomes 1
         return xp.floor(a) @ b
 
-    def rounded_result(a, b):  # the float32 result rounded to 8 significant bits
+    def rounded_result(a, b, out=None):  # the float32 result rounded to 8 significant bits
         return xp.round((a @ b) / 4.0) * 4.0
 
     device = xp.__array_namespace_info__().default_device()
@@ -37,7 +64,7 @@ def test_the_self_check_refuses_truncation_and_a_rounded_result():
     assert not _lowprec._self_check(_product(truncating), xp, device)
     assert not _lowprec._self_check(_product(rounded_result), xp, device)
 
-    def failing(a, b):
+    def failing(a, b, out=None):
         raise RuntimeError("not on this build")
 
     assert not _lowprec._self_check(_product(failing), xp, device)
@@ -57,6 +84,9 @@ def test_torch_bfloat16_product_rounds_to_nearest_with_float32_accumulation():
     scale = product.round(a).abs().double() @ product.round(b).abs().double()
     assert ((got - exact).abs() <= 2 * 200 * 2.0**-24 * scale).all()  # only the accumulation's error
     assert torch.backends.mkldnn.matmul.fp32_precision == "none"  # the switch is put back
+    dead = torch.zeros(300, 100)
+    again = product.matmul(a, b, out=dead)  # written over an array the caller no longer needs
+    assert again is dead and torch.equal(again.double(), got)
 
 
 def test_the_exact_product_ignores_a_global_reduced_precision_mode():
