@@ -209,3 +209,28 @@ def test_release_reads_major_and_minor(text, want):
 def test_release_refuses_what_is_not_a_version(text):
     with pytest.raises(ValueError, match="not an xpml version"):
         _state.release(text)
+
+
+def test_knn_finds_its_low_precision_product_again_where_it_is_unpickled(monkeypatch):
+    # The bfloat16 product is a kernel of this process's torch: a copy looks it up again (after that
+    # machine's self-check) and, where there is none, searches with the exact product: same result.
+    try:
+        torch_bk = backend.get_backend("torch", device="cpu")
+    except backend.BackendUnavailableError as exc:
+        pytest.skip(f"torch:cpu: {exc}")
+    X, y = _data(torch_bk)
+    knn = KNearestNeighbor(precision="auto").train(X, y)
+    if knn._ts.product is None:
+        pytest.skip("no bfloat16 product on this CPU (no AMX or AVX-512-BF16)")
+    want = knn.kneighbors(X, 5)
+    again = pickle.loads(pickle.dumps(knn))
+    assert again._ts.product is knn._ts.product  # this process's one checked product
+    from xpml.backend import _lowprec
+
+    data = pickle.dumps(knn)
+    monkeypatch.setattr(_lowprec, "_checked", lambda xp, device: None)  # a machine without it
+    elsewhere = pickle.loads(data)
+    assert elsewhere._ts.product is None
+    for copy_ in (again, elsewhere):
+        for g, w in zip(copy_.kneighbors(X, 5), want, strict=True):
+            assert_equal(g, w)
