@@ -230,6 +230,22 @@ def test_torch_inputs_stay_torch_tensors_on_their_device(estimator, dispatch):
         np.testing.assert_array_equal(backend.to_numpy(pred), on_numpy.predict(X_np.astype(np.float32)))
 
 
+@pytest.mark.parametrize("how", ["pickle", "deepcopy"])
+def test_on_every_backend_outputs_stay_there_and_copies_predict_alike(bk, estimator, dispatch, how):
+    X_np, y_np = _blobs()
+    X, y = bk.asarray(X_np.astype(np.float32)), bk.asarray(y_np)
+    est = estimator.fit(X, y)
+    pred = est.predict(X)
+    assert_placement(pred, backend=bk, shape=(X.shape[0],))
+    again = pickle.loads(pickle.dumps(est)) if how == "pickle" else copy.deepcopy(est)
+    got = again.predict(X)
+    assert_placement(got, like=pred)
+    np.testing.assert_array_equal(backend.to_numpy(got), backend.to_numpy(pred))
+    if hasattr(est, "predict_proba"):
+        assert_placement(again.predict_proba(X), like=est.predict_proba(X))
+        np.testing.assert_array_equal(backend.to_numpy(again.predict_proba(X)), backend.to_numpy(est.predict_proba(X)))
+
+
 def test_string_labels_with_torch_features(dispatch):
     torch_bk = _torch_cpu()
     X_np, y_np = _blobs()
