@@ -55,6 +55,12 @@ class LowPrecisionProduct:
     default: bool
     _matmul: Any = field(repr=False, compare=False)
     _low_dtype: Any = field(repr=False, compare=False)
+    _source: tuple = field(default=(), repr=False, compare=False)  # (namespace, device) it was found for
+
+    def __reduce__(self):
+        # The kernel is a closure over this process's library: a copy (a pickled kNN model) looks the
+        # product up again where it is unpickled, self-check included, and has none where there is none.
+        return _find_again, (self.name, *self._source)
 
     def round(self, x, /):
         """``x`` (float32) rounded to the input format, returned as float32: what the product sees."""
@@ -167,14 +173,14 @@ def _probe(xp, device):
             return None
         # Measured on a 2-core Xeon with AMX: 2,000 x 3,072 @ 3,072 x 10,000 runs about 3x faster.
         return LowPrecisionProduct("bfloat16", 2.0**-8, 2.0**-126, 2.0**-24, True,
-                                   _torch_cpu_matmul(torch), torch.bfloat16)
+                                   _torch_cpu_matmul(torch), torch.bfloat16, ("torch", device))
     if kind == "cuda":
         major, _ = torch.cuda.get_device_capability(device)
         if major < 8:  # bfloat16 tensor cores from Ampere on
             return None
         # Not measured here yet: offered on request (precision="bfloat16"), not by "auto".
         return LowPrecisionProduct("bfloat16", 2.0**-8, 2.0**-126, 2.0**-24, False,
-                                   _torch_cuda_matmul(torch), torch.bfloat16)
+                                   _torch_cuda_matmul(torch), torch.bfloat16, ("torch", device))
     return None
 
 
@@ -204,6 +210,12 @@ def _checked(xp, device):
     """The product of this namespace and device if it passes the self-check (once per process)."""
     product = _probe(xp, device)
     return product if product is not None and _self_check(product, xp, device) else None
+
+
+def _find_again(name: str, namespace: str, device) -> LowPrecisionProduct | None:
+    """The product ``name`` of ``array_api_compat.<namespace>`` on ``device`` in this process, or None."""
+    product = _checked(importlib.import_module(f"array_api_compat.{namespace}"), device)
+    return product if product is not None and product.name == name else None
 
 
 def low_precision_product(xp, device, /, precision: str = "auto") -> LowPrecisionProduct | None:

@@ -9,6 +9,7 @@ import array_api_extra as xpx
 
 from .. import backend
 from ..backend.validation import check_data, check_labels, check_positive
+from ..nets._state import VersionedState
 from . import _knn_search
 from ._checks import check_features
 from ._topk import chunks as _chunks
@@ -41,7 +42,7 @@ class SearchStats:
         return self.candidates / self.queries
 
 
-class KNearestNeighbor:
+class KNearestNeighbor(VersionedState):
     """A kNN classifier with L2 (Euclidean) or L1 (Manhattan) distance.
 
     Parameters
@@ -129,10 +130,7 @@ class KNearestNeighbor:
         self._ts = None
         self._shards = None  # training shards held by Dask workers, see _knn_dask
 
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["_shards"] = None  # futures belong to one client; a copy sends its own shards
-        return state
+    _transient = ("_shards",)  # futures belong to one client; a copy sends its own shards
 
     def train(self, X, y, /):
         """Memorise the training data ``X`` (M, D) and labels ``y`` (M,); kNN has nothing to fit.

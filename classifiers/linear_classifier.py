@@ -13,6 +13,7 @@ from .. import backend
 from ..backend.validation import check_labels, check_positive
 from ..nets import checkpoint
 from ..nets._model import as_float, as_int, check_size, dtype_name
+from ..nets._state import VersionedState
 from ..nets.optim import get_update_rule
 from ..nets.solver import Solver
 from ._checks import check_features, check_loss_inputs, check_train_set
@@ -22,7 +23,7 @@ from .softmax import _softmax_loss
 __all__ = ["LinearClassifier", "LinearSVM", "Softmax"]
 
 
-class LinearClassifier:
+class LinearClassifier(VersionedState):
     """A linear score function ``s = X W`` trained with minibatch SGD on a loss of ``(W, X, y, reg)``.
 
     Subclasses choose the loss (:class:`LinearSVM`, :class:`Softmax`). ``W`` (D, C) is created at

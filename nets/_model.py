@@ -14,6 +14,7 @@ import math
 
 from .. import backend
 from ..backend.validation import check_data, check_labels, check_positive
+from ._state import VersionedState
 
 __all__ = ["MAX_PARAMETERS", "Net", "as_float", "as_int", "dtype_name"]
 
@@ -51,7 +52,7 @@ def check_size(shapes, /) -> None:
                          "choose smaller layers")
 
 
-class Net:
+class Net(VersionedState):
     """Entry-point checks and chunked prediction for a net with ``params``, ``backend``, ``input_dim``
     and ``num_classes``, whose subclass provides ``_scores(X)`` (unchecked) and ``_widths()``."""
 

@@ -13,11 +13,12 @@ import os
 import re
 
 from .. import backend
+from ._state import VersionedState
 
 __all__ = ["Ensemble"]
 
 
-class Ensemble:
+class Ensemble(VersionedState):
     """The average of the class probabilities of ``models``.
 
     Parameters

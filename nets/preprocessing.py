@@ -15,11 +15,12 @@ from __future__ import annotations
 from .. import backend
 from ..backend._arith import itruediv
 from ..backend.validation import check_data, check_positive
+from ._state import VersionedState
 
 __all__ = ["PCA", "MeanSubtraction", "Standardization"]
 
 
-class _Preprocessor:
+class _Preprocessor(VersionedState):
     """fit/transform plumbing shared by the three transforms."""
 
     def fit_transform(self, X, /):

@@ -6,9 +6,16 @@ from __future__ import annotations
 import argparse
 import os
 
+from xpml import backend, nets
 from xpml.cli import _cli
 
 FETCH_CIFAR10 = "xpml download --data-dir"
+
+
+def accuracy(model, X, y, **predict_kwargs) -> float:
+    """``model``'s accuracy on ``(X, y)`` (the library's :func:`nets.accuracy` of
+    ``model.predict(X, **predict_kwargs)``), read back as a Python float."""
+    return float(backend.to_numpy(nets.accuracy(model.predict(X, **predict_kwargs), y)))
 
 
 def parser(doc: str, *, prog: str, data_required: bool = True) -> _cli.ArgumentParser:

@@ -21,20 +21,24 @@ Usage::
 Figures go to ``--out`` (default docs), checkpoints to ``--runs`` (default runs).
 
 The data directory is the ``cifar-10-batches-py`` folder of the original download (or its
-parent). This script is an edge of the program: it may use NumPy and matplotlib directly.
+parent); ``xpml download --data-dir DIR`` fetches it. This script is an edge of the program: it
+may use NumPy and matplotlib directly.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 
 import _reproduce
 import numpy as np
+from _reproduce import accuracy
 
 from xpml import backend, nets
 from xpml.classifiers.data_utils import get_CIFAR10_data
+from xpml.cli import _cli
 
 # The configuration behind RESULTS.md's best fully connected net. (ZCA whitening, the other
 # preprocessing, overfit sooner in a short trial without augmentation; it is kept as an option.)
@@ -64,7 +68,7 @@ def load(args, bk, *, num_test: int, preprocess: str = "standardize", zca_eps: f
             data[f"X_{split}"] = pre.transform(data[f"X_{split}"])
         return data, {"mean_": pre.mean_, "scale_": pre.scale_}
     if preprocess != "zca":
-        raise SystemExit(f"error: unknown preprocess {preprocess!r}; choose standardize or zca")
+        raise _cli.UsageError(f"unknown preprocess {preprocess!r}; choose standardize or zca")
     pca = nets.PCA(whiten=True, eps=zca_eps)
     pca.fit(data["X_train"] / 255.0)
     zca = {split: pca.transform(data[f"X_{split}"] / 255.0) @ pca.components_.T for split in ("train", "val", "test")}
@@ -75,17 +79,17 @@ def load(args, bk, *, num_test: int, preprocess: str = "standardize", zca_eps: f
                   "explained_variance_": pca.explained_variance_}
 
 
-def accuracy(model, X, y) -> float:
-    return float(backend.to_numpy(nets.accuracy(model.predict(X), y)))
-
-
 def _override(cfg: dict, sets) -> dict:
     cfg = dict(cfg)
     for item in sets or []:
         key, _, value = item.partition("=")
         if key not in cfg:
-            raise SystemExit(f"error: --set {item}: unknown key {key!r}; the keys are {', '.join(cfg)}")
-        cfg[key] = json.loads(value)
+            raise _cli.UsageError(f"--set {item}: unknown key {key!r}; the keys are {', '.join(cfg)}")
+        try:
+            cfg[key] = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise _cli.UsageError(f"--set {item}: the value must be JSON (5, 0.1, true, \"adam\", [512, 512]): "
+                                  f"{exc}") from None
     return cfg
 
 
@@ -193,8 +197,8 @@ def plot_curves(solvers: dict, path: str, title: str) -> None:
     plt.close(fig)
 
 
-def main(argv=None):
-    p = _reproduce.parser(__doc__)
+def _main(argv):
+    p = _reproduce.parser(__doc__, prog="reproduce_fc.py")
     p.add_argument("--out", default="docs", help="where the figures go (default docs)")
     p.add_argument("--runs", default="runs", help="where checkpoints go (default runs, not committed)")
     sub = p.add_subparsers(dest="experiment", required=True)
@@ -202,11 +206,16 @@ def main(argv=None):
     b.add_argument("--set", nargs="*", metavar="KEY=JSON", help="override a key of BEST, e.g. num_epochs=5")
     sub.add_parser("batchnorm", help="the batch-normalization figure")
     args = _reproduce.parse(p, argv)
-    bk = backend.get_backend(args.backend)
+    bk = _cli.choose_backend(args.backend)
     print(f"# {args.experiment} on {bk.label} ({bk.device_name}, {os.cpu_count()} cores), "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
     {"best": cmd_best, "batchnorm": cmd_batchnorm}[args.experiment](args, bk)
+    return 0
+
+
+def main(argv=None) -> int:
+    return _reproduce.run(_main, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -16,8 +16,8 @@ import time
 
 import _reproduce
 import numpy as np
+from _reproduce import accuracy
 
-from xpml import backend
 from xpml.backend.io import atomic_write
 from xpml.classifiers import KNearestNeighbor, knn_cross_validate, load_CIFAR10
 from xpml.cli import _cli
@@ -40,10 +40,6 @@ def parse_args(argv=None):
                               f"k = {max(K_CHOICES)}: each fold must train on at least {max(K_CHOICES)} images")
     _reproduce.writable_file(args.plot, flag="--plot")
     return args
-
-
-def accuracy(pred, y) -> float:
-    return float(np.mean(backend.to_numpy(pred) == backend.to_numpy(y)))
 
 
 def plot(results, best_k, path):
@@ -86,11 +82,11 @@ def _main(argv):
 
     start = time.perf_counter()
     knn = KNearestNeighbor("l2").train(Xtr, ytr)
-    acc = {k: accuracy(knn.predict(Xte, k=k), yte) for k in (1, 5)}
+    acc = {k: accuracy(knn, Xte, yte, k=k) for k in (1, 5)}
     results = knn_cross_validate(Xtr, ytr, k_choices=K_CHOICES, num_folds=args.folds)
     means = {k: float(np.mean(v)) for k, v in results.items()}
     best_k = max(K_CHOICES, key=lambda k: (means[k], -k))  # the smaller k on equal means
-    best_acc = accuracy(knn.predict(Xte, k=best_k), yte)
+    best_acc = accuracy(knn, Xte, yte, k=best_k)
     elapsed = time.perf_counter() - start
     plot(results, best_k, args.plot)
 

@@ -26,9 +26,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import _reproduce  # noqa: E402
-import numpy as np  # noqa: E402
+from _reproduce import accuracy  # noqa: E402
 
-from xpml import backend  # noqa: E402
+from xpml import nets  # noqa: E402
 from xpml.classifiers import LinearSVM, Softmax, get_CIFAR10_data  # noqa: E402
 from xpml.cli import _cli  # noqa: E402
 
@@ -55,10 +55,6 @@ def parse_args(argv=None):
     return args
 
 
-def accuracy(model, X, y) -> float:
-    return float(np.mean(backend.to_numpy(model.predict(X)) == backend.to_numpy(y)))
-
-
 def sgd_step_decay(every: int, factor: float):
     """Plain SGD whose step is ``learning_rate * factor ** (t // every)`` at iteration t (optim.py signature)."""
 
@@ -71,21 +67,31 @@ def sgd_step_decay(every: int, factor: float):
 
 
 def search(cls, data, args):
-    rng = np.random.default_rng(args.seed)
-    lrs = np.exp(rng.uniform(*np.log(args.lr), size=args.trials))
-    regs = np.exp(rng.uniform(*np.log(args.reg), size=args.trials))
-    rows = []
-    for lr, reg in zip(lrs, regs, strict=True):
+    """The best of ``args.trials`` log-uniform (lr, reg) candidates by validation accuracy (the
+    library's :func:`nets.random_search`); returns ``(best trial, its model)``."""
+    models = {}
+
+    def objective(setting):
         model = cls(seed=args.seed)
-        history = model.train(data["X_train"], data["y_train"], learning_rate=float(lr), reg=float(reg),
+        history = model.train(data["X_train"], data["y_train"], learning_rate=setting["lr"], reg=setting["reg"],
                               num_iters=args.num_iters, batch_size=args.batch_size,
                               update_rule=sgd_step_decay(args.decay_every, args.decay))
-        rows.append(dict(lr=float(lr), reg=float(reg), loss=history[-1], model=model,
-                         train=accuracy(model, data["X_train"], data["y_train"]),
-                         val=accuracy(model, data["X_val"], data["y_val"])))
-        print(f"  lr {lr:.3e} reg {reg:.3e}: final loss {history[-1]:.3f} "
-              f"train {rows[-1]['train']:.3f} val {rows[-1]['val']:.3f}", flush=True)
-    return max(rows, key=lambda r: r["val"])
+        models[setting["lr"], setting["reg"]] = model
+        return {"val": accuracy(model, data["X_val"], data["y_val"]),
+                "train": accuracy(model, data["X_train"], data["y_train"]),
+                "loss": history[-1], "diverged_at": nets.diverged_at(history)}
+
+    def show(result, t):
+        loss = "diverged" if t["diverged"] else f"final loss {t['loss']:.3f}"
+        print(f"  lr {t['params']['lr']:.3e} reg {t['params']['reg']:.3e}: {loss} "
+              f"train {t['train']:.3f} val {t['val']:.3f}", flush=True)
+
+    result = nets.random_search(objective, {"lr": tuple(args.lr), "reg": tuple(args.reg)}, trials=args.trials,
+                                seed=args.seed, score="val", on_trial=show)
+    best = result.best
+    if best is None:
+        raise _cli.UsageError(f"all {len(result.trials)} candidates diverged: lower the --lr range")
+    return best, models[best["params"]["lr"], best["params"]["reg"]]
 
 
 def _main(argv):
@@ -99,9 +105,10 @@ def _main(argv):
         start = time.perf_counter()
         print(f"{name}: {args.trials} candidates, lr in {args.lr}, reg in {args.reg}, "
               f"{args.num_iters} iterations of batch {args.batch_size}, step x{args.decay} every {args.decay_every}")
-        best = search(MODELS[name], data, args)
-        test = accuracy(best["model"], data["X_test"], data["y_test"])
-        print(f"{name} best: lr {best['lr']:.3e} reg {best['reg']:.3e}: train {best['train']:.3f} "
+        best, model = search(MODELS[name], data, args)
+        test = accuracy(model, data["X_test"], data["y_test"])
+        lr, reg = best["params"]["lr"], best["params"]["reg"]
+        print(f"{name} best: lr {lr:.3e} reg {reg:.3e}: train {best['train']:.3f} "
               f"val {best['val']:.3f} test {test:.3f} ({time.perf_counter() - start:.0f} s)", flush=True)
     return 0
 

@@ -1,4 +1,4 @@
-"""Reproduce the two-layer net results on CIFAR-10 (the "Nets (issue 4)" section of RESULTS.md).
+"""Reproduce the two-layer net results on CIFAR-10 (RESULTS.md).
 
 Experiments:
 
@@ -8,8 +8,9 @@ Experiments:
   (the course reports about 0.28-0.29).
 - ``diagnose``: the notes' sanity checks (initial loss, overfitting 20 examples, the
   update-to-weight ratios) with the tuned configuration.
-- ``search``: a short random search over learning rate, reg, hidden size and dropout on fewer
-  iterations, printing one line per trial (pick the long runs from it).
+- ``search``: a short random search (the library's :func:`nets.random_search`) over learning
+  rate, reg, hidden size, update rule, preprocessing and dropout on fewer iterations, printing one
+  line per trial (pick the long runs from it).
 - ``checkpoint``: load the tuned run's checkpoint on NumPy and on ``--backend`` and compare
   their test predictions.
 - ``tuned``: the long run(s) picked from the search; prints validation and test accuracy, saves
@@ -22,13 +23,12 @@ Usage::
     python scripts/reproduce_twolayer.py --data-dir /tmp/cifar10 tuned --out docs
 
 The data directory is the ``cifar-10-batches-py`` folder of the original download (or its
-parent), as written by ``../shared/data/make_cifar10.py``. This script is an edge of the
-program: it may use NumPy and matplotlib directly.
+parent); ``xpml download --data-dir DIR`` fetches it. This script is an edge of the program: it
+may use NumPy and matplotlib directly.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -36,10 +36,13 @@ import subprocess
 import sys
 import time
 
+import _reproduce
 import numpy as np
+from _reproduce import accuracy
 
 from xpml import backend, nets
 from xpml.classifiers.data_utils import get_CIFAR10_data
+from xpml.cli import _cli
 
 COURSE = dict(hidden_size=50, num_iters=1000, batch_size=200, learning_rate=1e-4, learning_rate_decay=0.95, reg=0.25)
 
@@ -59,18 +62,13 @@ def _cpu() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def load(data_dir: str, bk, *, num_test: int):
-    root = data_dir
-    if root is None or not os.path.isdir(root):
-        sys.exit(f"error: --data-dir {data_dir!r} is not a directory. Write CIFAR-10 there first, e.g. "
-                 "python ../shared/data/make_cifar10.py /tmp/cifar10, then pass --data-dir /tmp/cifar10")
-    try:
-        # Mean subtraction is done by nets.preprocessing below, so the loader gives raw pixels.
-        return get_CIFAR10_data(root, num_test=num_test, num_dev=0, subtract_mean=False, bias_trick=False,
-                                dtype="float32", xp=bk)
-    except FileNotFoundError as exc:
-        sys.exit(f"error: no CIFAR-10 batches under {data_dir!r} ({exc}); expected cifar-10-batches-py/"
-                 "data_batch_1..5 and test_batch")
+def load(args, bk, *, num_test: int):
+    """The course's split of CIFAR-10 from ``--data-dir``, raw pixels (nets.preprocessing follows)."""
+    if args.data_dir is None:
+        raise _cli.UsageError(f"{args.experiment} needs CIFAR-10: pass --data-dir DIR (fetch it with "
+                              f"`{_reproduce.FETCH_CIFAR10} DIR`)")
+    return get_CIFAR10_data(args.data_dir, num_test=num_test, num_dev=0, subtract_mean=False, bias_trick=False,
+                            dtype="float32", xp=bk)
 
 
 def preprocess(data: dict, kind: str):
@@ -97,10 +95,6 @@ def fitted_state(pre) -> dict:
     return {n: getattr(pre, n) for n in names if getattr(pre, n, None) is not None}
 
 
-def accuracy(net, X, y) -> float:
-    return float(np.mean(backend.to_numpy(net.predict(X)) == backend.to_numpy(y)))
-
-
 def run(data: dict, cfg: dict, *, seed: int = 0, verbose: bool = False):
     cfg = dict(cfg)
     hidden = cfg.pop("hidden_size")
@@ -116,7 +110,7 @@ def run(data: dict, cfg: dict, *, seed: int = 0, verbose: bool = False):
 
 
 def cmd_course(args, bk):
-    data, _ = preprocess(load(args.data_dir, bk, num_test=1000), "mean")
+    data, _ = preprocess(load(args, bk, num_test=1000), "mean")
     net, hist, secs = run(data, COURSE, verbose=args.verbose)
     val = accuracy(net, data["X_val"], data["y_val"])
     print(json.dumps({"experiment": "course", **COURSE, "val_acc": round(val, 4),
@@ -135,7 +129,7 @@ def cmd_spiral(args, bk):
     Xb = append_bias(X)
     clf = Softmax(seed=0)
     losses = clf.train(Xb, y, learning_rate=1.0, reg=5e-4, num_iters=200, batch_size=300)
-    lin = float(np.mean(backend.to_numpy(clf.predict(Xb)) == backend.to_numpy(y)))
+    lin = accuracy(clf, Xb, y)
     print(json.dumps({"experiment": "spiral-linear", "train_acc": round(lin, 4), "final_loss": round(losses[-1], 4)}))
     net = nets.TwoLayerNet(2, 100, 3, std=0.01, seed=0, xp=bk)
     hist = net.train(X, y, learning_rate=1.0, learning_rate_decay=1.0, reg=5e-4, num_iters=10000, batch_size=None)
@@ -147,7 +141,7 @@ def cmd_spiral(args, bk):
 def cmd_diagnose(args, bk):
     """The notes' sanity checks on CIFAR-10 with the tuned configuration."""
     cfg = dict(TUNED)
-    data, _ = preprocess(load(args.data_dir, bk, num_test=1000), cfg["preprocess"])
+    data, _ = preprocess(load(args, bk, num_test=1000), cfg["preprocess"])
     D = data["X_train"].shape[1]
 
     def fresh():
@@ -171,38 +165,51 @@ def cmd_diagnose(args, bk):
 def cmd_checkpoint(args, bk):
     """Load the tuned run's checkpoint on NumPy and on ``--backend``; compare their test predictions."""
     path = os.path.join(args.runs, "twolayer_tuned.npz")
-    raw = load(args.data_dir, backend.get_backend("numpy"), num_test=10000)
-    preds = {}
+    raw = load(args, backend.get_backend("numpy"), num_test=10000)
+    preds, accs = {}, {}
     for target in ("numpy", bk.label):
         tb = backend.get_backend(target)
         net, info = nets.load_model(path, xp=tb)
         pre = nets.Standardization()
         pre.mean_, pre.scale_ = info["arrays"]["mean_"], info["arrays"]["scale_"]
-        X = pre.transform(backend.to_backend(raw["X_test"], tb))
+        X, y = pre.transform(backend.to_backend(raw["X_test"], tb)), backend.to_backend(raw["y_test"], tb)
         preds[target] = backend.to_numpy(net.predict(X))
-    y = backend.to_numpy(raw["y_test"])
+        accs[f"test_acc_{target}"] = round(accuracy(net, X, y), 4)
     same = all(np.array_equal(p, preds["numpy"]) for p in preds.values())
-    print(json.dumps({"experiment": "checkpoint", "path": path, "identical_predictions": same,
-                      **{f"test_acc_{k}": round(float(np.mean(p == y)), 4) for k, p in preds.items()}}))
+    print(json.dumps({"experiment": "checkpoint", "path": path, "identical_predictions": same, **accs}))
 
 
 def cmd_search(args, bk):
-    rng = np.random.default_rng(args.seed)
+    """A random search by :func:`nets.random_search`: log-uniform learning rate and reg, the rest chosen."""
     cache = {}
-    for trial in range(args.trials):
-        pre = str(rng.choice(args.preprocess))
+
+    def objective(setting):
+        pre = setting["preprocess"]
         if pre not in cache:
             cache.clear()  # one preprocessed copy of the data at a time
-            cache[pre], _ = preprocess(load(args.data_dir, bk, num_test=1000), pre)
-        cfg = dict(hidden_size=int(rng.choice(args.hidden)), init="he", preprocess=pre, num_iters=args.iters,
-                   batch_size=200, update_rule=str(rng.choice(args.rules)),
-                   learning_rate=float(10 ** rng.uniform(*args.log_lr)), learning_rate_decay=0.9,
-                   reg=float(10 ** rng.uniform(*args.log_reg)), dropout=float(rng.choice(args.dropout)))
-        net, hist, secs = run(cache[pre], cfg)
-        val = hist["val_acc_history"][-1] if hist["val_acc_history"] else accuracy(net, cache[pre]["X_val"],
-                                                                                   cache[pre]["y_val"])
-        print(json.dumps({"trial": trial, **cfg, "val_acc": round(val, 4), "train_acc": hist["train_acc_history"][-1:],
-                          "final_loss": round(hist["loss_history"][-1], 4), "seconds": round(secs, 1)}), flush=True)
+            cache[pre], _ = preprocess(load(args, bk, num_test=1000), pre)
+        data = cache[pre]
+        cfg = dict(setting, init="he", num_iters=args.iters, batch_size=200, learning_rate_decay=0.9)
+        net, hist, secs = run(data, cfg)
+        val = hist["val_acc_history"][-1] if hist["val_acc_history"] else accuracy(net, data["X_val"], data["y_val"])
+        return {"val_acc": val, "train_acc": hist["train_acc_history"][-1:], "final_loss": hist["loss_history"][-1],
+                "seconds": round(secs, 1), "diverged_at": nets.diverged_at(hist["loss_history"])}
+
+    def show(result, t):
+        loss = t["final_loss"]
+        print(json.dumps({"trial": t["trial"], **t["params"], "init": "he", "num_iters": args.iters,
+                          "val_acc": round(t["val_acc"], 4), "train_acc": t["train_acc"],
+                          "final_loss": None if loss is None else round(loss, 4), "seconds": t["seconds"],
+                          "diverged_at": t["diverged_at"]}), flush=True)
+
+    result = nets.random_search(
+        objective, {"learning_rate": (10 ** args.log_lr[0], 10 ** args.log_lr[1]),
+                    "reg": (10 ** args.log_reg[0], 10 ** args.log_reg[1])},
+        choices={"preprocess": args.preprocess, "hidden_size": args.hidden, "update_rule": args.rules,
+                 "dropout": args.dropout},
+        trials=args.trials, seed=args.seed, on_trial=show)
+    best = result.best
+    print(json.dumps({"best": None if best is None else {**best["params"], "val_acc": round(best["val_acc"], 4)}}))
 
 
 def plot_curves(hist: dict, path: str, title: str) -> None:
@@ -254,7 +261,7 @@ def cmd_tuned(args, bk):
     for override in args.set or []:
         key, _, value = override.partition("=")
         cfg[key] = type(TUNED.get(key, ""))(value) if key in TUNED else json.loads(value)
-    raw = load(args.data_dir, bk, num_test=10000)
+    raw = load(args, bk, num_test=10000)
     data, pre = preprocess(raw, cfg["preprocess"])
     del raw
     models = []
@@ -277,16 +284,13 @@ def cmd_tuned(args, bk):
                             hyperparams=dict(cfg), history=hist, arrays=fitted_state(pre))
     if len(models) > 1:
         ens = nets.Ensemble(models)
-        acc = float(np.mean(backend.to_numpy(ens.predict(data["X_test"])) == backend.to_numpy(data["y_test"])))
-        vacc = float(np.mean(backend.to_numpy(ens.predict(data["X_val"])) == backend.to_numpy(data["y_val"])))
+        acc, vacc = accuracy(ens, data["X_test"], data["y_test"]), accuracy(ens, data["X_val"], data["y_val"])
         print(json.dumps({"experiment": "ensemble", "models": len(models), "val_acc": round(vacc, 4),
                           "test_acc": round(acc, 4)}))
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-dir", default=None, help="cifar-10-batches-py, or the folder that holds it (not for spiral)")
-    p.add_argument("--backend", default="numpy", help="numpy, cupy, array_api_strict or auto (default numpy)")
+def _main(argv):
+    p = _reproduce.parser(__doc__, prog="reproduce_twolayer.py", data_required=False)
     p.add_argument("--verbose", action="store_true")
     sub = p.add_subparsers(dest="experiment", required=True)
     sub.add_parser("course", help="the assignment's first run")
@@ -295,27 +299,33 @@ def main(argv=None):
     c = sub.add_parser("checkpoint", help="load the tuned checkpoint on numpy and on --backend, compare predictions")
     c.add_argument("--runs", default="runs", help="where tuned saved its checkpoint (default runs)")
     s = sub.add_parser("search", help="a short random search")
-    s.add_argument("--trials", type=int, default=12)
-    s.add_argument("--iters", type=int, default=1500)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--hidden", type=int, nargs="+", default=[200, 500])
+    s.add_argument("--trials", type=_cli.count, default=12)
+    s.add_argument("--iters", type=_cli.count, default=1500)
+    s.add_argument("--seed", type=_cli.natural, default=0)
+    s.add_argument("--hidden", type=_cli.count, nargs="+", default=[200, 500])
     s.add_argument("--rules", nargs="+", default=["adam", "sgd_momentum"])
     s.add_argument("--preprocess", nargs="+", default=["standardize"])
-    s.add_argument("--dropout", type=float, nargs="+", default=[0.0, 0.3])
+    s.add_argument("--dropout", type=_cli.non_negative, nargs="+", default=[0.0, 0.3])
     s.add_argument("--log-lr", type=float, nargs=2, default=[-4.0, -2.5])
     s.add_argument("--log-reg", type=float, nargs=2, default=[-4.0, -1.5])
     t = sub.add_parser("tuned", help="the long run with the picked configuration")
     t.add_argument("--out", default="docs", help="where the figures go (default docs)")
     t.add_argument("--runs", default="runs", help="where the checkpoint goes (default runs, not committed)")
-    t.add_argument("--ensemble", type=int, default=1, help="train this many seeds and also report their ensemble")
+    t.add_argument("--ensemble", type=_cli.count, default=1,
+                   help="train this many seeds and also report their ensemble")
     t.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override a key of the tuned configuration")
-    args = p.parse_args(argv)
-    bk = backend.get_backend(args.backend)
+    args = _reproduce.parse(p, argv)
+    bk = _cli.choose_backend(args.backend)
     print(f"# {args.experiment} on {bk.label} ({bk.device_name}; lscpu: {_cpu()}, {os.cpu_count()} cores), "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
     {"course": cmd_course, "spiral": cmd_spiral, "diagnose": cmd_diagnose, "checkpoint": cmd_checkpoint,
      "search": cmd_search, "tuned": cmd_tuned}[args.experiment](args, bk)
+    return 0
+
+
+def main(argv=None) -> int:
+    return _reproduce.run(_main, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -2,7 +2,7 @@
 
 The original files are Python 2 pickles: str keys and the array buffer written as Python 2 ``str``
 (SHORT_BINSTRING/BINSTRING opcodes), with ``numpy.core.multiarray._reconstruct`` as the global.
-This mirrors ``../shared/data/make_cifar10.py``.
+They are laid out as the files ``xpml download`` unpacks (``cifar-10-batches-py``).
 """
 
 import os

@@ -33,6 +33,10 @@ from xpml import backend
 
 from ._readonly import READONLY_BACKEND, readonly_arrays
 
+# scikit-learn's array API dispatch (tests/test_sklearn.py) needs SciPy's own, switched on before
+# SciPy is first imported; nothing above imports it.
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
 
 def _enable_jax_x64() -> None:
     # Before JAX starts: float64 (the gradient checks) needs its 64-bit types, and a second CPU

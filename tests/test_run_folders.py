@@ -128,7 +128,7 @@ train.main(sys.argv[1:])
 def test_a_killed_rerun_never_leaves_old_results_beside_new_weights(tmp_path, capsys):
     out = tmp_path / "r"
     assert _train(capsys, out, "--learning-rate", "0.1")[0] == 0
-    old_W = load_npz(out / "svm.npz")["W"]
+    old_W = load_npz(out / "svm.npz")["param/W"]
     proc = subprocess.Popen([sys.executable, "-c", _KILLED_RERUN, *SVM, "--out", str(out), "--overwrite",
                              "--learning-rate", "0.02"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -137,7 +137,7 @@ def test_a_killed_rerun_never_leaves_old_results_beside_new_weights(tmp_path, ca
     proc.wait()
     names = _names(out)
     assert "results.json" not in names and "INCOMPLETE" in names, names
-    assert not np.array_equal(load_npz(out / "svm.npz")["W"], old_W)  # the new weights, without old results
+    assert not np.array_equal(load_npz(out / "svm.npz")["param/W"], old_W)  # the new weights, without old results
     rc, err = _train(capsys, out)
     assert_one_line_error(rc, err, "holds an interrupted run (INCOMPLETE)", "--resume")
     assert _train(capsys, out, "--resume", "--learning-rate", "0.02")[0] == 0

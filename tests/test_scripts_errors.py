@@ -9,8 +9,9 @@ import pytest
 
 from xpml import backend
 from xpml.backend import _select
-from xpml.cli import _cli, _datasets, _memory, _models, search, train
+from xpml.cli import COMMANDS, _cli, _datasets, _memory, _models, search, train
 from xpml.cli import download as download_cifar10
+from xpml.cli import main as xpml_main
 
 from ._scripts_support import SCRIPTS, TINY, assert_one_line_error, run_script
 
@@ -231,6 +232,12 @@ REPRODUCE_MISTAKES = [
     ("reproduce_linear.py", ["--decay", "0"], "--decay: must be in (0, 1]"),
     ("reproduce_linear.py", ["--num-iters", "x"], "--num-iters: an integer is needed"),
     ("reproduce_linear.py", ["--no-such-flag"], "unrecognized arguments"),
+    ("reproduce_twolayer.py", ["search", "--trials", "0"], "--trials: must be an integer >= 1, got 0"),
+    ("reproduce_twolayer.py", ["--backend", "tpu", "course"], "unknown backend 'tpu'"),
+    ("reproduce_twolayer.py", ["--no-such-flag", "spiral"], "unrecognized arguments"),
+    ("reproduce_fc.py", ["best", "--set", "nope=1"], "unknown key 'nope'"),
+    ("reproduce_fc.py", ["best", "--set", "num_epochs=many"], "the value must be JSON"),
+    ("reproduce_fc.py", ["dance"], "invalid choice: 'dance'"),
 ]
 
 
@@ -249,3 +256,12 @@ def test_reproduce_script_without_data_is_one_line(tmp_path):
     assert_one_line_error(proc.returncode, proc.stderr, "is not a directory", "xpml download --data-dir")
     proc = run_script("reproduce_knn.py", "--data-dir", tmp_path, "--plot", tmp_path / "k.png")
     assert_one_line_error(proc.returncode, proc.stderr, "data_batch_1: no such file")
+    proc = run_script("reproduce_twolayer.py", "course")  # spiral needs no data, course does
+    assert_one_line_error(proc.returncode, proc.stderr, "course needs CIFAR-10", "xpml download --data-dir DIR")
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_every_subcommand_refuses_an_unknown_flag_in_one_line(command, capsys):
+    rc = xpml_main([command, "--no-such-flag"])
+    assert_one_line_error(rc, capsys.readouterr().err, "unrecognized arguments: --no-such-flag",
+                          f"(see xpml {command} --help)")

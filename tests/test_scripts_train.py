@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from xpml import backend
-from xpml.backend.io import load_npz
 from xpml.cli import _progress, train
 
 from ._scripts_support import SHORT, SMALL_NET, TINY, assert_png, run_script
@@ -48,9 +47,11 @@ def test_all_four_models_on_every_backend(bk, tmp_path, capsys):
     assert set(models["twolayer"]["files"]) == set(models["fc"]["files"]) == {"curves", "checkpoint", "weights"}
     assert len(models["softmax"]["history"]["loss_history"]) == 40
 
-    W = load_npz(out / "svm.npz")["W"]
-    assert W.shape == (65, 10)  # 8x8 pixels plus the bias row, one column per class
     from xpml.nets import load_model
+
+    svm, info = load_model(out / "svm.npz")  # every model's checkpoint is the library's
+    assert svm.W.shape == (65, 10)  # 8x8 pixels plus the bias row, one column per class
+    assert info["arrays"]["mean"].shape == (64,) and info["hyperparams"]["num_iters"] == 40
 
     net, info = load_model(out / "twolayer.npz")
     assert info["hyperparams"]["hidden_size"] == 16

@@ -13,10 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from .. import backend
-from ..backend.io import save_npz_atomic
 from . import _cli, _runs
 
 __all__ = ["MODELS", "Fit", "defaults", "evaluate", "fit", "save"]
@@ -289,23 +286,21 @@ def save(fit_: Fit, data, bk, run_dir, *, prefix: str | None = None) -> dict:
         files["curves"] = f"{name}_curves.png"
         _runs.plot_curves(run_dir / files["curves"], title, fit_.loss, fit_.accuracy, accuracy_xlabel=fit_.accuracy_x)
     hyper = {k: v for k, v in fit_.params.items()}
-    if fit_.model in LINEAR:
-        W = backend.to_numpy(fit_.estimator.W)
-        files["checkpoint"] = f"{name}.npz"
-        save_npz_atomic(run_dir / files["checkpoint"], {
-            "W": W, "model": fit_.model, "mean": data.extra["mean"], "bias_trick": True,
-            **{f"hyper/{k}": v for k, v in hyper.items()},
-            **{f"history/{k}": np.asarray(v) for k, v in fit_.history.items()}})
-        if data.image_shape is not None:
-            files["weights"] = f"{name}_templates.png"
-            _runs.plot_image_grid(run_dir / files["weights"], W, data.image_shape, titles=data.class_names,
-                                  title=f"{title}: one template per class")
-    elif fit_.model in ("twolayer", "fc"):
+    if fit_.model != "knn":  # kNN keeps no weights, only the training set
         from ..nets import save_model
+
+        # The library's checkpoint of any model; the linear models' W includes the bias row (the bias
+        # trick) and, like the nets, is applied to data less the training mean saved beside it.
+        files["checkpoint"] = f"{name}.npz"
+        save_model(run_dir / files["checkpoint"], fit_.estimator, hyperparams=hyper, history=fit_.history,
+                   arrays={"mean": data.extra["mean"]})
+    if fit_.model in LINEAR and data.image_shape is not None:
+        files["weights"] = f"{name}_templates.png"
+        _runs.plot_image_grid(run_dir / files["weights"], backend.to_numpy(fit_.estimator.W), data.image_shape,
+                              titles=data.class_names, title=f"{title}: one template per class")
+    elif fit_.model in ("twolayer", "fc"):
         from ..nets.diagnostics import first_layer_images
 
-        files["checkpoint"] = f"{name}.npz"
-        save_model(run_dir / files["checkpoint"], fit_.estimator, hyperparams=hyper, history=fit_.history)
         W1 = fit_.estimator.params["W1"]
         if data.image_shape is not None and (fit_.model == "twolayer" or hidden_dims(fit_.params["hidden_dims"])):
             files["weights"] = f"{name}_filters.png"

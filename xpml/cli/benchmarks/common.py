@@ -345,15 +345,17 @@ def cifar10_root(data_dir, *, quick: bool):
     root = find_cifar10(data_dir if data_dir is not None else default_data_dir())
     if data_dir is not None and root is None:
         raise FileNotFoundError(f"--data-dir {data_dir} holds no CIFAR-10 (cifar-10-batches-py with "
-                                "data_batch_1..5, test_batch and batches.meta); leave it out to run on random data")
+                                "data_batch_1..5, test_batch and batches.meta): fetch it there with "
+                                f"`xpml download --data-dir {data_dir}`, or leave --data-dir out to run on random data")
     return root
 
 
 class Data:
     """Float32, mean-subtracted host arrays of CIFAR-10's shapes for every workload.
 
-    CIFAR-10 comes from ``--data-dir`` (or the data cache, ``$XPML_DATA_DIR``); without it, random
-    data of the same shapes, and :attr:`source` says so. ``--quick`` always uses small random data.
+    CIFAR-10 comes from ``--data-dir`` (or the data cache, ``$XPML_DATA_DIR``, where ``xpml download``
+    puts it), in its original layout, read by the library's loader; without it, random data of the
+    same shapes, and :attr:`source` says so. ``--quick`` always uses small random data.
     """
 
     def __init__(self, *, quick: bool, data_dir=None):
@@ -366,7 +368,8 @@ class Data:
             ytr = rng.integers(0, 10, n_train)
             Xte = rng.integers(0, 256, (n_test, D), dtype=np.uint8).astype(np.float32)
             yte = rng.integers(0, 10, n_test)
-            why = "--quick" if quick else f"no CIFAR-10 in {default_data_dir()} and no --data-dir"
+            why = "--quick" if quick else (f"no CIFAR-10 in {default_data_dir()} and no --data-dir; "
+                                           "`xpml download` fetches it there")
             self.source = f"RANDOM data of CIFAR-10's shapes, not CIFAR-10 ({why}): accuracies are meaningless"
             self.real = False
         else:
