@@ -7,7 +7,9 @@ idiom ``f = lambda _: net.loss(X, y)[0]``.
 
 Arrays that cannot be written (JAX's, or a read-only NumPy array) are perturbed in a copy that
 is passed to ``f`` instead, so there ``f`` must compute from its argument; if every perturbation
-leaves ``f`` unchanged, a warning says that this is the likely cause.
+leaves ``f`` unchanged, a warning says that this is the likely cause. :func:`param_loss` builds
+such an ``f`` for a model's parameter, and works on every backend:
+``eval_numerical_gradient(param_loss(net, "W1", X, y), net.params["W1"])``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ import array_api_extra as xpx
 from .. import backend
 from ..backend.validation import check_positive
 
-__all__ = ["eval_numerical_gradient", "eval_numerical_gradient_array", "grad_check_sparse", "rel_error"]
+__all__ = [
+    "eval_numerical_gradient",
+    "eval_numerical_gradient_array",
+    "grad_check_sparse",
+    "param_loss",
+    "rel_error",
+]
 
 
 def _coords(shape):
@@ -95,9 +103,48 @@ def _warn_if_unmoved(x, differences) -> None:
         warnings.warn(
             "every perturbation of x left f unchanged. x cannot be written (a JAX or read-only array), "
             "so it is perturbed in a copy passed to f: f must compute from its argument, not from "
-            "the array it closes over (the course idiom lambda _: net.loss(X, y)[0] cannot see it)",
+            "the array it closes over (the course idiom lambda _: net.loss(X, y)[0] cannot see it; "
+            "param_loss(net, name, X, y) is an f that does)",
             RuntimeWarning, stacklevel=3,
         )
+
+
+def param_loss(model, name: str, /, *args, **kwargs):
+    """``f(w)``: the loss of ``model`` with its parameter ``name`` replaced by ``w``.
+
+    The course checks a model's gradients with ``f = lambda _: model.loss(X, y)[0]``, which reads
+    the parameter that :func:`eval_numerical_gradient` perturbs in place. Where arrays cannot be
+    written (JAX), the perturbation happens in a copy passed to ``f``; this ``f`` puts that copy
+    into ``model.params`` for the call, so it gives the same numbers on every backend.
+
+    Parameters
+    ----------
+    model
+        An object with a ``params`` dict and ``loss(...)`` returning ``(loss, grads)``.
+    name : str
+        A key of ``model.params``.
+    *args, **kwargs
+        Passed to ``model.loss`` (``X, y``, and e.g. ``reg=0.05``).
+
+    Returns
+    -------
+    callable
+        ``f(w)`` -> the loss (0-d array); ``model.params[name]`` is put back after each call.
+    """
+    params = getattr(model, "params", None)
+    if not isinstance(params, dict) or name not in params:
+        known = ", ".join(map(repr, params)) if isinstance(params, dict) else "none: model has no params dict"
+        raise KeyError(f"{name!r} is not a parameter of the model; its parameters: {known}")
+
+    def f(w):
+        saved = params[name]
+        params[name] = w
+        try:
+            return model.loss(*args, **kwargs)[0]
+        finally:
+            params[name] = saved
+
+    return f
 
 
 def eval_numerical_gradient_array(f, x, df, /, *, h: float = 1e-5):

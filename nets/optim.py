@@ -21,6 +21,7 @@ turn float32 weights into float64.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
@@ -56,6 +57,9 @@ def _number(config: dict, key: str) -> float:
     try:
         return float(value)
     except (TypeError, ValueError):
+        # A traced 0-d array (the learning rate inside a compiled training step) has no value yet.
+        if getattr(value, "shape", None) == () and hasattr(value, "dtype"):
+            return value
         raise TypeError(f"config[{key!r}] must be a number, got {value!r}") from None
 
 
@@ -206,7 +210,7 @@ def adam(w, dw, config=None):
 
     config: ``learning_rate`` (1e-3), ``beta1`` (0.9), ``beta2`` (0.999), ``epsilon`` (1e-8);
     state ``m``, ``v`` and the step count ``t`` (a Python int, so the bias correction needs no
-    device read).
+    device read; a 0-d integer array inside a compiled step, which keeps it on the device).
 
     Notes
     -----
@@ -217,16 +221,28 @@ def adam(w, dw, config=None):
     config = _config(config, {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "t": 0})
     _check(w, dw)
     b1, b2 = _number(config, "beta1"), _number(config, "beta2")
-    t = int(config["t"]) + 1
+    t = _count(config["t"]) + 1
     m = _leaky(config, "m", w, dw, 1.0 - b1)
     v = _leaky(config, "v", w, dw * dw, 1.0 - b2)
     config["t"] = t
     # The bias corrections are Python scalars folded into the step, with no m_hat or v_hat arrays:
     # lr m_hat / (sqrt(v_hat) + eps) = (lr sqrt(1 - b2^t) / (1 - b1^t)) m / (sqrt(v) + eps sqrt(1 - b2^t)).
-    root = math.sqrt(1.0 - b2**t)
+    if isinstance(t, int):
+        root, correction1 = math.sqrt(1.0 - b2**t), 1.0 - b1**t
+    else:
+        # t is a 0-d array (a compiled step traces it): the corrections in w's dtype, as
+        # -expm1(t log b), which keeps its digits where 1 - b**t would cancel (small t, float32).
+        xp = backend.get_namespace(t)
+        tw = xp.astype(t, w.dtype)
+        root, correction1 = (-xp.expm1(tw * math.log(b2))) ** 0.5, -xp.expm1(tw * math.log(b1))
     denom = iadd(v**0.5, _number(config, "epsilon") * root)
-    step = itruediv(m * (-_number(config, "learning_rate") * root / (1.0 - b1**t)), denom)
+    step = itruediv(m * (-_number(config, "learning_rate") * root / correction1), denom)
     return iadd(step, w), config
+
+
+def _count(value):
+    """A step count as a Python int, or as it is when it is an array (kept on the device)."""
+    return int(value) if isinstance(value, numbers.Integral) or not hasattr(value, "dtype") else value
 
 
 # Read-only: the lookup table is shared by every caller.

@@ -13,7 +13,8 @@ The loop keeps the device busy and the host out of it:
   accuracies in a single transfer, and that read is also where a non-finite loss is noticed
   (``diverged_at``), so a run that diverges stops at the end of the epoch;
 - the update rules are functional (:mod:`nets.optim`): parameters and optimizer state are new
-  arrays stored back, which is also what makes the loop right on arrays that cannot be written.
+  arrays stored back, which is also what makes the loop right on arrays that cannot be written;
+- on JAX, each step is one compiled function (``compile=True``, :mod:`nets._compile`).
 
 Models of this library expose a private ``_solver_loss(X, y, rng)``: the same loss without the
 per-call input checks (the Solver checks its data once, up front) and with dropout masks drawn
@@ -29,6 +30,7 @@ from collections.abc import Mapping
 from .. import backend
 from ..backend._arith import iadd, imul
 from ..backend.validation import check_data, check_labels, check_same_length
+from ._compile import compiled_step
 from ._model import as_float, as_int
 from .diagnostics import update_to_weight_ratio
 from .metrics import accuracy
@@ -123,6 +125,15 @@ class Solver:
         Solver), on the last minibatch (assignment 1's loops), or not at all.
     record_update_ratios : bool, keyword-only
         Record ``||update|| / ||W||`` of every weight matrix at the last step of each epoch.
+    compile : bool, keyword-only
+        On JAX, run each training step after the first (forward, the model's analytic backward,
+        L1, the update of every parameter, max-norm) as one ``jax.jit``-compiled function
+        (:mod:`nets._compile`); the default. It is compiled once per shape: the learning rate
+        and the optimizer's step count are inputs, so schedules do not recompile. The numbers
+        are the eager step's to rounding (XLA may fuse and reorder operations). False runs every
+        step eagerly. Without effect on other backends, and for models and rules that cannot be
+        traced, which run eagerly: models without a ``_solver_loss`` (a model written for the
+        course), custom update rules, and the steps that record update ratios.
 
     Attributes
     ----------
@@ -150,7 +161,7 @@ class Solver:
                  num_epochs=10, num_train_samples=1000, num_val_samples=None, checkpoint_name=None, print_every=10,
                  verbose=True, num_iters=None, schedule=None, patience=None, l1=0.0, max_norm=None, ema_decay=None,
                  augment=None, callback=None, epoch_callback=None, seed=None, rng=None, restore_best=True,
-                 check_ends=True, train_accuracy="sample", record_update_ratios=False):
+                 check_ends=True, train_accuracy="sample", record_update_ratios=False, compile=True):
         if not isinstance(getattr(model, "params", None), dict) or not callable(getattr(model, "loss", None)):
             raise TypeError(f"model must have a params dict and a loss(X, y=None) method; got {type(model).__name__}")
         self.model = model
@@ -207,6 +218,7 @@ class Solver:
             self._score = lambda X: solver_loss(X, None, None)
         else:
             self._train_loss, self._score = model.loss, model.loss
+        self._compiled = compiled_step(self, enabled=bool(compile))
         self._reset()
 
     # ---- data ---------------------------------------------------------------------------------
@@ -280,27 +292,40 @@ class Solver:
     # ---- one step -----------------------------------------------------------------------------
 
     def _step(self, X_batch, y_batch, it: int, *, record_ratio: bool):
-        loss, grads = self._train_loss(X_batch, y_batch)
         params = self.model.params
-        if self.l1:
-            for k, w in params.items():
-                if _is_weight(k, w):
-                    penalty, dw = l1_penalty(w, self.l1)
-                    loss = loss + penalty
-                    grads[k] = grads[k] + dw
-        before = {k: self._xp.asarray(w, copy=True) for k, w in params.items() if _is_weight(k, w)} \
-            if record_ratio else None
-        for k, w in list(params.items()):
-            next_w, self.optim_configs[k] = self.update_rule(w, grads[k], self.optim_configs[k])
-            if self.max_norm is not None and _is_weight(k, next_w):
-                next_w = max_norm(next_w, self.max_norm)
-            params[k] = next_w
+        # The compiled step starts from the configs the first eager step filled in (defaults and
+        # state arrays); steps that record update ratios run eagerly, once per epoch.
+        if self._compiled is not None and it > 0 and not record_ratio:
+            loss = self._compiled(X_batch, y_batch)
+            before = None
+        else:
+            loss, grads = self._train_loss(X_batch, y_batch)
+            before = {k: self._xp.asarray(w, copy=True) for k, w in params.items() if _is_weight(k, w)} \
+                if record_ratio else None
+            loss = self._update(params, loss, grads, self.optim_configs)
         if self.ema_params is not None:
             rate = 1.0 - min(self.ema_decay, (1.0 + it) / (10.0 + it))
             for k, w in params.items():
                 self.ema_params[k] = iadd(imul(w - self.ema_params[k], rate), self.ema_params[k])
         ratios = {k: update_to_weight_ratio(before[k], params[k]) for k in before} if record_ratio else {}
         return loss, ratios
+
+    def _update(self, params: dict, loss, grads: dict, configs: dict):
+        """The update of one step (eager, or traced by :mod:`nets._compile`): L1 into the loss and
+        gradients, the rule for every parameter, max-norm. ``params`` and ``configs`` receive the
+        new arrays; returns the loss."""
+        if self.l1:
+            for k, w in params.items():
+                if _is_weight(k, w):
+                    penalty, dw = l1_penalty(w, self.l1)
+                    loss = loss + penalty
+                    grads[k] = grads[k] + dw
+        for k, w in list(params.items()):
+            next_w, configs[k] = self.update_rule(w, grads[k], configs[k])
+            if self.max_norm is not None and _is_weight(k, next_w):
+                next_w = max_norm(next_w, self.max_norm)
+            params[k] = next_w
+        return loss
 
     # ---- accuracy -----------------------------------------------------------------------------
 

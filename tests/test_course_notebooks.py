@@ -219,7 +219,13 @@ def test_normalized_net_gradient_check(normalization):
             f = lambda _: model.loss(X, y)[0]
             grad_num = eval_numerical_gradient(f, model.params[name], verbose=False, h=1e-5)
             # The notebook expects up to 1e-4 for W (and b1, whose true gradient is 0 before a norm).
-            assert np.allclose(grad_num, grads[name], rtol=1e-4, atol=1e-8), name
+            # With N = 2 a unit's batch statistics come from two numbers: where they nearly coincide
+            # (a variance near eps) the loss curves sharply and the centred difference's O(h^2)
+            # error alone can pass 1e-4, depending on the initial weights. One more difference at 2h
+            # removes that term (Richardson: (4 g(h) - g(2h)) / 3 is O(h^4)), and the check stays
+            # as tight as the notebook's for any weights.
+            grad_2h = eval_numerical_gradient(f, model.params[name], verbose=False, h=2e-5)
+            assert np.allclose((4 * grad_num - grad_2h) / 3, grads[name], rtol=1e-4, atol=1e-8), name
 
 
 def test_batchnorm_helps_a_deep_net_with_a_poor_initialization():

@@ -8,7 +8,7 @@ import pytest
 
 from xpml import backend
 from xpml.backend.testing import assert_placement
-from xpml.classifiers.gradient_check import eval_numerical_gradient
+from xpml.classifiers.gradient_check import eval_numerical_gradient, param_loss
 from xpml.nets import FullyConnectedNet
 
 N, D, H1, H2, C = 4, 7, 10, 8, 4
@@ -29,7 +29,7 @@ def _check_gradients(model, X, y, tol):
     assert sorted(grads) == sorted(model.params)
     for name in sorted(grads):
         assert_placement(grads[name], like=model.params[name])
-        num = eval_numerical_gradient(lambda _: model.loss(X, y)[0], model.params[name])
+        num = eval_numerical_gradient(param_loss(model, name, X, y), model.params[name])
         got, want = backend.to_numpy(grads[name]), backend.to_numpy(num)
         # A bias just before a normalization has a zero gradient, hence the absolute floor.
         np.testing.assert_allclose(got, want, rtol=tol, atol=1e-8, err_msg=name)
@@ -92,12 +92,30 @@ def test_every_activation_has_right_gradients(bk, activation):
     _check_gradients(_net(bk, activation=activation, weight_scale=0.5, normalization="layernorm"), X, y, 1e-5)
 
 
+def _relu_inputs_with_masks(model, X, keep):
+    """The ReLU inputs of the plain two-hidden-layer net on the host, with the masks its seed draws."""
+    p = {k: backend.to_numpy(v) for k, v in model.params.items()}
+    h, inputs = backend.to_numpy(X), []
+    for i in (1, 2):
+        a = h @ p[f"W{i}"] + p[f"b{i}"]
+        inputs.append(a)
+        mask = backend.to_numpy(backend.Generator(model.seed).bernoulli(a.shape, p=keep, dtype="float64"))
+        h = np.maximum(a, 0) * mask / keep
+    return inputs
+
+
 @pytest.mark.parametrize("keep", [1, 0.75, 0.5])
 def test_dropout_with_a_seed_gives_one_function(bk, keep):
     # As in the course: with seed=123 every loss() call uses the same mask, so gradient checks work.
     X, y = _data(bk)
     model = _net(bk, dropout_keep_ratio=keep, seed=123)
     assert model.use_dropout == (keep != 1)
+    # With zero biases, an example whose first-layer units are all dropped (or inactive) puts its
+    # second-layer ReLU inputs at exactly 0, on the kink, where a centred difference measures half
+    # a slope: biases away from 0 keep every ReLU input off it (checked with the masks drawn).
+    biases = np.random.default_rng(1).uniform(0.1, 0.3, (2, max(H1, H2))) * [[1], [-1]]
+    model.params["b1"], model.params["b2"] = bk.asarray(biases[0, :H1]), bk.asarray(biases[1, :H2])
+    assert min(np.abs(a).min() for a in _relu_inputs_with_masks(model, X, keep)) > 1e-4
     _check_gradients(model, X, y, 1e-5)
 
 

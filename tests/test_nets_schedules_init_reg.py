@@ -47,7 +47,7 @@ def test_penalties_and_their_gradients(bk):
         loss, grad = fn(W)
         assert_placement(grad, like=W)
         assert abs(float(loss) - expected) < 1e-12
-        assert rel_error(eval_numerical_gradient(lambda _, fn=fn: fn(W)[0], W), grad) < 1e-7
+        assert rel_error(eval_numerical_gradient(lambda w, fn=fn: fn(w)[0], W), grad) < 1e-7
 
 
 def test_max_norm_clips_only_long_columns(bk):

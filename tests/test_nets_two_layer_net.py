@@ -8,7 +8,7 @@ import pytest
 
 from xpml import backend
 from xpml.backend.testing import assert_close, assert_placement
-from xpml.classifiers.gradient_check import eval_numerical_gradient, rel_error
+from xpml.classifiers.gradient_check import eval_numerical_gradient, param_loss, rel_error
 from xpml.nets import TwoLayerNet
 from xpml.nets.regularization import dropout_masks
 
@@ -73,7 +73,7 @@ def test_analytic_gradients_match_numerical(bk, reg, l1):
     net, X, y = _toy(bk)
     loss, grads = net.loss(X, y, reg=reg, l1=l1)
     for k in net.params:
-        num = eval_numerical_gradient(lambda _: net.loss(X, y, reg=reg, l1=l1)[0], net.params[k])
+        num = eval_numerical_gradient(param_loss(net, k, X, y, reg=reg, l1=l1), net.params[k])
         assert rel_error(num, grads[k]) < 1e-7, (k, rel_error(num, grads[k]))
 
 
@@ -83,7 +83,7 @@ def test_gradients_with_a_fixed_dropout_mask(bk):
     loss, grads = net.loss(X, y, reg=0.05, dropout_mask=mask)
     assert abs(float(loss) - _naive_loss(net.params, X, y, 0.05, mask=mask)) < 1e-12
     for k in net.params:
-        num = eval_numerical_gradient(lambda _: net.loss(X, y, reg=0.05, dropout_mask=mask)[0], net.params[k])
+        num = eval_numerical_gradient(param_loss(net, k, X, y, reg=0.05, dropout_mask=mask), net.params[k])
         assert rel_error(num, grads[k]) < 1e-7, k
 
 

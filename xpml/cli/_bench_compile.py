@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import backend
 
-__all__ = ["compiled_step_cost", "limit_cpu_threads", "main", "train_step"]
+__all__ = ["compiled_step_cost", "limit_cpu_threads", "main", "solver_compile_cost", "train_step"]
 
 
 def train_step(xp, device, params, X, y, lr: float, reg: float):
@@ -120,6 +120,48 @@ def compiled_step_cost(bk, /, *, batch: int = 200, dim: int = 3072, hidden: int 
     return out
 
 
+def solver_compile_cost(bk, /, *, model: str = "fc", n: int = 1000, dim: int = 3072, classes: int = 10,
+                        batch: int = 200, epochs: int = 2, repeats: int = 4) -> dict:
+    """Time ``Solver.train()`` with ``compile=True`` and ``compile=False`` on ``bk``.
+
+    ``model`` is ``"fc"`` (FullyConnectedNet [100, 100], batch norm, dropout 0.9, Adam) or
+    ``"two_layer"`` (TwoLayerNet with 100 hidden units, SGD with momentum). Each solver trains
+    ``1 + repeats`` times on the same data; the first ``train()`` includes the compilations
+    (JAX compiles even each eager operation at its first use, so the eager solver runs first
+    and warms those for both), the others run on compiled code (the same shapes). Returns milliseconds per step
+    of the first and of the best later ``train()``, for both settings, and the largest
+    difference between the weights the two settings reach.
+    """
+    from ..nets import FullyConnectedNet, Solver, TwoLayerNet
+
+    bk = backend.as_backend(bk)
+    rng = backend.Generator(0, xp=bk)
+    data = {"X_train": rng.normal((n, dim), dtype="float32"), "y_train": rng.integers(0, classes, (n,))}
+    out = {"backend": bk.label, "model": model}
+    weights = {}
+    for compile in (False, True):
+        if model == "fc":
+            net = FullyConnectedNet([100, 100], input_dim=dim, num_classes=classes, normalization="batchnorm",
+                                    dropout_keep_ratio=0.9, weight_scale=1e-2, seed=0, xp=bk)
+            kw = {"update_rule": "adam", "optim_config": {"learning_rate": 1e-3}}
+        else:
+            net = TwoLayerNet(dim, 100, classes, std=1e-2, seed=0, xp=bk)
+            kw = {"update_rule": "sgd_momentum", "optim_config": {"learning_rate": 1e-3}}
+        solver = Solver(net, data, batch_size=batch, num_epochs=epochs, verbose=False, check_ends=False,
+                        num_train_samples=batch, restore_best=False, compile=compile, **kw)
+        times = []
+        for _ in range(1 + repeats):
+            t0 = time.perf_counter()
+            solver.train()
+            backend.synchronize(bk)
+            times.append(1e3 * (time.perf_counter() - t0) / solver.num_iterations)
+        label = "compiled" if compile else "eager"
+        out[f"{label}_first_ms"], out[f"{label}_ms"] = times[0], min(times[1:])
+        weights[label] = backend.to_numpy(net.params["W1"])
+    out["max_abs_diff"] = float(np.max(np.abs(weights["compiled"] - weights["eager"])))
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m xpml.cli._bench_compile", description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", default="numpy,torch:cpu,jax:cpu")
@@ -128,8 +170,24 @@ def main(argv=None) -> int:
     parser.add_argument("--hidden", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, help="CPU threads of torch and of NumPy's BLAS (default: theirs)")
+    parser.add_argument("--solver", action="store_true",
+                        help="time Solver.train() with compile on and off instead (fc and two_layer models)")
+    parser.add_argument("--n", type=int, default=1000, help="training examples, with --solver")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per train(), with --solver")
+    parser.add_argument("--train-repeats", type=int, default=4, help="timed train() calls after the first")
     args = parser.parse_args(argv)
     limit_cpu_threads(args.threads)
+    if args.solver:
+        print(f"{'backend':<10} {'model':<10} {'eager ms':>9} {'compiled ms':>12} {'ratio':>6} "
+              f"{'1st eager':>10} {'1st compiled':>13} {'max abs diff':>13}")
+        for name in args.backends.split(","):
+            for model in ("fc", "two_layer"):
+                r = solver_compile_cost(name, model=model, n=args.n, dim=args.dim, batch=args.batch,
+                                        epochs=args.epochs, repeats=args.train_repeats)
+                print(f"{r['backend']:<10} {model:<10} {r['eager_ms']:>9.2f} {r['compiled_ms']:>12.2f} "
+                      f"{r['eager_ms'] / r['compiled_ms']:>6.2f} {r['eager_first_ms']:>10.2f} "
+                      f"{r['compiled_first_ms']:>13.2f} {r['max_abs_diff']:>13.1e}", flush=True)
+        return 0
     print(f"{'backend':<12} {'eager ms':>9} {'compiled ms':>12} {'compile s':>10} {'max rel diff':>13}")
     for name in args.backends.split(","):
         r = compiled_step_cost(name, batch=args.batch, dim=args.dim, hidden=args.hidden, repeats=args.repeats)
