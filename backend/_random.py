@@ -13,13 +13,14 @@ initial weights, are made on the host from the same stream and moved once.
 from __future__ import annotations
 
 import functools
+import importlib
 import math
 import operator
 import secrets
 
 import numpy as np
 
-from ._arith import iadd, iand, imul, ior, ishl, ixor
+from ._arith import iadd, iand, imul, writeable
 from ._dtypes import float_dtype, index_dtype
 from ._select import Backend, as_backend, get_backend
 
@@ -47,8 +48,8 @@ def threefry2x32(x0, x1, keys, /, *, wide: bool = False):
     ``keys`` is :func:`key_schedule`'s list of pairs, as ints or 0-d arrays of the words' dtype.
     The words are uint32, or int64 holding values below 2**32 with ``wide=True``, where a mask
     after each addition and left shift keeps them there. ``x0`` and ``x1`` must be fresh
-    temporaries: they are updated in place where the namespace allows writes (:mod:`backend._arith`),
-    and replaced by new arrays where it does not (JAX, read-only arrays), with the same result.
+    temporaries: they are updated in place where both allow writes (:func:`backend._arith.writeable`),
+    and replaced by new arrays where not (JAX, read-only arrays), with the same result.
 
     Notes
     -----
@@ -58,26 +59,31 @@ def threefry2x32(x0, x1, keys, /, *, wide: bool = False):
     ``x1 += ks[(s + 1) % 3] + s``. It is the reference algorithm of Random123 and of JAX, checked
     against their known-answer vectors.
     """
-    x0 = iadd(x0, keys[0][0])
-    x1 = iadd(x1, keys[0][1])
+    # Decided once, not per operation as backend._arith does: the guard costs ~5% of 112 small ops.
+    if writeable(x0) and writeable(x1):
+        add, shl, bor, xor, band = operator.iadd, operator.ilshift, operator.ior, operator.ixor, operator.iand
+    else:
+        add, shl, bor, xor, band = operator.add, operator.lshift, operator.or_, operator.xor, operator.and_
+    x0 = add(x0, keys[0][0])
+    x1 = add(x1, keys[0][1])
     if wide:
-        x0 = iand(x0, _MASK32)
-        x1 = iand(x1, _MASK32)
+        x0 = band(x0, _MASK32)
+        x1 = band(x1, _MASK32)
     for g in range(_GROUPS):
         for r in _ROTATIONS[g % 2]:
-            x0 = iadd(x0, x1)
+            x0 = add(x0, x1)
             spill = x1 >> (32 - r)
-            x1 = ishl(x1, r)
+            x1 = shl(x1, r)
             if wide:
-                x0 = iand(x0, _MASK32)
-                x1 = iand(x1, _MASK32)
-            x1 = ior(x1, spill)
-            x1 = ixor(x1, x0)
-        x0 = iadd(x0, keys[g + 1][0])
-        x1 = iadd(x1, keys[g + 1][1])
+                x0 = band(x0, _MASK32)
+                x1 = band(x1, _MASK32)
+            x1 = bor(x1, spill)
+            x1 = xor(x1, x0)
+        x0 = add(x0, keys[g + 1][0])
+        x1 = add(x1, keys[g + 1][1])
         if wide:
-            x0 = iand(x0, _MASK32)
-            x1 = iand(x1, _MASK32)
+            x0 = band(x0, _MASK32)
+            x1 = band(x1, _MASK32)
     return x0, x1
 
 
@@ -90,6 +96,27 @@ def _jax_cipher():
         return threefry2x32(x0, x1, [(keys[s, 0], keys[s, 1]) for s in range(_GROUPS + 1)])
 
     return jax.jit(cipher)
+
+
+@functools.cache
+def _jax_mask():
+    """:func:`_mask_of_words` of fresh words, compiled by ``jax.jit``: a whole Bernoulli draw is one
+    dispatch (eagerly, the ~10 operations around the cipher would cost more than the cipher)."""
+    import jax
+    import jax.numpy as jnp
+
+    def mask(keys, low, *, high, shape, bits, t, dtype, scale):
+        n = math.prod(shape)
+        count = -(-n // (32 // bits))
+        blocks = -(-count // 2)
+        x0 = jnp.arange(blocks, dtype=jnp.uint32) + low  # blocks low + i, all below 2**32
+        x1 = jnp.full((blocks,), high, dtype=jnp.uint32)
+        x0, x1 = threefry2x32(x0, x1, [(keys[s, 0], keys[s, 1]) for s in range(_GROUPS + 1)])
+        mask = _mask_of_words(jnp, jnp.concat([x0, x1])[:count], n, bits, t, dtype=dtype, scale=scale, fused=True)
+        # The next draw's low counter word, made here: no 0-d array is filled for it eagerly.
+        return jnp.reshape(mask, shape), low + jnp.uint32(blocks)
+
+    return jax.jit(mask, static_argnames=("high", "shape", "bits", "t", "dtype", "scale"))
 
 
 class _Stream:
@@ -105,6 +132,12 @@ class _Stream:
         self.keys = self.xp.stack([self.xp.stack(pair) for pair in pairs]) if self.jit else pairs
         # On a CPU, chunks whose temporaries stay in cache are fastest; a GPU wants few launches.
         self.chunk = 2**16 if bk.on_cpu else 2**24
+        self.next_low = (None, None)
+
+    def low_word(self, counter: int):
+        """The low word of ``counter`` as a 0-d word array: the one a compiled draw returned for it, if any."""
+        at, low = self.next_low
+        return low if at == counter else self.full(counter & _MASK32)
 
     def full(self, value: int):
         """A 0-d word array (filled on the device: no host-to-device copy)."""
@@ -137,6 +170,30 @@ class _Stream:
         return xp.concat(lows + highs)[:n]
 
 
+def _mask_of_words(xp, words, n: int, bits: int, t: int, *, dtype, scale, device=None, wide=False, fused=False):
+    """``scale`` (or 1) where each of the first ``n`` ``bits``-bit fields of ``words`` is below ``t``, else 0.
+
+    Field s of word i (bits s*b .. s*b + b - 1) is draw s * W + i of W words. Shifted to the top of
+    its word it is below t * 2**(32 - b) exactly when the field is below t, whatever the bits under
+    it: one shift and one compare per draw, no mask. Eagerly, one broadcast shift makes the fewest
+    calls; a compiler (``fused``) fuses one shift and compare per field far better. Both are exact.
+    """
+    per_word = 32 // bits
+    threshold = xp.full((), t << (32 - bits), dtype=words.dtype, device=device)
+    if fused:
+        kept = xp.concat([(words << s) < threshold for s in range(32 - bits, -1, -bits)])[:n]
+    else:
+        if per_word > 1:
+            shifts = xp.arange(32 - bits, -1, -bits, dtype=words.dtype, device=device)
+            words = xp.reshape(xp.reshape(words, (1, -1)) << xp.reshape(shifts, (per_word, 1)), (-1,))
+            if wide:
+                words = iand(words, _MASK32)
+        kept = words[:n] < threshold
+    mask = xp.astype(kept, dtype)
+    # (xp.where with 0-d branches would be one pass, but is 20 times slower on NumPy)
+    return mask if scale is None else imul(mask, scale)
+
+
 def _mulhilo(a, n: int):
     """High and low 32-bit words of ``a * n`` for words ``a`` and an int ``n <= 2**32``.
 
@@ -161,6 +218,31 @@ def _bits_per_draw(m: int) -> int:
         return 1
     need = 32 - ((m & -m).bit_length() - 1)
     return 1 << (need - 1).bit_length()
+
+
+# Dropout masks round the keep probability to 8 bits, or 16, or keep all 32 of a word: the fewest that
+# give the rarer outcome (keep or drop) at least this many quanta, so that it moves by at most 1/32 of
+# itself. Exact probabilities (0.5, 0.75, ...) are never rounded.
+_DROPOUT_QUANTA = 16
+
+
+def _bernoulli_field(p: float, /, *, dropout: bool = False) -> tuple[int, int]:
+    """``(bits, t)``: a draw is 1 when a ``bits``-bit field of a word is below ``t``: probability ``t / 2**bits``."""
+    m = round(p * 2**32)
+    rarer = min(p, 1.0 - p)
+    for width in (8, 16) if dropout and rarer > 0.0 else ():
+        if rarer * 2**width >= _DROPOUT_QUANTA:
+            m = round(p * 2**width) << (32 - width)
+            break
+    bits = _bits_per_draw(m)
+    return bits, m >> (32 - bits)
+
+
+def _probability(p, name: str) -> float:
+    p = float(p)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{name} is a probability in [0, 1], got {p!r}")
+    return p
 
 
 class Generator:
@@ -214,16 +296,30 @@ class Generator:
     ``32 / b`` draws with no loss of exactness (draw ``s * W + i`` of ``W`` words reads bits
     ``s*b .. s*b + b - 1`` of word ``i``), which makes dropout masks for the usual ``p`` cheap.
 
+    **Dropout masks** (:meth:`dropout_mask`) draw the same way after rounding the keep probability
+    ``p`` to ``q = round(p * 2**w) / 2**w`` with ``w`` the first of 8 and 16 for which the rarer
+    outcome keeps at least 16 quanta (``min(p, 1 - p) * 2**w >= 16``), else ``q = p`` as above; a
+    ``p`` that is a multiple of ``2**-w`` is never moved. So ``q`` differs from ``p`` by at most
+    ``2**-(w + 1)``, which is at most 1/32 of ``min(p, 1 - p)`` (0.8 becomes 205/256 = 0.80078,
+    0.9 becomes 230/256 = 0.89844, 0.97 becomes 63570/65536), and a word holds four draws instead
+    of one. Kept units are scaled by ``1 / q`` (:meth:`dropout_keep_probability` gives ``q``), so a
+    masked activation's expectation is still exactly its value; only the keep rate moves, by less
+    than any training run can tell.
+
     **Normal** draws (initial weights) are made on the host from the same stream, by Box-Muller
     in float64 on 53-bit uniforms (``sqrt(-2 log(1 - u1)) * (cos 2 pi u2, sin 2 pi u2)``), cast
     to the dtype there and moved once: identical on every backend of one machine.
 
-    **Speed.** On JAX the cipher is compiled once per chunk size (a power of two); elsewhere it
-    runs as ~120 elementwise operations on chunks of 2**16 blocks, sized for the CPU's cache. A
-    call thus costs about 150 operations (kernel launches on a GPU) whatever its size: draw for
-    many iterations at once, as the training loops do. Bernoulli draws for ``p = 0.5`` cost less
-    than the host-drawn masks they replace; a ``p`` that needs 32 bits costs about 7 ns per draw
-    in NumPy, 2-3 times PCG64's.
+    **Speed.** On JAX the cipher is compiled once per chunk size (a power of two), and a whole
+    Bernoulli or dropout draw once per shape and ``p``; elsewhere the cipher runs as ~110
+    elementwise operations on chunks of 2**16 blocks, sized for the CPU's cache, at about 14 ns a
+    block in NumPy. A call thus costs about 150 operations (kernel launches on a GPU) whatever its
+    size: draw for many iterations at once where the training loop allows. A dropout mask costs
+    about ``14 / (64 / b)`` ns a unit for the cipher plus ~0.4 ns to unpack: with ``b <= 8`` for
+    any ``p`` between 1/16 and 15/16 it costs no more than the host-drawn PCG64 masks it replaced
+    (~2.5 ns a unit). On torch's CPU, whose eager operations cost ~10 us each and lack uint32,
+    NumPy computes Bernoulli and dropout masks in the tensor's (host) memory, handed over without
+    a copy; on a torch GPU they run in int64 holding 32-bit words.
     """
 
     def __init__(self, seed: int | None = None, /, *, xp=None, device=None):
@@ -241,6 +337,7 @@ class Generator:
         # Made at the first draw that needs them: a generator that only draws initial weights
         # (host normals) never puts its key schedule on the device.
         self._device = self._host = None
+        self._float_dtypes = {}
 
     @classmethod
     def _restore(cls, bk, seed, key, counter) -> Generator:
@@ -362,25 +459,56 @@ class Generator:
         return xp.astype(xp.take(by_low, order, axis=0), index_dtype(xp, self.device))
 
     def bernoulli(self, shape, /, *, p: float, dtype=None):
-        """A 0/1 mask, 1 with probability ``p`` (for dropout), as floats of ``dtype``, made on the device."""
-        p = float(p)
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"p is a probability in [0, 1], got {p!r}")
+        """A 0/1 mask, 1 with probability ``p``, as floats of ``dtype``, made on the device."""
+        return self._mask(shape, *_bernoulli_field(_probability(p, "p")), dtype=dtype, scale=None)
+
+    def dropout_mask(self, shape, /, *, keep: float, dtype=None):
+        """An inverted-dropout mask: ``1 / q`` with probability ``q``, else 0, made on the device.
+
+        ``q`` is :meth:`dropout_keep_probability` of ``keep``: ``keep`` rounded to 8 or 16 bits
+        where that is close (see the Notes of :class:`Generator`), which makes masks cheap to draw.
+        Dividing by the same ``q`` keeps the expectation of a masked activation exactly its value.
+        """
+        bits, t = _bernoulli_field(_probability(keep, "keep"), dropout=True)
+        return self._mask(shape, bits, t, dtype=dtype, scale=2**bits / t if 0 < t < 2**bits else None)
+
+    @staticmethod
+    def dropout_keep_probability(keep: float, /) -> float:
+        """The probability with which :meth:`dropout_mask` keeps a unit, ``keep`` rounded: exactly ``t / 2**bits``."""
+        bits, t = _bernoulli_field(_probability(keep, "keep"), dropout=True)
+        return t / 2**bits
+
+    def _mask(self, shape, bits: int, t: int, *, dtype, scale):
+        """``scale`` (or 1) where a fresh ``bits``-bit field is below ``t``, else 0, in ``dtype``."""
         shape = _shape(shape)
-        dt = float_dtype(self.xp, self.device, dtype)
-        xp, stream = self.xp, self._stream_for(host=False)
+        dt = self._float_dtypes.get(dtype)
+        if dt is None:  # resolving a dtype costs more than a draw on JAX: once per generator
+            dt = self._float_dtypes[dtype] = float_dtype(self.xp, self.device, dtype)
         n = math.prod(shape)
-        m = round(p * 2**32)
-        bits = _bits_per_draw(m)
-        per_word = 32 // bits
-        count = -(-n // per_word)
-        fields = self._words(count)
-        if bits < 32:
-            shifts = xp.arange(0, 32, bits, dtype=stream.dtype, device=self.device)
-            fields = xp.reshape(fields, (1, count)) >> xp.reshape(shifts, (per_word, 1))
-            fields = xp.reshape(fields & (2**bits - 1), (per_word * count,))
-        keep = fields[:n] < stream.full(m >> (32 - bits))
-        return self.xp.reshape(xp.astype(keep, dt), shape)
+        count = -(-n // (32 // bits))
+        blocks = -(-count // 2)
+        if t in (0, 2**bits):  # certain: nothing to draw, but the stream advances as for any p
+            self.counter += blocks
+            return self.xp.full(shape, float(t > 0), dtype=dt, device=self.device)
+        if self.backend.name == "jax" and (self.counter & _MASK32) + blocks <= 2**32:
+            stream, start = self._stream_for(host=False), self.counter
+            low = stream.low_word(start)
+            self.counter += blocks
+            mask, low = _jax_mask()(stream.keys, low, high=start >> 32, shape=shape, bits=bits, t=t, dtype=dt,
+                                    scale=scale)
+            stream.next_low = (self.counter, low)
+            return mask
+        # torch's CPU kernels lack uint32 and cost ~10 us per eager operation, ~150 of them here:
+        # NumPy computes the same mask in host memory, the tensor's own, which torch then takes
+        # over without a copy (from_numpy shares it).
+        shared = self.backend.name == "torch" and self.backend.on_cpu
+        stream = self._stream_for(host=shared)
+        host_dt = (np.float32 if dt == self.xp.float32 else np.float64) if shared else dt
+        mask = _mask_of_words(stream.xp, self._words(count, host=shared), n, bits, t, dtype=host_dt, scale=scale,
+                              device=stream.device, wide=stream.wide)
+        if shared:
+            mask = importlib.import_module("torch").from_numpy(mask)
+        return self.xp.reshape(mask, shape)
 
     def spawn(self) -> Generator:
         """An independent child generator on the same backend, keyed by this one's next block."""

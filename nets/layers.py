@@ -509,7 +509,7 @@ def _dropout(xp, device, x, dropout_param):
         rng = dropout_param.get("generator")
         if rng is None:
             rng = backend.Generator(dropout_param.get("seed"), xp=xp, device=device)
-        mask = imul(rng.bernoulli(tuple(x.shape), p=p, dtype=x.dtype), 1.0 / p)
+        mask = rng.dropout_mask(tuple(x.shape), keep=p, dtype=x.dtype)
     elif tuple(mask.shape) != tuple(x.shape):
         raise ValueError(f"dropout_param['mask'] has shape {tuple(mask.shape)}, x has {tuple(x.shape)}")
     return x * mask, (dropout_param, mask)

@@ -9,7 +9,7 @@ masks can be drawn in advance for many iterations (:func:`dropout_masks`; the la
 from __future__ import annotations
 
 from .. import backend
-from ..backend._arith import iadd, imul
+from ..backend._arith import iadd
 
 __all__ = ["dropout_masks", "elastic_net_penalty", "l1_penalty", "l2_penalty", "max_norm"]
 
@@ -62,6 +62,9 @@ def max_norm(W, /, max_norm: float):
 def dropout_masks(rng: backend.Generator, shape, /, *, drop: float, dtype=None):
     """Inverted-dropout masks: 0 with probability ``drop``, else ``1 / (1 - drop)``.
 
+    ``1 - drop`` is rounded as :meth:`backend.Generator.dropout_mask` says (0.8 to 205/256, say),
+    and the kept units are scaled by the inverse of that rounded probability: the expectation is exact.
+
     ``shape`` is usually ``(iterations, N, H)``: one call draws the masks of many iterations.
     Multiplying activations by a mask at training time keeps their expectation, so nothing
     changes at test time.
@@ -69,4 +72,4 @@ def dropout_masks(rng: backend.Generator, shape, /, *, drop: float, dtype=None):
     if not 0.0 <= drop < 1.0:
         raise ValueError(f"dropout (the probability of dropping a unit) must be in [0, 1), got {drop!r}")
     keep = 1.0 - drop
-    return imul(rng.bernoulli(shape, p=keep, dtype=dtype), 1.0 / keep)
+    return rng.dropout_mask(shape, keep=keep, dtype=dtype)
