@@ -490,8 +490,11 @@ class Generator:
         if t in (0, 2**bits):  # certain: nothing to draw, but the stream advances as for any p
             self.counter += blocks
             return self.xp.full(shape, float(t > 0), dtype=dt, device=self.device)
-        if self.backend.name == "jax" and (self.counter & _MASK32) + blocks <= 2**32:
-            stream, start = self._stream_for(host=False), self.counter
+        stream = self._stream_for(host=False)
+        # A stream of another kind (a compiled training step's, whose counter is traced) draws by
+        # the portable path below, which the step's own compilation fuses.
+        if self.backend.name == "jax" and type(stream) is _Stream and (self.counter & _MASK32) + blocks <= 2**32:
+            start = self.counter
             low = stream.low_word(start)
             self.counter += blocks
             mask, low = _jax_mask()(stream.keys, low, high=start >> 32, shape=shape, bits=bits, t=t, dtype=dt,
