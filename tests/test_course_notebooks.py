@@ -265,10 +265,13 @@ def test_dropout_forward_statistics():
     np.random.seed(231)
     x = np.random.randn(500, 500) + 10
     for p in [0.25, 0.4, 0.7]:
-        out, _ = dropout_forward(x, {"mode": "train", "p": p})
+        # Seeded: the notebook's unseeded draws with its 0.05 bound on the mean fail about one run in
+        # six at p = 0.25 (the bound is 1.4 standard errors there); five standard errors here.
+        out, _ = dropout_forward(x, {"mode": "train", "p": p, "seed": 7})
         out_test, _ = dropout_forward(x, {"mode": "test", "p": p})
+        std_err = np.sqrt(np.mean(x * x) * (1 - p) / p / x.size)
         assert abs((out == 0).mean() - (1 - p)) < 0.01 and (out_test == 0).mean() == 0
-        assert abs(out.mean() - x.mean()) < 0.05 and out_test.mean() == x.mean()
+        assert abs(out.mean() - x.mean()) < 5 * std_err and out_test.mean() == x.mean()
 
 
 def test_dropout_backward_with_a_seed():
