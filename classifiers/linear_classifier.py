@@ -66,7 +66,7 @@ class LinearClassifier(VersionedState):
         else:
             self.params["W"] = value
 
-    def _loss(self, W, X, y, reg):
+    def _loss(self, xp, device, W, X, y, reg):
         raise NotImplementedError("LinearClassifier is abstract: use LinearSVM or Softmax")
 
     def train(self, X, y, learning_rate=1e-3, reg=1e-5, num_iters=100, batch_size=200, verbose=False, *,
@@ -149,8 +149,8 @@ class LinearClassifier(VersionedState):
         """Loss and gradient ``(loss, dW)`` of the current ``W`` on a minibatch (see the subclass's loss)."""
         if self.W is None:
             raise RuntimeError("the classifier has no weights yet: call train(X, y) first")
-        check_loss_inputs(self.W, X_batch, y_batch, reg)
-        return self._loss(self.W, X_batch, y_batch, as_float(reg, name="reg", allow_zero=True))
+        xp, device = check_loss_inputs(self.W, X_batch, y_batch, reg)
+        return self._loss(xp, device, self.W, X_batch, y_batch, as_float(reg, name="reg", allow_zero=True))
 
     # ---- checkpoints (nets.save_model / nets.load_model) ------------------------------------------
 
@@ -202,7 +202,7 @@ class _LinearTraining:
     def _solver_loss(self, X, y, rng):
         if y is None:
             return X @ self.params["W"]
-        loss, dW = self.clf._loss(self.params["W"], X, y, self.reg)
+        loss, dW = self.clf._loss(self.backend.xp, self.backend.device, self.params["W"], X, y, self.reg)
         return loss, {"W": dW}
 
     def _check_labelled(self, X, y, names):
@@ -213,13 +213,13 @@ class _LinearTraining:
 class LinearSVM(LinearClassifier):
     """A linear classifier trained on the multiclass SVM loss (:func:`svm_loss_vectorized`)."""
 
-    def _loss(self, W, X, y, reg):
-        return _svm_loss(W, X, y, reg)
+    def _loss(self, xp, device, W, X, y, reg):
+        return _svm_loss(xp, device, W, X, y, reg)
 
 
 @checkpoint.register_model
 class Softmax(LinearClassifier):
     """A linear classifier trained on the softmax loss (:func:`softmax_loss_vectorized`)."""
 
-    def _loss(self, W, X, y, reg):
-        return _softmax_loss(W, X, y, reg)
+    def _loss(self, xp, device, W, X, y, reg):
+        return _softmax_loss(xp, device, W, X, y, reg)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..backend._arith import iadd
-from ..nets.layers import svm_loss
-from ..nets.regularization import l2_penalty
+from ..nets.layers import _svm
+from ..nets.regularization import _l2
 from ._checks import check_loss_inputs
 from ._naive_loss import naive_loss
 
@@ -76,14 +76,14 @@ def svm_loss_vectorized(W, X, y, reg, /):
     ``dW = X^T (dL/ds) + 2 reg W``. The penalty ``reg * sum(W * W)`` with gradient ``2 reg W`` is
     the current course's convention (older versions used ``0.5 * reg``).
     """
-    check_loss_inputs(W, X, y, reg)
-    return _svm_loss(W, X, y, reg)
+    xp, device = check_loss_inputs(W, X, y, reg)
+    return _svm_loss(xp, device, W, X, y, float(reg))
 
 
-def _svm_loss(W, X, y, reg):
-    """:func:`svm_loss_vectorized` without the input checks, for training loops:
-    the scores ``X W``, the loss layer on them, and the L2 penalty."""
+def _svm_loss(xp, device, W, X, y, reg: float):
+    """:func:`svm_loss_vectorized` without the input checks, for training loops (namespace and device
+    known): the scores ``X W``, the loss layer on them, and the L2 penalty."""
     scores = X @ W
-    loss, dscores = svm_loss(scores, y)
-    penalty, dW = l2_penalty(W, reg)
+    loss, dscores = _svm(xp, device, scores, y)
+    penalty, dW = _l2(xp, W, reg)
     return loss + penalty, iadd(X.T @ dscores, dW)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..backend._arith import iadd
-from ..nets.layers import softmax_loss
-from ..nets.regularization import l2_penalty
+from ..nets.layers import _softmax
+from ..nets.regularization import _l2
 from ._checks import check_loss_inputs
 from ._naive_loss import naive_loss
 
@@ -68,14 +68,14 @@ def softmax_loss_vectorized(W, X, y, reg, /):
     and never takes the log of 0. The penalty convention (``reg * sum(W * W)``, gradient
     ``2 reg W``) is the current course's.
     """
-    check_loss_inputs(W, X, y, reg)
-    return _softmax_loss(W, X, y, reg)
+    xp, device = check_loss_inputs(W, X, y, reg)
+    return _softmax_loss(xp, device, W, X, y, float(reg))
 
 
-def _softmax_loss(W, X, y, reg):
-    """:func:`softmax_loss_vectorized` without the input checks, for training loops:
-    the scores ``X W``, the loss layer on them, and the L2 penalty."""
+def _softmax_loss(xp, device, W, X, y, reg: float):
+    """:func:`softmax_loss_vectorized` without the input checks, for training loops (namespace and device
+    known): the scores ``X W``, the loss layer on them, and the L2 penalty."""
     scores = X @ W
-    loss, dscores = softmax_loss(scores, y)
-    penalty, dW = l2_penalty(W, reg)
+    loss, dscores = _softmax(xp, device, scores, y)
+    penalty, dW = _l2(xp, W, reg)
     return loss + penalty, iadd(X.T @ dscores, dW)

@@ -7,6 +7,8 @@ parameters (:func:`network_loss`), shared with :class:`nets.TwoLayerNet`: one co
 
 from __future__ import annotations
 
+import functools
+
 from .. import backend
 from ..backend._arith import iadd
 from ._model import Net, as_float, as_int, check_size, dtype_name
@@ -30,26 +32,49 @@ __all__ = ["MAXOUT_PIECES", "FullyConnectedNet", "network_loss", "network_scores
 MAXOUT_PIECES = 2
 
 
+@functools.cache
+def _names(num_layers: int) -> tuple:
+    """``(W, b, gamma, beta)`` names of affine layers 1..L: built once, not per minibatch."""
+    return tuple((f"W{i}", f"b{i}", f"gamma{i}", f"beta{i}") for i in range(1, num_layers + 1))
+
+
 def _forward(xp, device, params, X, *, num_layers: int, normalization, activation: str, norm_params,
              dropout_param):
     """Scores (N, C) and the caches of every layer."""
     h, caches = X, []
-    for i in range(1, num_layers):
-        gamma = params.get(f"gamma{i}") if normalization else None
-        beta = params.get(f"beta{i}") if normalization else None
-        norm_param = norm_params[i - 1] if normalization else None
-        h, cache = _block(xp, device, h, params[f"W{i}"], params[f"b{i}"], gamma, beta, norm_param, dropout_param,
-                          normalization=normalization, activation=activation)
+    names = _names(num_layers)
+    for i in range(num_layers - 1):
+        W, b, gamma, beta = names[i]
+        if normalization:
+            h, cache = _block(xp, device, h, params[W], params[b], params[gamma], params[beta], norm_params[i],
+                              dropout_param, normalization=normalization, activation=activation)
+        else:
+            h, cache = _block(xp, device, h, params[W], params[b], None, None, None, dropout_param,
+                              normalization=None, activation=activation)
         caches.append(cache)
-    scores, cache = _affine(xp, h, params[f"W{num_layers}"], params[f"b{num_layers}"])
+    W, b, _, _ = names[-1]
+    scores, cache = _affine(xp, h, params[W], params[b])
     caches.append(cache)
     return scores, caches
+
+
+def _check_network(num_layers, normalization, activation) -> None:
+    if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
+        raise ValueError(f"num_layers must be a positive integer, got {num_layers!r}")
+    check_normalization(normalization)
+    check_activation(activation)
 
 
 def network_scores(params, X, /, *, num_layers: int, normalization=None, activation: str = "relu",
                    norm_params=None):
     """Class scores (N, C) of a fully connected net in test mode (no dropout, running statistics)."""
+    _check_network(num_layers, normalization, activation)
     xp, device = backend.namespace_and_device(X, params["W1"])
+    return _network_scores(xp, device, params, X, num_layers=num_layers, normalization=normalization,
+                           activation=activation, norm_params=norm_params)
+
+
+def _network_scores(xp, device, params, X, *, num_layers, normalization, activation, norm_params):
     return _forward(xp, device, params, X, num_layers=num_layers, normalization=normalization, activation=activation,
                     norm_params=norm_params, dropout_param=None)[0]
 
@@ -79,23 +104,31 @@ def network_loss(params, X, y, /, *, num_layers: int, normalization=None, activa
     loss : 0-d array
     grads : dict with the keys and shapes of ``params``
     """
-    # One namespace lookup per minibatch; the layers' kernels take it from here.
+    _check_network(num_layers, normalization, activation)
     xp, device = backend.namespace_and_device(X, y, params["W1"])
+    return _network_loss(xp, device, params, X, y, num_layers=num_layers, normalization=normalization,
+                         activation=activation, norm_params=norm_params, dropout_param=dropout_param, l2=float(l2))
+
+
+def _network_loss(xp, device, params, X, y, *, num_layers, normalization, activation, norm_params, dropout_param, l2):
+    """:func:`network_loss` on a known namespace and device: the kernel the nets train with."""
     scores, caches = _forward(xp, device, params, X, num_layers=num_layers, normalization=normalization,
                               activation=activation, norm_params=norm_params, dropout_param=dropout_param)
-    loss, dout = _softmax(xp, scores, y)
-    L = num_layers
+    loss, dout = _softmax(xp, device, scores, y)
+    names = _names(num_layers)
     grads = {}
-    dout, grads[f"W{L}"], grads[f"b{L}"] = _affine_back(xp, dout, caches[-1], need_dx=L > 1)
-    for i in range(L - 1, 0, -1):
-        dout, grads[f"W{i}"], grads[f"b{i}"], dgamma, dbeta = _block_back(xp, dout, caches[i - 1], need_dx=i > 1)
+    W, b, _, _ = names[-1]
+    dout, grads[W], grads[b] = _affine_back(xp, dout, caches[-1], need_dx=num_layers > 1)
+    for i in range(num_layers - 2, -1, -1):
+        W, b, gamma, beta = names[i]
+        dout, grads[W], grads[b], dgamma, dbeta = _block_back(xp, dout, caches[i], need_dx=i > 0)
         if normalization:
-            grads[f"gamma{i}"], grads[f"beta{i}"] = dgamma, dbeta
+            grads[gamma], grads[beta] = dgamma, dbeta
     if l2:
-        for i in range(1, L + 1):
-            penalty, dW = _l2(xp, params[f"W{i}"], l2)
+        for W, _, _, _ in names:
+            penalty, dW = _l2(xp, params[W], l2)
             loss = loss + penalty
-            grads[f"W{i}"] = iadd(grads[f"W{i}"], dW)
+            grads[W] = iadd(grads[W], dW)
     return loss, grads
 
 
@@ -259,7 +292,7 @@ class FullyConnectedNet(Net):
 
     def _scores(self, X):
         self._set_mode("test")
-        return network_scores(self.params, X, **self._network())
+        return _network_scores(self.backend.xp, self.backend.device, self.params, X, **self._network())
 
     def _solver_loss(self, X, y, rng):
         """The loss without entry checks, for :class:`nets.Solver`: scores when ``y`` is None, else
@@ -270,7 +303,8 @@ class FullyConnectedNet(Net):
         dropout_param = None
         if self.use_dropout:
             dropout_param = self.dropout_param if rng is None else {**self.dropout_param, "generator": rng}
-        return network_loss(self.params, X, y, dropout_param=dropout_param, l2=0.5 * self.reg, **self._network())
+        return _network_loss(self.backend.xp, self.backend.device, self.params, X, y, dropout_param=dropout_param,
+                             l2=0.5 * self.reg, **self._network())
 
     def loss(self, X, y=None):
         """Scores, or the loss and its gradients, as the course's ``FullyConnectedNet.loss``.

@@ -15,7 +15,7 @@ from .. import backend
 from ..backend._arith import iadd
 from ..backend.validation import check_same_length
 from ._model import Net, as_float, as_int, check_size, dtype_name
-from .fc_net import network_loss, network_scores
+from .fc_net import _network_loss, _network_scores
 from .init import INIT_SCHEMES, init_weights
 from .optim import get_update_rule
 from .regularization import l1_penalty
@@ -104,7 +104,7 @@ class TwoLayerNet(Net):
     # ---- forward and backward -----------------------------------------------------------------
 
     def _scores(self, X):
-        return network_scores(self.params, X, **_NETWORK)
+        return _network_scores(self.backend.xp, self.backend.device, self.params, X, **_NETWORK)
 
     def _loss_and_grads(self, X, y, reg: float, *, l1: float = 0.0, mask=None, rng=None, drop: float = 0.0):
         """Loss (0-d) and gradients for checked inputs; the body of :meth:`loss` and of training.
@@ -116,7 +116,8 @@ class TwoLayerNet(Net):
             dropout_param = {"mode": "train", "mask": mask}
         elif drop and rng is not None:
             dropout_param = {"mode": "train", "p": 1.0 - drop, "generator": rng}
-        loss, grads = network_loss(self.params, X, y, dropout_param=dropout_param, l2=reg, **_NETWORK)
+        loss, grads = _network_loss(self.backend.xp, self.backend.device, self.params, X, y,
+                                    dropout_param=dropout_param, l2=float(reg), **_NETWORK)
         if l1:
             for k in ("W1", "W2"):
                 penalty, dW = l1_penalty(self.params[k], l1)

@@ -124,6 +124,19 @@ def test_bench_quick_prints_every_section_and_draws_the_scaling_plots(tmp_path):
         assert (plots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_bench_runs_the_masks_and_compile_sections_when_asked(tmp_path):
+    text, records = _run_bench(tmp_path, hide_peers=True, extra=("--only", "masks,compile"))
+    assert "FAILED" not in text
+    # Asked for, they run; the other sections do not.
+    assert {r["section"] for r in records if r["status"] == "ok"} == {"masks", "compile"}
+    masks = _ok(records, "masks", "xpml dropout_mask (numpy)")
+    assert masks["before_s"] > 0 and masks["after_s"] > 0
+    assert masks["ratio"] == pytest.approx(masks["after_s"] / masks["before_s"])
+    step = _ok(records, "compile", "train_step (numpy)")
+    # NumPy has no compiler: the eager step alone.
+    assert step["eager_s"] > 0 and step["compiled_s"] is None and step["max_rel_diff"] is None
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--repeats", "-1"], "--repeats: must be an integer >= 1, got -1"),
     (["--repeats", "0"], "--repeats: must be an integer >= 1"),

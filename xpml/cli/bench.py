@@ -5,7 +5,7 @@
     xpml bench --only scaling --plots docs         # the scaling plots, written into docs/
     xpml bench --quick                             # tiny random shapes: a smoke run, not a figure
 
-Sections (``--only``, comma-separated; default all but ``scaling``):
+Sections (``--only``, comma-separated; default all but ``scaling``, ``masks`` and ``compile``):
 
 - ``floor``: the float32 matrix-product rate of this machine (NumPy's BLAS and PyTorch's). The
   floor of a workload is the FLOPs of its products at that rate.
@@ -19,6 +19,9 @@ Sections (``--only``, comma-separated; default all but ``scaling``):
 - ``linear``: ``LinearSVM`` / ``Softmax`` training against PyTorch (autograd and hand-written).
 - ``shim``: xpml's NumPy backend against the same code on the plain numpy module.
 - ``scaling``: kNN against training rows and queries, a net step against batch and width.
+- ``masks``: dropout masks drawn by the device generator against the host draws they replaced.
+- ``compile``: a two-layer step eager against compiled (``jax.jit``, ``torch.compile``) on
+  ``--backends`` (say ``numpy,torch:cpu,jax:cpu``), with the weights both reach.
 
 The contenders of a section run interleaved (A B C, C B A, ...) after a warm-up, each phase
 closed by a device synchronisation; rows give the median and best time, and each ratio is the
@@ -55,7 +58,7 @@ import numpy as np
 
 from .. import backend
 from . import _cli, _runs
-from .benchmarks import DEFAULT_SECTIONS, SECTIONS
+from .benchmarks import DEFAULT_SECTIONS, ON_REQUEST, SECTIONS
 from .benchmarks.common import Bench, Place, cifar10_root, describe_blas, load_average, optional
 
 __all__ = ["build_parser", "main"]
@@ -87,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
                             epilog="\n\n".join(__doc__.split("\n\n")[1:]),
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", type=_sections, metavar="SECTIONS",
-                   help=f"comma-separated sections of: {', '.join(SECTIONS)} (default: all but scaling)")
+                   help=f"comma-separated sections of: {', '.join(SECTIONS)} "
+                        f"(default: all but {', '.join(ON_REQUEST)})")
     p.add_argument("--quick", action="store_true", help="tiny random shapes: a smoke run, not a figure")
     p.add_argument("--repeats", type=_cli.count, default=3, metavar="N", help="timed runs per contender, after a "
                    "warm-up (default: 3)")

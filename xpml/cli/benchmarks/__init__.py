@@ -5,15 +5,17 @@
 - :mod:`.nets`: ``TwoLayerNet.train`` and ``FullyConnectedNet`` + ``Solver`` against PyTorch;
 - :mod:`.linear`: ``LinearSVM`` / ``Softmax`` training against PyTorch;
 - :mod:`.shim`: xpml's NumPy path against the same code without the shim;
-- :mod:`.scaling`: time against problem size, drawn with the floor.
+- :mod:`.scaling`: time against problem size, drawn with the floor;
+- :mod:`.masks`: drawing dropout masks, on the host (as before) against the device generator;
+- :mod:`.compile`: a two-layer step eager against compiled (``jax.jit``, ``torch.compile``).
 
 Each section is ``run(bench, place)``; each lists its contenders as factories, so a new one (a
 backend, a low-precision kNN) is one more entry in that list.
 """
 
-from . import floor, knn, linear, nets, scaling, shim
+from . import compile, floor, knn, linear, masks, nets, scaling, shim
 
-__all__ = ["DEFAULT_SECTIONS", "SECTIONS"]
+__all__ = ["DEFAULT_SECTIONS", "ON_REQUEST", "SECTIONS"]
 
 # In the order they run; the floor first (every other figure is read against it).
 SECTIONS = {
@@ -24,6 +26,10 @@ SECTIONS = {
     "linear": linear.run,
     "shim": shim.run,
     "scaling": scaling.run,
+    "masks": masks.run,
+    "compile": compile.run,
 }
-# Scaling takes a while and draws plots: it runs when asked for (--only scaling, or --plots).
-DEFAULT_SECTIONS = tuple(s for s in SECTIONS if s != "scaling")
+# Run when asked for (--only): scaling takes a while and draws plots (also --plots); masks and
+# compile measure xpml against its own alternatives (a change made, a compiler not adopted).
+ON_REQUEST = ("scaling", "masks", "compile")
+DEFAULT_SECTIONS = tuple(s for s in SECTIONS if s not in ON_REQUEST)

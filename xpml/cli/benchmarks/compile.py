@@ -5,22 +5,24 @@ functionally (new arrays, no in-place updates), so a compiler can trace it. For 
 eager step and, where the backend has a compiler, the compiled step run from the same weights on
 the same minibatches; the result is the time per step (best of ``repeats``, device synchronised),
 the first call's time (the compilation), and the largest relative difference between the
-weights the two reach. Not part of the library: it measures whether adopting a compiler behind
-the shim would pay off.
+weights the two reach. It measured whether a compiler behind the shim pays off: ``jax.jit`` did
+and the Solver now compiles its step on JAX, so the section also times ``Solver.train()`` with
+``compile=True`` (the default) against ``compile=False`` there; ``torch.compile`` did not.
 
-Run ``python -m xpml.cli._bench_compile --help``.
+``xpml bench --only compile`` runs it on ``--backends`` (``--backends numpy,torch:cpu,jax:cpu``
+for both compilers; ``--gpu-backends`` on a GPU).
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
 
-from .. import backend
+from ... import backend
+from .common import Bench, Place, _finite, fmt_s
 
-__all__ = ["compiled_step_cost", "limit_cpu_threads", "main", "solver_compile_cost", "train_step"]
+__all__ = ["compiled_step_cost", "run", "solver_compile_cost", "train_step"]
 
 
 def train_step(xp, device, params, X, y, lr: float, reg: float):
@@ -45,21 +47,6 @@ def train_step(xp, device, params, X, y, lr: float, reg: float):
     return tuple(p - lr * g for p, g in zip(params, grads, strict=True)), loss
 
 
-def limit_cpu_threads(n: int | None) -> None:
-    """Limit torch's and the BLAS's CPU threads to ``n`` (None: leave them): on a busy machine
-    their spinning OpenMP threads make timings meaningless."""
-    if not n:
-        return
-    import threadpoolctl
-
-    threadpoolctl.threadpool_limits(n)
-    try:
-        import torch
-    except ImportError:
-        return
-    torch.set_num_threads(n)
-
-
 def _compiler(bk):
     """The backend's compiler of a function of arrays, or None."""
     if bk.name == "jax":
@@ -73,28 +60,28 @@ def _compiler(bk):
     return None
 
 
-def _run(step, params, batches, repeats: int):
-    first = time.perf_counter()
+def _run(step, params, batches, repeats: int, clock):
+    first = clock()
     params, loss = step(params, *batches[0])
     backend.synchronize(loss)
-    first = time.perf_counter() - first
+    first = clock() - first
     best = float("inf")
     for i in range(repeats):
-        t0 = time.perf_counter()
+        t0 = clock()
         params, loss = step(params, *batches[1 + i % (len(batches) - 1)])
         backend.synchronize(loss)
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, clock() - t0)
     return params, first, best
 
 
 def compiled_step_cost(bk, /, *, batch: int = 200, dim: int = 3072, hidden: int = 100, classes: int = 10,
-                       repeats: int = 20, dtype: str = "float32") -> dict:
+                       repeats: int = 20, dtype: str = "float32", clock=time.perf_counter) -> dict:
     """Time one training step eager and compiled on ``bk``; check both reach the same weights.
 
     Returns
     -------
     dict
-        ``backend``, ``eager_ms``, ``compiled_ms`` and ``compile_s`` (None without a compiler),
+        ``backend``, ``eager_s``, ``compiled_s`` and ``compile_s`` (None without a compiler),
         and ``max_rel_diff`` between the weights after the same ``repeats + 1`` steps.
     """
     bk = backend.as_backend(bk)
@@ -108,20 +95,19 @@ def compiled_step_cost(bk, /, *, batch: int = 200, dim: int = 3072, hidden: int 
     def eager(p, X, y):
         return train_step(xp, bk.device, p, X, y, 1e-3, 1e-4)
 
-    eager_params, _, eager_s = _run(eager, params, batches, repeats)
-    out = {"backend": bk.label, "eager_ms": 1e3 * eager_s, "compiled_ms": None, "compile_s": None,
-           "max_rel_diff": None}
+    eager_params, _, eager_s = _run(eager, params, batches, repeats, clock)
+    out = {"backend": bk.label, "eager_s": eager_s, "compiled_s": None, "compile_s": None, "max_rel_diff": None}
     compiler = _compiler(bk)
     if compiler is not None:
-        compiled_params, first, compiled_s = _run(compiler(eager), params, batches, repeats)
+        compiled_params, first, compiled_s = _run(compiler(eager), params, batches, repeats, clock)
         diffs = [np.max(np.abs(backend.to_numpy(a) - backend.to_numpy(b))) / np.max(np.abs(backend.to_numpy(a)))
                  for a, b in zip(eager_params, compiled_params, strict=True)]
-        out.update(compiled_ms=1e3 * compiled_s, compile_s=first, max_rel_diff=float(max(diffs)))
+        out.update(compiled_s=compiled_s, compile_s=first, max_rel_diff=float(max(diffs)))
     return out
 
 
 def solver_compile_cost(bk, /, *, model: str = "fc", n: int = 1000, dim: int = 3072, classes: int = 10,
-                        batch: int = 200, epochs: int = 2, repeats: int = 4) -> dict:
+                        batch: int = 200, epochs: int = 2, repeats: int = 4, clock=time.perf_counter) -> dict:
     """Time ``Solver.train()`` with ``compile=True`` and ``compile=False`` on ``bk``.
 
     ``model`` is ``"fc"`` (FullyConnectedNet [100, 100], batch norm, dropout 0.9, Adam) or
@@ -132,7 +118,7 @@ def solver_compile_cost(bk, /, *, model: str = "fc", n: int = 1000, dim: int = 3
     of the first and of the best later ``train()``, for both settings, and the largest
     difference between the weights the two settings reach.
     """
-    from ..nets import FullyConnectedNet, Solver, TwoLayerNet
+    from ...nets import FullyConnectedNet, Solver, TwoLayerNet
 
     bk = backend.as_backend(bk)
     rng = backend.Generator(0, xp=bk)
@@ -151,10 +137,10 @@ def solver_compile_cost(bk, /, *, model: str = "fc", n: int = 1000, dim: int = 3
                         num_train_samples=batch, restore_best=False, compile=compile, **kw)
         times = []
         for _ in range(1 + repeats):
-            t0 = time.perf_counter()
+            t0 = clock()
             solver.train()
             backend.synchronize(bk)
-            times.append(1e3 * (time.perf_counter() - t0) / solver.num_iterations)
+            times.append(1e3 * (clock() - t0) / solver.num_iterations)
         label = "compiled" if compile else "eager"
         out[f"{label}_first_ms"], out[f"{label}_ms"] = times[0], min(times[1:])
         weights[label] = backend.to_numpy(net.params["W1"])
@@ -162,43 +148,44 @@ def solver_compile_cost(bk, /, *, model: str = "fc", n: int = 1000, dim: int = 3
     return out
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m xpml.cli._bench_compile", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backends", default="numpy,torch:cpu,jax:cpu")
-    parser.add_argument("--batch", type=int, default=200)
-    parser.add_argument("--dim", type=int, default=3072)
-    parser.add_argument("--hidden", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--threads", type=int, help="CPU threads of torch and of NumPy's BLAS (default: theirs)")
-    parser.add_argument("--solver", action="store_true",
-                        help="time Solver.train() with compile on and off instead (fc and two_layer models)")
-    parser.add_argument("--n", type=int, default=1000, help="training examples, with --solver")
-    parser.add_argument("--epochs", type=int, default=2, help="epochs per train(), with --solver")
-    parser.add_argument("--train-repeats", type=int, default=4, help="timed train() calls after the first")
-    args = parser.parse_args(argv)
-    limit_cpu_threads(args.threads)
-    if args.solver:
-        print(f"{'backend':<10} {'model':<10} {'eager ms':>9} {'compiled ms':>12} {'ratio':>6} "
-              f"{'1st eager':>10} {'1st compiled':>13} {'max abs diff':>13}")
-        for name in args.backends.split(","):
-            for model in ("fc", "two_layer"):
-                r = solver_compile_cost(name, model=model, n=args.n, dim=args.dim, batch=args.batch,
-                                        epochs=args.epochs, repeats=args.train_repeats)
-                print(f"{r['backend']:<10} {model:<10} {r['eager_ms']:>9.2f} {r['compiled_ms']:>12.2f} "
-                      f"{r['eager_ms'] / r['compiled_ms']:>6.2f} {r['eager_first_ms']:>10.2f} "
-                      f"{r['compiled_first_ms']:>13.2f} {r['max_abs_diff']:>13.1e}", flush=True)
-        return 0
-    print(f"{'backend':<12} {'eager ms':>9} {'compiled ms':>12} {'compile s':>10} {'max rel diff':>13}")
-    for name in args.backends.split(","):
-        r = compiled_step_cost(name, batch=args.batch, dim=args.dim, hidden=args.hidden, repeats=args.repeats)
-
-        def fmt(v, spec):
-            return "-" if v is None else format(v, spec)
-
-        print(f"{r['backend']:<12} {r['eager_ms']:>9.2f} {fmt(r['compiled_ms'], '>12.2f')} "
-              f"{fmt(r['compile_s'], '>10.1f')} {fmt(r['max_rel_diff'], '>13.1e')}", flush=True)
-    return 0
+def run(bench: Bench, place: Place) -> None:
+    """The ``compile`` section: the step eager and compiled on every backend of ``place``."""
+    batch, dim, hidden = (200, 3072, 100) if not bench.quick else (50, 256, 32)
+    steps = 20 if not bench.quick else 3
+    bench.say(f"\n### A two-layer step on the {place.title}, eager against compiled (jax.jit, torch.compile): "
+              f"batch {batch}, D = {dim}, H = {hidden}, best of {steps} steps")
+    bench.header()
+    for bk in place.backends:
+        name = f"train_step ({bk.label})"
+        try:
+            r = compiled_step_cost(bk, batch=batch, dim=dim, hidden=hidden, repeats=steps, clock=bench.clock)
+        except Exception as exc:  # a compiler missing its toolchain: say so, and go on with the others
+            bench.skip("compile", name, name, f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
+            continue
+        bench.row(f"{name} eager", f"{fmt_s(r['eager_s'])}/step")
+        if r["compiled_s"] is not None:
+            bench.row(f"{name} compiled", f"{fmt_s(r['compiled_s'])}/step", f"first call {fmt_s(r['compile_s'])}",
+                      f"compiled/eager {r['compiled_s'] / r['eager_s']:.2f}x",
+                      f"weights differ by {r['max_rel_diff']:.1e} (relative)")
+        else:
+            bench.say(f"{name}: no compiler for this backend (eager only)")
+        bench.records.append(_finite({"section": "compile", "case": name, "tool": name, "status": "ok", "unit": "step",
+                                      "batch": batch, "dim": dim, "hidden": hidden, **r, "env": bench.env()}))
+        if r["compiled_s"] is not None and bk.name == "jax":
+            _solver_rows(bench, bk, quick=bench.quick)
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def _solver_rows(bench: Bench, bk, *, quick: bool) -> None:
+    """``Solver.train()`` with its compiled step (the library's default on JAX) and without."""
+    n, dim, batch, repeats = (1000, 3072, 200, max(bench.repeats, 2)) if not quick else (100, 64, 20, 1)
+    for model in ("fc", "two_layer"):
+        r = solver_compile_cost(bk, model=model, n=n, dim=dim, batch=batch, epochs=2, repeats=repeats,
+                                clock=bench.clock)
+        name = f"Solver.train {model} ({bk.label})"
+        bench.row(f"{name} compile=True", f"{fmt_s(r['compiled_ms'] / 1e3)}/step",
+                  f"compile=False {fmt_s(r['eager_ms'] / 1e3)}/step",
+                  f"compiled/eager {r['compiled_ms'] / r['eager_ms']:.2f}x",
+                  f"first train() {fmt_s(r['compiled_first_ms'] / 1e3)}/step; "
+                  f"weights differ by {r['max_abs_diff']:.1e}")
+        bench.records.append(_finite({"section": "compile", "case": name, "tool": name, "status": "ok", "unit": "step",
+                                      "n": n, "dim": dim, "batch": batch, **r, "env": bench.env()}))
