@@ -4,8 +4,6 @@ refuses bad flags with one line.
 No timing is asserted: speed is measured by the benchmark itself, never by the test suite. One
 run hides the benchmark-only peers (faiss, torch), as on a machine without the ``bench`` extra,
 and always runs; the other runs them and is skipped, with the reason, where they are missing.
-Where ``xpml.nets`` has no ``FullyConnectedNet`` / ``Solver`` yet, a stand-in with the course's
-API (tests/_fake_engine.py) takes their place in these runs so the calls are exercised.
 """
 
 import importlib.util
@@ -39,13 +37,7 @@ def _run_bench(tmp_path, *, hide_peers: bool, extra=()):
             "        if name.split('.')[0] in PEERS:\n"
             "            raise ModuleNotFoundError(f'No module named {name!r} (hidden by the test)')\n"
             "sys.meta_path.insert(0, Hide())\n") if hide_peers else ""
-    stand_in = (f"import xpml.nets\n"
-                f"if not hasattr(xpml.nets, 'Solver'):\n"
-                f"    sys.path.insert(0, {str(ROOT / 'tests')!r})\n"
-                f"    import _fake_engine\n"
-                f"    xpml.nets.FullyConnectedNet = _fake_engine.FullyConnectedNet\n"
-                f"    xpml.nets.Solver = _fake_engine.Solver\n")
-    code = (f"import runpy, sys\n{hide}{stand_in}sys.argv = ['bench.py'] + {args!r}\n"
+    code = (f"import runpy, sys\n{hide}sys.argv = ['bench.py'] + {args!r}\n"
             f"runpy.run_path({str(ROOT / 'scripts' / 'bench.py')!r}, run_name='__main__')\n")
     results_md = (ROOT / "RESULTS.md").read_bytes()
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=900)
