@@ -40,6 +40,7 @@ from xpml.cli.benchmarks.common import blas_info, cifar10_root, cpu_model, descr
 from xpml.cli.benchmarks.knn import knn_vote, load_faiss
 
 _CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+_DEFAULT_RATE_TFLOPS = 100.0  # the model's rate when none was measured
 
 
 def _data(args):
@@ -261,6 +262,8 @@ def model(args):
           "fly, so no second copy).")
     flops = 2 * q * shard * D
     t_shard = flops / (args.rate_tflops * 1e12)
+    rate_source = ("given" if args.rate_tflops != _DEFAULT_RATE_TFLOPS else
+                   "assumed: a GPU's bfloat16 tensor-core rate; measure one worker and pass --rate-tflops")
     bytes_in = q * D * 4
     bytes_out = q * k * (4 + 8)
     t_net = (W * bytes_in + W * bytes_out) / (args.net_gbps * 1e9 / 8)
@@ -268,8 +271,9 @@ def model(args):
     print(f"Per query block of {q:,} rows: {bytes_in / 2**20:.1f} MiB of queries to each worker, "
           f"{bytes_out / 2**10:.0f} KiB of (value, index) back from each: {W * (bytes_in + bytes_out) / 2**20:.1f} MiB "
           f"through the driver's link, {t_net * 1e3:.1f} ms at {args.net_gbps:g} Gbit/s.")
-    print(f"Each worker: {flops / 1e12:.2f} TFLOP per block, {t_shard * 1e3:.1f} ms at the measured per-shard rate "
-          f"of {args.rate_tflops:g} TFLOP/s; key blocks of {q:,} x {args.cols:,} entries need {key_mem / 2**30:.2f} "
+    print(f"Each worker: {flops / 1e12:.2f} TFLOP per block, {t_shard * 1e3:.1f} ms at a per-shard rate "
+          f"of {args.rate_tflops:g} TFLOP/s ({rate_source}); key blocks of {q:,} x {args.cols:,} entries "
+          f"need {key_mem / 2**30:.2f} "
           f"GiB beside the shard. Re-ranking about 1.3 k pairs per query reads {q * 13 * D * 4 / 2**20:.0f} MiB.")
     total = max(t_shard, t_net)
     print(f"Expected: {total * 1e3:.1f} ms per block of {q:,} queries when the transfer overlaps the next "
@@ -291,7 +295,8 @@ def main(argv=None):
     p.add_argument("--clock", choices=sorted(_CLOCKS), default="wall",
                    help="wall: elapsed time; cpu: this process's CPU time (a shared machine; see above)")
     p.add_argument("--quick", action="store_true", help="small random data: a smoke run, not a figure")
-    p.add_argument("--rate-tflops", type=float, default=100.0, help="model: measured per-shard product rate")
+    p.add_argument("--rate-tflops", type=float, default=_DEFAULT_RATE_TFLOPS,
+                   help="model: the per-shard product rate, measured on one worker (default: assumed)")
     p.add_argument("--net-gbps", type=float, default=100.0, help="model: the driver's network link")
     p.add_argument("--block", type=int, default=2048, help="model: queries per block")
     p.add_argument("--cols", type=int, default=65536, help="model: training columns per key block")
