@@ -69,7 +69,10 @@ def _worker_status(name: str) -> str:
 
 
 def _load_shard(X_host, start: int, name: str, metric: str, precision: str, memory_budget: int) -> _Shard:
-    X = backend.get_backend(name).asarray(X_host)
+    # Always a fresh array: what Dask deserialises can sit at any byte offset of a network frame,
+    # and NumPy takes rows of a misaligned float32 array one element at a time (the exact re-rank's
+    # gathers then cost 20-40 times as much as the products).
+    X = backend.get_backend(name).asarray(X_host, copy=True)
     ts = _knn_search.build(X, metric=metric, precision=precision, memory_budget=memory_budget)
     return _Shard(ts, start, memory_budget)
 
@@ -77,7 +80,7 @@ def _load_shard(X_host, start: int, name: str, metric: str, precision: str, memo
 def _search_shard(shard: _Shard, Q_host, k: int):
     """This shard's k nearest of each query: (values, global indices) as host arrays, and pairs."""
     xp = backend.get_namespace(shard.ts.X)
-    Q = xp.asarray(Q_host, device=backend.get_device(shard.ts.X))
+    Q = xp.asarray(Q_host, device=backend.get_device(shard.ts.X), copy=True)  # aligned, as the shard
     values, idx, pairs = _knn_search.search(shard.ts, Q, min(k, shard.ts.X.shape[0]),
                                             memory_budget=shard.memory_budget)
     # Widened on the host before the offset: a JAX worker without 64-bit types returns int32.
