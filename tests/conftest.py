@@ -20,6 +20,9 @@ Unusable backends are skipped with the reason the shim gives (``backend.list_bac
 ``XPML_REQUIRE_CUPY=1`` (the ``tox -e cuda`` environments) an unusable CuPy is an error instead,
 and so is every case named in ``XPML_REQUIRE`` (comma-separated ids, e.g.
 ``cupy,torch:cuda:0``), so a GPU run cannot pass by quietly testing the CPU only.
+
+``XPML_BACKENDS`` (comma-separated ids, e.g. ``numpy,torch:cpu``) runs only those cases, for a
+quick check while working; the others are skipped, saying so.
 """
 
 from __future__ import annotations
@@ -72,8 +75,12 @@ def _backend_cases():
         ("torch", "cuda:0"),
         ("jax", "gpu:0"),
     ]
+    selected = {label.strip() for label in os.environ.get("XPML_BACKENDS", "").split(",") if label.strip()}
     for name, device in cases:
         label = name if device is None else f"{name}:{device}"
+        if selected and label not in selected and label not in required:
+            yield pytest.param(None, id=label, marks=pytest.mark.skip(reason=f"{label}: not in XPML_BACKENDS"))
+            continue
         reason = f"{label}: {statuses[name].reason}"
         if statuses[name].usable:
             try:
