@@ -9,6 +9,8 @@ checkpoints of one run's last epochs, averaged, often beat its last one
 from __future__ import annotations
 
 import glob
+import math
+import numbers
 import os
 import re
 
@@ -16,6 +18,29 @@ from .. import backend
 from ._state import VersionedState
 
 __all__ = ["Ensemble"]
+
+
+def _normalized(weights, n: int) -> list[float]:
+    """``weights`` (one finite, non-negative number per model, not all zero) scaled to sum 1."""
+    if weights is None:
+        return [1.0 / n] * n
+    weights = list(weights)
+    if len(weights) != n:
+        raise ValueError(f"weights must give one weight per model: {len(weights)} weights for {n} models")
+    if not all(isinstance(w, numbers.Real) and not isinstance(w, bool) for w in weights):
+        raise TypeError(f"weights must be real numbers, got {weights!r}")
+    weights = [float(w) for w in weights]
+    # A NaN or inf weight makes every averaged probability NaN, and argmax of NaN is class 0.
+    bad = [i for i, w in enumerate(weights) if not math.isfinite(w)]
+    if bad:
+        raise ValueError(f"weights must be finite: weight {bad[0]} is {weights[bad[0]]}")
+    bad = [i for i, w in enumerate(weights) if w < 0]
+    if bad:
+        raise ValueError(f"weights must not be negative: weight {bad[0]} is {weights[bad[0]]}")
+    total = math.fsum(weights)
+    if total <= 0:
+        raise ValueError("weights are all zero: give at least one model a positive weight")
+    return [w / total for w in weights]
 
 
 class Ensemble(VersionedState):
@@ -27,7 +52,8 @@ class Ensemble(VersionedState):
         Trained models with ``predict_proba(X) -> (N, C)``, all over the same C classes and on
         one backend (the one of the inputs).
     weights : sequence of float, keyword-only
-        Non-negative weights of the models (normalized to sum 1); default equal.
+        Finite, non-negative weights of the models, one per model and not all zero (normalized
+        to sum 1); default equal.
 
     Notes
     -----
@@ -41,13 +67,7 @@ class Ensemble(VersionedState):
         for m in self.models:
             if not callable(getattr(m, "predict_proba", None)):
                 raise TypeError(f"{type(m).__name__} has no predict_proba(X); an ensemble averages probabilities")
-        if weights is None:
-            weights = [1.0] * len(self.models)
-        weights = [float(w) for w in weights]
-        if len(weights) != len(self.models) or any(w < 0 for w in weights) or sum(weights) <= 0:
-            raise ValueError("weights must be one non-negative number per model, not all zero")
-        total = sum(weights)
-        self.weights = [w / total for w in weights]
+        self.weights = _normalized(weights, len(self.models))
 
     @classmethod
     def from_checkpoints(cls, checkpoint_name, /, *, last: int | None = None, xp=None, device=None, weights=None):

@@ -72,3 +72,25 @@ def test_ensemble_errors():
         Ensemble([object()])
     with pytest.raises(ValueError, match="weights"):
         Ensemble([TwoLayerNet(2, 2, 2)], weights=[-1])
+
+
+@pytest.mark.parametrize("weights, match", [
+    ([math.nan, 1.0], "finite"),
+    ([math.inf, 1.0], "finite"),
+    ([-1.0, 2.0], "negative"),
+    ([0.0, 0.0], "all zero"),
+    ([1.0], "one weight per model"),
+    ([1.0, 1.0, 1.0], "one weight per model"),
+])
+def test_ensemble_refuses_weights_that_are_not_a_distribution(weights, match):
+    members = [TwoLayerNet(2, 2, 2, seed=s) for s in range(2)]
+    with pytest.raises(ValueError, match=match):
+        Ensemble(members, weights=weights)
+
+
+def test_ensemble_refuses_weights_that_are_not_numbers():
+    members = [TwoLayerNet(2, 2, 2, seed=s) for s in range(2)]
+    with pytest.raises(TypeError, match="weights"):
+        Ensemble(members, weights=["a", 1.0])
+    with pytest.raises(TypeError, match="weights"):
+        Ensemble(members, weights=[True, 1.0])
