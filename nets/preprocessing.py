@@ -47,6 +47,26 @@ class _Preprocessor(VersionedState):
         return xp.mean(X, axis=0)
 
 
+def _mean_and_std(X):
+    """Per-feature mean and population standard deviation of ``X`` (N, D), without overflow or underflow.
+
+    Notes
+    -----
+    Each feature is first divided by its largest magnitude ``m`` (a power of two would be exact;
+    any positive ``m`` keeps the quotients in [-1, 1]): ``mu = m mean(X / m)`` and
+    ``sigma = m sqrt(mean((X / m - mean(X / m))^2))``. Squaring ``X`` itself overflows float32 for
+    features of scale 1e20 (and flushes those of scale 1e-20 to zero); the quotients' squares lie in
+    [0, 4]. A constant-zero feature keeps ``m = 1``.
+    """
+    xp, device = backend.namespace_and_device(X)
+    m = xp.max(xp.abs(X), axis=0)
+    m = xp.where(m > 0, m, xp.ones((), dtype=X.dtype, device=device))
+    Xs = X / m
+    mu = xp.mean(Xs, axis=0)
+    centred = Xs - mu
+    return mu * m, xp.sqrt(xp.mean(centred * centred, axis=0)) * m
+
+
 class MeanSubtraction(_Preprocessor):
     """Subtract the training mean of each feature.
 
@@ -86,12 +106,14 @@ class Standardization(_Preprocessor):
     Parameters
     ----------
     eps : float, keyword-only
-        Added to the standard deviation so constant features do not divide by zero.
+        Added to the standard deviation so constant features do not divide by zero (they map to
+        0). With ``eps=0``, fitting data with a constant feature is an error.
 
     Notes
     -----
     ``X' = (X - mu) / (sigma + eps)`` with ``mu``, ``sigma`` the training mean and (population)
-    standard deviation of each feature.
+    standard deviation of each feature, computed on features scaled to [-1, 1] so that neither
+    overflows nor underflows (see ``_mean_and_std``).
     """
 
     def __init__(self, *, eps: float = 1e-8):
@@ -100,11 +122,25 @@ class Standardization(_Preprocessor):
         self.mean_ = self.scale_ = None
 
     def fit(self, X, /):
-        """Compute the mean and standard deviation of ``X`` (N, D); return ``self``."""
+        """Compute the mean and standard deviation of ``X`` (N, D); return ``self``.
+
+        Raises
+        ------
+        ValueError
+            With ``eps=0``, when a feature is constant in ``X``: its scale would be 0.
+        """
         check_data(X, name="X")
-        xp = backend.get_namespace(X)
-        self.mean_ = self._mean(X)
-        self.scale_ = xp.std(X, axis=0) + self.eps
+        self.mean_, std = _mean_and_std(X)
+        if self.eps == 0:
+            constant = backend.to_numpy(std == 0).nonzero()[0]  # one transfer, at fit time
+            if constant.size:
+                which = ", ".join(str(int(i)) for i in constant[:5]) + (", ..." if constant.size > 5 else "")
+                raise ValueError(
+                    f"Standardization(eps=0) would divide by zero: feature{'s' if constant.size > 1 else ''} "
+                    f"{which} {'are' if constant.size > 1 else 'is'} constant in the training data (standard "
+                    "deviation 0); use eps > 0 (the default 1e-8 maps a constant feature to 0) or drop "
+                    f"{'them' if constant.size > 1 else 'it'}")
+        self.scale_ = std + self.eps
         return self
 
     def transform(self, X, /):

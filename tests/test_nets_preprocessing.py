@@ -62,3 +62,26 @@ def test_errors():
         ms.transform(strict.asarray(X))
     with pytest.raises(ValueError, match="exceeds"):
         PCA(n_components=4).fit(X)
+
+
+@pytest.mark.parametrize("scale", [1e20, 1e-20])
+def test_standardization_of_extreme_float32_scales_is_exact(bk, scale):
+    # Squaring features of scale 1e20 overflows float32 (and 1e-20 underflows it): the statistics
+    # must still be those of the data, not inf (every feature becoming 0) or 0 (NaN or huge).
+    rng = backend.Generator(5, xp=bk)
+    X = rng.normal((64, 3), dtype="float32") * scale + 2.0 * scale
+    h = backend.to_numpy(X).astype(np.float64)
+    st = Standardization(eps=0.0).fit(X)
+    assert_placement(st.scale_, backend=bk, shape=(3,), dtype=bk.xp.float32)
+    np.testing.assert_allclose(backend.to_numpy(st.mean_), h.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(backend.to_numpy(st.scale_), h.std(0), rtol=1e-5)
+    z = backend.to_numpy(st.transform(X))
+    np.testing.assert_allclose(z, (h - h.mean(0)) / h.std(0), rtol=1e-4, atol=1e-5)
+
+
+def test_standardization_of_a_constant_feature(bk):
+    X = bk.asarray(np.array([[1.0, 5.0], [2.0, 5.0], [4.0, 5.0]]))
+    z = backend.to_numpy(Standardization().fit_transform(X))
+    assert np.isfinite(z).all() and not z[:, 1].any()
+    with pytest.raises(ValueError, match=r"eps=0.*feature 1 is constant"):
+        Standardization(eps=0).fit(X)
