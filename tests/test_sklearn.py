@@ -357,3 +357,25 @@ def test_a_diverged_training_warns_and_says_where():
     with pytest.warns(ConvergenceWarning, match="training diverged at iteration"):
         est = LinearSVMClassifier(learning_rate=1e300, num_iters=50, random_state=0).fit(X * 1e300, y)
     assert est.diverged_at_ is not None and est.diverged_at_ < 50
+
+
+@pytest.mark.parametrize("cls", [FullyConnectedClassifier, SoftmaxClassifier])
+def test_log_probabilities_are_finite_where_probabilities_underflow(bk, cls, dispatch):
+    # Scores hundreds apart: the softmax of the losing classes underflows to 0, whose log is -inf;
+    # the log-softmax itself is finite and exact.
+    X_np, y_np = _blobs()
+    X, y = bk.asarray(X_np.astype(np.float32)), bk.asarray(y_np)
+    est = _fast(cls(random_state=0)).fit(X, y)
+    model = est.model_
+    for name in model.params:
+        model.params[name] = model.params[name] * 1e3
+    scores = backend.to_numpy(model.loss(X) if cls is FullyConnectedClassifier else est.decision_function(X))
+    scores = scores.astype(np.float64)
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    expected = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    assert (backend.to_numpy(est.predict_proba(X)) == 0).any()  # the probabilities did underflow
+    got = est.predict_log_proba(X)
+    assert_placement(got, backend=bk, shape=(X.shape[0], 3), dtype=X.dtype)
+    got = backend.to_numpy(got)
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-3)

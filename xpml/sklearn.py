@@ -137,6 +137,10 @@ def _dtype_name(dtype, X) -> str:
     return dtype
 
 
+# Bytes of activations a chunk of rows may hold when the scores are computed here.
+_LOG_PROBA_BUDGET = 64 * 2**20
+
+
 def _softmax(scores, /, *, log: bool = False):
     """Row-wise softmax (or its logarithm) of scores (N, C), shifted by the row maximum."""
     xp = backend.get_namespace(scores)
@@ -510,7 +514,14 @@ class FullyConnectedClassifier(_Classifier):
         return self.model_.predict_proba(X)
 
     def predict_log_proba(self, X):
-        """The logarithm of :meth:`predict_proba`."""
+        """The logarithm of :meth:`predict_proba`, the log-softmax of the scores: finite where the
+        probabilities underflow to 0 (a confident net)."""
         X = self._queries(X, "predict_log_proba")
-        proba = self.model_.predict_proba(X)
-        return backend.get_namespace(proba).log(proba)
+        model = self.model_
+        xp = backend.get_namespace(X)
+        # The scores of row chunks, as predict_proba bounds its memory; log(softmax) would be -inf.
+        widest = max(int(v.shape[-1]) for v in model.params.values())
+        rows = max(1, _LOG_PROBA_BUDGET // (2 * widest * (8 if model.dtype_name == "float64" else 4)))
+        n = X.shape[0]
+        out = [_softmax(model.loss(X[i:min(i + rows, n), ...]), log=True) for i in range(0, max(n, 1), rows)]
+        return out[0] if len(out) == 1 else xp.concat(out, axis=0)
