@@ -21,8 +21,12 @@ classifiers register when :mod:`xpml.classifiers` is imported.
 
 from __future__ import annotations
 
+import math
+import os
+
 from .. import backend
-from ..backend.io import CorruptFileError, load_npz, save_npz_atomic
+from ..backend.io import CorruptFileError, load_npz, npz_members, save_npz_atomic
+from ._model import MAX_PARAMETERS
 
 __all__ = ["FORMAT_VERSION", "CheckpointVersionError", "load_model", "register_model", "save_model"]
 
@@ -30,6 +34,12 @@ FORMAT_VERSION = 2
 _NUMBER_TYPES = (bool, int, float)
 # Declared lists (hidden layer sizes) longer than this are refused before they are looked at.
 _MAX_LIST = 1024
+# The most bytes the members besides the model's own arrays (histories, hyperparameters, extra
+# arrays) may unpack to, unless the file is bigger (a file stored without compression, as
+# save_model writes it, always loads: its arrays are no bigger than the file).
+_MAX_EXTRA_BYTES = 256 * 2**20
+# The model's arrays (param/, state/) are bounded by the largest net xpml builds, in float64.
+_MAX_MODEL_BYTES = MAX_PARAMETERS * 8
 _MODELS: dict[str, type] = {}
 
 
@@ -142,18 +152,74 @@ def load_model(path, /, *, xp=None, device=None, dtype=None):
     model
         Of the class that was saved.
     info : dict
-        ``hyperparams`` (dict of Python numbers / strings), ``history`` (dict of float lists,
+        ``hyperparams`` (dict of Python numbers / strings), ``history`` (dict of 1-D host arrays,
         nested dicts restored) and ``arrays`` (the extra arrays, placed with the model).
 
     Raises
     ------
     CorruptFileError
         The file is not an xpml checkpoint, is truncated or corrupt, declares sizes beyond the
-        limits, or holds arrays whose shapes do not match what it declares.
+        limits (before anything is unpacked), declares an invalid model, or holds arrays whose
+        shapes do not match what it declares, or model arrays that are not finite (or a negative
+        running variance); the message names the file and the array.
     CheckpointVersionError
         The file was written by a newer xpml.
+    MemoryError
+        The model does not fit in memory; the message names the file.
+
+    Notes
+    -----
+    What loading allocates is bounded before anything is unpacked, from the members' headers: the
+    model's arrays by the largest net xpml builds, everything else (histories, hyperparameters,
+    extra arrays) by 256 MiB or the file's size, whichever is larger. Histories stay arrays.
     """
-    data = load_npz(path)
+    path = os.fspath(path)
+    # The caller's own mistakes (a wrong dtype or device) are reported as theirs, before the file is read.
+    bk = backend.as_backend(xp, device=device)
+    if dtype is not None:
+        backend.float_dtype(bk.xp, bk.device, dtype)
+    try:
+        return _load(path, bk, dtype)
+    except MemoryError as exc:
+        raise MemoryError(f"{path}: not enough memory to load this checkpoint ({exc or 'no detail given'}); "
+                          "free memory or load it on a device with more") from exc
+
+
+def _check_declared_sizes(path: str) -> None:
+    """Refuse, from the members' headers alone, a file whose arrays would unpack beyond the budget."""
+    size = os.path.getsize(path)
+    budget = {"model": max(_MAX_MODEL_BYTES, size), "extra": max(_MAX_EXTRA_BYTES, size)}
+    total, largest = {"model": 0, "extra": 0}, {"model": (0, ""), "extra": (0, "")}
+    for name, (shape, dtype) in npz_members(path, max_bytes=_MAX_MODEL_BYTES + _MAX_EXTRA_BYTES).items():
+        part = "model" if name.startswith(("param/", "state/")) else "extra"
+        nbytes = math.prod(shape) * dtype.itemsize
+        total[part] += nbytes
+        largest[part] = max(largest[part], (nbytes, name))
+    for part, what in (("model", "model arrays"), ("extra", "histories, hyperparameters and extra arrays")):
+        if total[part] > budget[part]:
+            raise CorruptFileError(
+                f"{path}: its {what} would unpack to {total[part]} bytes (the largest, {largest[part][1]}, "
+                f"{largest[part][0]} bytes) from a file of {size} bytes, more than the {budget[part]} allowed; "
+                "refused before unpacking")
+
+
+def _check_model_array(path: str, key: str, host, shape) -> None:
+    if tuple(host.shape) != tuple(shape):
+        raise CorruptFileError(f"{path}: {key} has shape {tuple(host.shape)}, expected {tuple(shape)}")
+    if host.dtype.kind != "f":
+        raise CorruptFileError(f"{path}: {key} has dtype {host.dtype}, expected floating point")
+    hxp = backend.get_namespace(host)
+    if not bool(hxp.all(hxp.isfinite(host))):
+        raise CorruptFileError(f"{path}: {key} holds NaN or infinite values; the model saved had diverged or "
+                               "the file was changed: load an earlier checkpoint")
+    if key.endswith("running_var") and bool(hxp.any(host < 0)):
+        raise CorruptFileError(f"{path}: {key} holds negative values, which a variance cannot have; the file was "
+                               "changed or corrupted")
+
+
+def _load(path: str, bk, dtype):
+    _check_declared_sizes(path)
+    data = load_npz(path, max_bytes=_MAX_MODEL_BYTES + _MAX_EXTRA_BYTES)
     try:
         version = int(data["format_version"]) if "format_version" in data else None
     except (TypeError, ValueError):
@@ -185,26 +251,29 @@ def load_model(path, /, *, xp=None, device=None, dtype=None):
     for key, shape in expected.items():
         if key not in data:
             raise CorruptFileError(f"{path}: checkpoint lacks {key}")
-        if tuple(data[key].shape) != tuple(shape):
-            raise CorruptFileError(f"{path}: {key} has shape {tuple(data[key].shape)}, expected {tuple(shape)}")
-        if data[key].dtype.kind != "f":
-            raise CorruptFileError(f"{path}: {key} has dtype {data[key].dtype}, expected floating point")
+        _check_model_array(path, key, data[key], shape)
     try:
-        model = cls._from_checkpoint(config, {k: data[k] for k in expected}, xp=xp, device=device, dtype=dtype)
-    except (KeyError, TypeError) as exc:
+        # The placement was checked above: what fails here is the file's configuration.
+        model = cls._from_checkpoint(config, {k: data[k] for k in expected}, xp=bk, dtype=dtype)
+    except (KeyError, ValueError, TypeError) as exc:
         raise CorruptFileError(f"{path}: the checkpoint declares an invalid {name} ({exc})") from exc
-    bk = model.backend
     hyper, history, extra = {}, {}, {}
     for key, value in data.items():
         kind, _, field = key.partition("/")
         if kind == "array":
-            extra[field] = bk.asarray(value)
+            extra[field] = model.backend.asarray(value)
         elif kind == "hyper":
+            if value.ndim != 0:
+                raise CorruptFileError(f"{path}: hyperparameter {key} has shape {tuple(value.shape)}; a "
+                                       "hyperparameter is one number or string")
             v = value.item()
             hyper[field] = None if v == "None" else v
         elif kind == "history":
+            if value.ndim > 1:
+                raise CorruptFileError(f"{path}: {key} has shape {tuple(value.shape)}; a history is 1-D")
+            # An array as stored: a list of Python floats would take four times its memory.
+            vals = value if value.ndim else value.item()
             top, _, sub = field.partition("/")
-            vals = [float(x) for x in value.reshape(-1).tolist()] if value.ndim else value.item()
             if sub:
                 history.setdefault(top, {})[sub] = vals
             else:

@@ -193,3 +193,99 @@ def test_hostile_declared_sizes_are_refused_before_allocating(tmp_path):
 def test_only_registered_models_are_saved(tmp_path):
     with pytest.raises(TypeError, match="cannot checkpoint a object"):
         save_model(tmp_path / "x.npz", object())
+
+
+# ---- histories, budgets and invalid state ----------------------------------------------------------
+
+def _rewrite(src, dst, compressed=False, **changes):
+    with np.load(src) as f:
+        data = {k: f[k] for k in f.files}
+    data.update(changes)
+    (np.savez_compressed if compressed else np.savez)(dst, **data)
+    return dst
+
+
+def test_histories_come_back_as_arrays(tmp_path):
+    net, hist, _ = _trained(backend.get_backend("numpy"))
+    save_model(tmp_path / "h.npz", net, history=hist)
+    _, info = load_model(tmp_path / "h.npz")
+    losses = info["history"]["loss_history"]
+    assert isinstance(losses, np.ndarray) and losses.dtype == np.float64 and losses.ndim == 1
+    np.testing.assert_array_equal(losses, np.asarray(hist["loss_history"], dtype=np.float64))
+    ratios = info["history"]["update_ratio_history"]
+    assert set(ratios) == set(hist["update_ratio_history"])
+    assert all(isinstance(v, np.ndarray) for v in ratios.values())
+
+
+def test_a_deflated_checkpoint_cannot_inflate_past_the_budget(tmp_path, monkeypatch):
+    import tracemalloc
+
+    from xpml.nets import checkpoint
+
+    net, _, _ = _trained(backend.get_backend("numpy"))
+    save_model(tmp_path / "ok.npz", net)
+    monkeypatch.setattr(checkpoint, "_MAX_EXTRA_BYTES", 2**20)
+    # 8 MiB of zeros deflate to a few KiB: the declared size is what counts, before inflating.
+    bomb = _rewrite(tmp_path / "ok.npz", tmp_path / "bomb.npz", compressed=True,
+                    **{"history/loss_history": np.zeros(2**20)})
+    assert bomb.stat().st_size < 2**16
+    tracemalloc.start()
+    with pytest.raises(CorruptFileError, match=r"bomb\.npz.*history/loss_history.*8388608 bytes"):
+        load_model(bomb)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 2**20, f"{peak} bytes allocated"
+    # Stored without compression, the same arrays are no bigger than the file: they load.
+    _rewrite(tmp_path / "ok.npz", tmp_path / "big.npz", **{"history/loss_history": np.zeros(2**20)})
+    assert load_model(tmp_path / "big.npz")[1]["history"]["loss_history"].shape == (2**20,)
+
+
+def test_a_memory_error_says_what_ran_out(tmp_path, monkeypatch):
+    net, _, _ = _trained(backend.get_backend("numpy"))
+    save_model(tmp_path / "m.npz", net)
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(TwoLayerNet, "_from_checkpoint", classmethod(out_of_memory))
+    with pytest.raises(MemoryError, match=r"m\.npz.*memory"):
+        load_model(tmp_path / "m.npz")
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("param/W1", np.nan, r"param/W1 holds NaN or infinite values"),
+    ("param/b2", np.inf, r"param/b2 holds NaN or infinite values"),
+    ("state/bn1/running_mean", -np.inf, r"state/bn1/running_mean holds NaN or infinite values"),
+    ("state/bn2/running_var", -1.0, r"state/bn2/running_var holds negative values"),
+])
+def test_invalid_model_state_is_refused_naming_the_file_and_array(tmp_path, key, value, match):
+    net, _ = _fc(backend.get_backend("numpy"))
+    save_model(tmp_path / "fc.npz", net)
+    with np.load(tmp_path / "fc.npz") as f:
+        bad = f[key].copy()
+    bad.reshape(-1)[0] = value
+    path = _rewrite(tmp_path / "fc.npz", tmp_path / "bad.npz", **{key: bad})
+    with pytest.raises(CorruptFileError, match=r"bad\.npz.*" + match):
+        load_model(path)
+
+
+@pytest.mark.parametrize("changes", [
+    {"config/dropout_keep_ratio": 5.0},
+    {"config/reg": -1.0},
+    {"config/dtype": "float16"},
+    {"hyper/learning_rate": np.ones(3)},
+])
+def test_an_invalid_configuration_is_an_error_naming_the_file(tmp_path, changes):
+    net, _ = _fc(backend.get_backend("numpy"))
+    save_model(tmp_path / "fc.npz", net, hyperparams={"learning_rate": 1e-3})
+    path = _rewrite(tmp_path / "fc.npz", tmp_path / "cfg.npz", **changes)
+    with pytest.raises(CorruptFileError, match=r"cfg\.npz"):
+        load_model(path)
+
+
+def test_a_wrong_dtype_asked_for_is_the_callers_error(tmp_path):
+    net, _ = _fc(backend.get_backend("numpy"))
+    save_model(tmp_path / "fc.npz", net)
+    with pytest.raises(ValueError, match="float16") as err:
+        load_model(tmp_path / "fc.npz", dtype="float16")
+    assert not isinstance(err.value, CorruptFileError)

@@ -244,7 +244,7 @@ def test_checkpoints_every_epoch_and_their_ensemble(bk, tmp_path):
     solver.train()
     assert [p.rsplit("/", 1)[-1] for p in solver.checkpoints] == [f"run_epoch_{e}.npz" for e in (1, 2, 3)]
     last, info = nets.load_model(solver.checkpoints[-1], xp=bk)
-    assert info["hyperparams"]["epoch"] == 3 and info["history"]["val_acc_history"] == solver.val_acc_history
+    assert info["hyperparams"]["epoch"] == 3 and info["history"]["val_acc_history"].tolist() == solver.val_acc_history
     ens = Ensemble.from_checkpoints(tmp_path / "run", last=2, xp=bk)
     assert len(ens.models) == 2
     X = data["X_val"]
