@@ -7,7 +7,8 @@ What crosses this edge, and what is guaranteed about it:
   numeric dtypes (bool, integers, floats). No global is ever called with arguments from the file:
   an array is built by xpml from the bytes the file holds, after checking that its declared shape
   and dtype match their length, so no code runs, no object array appears and no allocation is
-  bigger than the file.
+  bigger than the file; the arrays built (and the strings encoded) are counted each time, also
+  when many share one memoized buffer, and their total is no bigger than the file either.
 - **``.npz`` archives** (checkpoints) are read with ``allow_pickle=False`` after every member's
   declared size and ``.npy`` header (shape, dtype) has been checked against the data it holds and
   against a byte limit, before any array is allocated: a zip bomb is refused without inflating it.
@@ -25,6 +26,7 @@ What crosses this edge, and what is guaranteed about it:
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import math
@@ -303,6 +305,28 @@ _NDARRAY = _NdarrayToken()
 _PLAIN_DTYPE = re.compile(r"[biuf][1248]")
 
 
+class _Budget:
+    """Bytes one kind of object built from a data pickle (arrays, encoded strings) may take in all.
+
+    Each object is counted every time it is built, also when its source is a memoized buffer that
+    the file holds once: plain data has every array's bytes in the file, so the total of each kind
+    cannot exceed the file's size; a pickle that shares one buffer among many arrays (or encodes
+    one string over and over) would otherwise allocate many times its size.
+    """
+
+    __slots__ = ("left", "limit", "what")
+
+    def __init__(self, limit: int, what: str):
+        self.limit, self.left, self.what = limit, limit, what
+
+    def spend(self, nbytes: int) -> None:
+        if nbytes > self.left:
+            raise pickle.UnpicklingError(
+                f"its {self.what} of {self.limit - self.left + nbytes} bytes in all (at least) would be more than "
+                f"the file's {self.limit} bytes: plain data holds their bytes in the file, once each")
+        self.left -= nbytes
+
+
 class _DtypeSpec:
     """``numpy.dtype(code, align, copy)`` from a pickle, with its state; only plain numeric dtypes."""
 
@@ -331,8 +355,8 @@ class _DtypeSpec:
 class _ArraySpec:
     """An array announced by ``_reconstruct`` and built from its state: shape, dtype and raw bytes."""
 
-    def __init__(self):
-        self.array = None
+    def __init__(self, budget: _Budget):
+        self.array, self.budget = None, budget
 
     def __setstate__(self, state):
         if self.array is not None:
@@ -355,48 +379,72 @@ class _ArraySpec:
             raise pickle.UnpicklingError(
                 f"an array declares shape {shape} of {dt} ({need} bytes) but holds {len(raw)} bytes"
             )
+        self.budget.spend(need)
         flat = np.frombuffer(raw, dtype=dt)
         self.array = np.array(flat.reshape(shape, order="F" if fortran else "C"), order="K", copy=True)
 
 
-def _reconstruct(cls, shape, typecode):
+def _reconstruct(budget, cls, shape, typecode):
     # numpy pickles an array as _reconstruct(ndarray, (0,), b'b') followed by its state: an empty
     # placeholder, filled by __setstate__. Nothing else is admitted, so the file cannot allocate.
     if cls is not _NDARRAY or shape != (0,) or typecode not in (b"b", "b"):
         raise pickle.UnpicklingError(f"_reconstruct{(cls, shape, typecode)!r} is not how numpy writes an array")
-    return _ArraySpec()
+    return _ArraySpec(budget)
 
 
-def _latin1_bytes(text, encoding):
+def _latin1_bytes(budget, text, encoding):
     # Python 3 writes bytes into protocol-2 pickles as _codecs.encode(text, "latin1"); only that
     # codec is admitted.
     if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
         raise pickle.UnpicklingError(f"_codecs.encode with {encoding!r} is not admitted")
+    budget.spend(len(text))
     return text.encode("latin1")
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    _ALLOWED = {
-        ("_codecs", "encode"): _latin1_bytes,
-        ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
-        ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
-        ("numpy", "ndarray"): _NDARRAY,
-        ("numpy", "dtype"): _DtypeSpec,
-    }
+    """Plain data only, and no more bytes of arrays (or of encoded strings) than ``size``."""
+
+    def __init__(self, file, *, encoding: str, size: int):
+        super().__init__(file, encoding=encoding)
+        arrays, encoded = _Budget(size, "arrays"), _Budget(size, "encoded strings")
+        self._allowed = {
+            ("_codecs", "encode"): functools.partial(_latin1_bytes, encoded),
+            ("numpy.core.multiarray", "_reconstruct"): functools.partial(_reconstruct, arrays),
+            ("numpy._core.multiarray", "_reconstruct"): functools.partial(_reconstruct, arrays),
+            ("numpy", "ndarray"): _NDARRAY,
+            ("numpy", "dtype"): _DtypeSpec,
+        }
 
     def find_class(self, module, name):
         try:
-            return self._ALLOWED[(module, name)]
+            return self._allowed[(module, name)]
         except KeyError:
             raise pickle.UnpicklingError(
                 f"global {module}.{name} is not admitted: this file is not a plain data pickle"
             ) from None
 
 
+_PLACEHOLDERS = (_ArraySpec, _DtypeSpec, _NdarrayToken)
+_IN_PROGRESS = object()
+
+
+def _refuse_placeholders(key) -> None:
+    """Refuse a dict key or set member that holds an array placeholder (it could not be replaced)."""
+    if isinstance(key, _PLACEHOLDERS):
+        raise pickle.UnpicklingError("an array inside a dict key or a set is not plain data")
+    if type(key) in (tuple, frozenset):
+        for v in key:
+            _refuse_placeholders(v)
+
+
 def _resolve(obj, memo: dict):
     """``obj`` with every array and dtype placeholder replaced by the real thing (containers in place)."""
     key = id(obj)
     if key in memo:
+        if memo[key] is _IN_PROGRESS:
+            # Reached again through a list or dict inside it: the outer reference would keep the
+            # tuple of placeholders, since a tuple cannot be changed in place.
+            raise pickle.UnpicklingError("a tuple that contains itself (through a list or a dict) is not plain data")
         return memo[key]
     if isinstance(obj, _ArraySpec):
         if obj.array is None:
@@ -413,16 +461,15 @@ def _resolve(obj, memo: dict):
     elif type(obj) is dict:
         memo[key] = obj
         for k, v in obj.items():
-            _resolve(k, memo)  # keys are hashable plain values; this only refuses a stray token
+            _refuse_placeholders(k)
             obj[k] = _resolve(v, memo)
     elif type(obj) is tuple:
-        memo[key] = obj
+        memo[key] = _IN_PROGRESS
         memo[key] = tuple(_resolve(v, memo) for v in obj)
     elif isinstance(obj, (set, frozenset)):
         memo[key] = obj
         for v in obj:
-            if isinstance(v, (_ArraySpec, _DtypeSpec, _NdarrayToken)):
-                raise pickle.UnpicklingError("an array inside a set is not plain data")
+            _refuse_placeholders(v)
     else:
         memo[key] = obj
     return memo[key]
@@ -455,7 +502,11 @@ def load_restricted_pickle(path, /, *, encoding: str = "latin1", sha256: str | N
         size = os.fstat(f.fileno()).st_size
         if size > max_bytes:
             raise CorruptFileError(f"{path}: {size} bytes, more than the {max_bytes} a data pickle may have")
-        raw = f.read(max_bytes + 1)
+        # Read what fstat found (one byte more shows a file still growing), not max_bytes: read(n)
+        # allocates n bytes up front, a GiB for a file of a few KiB.
+        raw = f.read(size + 1)
+        if len(raw) > max_bytes:
+            raise CorruptFileError(f"{path}: more than the {max_bytes} bytes a data pickle may have")
     if sha256 is not None:
         digest = hashlib.sha256(raw).hexdigest()
         if digest != sha256.lower():
@@ -464,7 +515,7 @@ def load_restricted_pickle(path, /, *, encoding: str = "latin1", sha256: str | N
                 "was unpacked; the file was changed or corrupted: delete the dataset and download it again"
             )
     try:
-        obj = _RestrictedUnpickler(io.BytesIO(raw), encoding=encoding).load()
+        obj = _RestrictedUnpickler(io.BytesIO(raw), encoding=encoding, size=len(raw)).load()
         return _resolve(obj, {})
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
             KeyError, OverflowError, MemoryError, RecursionError) as exc:
