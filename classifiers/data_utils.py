@@ -3,7 +3,9 @@ preprocessing (mean image, bias trick), and the spiral toy set of the course not
 
 CIFAR-10's ``cifar-10-batches-py`` files are Python-2-era pickles. They are read with
 ``backend.io.load_restricted_pickle``, which admits only plain data (no code can run), and every
-structural problem is reported with the name of the file. When the directory holds a
+structural problem is reported with the name of the file. What a batch may make xpml allocate
+is bounded by the file's size (the unpickler counts every array it builds, also from a buffer
+that the file holds once), and a batch with keys other than CIFAR-10's is refused. When the directory holds a
 ``SHA256SUMS`` file (written when ``xpml download`` unpacked the archive), every batch is checked
 against it before it is parsed: a changed or corrupted file is an error naming it. The loaded arrays are host (NumPy)
 arrays, reshaped through the array-api-compat namespace the shim gives for them; they move to the
@@ -24,6 +26,7 @@ _SIDE, _CHANNELS, _NUM_CLASSES = 32, 3, 10
 _PIXELS = _SIDE * _SIDE * _CHANNELS
 _TRAIN_FILES = [f"data_batch_{b}" for b in range(1, 6)]
 _TEST_FILE = "test_batch"
+_BATCH_KEYS = ("batch_label", "data", "filenames", "labels")
 _LAYOUT_HELP = (
     "expected CIFAR-10's python layout: a cifar-10-batches-py directory with data_batch_1..5, "
     "test_batch and batches.meta (xpml download fetches it)"
@@ -62,6 +65,12 @@ def _load_raw_batch(path):
     entries = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in raw.items()}
     if "data" not in entries or "labels" not in entries:
         raise CorruptFileError(f"{path}: missing 'data' or 'labels' (keys: {sorted(map(str, entries))})")
+    # Anything else is another file (CIFAR-100's batches have 'fine_labels'), refused rather than
+    # ignored; what it held was allocated within the unpickler's budget (no more than the file).
+    unknown = sorted(map(repr, set(entries) - set(_BATCH_KEYS)))
+    if unknown:
+        raise CorruptFileError(f"{path}: unexpected key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; a "
+                               f"CIFAR-10 batch holds {', '.join(_BATCH_KEYS)} only")
     data, labels = entries["data"], entries["labels"]
     try:
         hxp = backend.get_namespace(data)

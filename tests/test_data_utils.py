@@ -11,7 +11,7 @@ from xpml.backend.io import CorruptFileError
 from xpml.backend.testing import assert_placement
 from xpml.classifiers import append_bias, get_CIFAR10_data, load_CIFAR10, load_CIFAR_batch, mean_image
 
-from ._cifar_files import batch, dump, write_cifar
+from ._cifar_files import _reconstruct, batch, dump, s, write_cifar
 
 
 def _hwc(rows):
@@ -128,3 +128,41 @@ def test_mean_image_and_bias_trick(bk):
     Xb = append_bias(X)
     assert_placement(Xb, backend=bk, dtype=X.dtype, shape=(2, 3))
     assert backend.to_numpy(Xb)[:, 2].tolist() == [1.0, 1.0]
+
+
+def test_unknown_keys_are_refused(cifar):
+    root, _ = cifar
+    path = root / "cifar-10-batches-py" / "test_batch"
+    extra = batch(np.zeros((2, 3072), np.uint8), [0, 1]) | {s("fine_labels"): [0, 1]}
+    dump(extra, path)
+    with pytest.raises(CorruptFileError, match=r"test_batch: unexpected key 'fine_labels'.*batch_label, data"):
+        load_CIFAR_batch(path)
+
+
+def test_a_batch_sharing_one_buffer_among_many_arrays_is_refused_before_it_allocates(cifar):
+    import tracemalloc
+
+    root, _ = cifar
+    path = root / "cifar-10-batches-py" / "test_batch"
+    rows = s("\0" * 3072 * 8)  # one buffer, memoized: the file holds it once
+    data = (_reconstruct, (np.ndarray, (0,), s("b")), (1, (8, 3072), np.dtype("u1"), False, rows))
+    hostile = batch(np.zeros((8, 3072), np.uint8), [0] * 8) | {s("data"): _Reduced(*data),
+                                                               s("copies"): [_Reduced(*data) for _ in range(200)]}
+    dump(hostile, path)
+    assert path.stat().st_size < 2 * 3072 * 8 + 8192
+    tracemalloc.start()
+    try:
+        with pytest.raises(CorruptFileError, match=r"test_batch: .*arrays of \d+ bytes .*more than the file"):
+            load_CIFAR_batch(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * path.stat().st_size  # the 200 copies would take 4.9 MB
+
+
+class _Reduced:
+    def __init__(self, *reduced):
+        self.reduced = reduced
+
+    def __reduce__(self):
+        return self.reduced
