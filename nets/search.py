@@ -257,6 +257,14 @@ class SearchResult:
         True once every stage has finished.
     planned : int
         Trials drawn so far (finished or not).
+    ensemble : nets.Ensemble or None
+        With ``random_search(..., ensemble=K)``: the models of the best K trials that did not
+        diverge, best first, their probabilities averaged with equal weights; None otherwise (or
+        when every trial diverged).
+    ensemble_trials : list of int
+        The trials (``"trial"`` numbers) whose models form :attr:`ensemble`, best first.
+    ensemble_val_acc : float or None
+        The ensemble's accuracy on the validation data, to read beside ``best["val_acc"]``.
     """
 
     trials: list = field(default_factory=list)
@@ -267,6 +275,9 @@ class SearchResult:
     notes: list = field(default_factory=list)
     complete: bool = False
     planned: int = 0
+    ensemble: object = field(default=None, repr=False)
+    ensemble_trials: list = field(default_factory=list)
+    ensemble_val_acc: float | None = None
 
     @property
     def ranked(self) -> list:
@@ -309,7 +320,8 @@ def random_search(objective: Callable, ranges: Mapping, /, *, trials: int = 12, 
                   top: int = 3, integers=(), choices: Mapping | None = None, coarse: Mapping | None = None,
                   seed: int = 0, score: str = "val_acc",
                   digits: int | None = 3, client=None, resources: Mapping | None = None,
-                  on_trial: Callable | None = None, progress: Callable | None = None) -> SearchResult:
+                  on_trial: Callable | None = None, progress: Callable | None = None, ensemble: int = 0,
+                  validation: tuple | None = None) -> SearchResult:
     """Random search, coarse then fine, in this process or on a Dask cluster.
 
     Parameters
@@ -352,6 +364,14 @@ def random_search(objective: Callable, ranges: Mapping, /, *, trials: int = 12, 
     progress : callable or None, keyword-only
         tqdm-like, ``progress(iterable, desc=...) -> iterable``: a bar over each stage's trials as
         they finish (``tqdm.tqdm`` itself, say); one with ``set_postfix_str`` shows the best score.
+    ensemble : int, keyword-only
+        K > 0 keeps the models of the best K trials (the notes' ensemble of a search's top models):
+        the objective's result must then hold the trained model under ``"model"`` (one with
+        ``predict_proba``; it is not kept in the trial's record), only K models are held at any
+        time, and the result's :attr:`SearchResult.ensemble` averages them. 0 (default) keeps none.
+    validation : (X_val, y_val), keyword-only
+        With ``ensemble``: the validation data (N, D) and labels (N,) the ensemble's accuracy is
+        measured on (:attr:`SearchResult.ensemble_val_acc`), on the models' backend.
 
     Returns
     -------
@@ -385,10 +405,14 @@ def random_search(objective: Callable, ranges: Mapping, /, *, trials: int = 12, 
         raise TypeError(f"coarse must be a mapping of values added to coarse settings, got {coarse!r}")
     if resources and client is None:
         raise ValueError("resources are Dask worker resources: they need a client")
+    ensemble = _count("ensemble", ensemble, 0)
+    if ensemble:
+        _check_validation(validation)
     if client is not None:
         _check_client(client, resources)
     gen = backend.Generator(seed)
     result = SearchResult(integers=integers, score=score)
+    kept = {}  # trial number -> (record, model): the best `ensemble` trials so far, no more
     for stage, count in (("coarse", trials), ("fine", fine_trials)):
         if count == 0:
             continue
@@ -411,15 +435,58 @@ def random_search(objective: Callable, ranges: Mapping, /, *, trials: int = 12, 
         with contextlib.closing(outcomes):  # on an error, the trials still running are cancelled at once
             bar = progress(_Sized(outcomes, len(jobs)), desc=f"search {stage}") if progress is not None else outcomes
             for job, out in bar:
+                model, out = _take_model(out) if ensemble else (None, out)
                 trial = _record(job, out, score)
                 result.trials.append(trial)
+                if model is not None and not trial["diverged"]:
+                    kept[trial["trial"]] = (trial, model)
+                    best = rank([record for record, _ in kept.values()], score)[:ensemble]
+                    kept = {t["trial"]: kept[t["trial"]] for t in best}
                 result.trials.sort(key=lambda t: t["trial"])
                 if hasattr(bar, "set_postfix_str") and result.best is not None:
                     bar.set_postfix_str(f"best {score.replace('_', ' ')} {result.best[score]:.3f}")
                 if on_trial is not None:
                     on_trial(result, trial)
+    if ensemble:
+        _form_ensemble(result, kept, ensemble, validation)
     result.complete = True
     return result
+
+
+def _check_validation(validation) -> None:
+    if validation is None:
+        raise ValueError("an ensemble's accuracy is measured on validation data: pass validation=(X_val, y_val)")
+    if not isinstance(validation, tuple) or len(validation) != 2:
+        raise TypeError(f"validation must be (X_val, y_val), got {type(validation).__name__}")
+
+
+def _take_model(out) -> tuple:
+    """``(model, the rest of out)``: the trained model an objective returned under ``"model"``."""
+    if not isinstance(out, Mapping) or "model" not in out:
+        raise ValueError("with ensemble=K the objective's result must hold the trained model under 'model', "
+                         "e.g. {'val_acc': acc, 'model': net}")
+    out = dict(out)
+    model = out.pop("model")
+    if not callable(getattr(model, "predict_proba", None)):
+        raise TypeError(f"an ensemble averages probabilities: the objective's 'model' ({type(model).__name__}) "
+                        "has no predict_proba(X)")
+    return model, out
+
+
+def _form_ensemble(result: SearchResult, kept: dict, k: int, validation) -> None:
+    from .ensemble import Ensemble
+    from .metrics import accuracy
+
+    ranked = rank([record for record, _ in kept.values()], result.score)
+    if len(ranked) < k:
+        result.notes.append(f"an ensemble of {len(ranked)}, not {k}: only {len(ranked)} trials did not diverge"
+                            if ranked else "no ensemble: every trial diverged")
+    if not ranked:
+        return
+    result.ensemble_trials = [t["trial"] for t in ranked]
+    result.ensemble = Ensemble([kept[t][1] for t in result.ensemble_trials])
+    X_val, y_val = validation
+    result.ensemble_val_acc = float(accuracy(result.ensemble.predict(X_val), y_val))
 
 
 def _fine_span(result: SearchResult, ranges: dict, choices: dict, top: int) -> tuple | None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from xpml import backend
+from xpml.backend.testing import assert_placement
 from xpml.nets import SearchResult, diverged_at, random_search
 from xpml.nets import search as rs
 
@@ -260,3 +261,69 @@ def test_diverged_at_and_finite_or_none():
     assert rs.finite_or_none({"a": [1.0, math.nan, (math.inf, 2)], "b": -math.inf, "c": 3, "d": True, "e": "x",
                               "f": np.float64(np.nan)}) == {
         "a": [1.0, None, [None, 2]], "b": None, "c": 3, "d": True, "e": "x", "f": None}
+
+
+# ---- top-k ensembles --------------------------------------------------------------------------------
+
+def _ensemble_problem(bk):
+    from xpml.nets import TwoLayerNet, accuracy
+
+    rng = backend.Generator(7, xp=bk)
+    X_val, y_val = rng.normal((40, 5)), rng.integers(0, 3, (40,))
+    made = {}
+
+    def objective(setting):
+        # Untrained nets of different seeds: distinct models and scores, at no training cost.
+        seed = setting["seed"]
+        net = TwoLayerNet(5, 6, 3, 1.0, seed=seed, xp=bk)
+        made[seed] = net
+        return {"val_acc": float(accuracy(net.predict(X_val), y_val)), "model": net}
+
+    return objective, (X_val, y_val), made
+
+
+def test_the_top_k_models_of_a_search_form_an_ensemble(bk):
+    from xpml.nets import Ensemble
+
+    objective, (X_val, y_val), made = _ensemble_problem(bk)
+    result = random_search(objective, {"seed": (1, 1000)}, integers={"seed"}, trials=8, ensemble=3,
+                           validation=(X_val, y_val), seed=2)
+    top = [t for t in result.ranked if not t["diverged"]][:3]
+    assert isinstance(result.ensemble, Ensemble)
+    assert result.ensemble_trials == [t["trial"] for t in top]
+    assert [id(m) for m in result.ensemble.models] == [id(made[t["params"]["seed"]]) for t in top]
+    assert all("model" not in t for t in result.trials)  # the records stay JSON-able
+    probs = result.ensemble.predict_proba(X_val)
+    assert_placement(probs, backend=bk, shape=(40, 3))
+    members = [backend.to_numpy(made[t["params"]["seed"]].predict_proba(X_val)) for t in top]
+    np.testing.assert_allclose(backend.to_numpy(probs), np.mean(members, axis=0), rtol=1e-6)
+    want = np.mean(np.mean(members, axis=0).argmax(1) == backend.to_numpy(y_val))
+    assert result.ensemble_val_acc == pytest.approx(want)
+    assert result.best["val_acc"] == top[0]["val_acc"]
+
+
+def test_an_ensemble_skips_diverged_trials_and_says_when_it_has_fewer_members():
+    objective, validation, made = _ensemble_problem(backend.get_backend("numpy"))
+
+    def some_diverge(setting):
+        out = objective(setting)
+        return {**out, "diverged_at": 3} if setting["seed"] % 2 else out
+
+    result = random_search(some_diverge, {"seed": (1, 1000)}, integers={"seed"}, trials=6, ensemble=5,
+                           validation=validation, seed=2)
+    ok = [t for t in result.ranked if not t["diverged"]]
+    assert 0 < len(ok) < 5 and result.ensemble_trials == [t["trial"] for t in ok]
+    assert any(f"ensemble of {len(ok)}" in n for n in result.notes)
+
+
+@pytest.mark.parametrize("kwargs, objective, error, message", [
+    ({"ensemble": 2}, None, ValueError, "validation"),
+    ({"ensemble": -1, "validation": None}, None, ValueError, "ensemble must be an integer >= 0"),
+    ({"ensemble": 2, "validation": "v"}, lambda s: {"val_acc": 0.5}, TypeError, r"\(X_val, y_val\)"),
+    ({"ensemble": 2, "validation": (1, 2)}, lambda s: {"val_acc": 0.5}, ValueError, "'model'"),
+    ({"ensemble": 2, "validation": (1, 2)}, lambda s: {"val_acc": 0.5, "model": object()}, TypeError,
+     "predict_proba"),
+])
+def test_bad_ensemble_arguments(kwargs, objective, error, message):
+    with pytest.raises(error, match=message):
+        random_search(objective or bowl, {"learning_rate": (1e-3, 1.0)}, trials=2, **kwargs)
