@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fine trials; 0 skips the fine stage (default: 8)")
     s.add_argument("--top", type=_cli.count, default=3, metavar="N",
                    help="coarse trials whose span the fine stage searches (default: 3; all of them when fewer)")
+    s.add_argument("--ensemble", type=_cli.natural, default=0, metavar="K",
+                   help="also keep the best K models and report their average (twolayer, fc; default: 0, none)")
     s.add_argument("--coarse-fraction", type=_cli.fraction, default=0.25, metavar="F",
                    help="share of --num-iters a coarse trial trains for (default: 0.25)")
     for flag, text in RANGE_FLAGS.items():
@@ -191,7 +193,7 @@ def _trials(args, run, model: str, base: dict, dataset: str, kept: dict):
         def objective(given):
             kept["last"], out = run_trial(model, run.data, run.bk, {**base, **given}, seed=args.seed,
                                           dtype=args.dtype, progress=run.progress)
-            return out
+            return {**out, "model": kept["last"].estimator} if args.ensemble else out
 
         yield objective, None, None, None
         return
@@ -246,6 +248,21 @@ def _best_fit(args, run, model, best: dict, kept: dict, progress):
     return fit_, note
 
 
+def _save_ensemble(result, data, run_dir, model: str) -> dict:
+    """Save the search's ensemble, one checkpoint per member (``nets.Ensemble.from_checkpoints``
+    loads the list back); return its record for results.json."""
+    from ..nets import save_model
+
+    records = {t["trial"]: t for t in result.trials}
+    files = []
+    for rank_, (trial, member) in enumerate(zip(result.ensemble_trials, result.ensemble.models, strict=True), 1):
+        files.append(f"ensemble_{model}_{rank_}.npz")
+        save_model(run_dir / files[-1], member, hyperparams=records[trial]["hyperparameters"],
+                   arrays={"mean": data.extra["mean"]})
+    return {"trials": result.ensemble_trials, "val_acc": result.ensemble_val_acc,
+            "test_acc": _models.accuracy(result.ensemble.predict(data.X_test), data.y_test), "files": files}
+
+
 COLUMNS_END = [("val_acc", "val acc", ".3f"), ("train_s", "train s", ".2f")]
 
 
@@ -258,6 +275,11 @@ def _main(argv) -> int:
     if args.scheduler is not None:
         require_dask()
     model = args.model
+    if args.ensemble and model not in ("twolayer", "fc"):
+        raise _cli.UsageError(f"--ensemble averages class probabilities of nets: {model} has none to average; "
+                              "search twolayer or fc")
+    if args.ensemble and args.scheduler is not None:
+        raise _cli.UsageError("--ensemble keeps the models in this process: leave out --scheduler")
     dataset = _datasets.choose_dataset(args)
     base = _models.hyperparameters(args, [model], dataset)[model]
     for key in SEARCHED[model]:
@@ -289,7 +311,8 @@ def _main(argv) -> int:
                 result = nets_search.random_search(
                     objective, ranges, trials=args.trials, fine_trials=args.fine_trials, top=args.top,
                     integers=integers, coarse=short, seed=args.seed, client=client, resources=resources,
-                    on_trial=on_trial, progress=functools.partial(run.progress, unit="trial"))
+                    on_trial=on_trial, progress=functools.partial(run.progress, unit="trial"),
+                    ensemble=args.ensemble, validation=(data.X_val, data.y_val) if args.ensemble else None)
             except nets_search.SearchIncomplete as exc:
                 fields["search_s"] = round(time.perf_counter() - t0, 3)
                 _runs.write_json(run_dir / "results.json", _report(run, argv, model, exc.result, **fields))
@@ -306,6 +329,8 @@ def _main(argv) -> int:
             fit_.test_acc = _models.evaluate(fit_, data, "test")
             files = _models.save(fit_, data, bk, run_dir, prefix=f"best_{model}") | plots
             summary = {"trial": best["trial"], **fit_.summary(), "files": files}
+        if result.ensemble is not None:
+            fields["ensemble"] = _save_ensemble(result, data, run_dir, model)
         plotted = [t for t in result.trials if t["val_acc"] is not None]
         _runs.plot_search(run_dir / plots["search"], plotted, list(SEARCHED[model]), log_params=set(SEARCHED[model]),
                           title=f"{_models.TITLES[model]} on {dataset}: random search")
@@ -337,6 +362,11 @@ def _main(argv) -> int:
     if summary is not None:
         print(f"best: {_models.settings(summary['hyperparameters'])} on {bk.label} ({bk.device_name}): "
               f"val acc {summary['val_acc']:.3f}, test acc {summary['test_acc']:.3f}")
+    if report.get("ensemble"):
+        ens = report["ensemble"]
+        print(f"ensemble of the top {len(ens['trials'])} (trials {', '.join(map(str, ens['trials']))}): val acc "
+              f"{ens['val_acc']:.3f}, test acc {ens['test_acc']:.3f} (best alone {summary['val_acc']:.3f}, "
+              f"{summary['test_acc']:.3f}); saved as {', '.join(ens['files'])}")
     for w in report["warnings"]:
         print(f"note: {w}")
     print(f"total {report['total_s']:.1f} s; run folder: {run_dir}")
