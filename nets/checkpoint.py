@@ -26,7 +26,6 @@ import os
 
 from .. import backend
 from ..backend.io import CorruptFileError, load_npz, npz_members, save_npz_atomic
-from ._model import MAX_PARAMETERS
 
 __all__ = ["FORMAT_VERSION", "CheckpointVersionError", "load_model", "register_model", "save_model"]
 
@@ -34,12 +33,11 @@ FORMAT_VERSION = 2
 _NUMBER_TYPES = (bool, int, float)
 # Declared lists (hidden layer sizes) longer than this are refused before they are looked at.
 _MAX_LIST = 1024
-# The most bytes the members besides the model's own arrays (histories, hyperparameters, extra
-# arrays) may unpack to, unless the file is bigger (a file stored without compression, as
-# save_model writes it, always loads: its arrays are no bigger than the file).
-_MAX_EXTRA_BYTES = 256 * 2**20
-# The model's arrays (param/, state/) are bounded by the largest net xpml builds, in float64.
-_MAX_MODEL_BYTES = MAX_PARAMETERS * 8
+# The most bytes a checkpoint's arrays may unpack to, unless the file itself is bigger: a file
+# stored without compression, as save_model writes it, always loads (its arrays are no bigger
+# than the file); one compressed elsewhere may inflate up to this, or to what load_model is told.
+_MAX_INFLATED_BYTES = 256 * 2**20
+_NO_LIMIT = 2**62
 _MODELS: dict[str, type] = {}
 
 
@@ -136,7 +134,7 @@ def _legacy_two_layer(data: dict) -> tuple[str, dict]:
     return "TwoLayerNet", config
 
 
-def load_model(path, /, *, xp=None, device=None, dtype=None):
+def load_model(path, /, *, xp=None, device=None, dtype=None, max_bytes: int | None = None):
     """Load a checkpoint written by :func:`save_model` onto any backend.
 
     Parameters
@@ -146,6 +144,9 @@ def load_model(path, /, *, xp=None, device=None, dtype=None):
         Where the model is placed (None: NumPy on the CPU), whatever backend saved it.
     dtype : keyword-only
         Override the saved dtype (e.g. float32 on a device without float64).
+    max_bytes : int, keyword-only
+        The most bytes a compressed file's arrays may unpack to (default 256 MiB); a file stored
+        without compression, as :func:`save_model` writes it, loads whatever its size.
 
     Returns
     -------
@@ -169,38 +170,40 @@ def load_model(path, /, *, xp=None, device=None, dtype=None):
 
     Notes
     -----
-    What loading allocates is bounded before anything is unpacked, from the members' headers: the
-    model's arrays by the largest net xpml builds, everything else (histories, hyperparameters,
-    extra arrays) by 256 MiB or the file's size, whichever is larger. Histories stay arrays.
+    What loading allocates is bounded before anything is unpacked, from the members' headers: no
+    more than the file's size or ``max_bytes``, whichever is larger, so a small compressed file
+    cannot make xpml allocate gigabytes. Histories stay arrays (as lists of Python floats they
+    would take four times the memory).
     """
     path = os.fspath(path)
     # The caller's own mistakes (a wrong dtype or device) are reported as theirs, before the file is read.
     bk = backend.as_backend(xp, device=device)
     if dtype is not None:
         backend.float_dtype(bk.xp, bk.device, dtype)
+    if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0):
+        raise ValueError(f"max_bytes must be a number of bytes >= 0, got {max_bytes!r}")
     try:
-        return _load(path, bk, dtype)
+        return _load(path, bk, dtype, _MAX_INFLATED_BYTES if max_bytes is None else max_bytes)
     except MemoryError as exc:
         raise MemoryError(f"{path}: not enough memory to load this checkpoint ({exc or 'no detail given'}); "
                           "free memory or load it on a device with more") from exc
 
 
-def _check_declared_sizes(path: str) -> None:
+def _check_declared_sizes(path: str, max_bytes: int) -> None:
     """Refuse, from the members' headers alone, a file whose arrays would unpack beyond the budget."""
     size = os.path.getsize(path)
-    budget = {"model": max(_MAX_MODEL_BYTES, size), "extra": max(_MAX_EXTRA_BYTES, size)}
-    total, largest = {"model": 0, "extra": 0}, {"model": (0, ""), "extra": (0, "")}
-    for name, (shape, dtype) in npz_members(path, max_bytes=_MAX_MODEL_BYTES + _MAX_EXTRA_BYTES).items():
-        part = "model" if name.startswith(("param/", "state/")) else "extra"
-        nbytes = math.prod(shape) * dtype.itemsize
-        total[part] += nbytes
-        largest[part] = max(largest[part], (nbytes, name))
-    for part, what in (("model", "model arrays"), ("extra", "histories, hyperparameters and extra arrays")):
-        if total[part] > budget[part]:
-            raise CorruptFileError(
-                f"{path}: its {what} would unpack to {total[part]} bytes (the largest, {largest[part][1]}, "
-                f"{largest[part][0]} bytes) from a file of {size} bytes, more than the {budget[part]} allowed; "
-                "refused before unpacking")
+    budget = max(max_bytes, size)
+    # Headers only, nothing inflated; the budget is checked here, where the message can name the
+    # largest member and this function's max_bytes.
+    members = npz_members(path, max_bytes=_NO_LIMIT)
+    sizes = {name: math.prod(shape) * dtype.itemsize for name, (shape, dtype) in members.items()}
+    total = sum(sizes.values())
+    if total > budget:
+        largest = max(sizes, key=sizes.get)
+        raise CorruptFileError(
+            f"{path}: its arrays would unpack to {total} bytes (the largest, {largest}, {sizes[largest]} bytes) "
+            f"from a file of {size} bytes, more than the {budget} allowed; refused before unpacking (pass "
+            "max_bytes=... to load_model if you trust the file)")
 
 
 def _check_model_array(path: str, key: str, host, shape) -> None:
@@ -217,9 +220,9 @@ def _check_model_array(path: str, key: str, host, shape) -> None:
                                "changed or corrupted")
 
 
-def _load(path: str, bk, dtype):
-    _check_declared_sizes(path)
-    data = load_npz(path, max_bytes=_MAX_MODEL_BYTES + _MAX_EXTRA_BYTES)
+def _load(path: str, bk, dtype, max_bytes: int):
+    _check_declared_sizes(path, max_bytes)
+    data = load_npz(path, max_bytes=max_bytes)
     try:
         version = int(data["format_version"]) if "format_version" in data else None
     except (TypeError, ValueError):
