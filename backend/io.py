@@ -369,17 +369,17 @@ class _ArraySpec:
             raise pickle.UnpicklingError(f"an array declares an invalid shape {shape!r}")
         if not isinstance(dtype, _DtypeSpec):
             raise pickle.UnpicklingError("an array's dtype must be a plain numeric numpy.dtype")
-        if isinstance(raw, str):  # a Python 2 str read with encoding="latin1"
-            raw = raw.encode("latin1")
-        if not isinstance(raw, (bytes, bytearray)):
+        if not isinstance(raw, (bytes, bytearray, str)):  # str: a Python 2 str read with encoding="latin1"
             raise pickle.UnpicklingError(f"an array's data must be bytes, not {type(raw).__name__}")
         dt = dtype.resolve()
         need = math.prod(shape) * dt.itemsize
-        if len(raw) != need:
+        if len(raw) != need:  # a latin1 str has one character per byte
             raise pickle.UnpicklingError(
                 f"an array declares shape {shape} of {dt} ({need} bytes) but holds {len(raw)} bytes"
             )
-        self.budget.spend(need)
+        self.budget.spend(need)  # before the str is encoded, which allocates too
+        if isinstance(raw, str):
+            raw = raw.encode("latin1")
         flat = np.frombuffer(raw, dtype=dt)
         self.array = np.array(flat.reshape(shape, order="F" if fortran else "C"), order="K", copy=True)
 
