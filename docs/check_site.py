@@ -9,7 +9,7 @@
    gallery and one example, served from 127.0.0.1. Each must load without console errors,
    uncaught exceptions or failed requests, ask for nothing outside 127.0.0.1, and every image on
    it must load (``naturalWidth > 0``).
-3. Screenshots of the gallery pages go to ``--screenshots`` (a CI artifact).
+3. Screenshots of these pages (the gallery's among them) go to ``--screenshots`` (a CI artifact).
 
 Exit status 0 when everything holds, 1 with one line per problem otherwise, 2 when the site or
 the browser is missing.
@@ -40,7 +40,8 @@ PAGES = [
     "auto_examples/index.html",
     "auto_examples/plot_spiral_decision_regions.html",
 ]
-SCREENSHOTS = {"auto_examples/index.html": "gallery.png",
+SCREENSHOTS = {"index.html": "home.png", "api/generated/xpml.nets.Solver.html": "api_solver.png",
+               "auto_examples/index.html": "gallery.png",
                "auto_examples/plot_spiral_decision_regions.html": "gallery_spiral.png"}
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
