@@ -11,24 +11,25 @@ import pathlib
 import re
 
 HEADING = "## What xpml guarantees"
-TITLE = "What xpml guarantees"
 
 
-def section(readme: str) -> list[str]:
-    """The lines of the README section whose heading starts with :data:`HEADING`, heading excluded."""
+def section(readme: str) -> tuple[str, list[str]]:
+    """The title and the lines of the README section whose heading starts with :data:`HEADING`."""
     lines = readme.splitlines()
     starts = [i for i, line in enumerate(lines) if line.startswith(HEADING)]
     if len(starts) != 1:
         raise ValueError(f"README.md must have exactly one section headed {HEADING!r}..., found {len(starts)}")
     start = starts[0] + 1
     end = next((i for i in range(start, len(lines)) if lines[i].startswith("## ")), len(lines))
-    return lines[start:end]
+    return lines[start - 1].removeprefix("## ").strip(), lines[start:end]
 
 
 def _inline(text: str) -> str:
-    text = re.sub(r"\[([^\]]+)\]\(#[^)]*\)", r"\1", text)  # README-internal anchors: text only
-    text = re.sub(r"\[([^\]]+)\]\(([^)]+)\)", r"`\1 <\2>`__", text)
-    return re.sub(r"(?<!`)`([^`]+)`(?!`)", r"``\1``", text)
+    # Inline code first: the links made next use single backticks of their own.
+    text = re.sub(r"(?<!`)`([^`]+)`(?!`)", r"``\1``", text)
+    text = re.sub(r"\[([^\]]+)\]\((https?://[^)]+)\)", r"`\1 <\2>`__", text)
+    # A link into the checkout (RESULTS.md, #a-section) has no page in the site: its text stays.
+    return re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", text)
 
 
 def to_rst(lines: list[str]) -> list[str]:
@@ -45,8 +46,9 @@ def to_rst(lines: list[str]) -> list[str]:
 
 
 def write_guarantees_page(readme: pathlib.Path, page: pathlib.Path) -> None:
-    text = "\n".join([TITLE, "=" * len(TITLE), "",
+    title, lines = section(readme.read_text(encoding="utf-8"))
+    text = "\n".join([title, "=" * len(title), "",
                       ".. This page is generated from README.md's section at every build; edit it there.", "",
-                      *to_rst(section(readme.read_text(encoding="utf-8"))), ""])
+                      *to_rst(lines), ""])
     if not page.exists() or page.read_text(encoding="utf-8") != text:
         page.write_text(text, encoding="utf-8")

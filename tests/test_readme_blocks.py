@@ -142,6 +142,25 @@ def test_rst_blocks_are_dedented(tmp_path):
                                                               ("python", "x = 1\n", None)]
 
 
+def test_guarantees_page_from_the_readme():
+    sys.path.insert(0, str(DOCS))
+    try:
+        import _readme
+    finally:
+        sys.path.remove(str(DOCS))
+    readme = ("# x\n\n## What xpml guarantees about files\n\n- **A.** `x`, [RESULTS](RESULTS.md) and "
+              "[numpy](https://numpy.org).\n\n## Next\n")
+    title, lines = _readme.section(readme)
+    assert title == "What xpml guarantees about files"
+    assert _readme.to_rst(lines) == ["", "- **A.** ``x``, RESULTS and `numpy <https://numpy.org>`__.", ""]
+    with pytest.raises(ValueError, match="only paragraphs and bullets"):
+        _readme.to_rst(["| a | b |"])
+    with pytest.raises(ValueError, match="exactly one section"):
+        _readme.section("# x\n")
+    # The real README has the section, in the subset the page understands.
+    _readme.to_rst(_readme.section((ROOT / "README.md").read_text(encoding="utf-8"))[1])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
 def test_block_runs_as_written(block, tmp_path):
