@@ -239,8 +239,10 @@ def _problems_in(events: list[dict], base: str) -> list[str]:
     return problems
 
 
-def check_pages(root: pathlib.Path, executable: str, shots: pathlib.Path) -> tuple[list[str], list[str]]:
-    """(lines of what was checked, problems) for :data:`PAGES` in the browser."""
+def check_pages(root: pathlib.Path, executable: str, shots: pathlib.Path, *, pages=PAGES,
+                screenshots=None) -> tuple[list[str], list[str]]:
+    """(lines of what was checked, problems) for ``pages`` (default :data:`PAGES`) in the browser."""
+    screenshots = SCREENSHOTS if screenshots is None else screenshots
     server, base = serve(root)
     report, problems = [], []
     shots.mkdir(parents=True, exist_ok=True)
@@ -254,7 +256,7 @@ def check_pages(root: pathlib.Path, executable: str, shots: pathlib.Path) -> tup
             browser.send("Page.setLifecycleEventsEnabled", {"enabled": True}, session=session)
             browser.send("Emulation.setDeviceMetricsOverride",
                          {"width": 1280, "height": 1000, "deviceScaleFactor": 1, "mobile": False}, session=session)
-            for page in PAGES:
+            for page in pages:
                 browser.take_events()
                 url = base + page
                 result = browser.send("Page.navigate", {"url": url}, session=session)
@@ -268,9 +270,9 @@ def check_pages(root: pathlib.Path, executable: str, shots: pathlib.Path) -> tup
                 title = browser.send("Runtime.evaluate", {"expression": "document.title", "returnByValue": True},
                                      session=session)["result"].get("value", "")
                 page_problems = [f"image did not load: {img['src']}" for img in images if not img["width"]]
-                if page in SCREENSHOTS:
+                if page in screenshots:
                     shot = browser.send("Page.captureScreenshot", {"format": "png"}, session=session)
-                    (shots / SCREENSHOTS[page]).write_bytes(base64.b64decode(shot["data"]))
+                    (shots / screenshots[page]).write_bytes(base64.b64decode(shot["data"]))
                 page_problems += _problems_in(browser.take_events(), base)
                 if not title:
                     page_problems.append("no title")
