@@ -172,6 +172,7 @@ html_title = f"xpml {release}"
 html_static_path: list[str] = []
 html_theme_options = {
     "navigation_with_keys": False,
+    "navbar_align": "left",  # five section links and the search box fit on one line
     "show_toc_level": 2,
     "secondary_sidebar_items": ["page-toc", "sourcelink"],
     "navbar_end": ["theme-switcher", "navbar-icon-links"],
