@@ -16,7 +16,14 @@ __all__ = ["cross_validate", "fold_slices", "knn_cross_validate"]
 
 
 def fold_slices(n: int, num_folds: int, /) -> list[slice]:
-    """The ``num_folds`` contiguous slices that split ``range(n)`` like ``np.array_split``."""
+    """The ``num_folds`` contiguous slices that split ``range(n)`` like ``np.array_split``.
+
+    Examples
+    --------
+    >>> from xpml.classifiers import fold_slices
+    >>> fold_slices(10, 3)
+    [slice(0, 4, None), slice(4, 7, None), slice(7, 10, None)]
+    """
     num_folds = check_positive(num_folds, name="num_folds", integer=True)
     if num_folds < 2 or num_folds > n:
         raise ValueError(f"num_folds must be between 2 and the number of examples ({n}), got {num_folds}")
@@ -65,6 +72,19 @@ def cross_validate(X, y, /, *, candidates, fit_and_score, num_folds: int = 5) ->
     dict
         ``{candidate: [accuracy on fold 0, ..., fold num_folds - 1]}`` as Python floats, in the
         order of ``candidates``; plot the mean and standard deviation per candidate.
+
+    Examples
+    --------
+    Five-fold cross-validation of kNN's k, written with the general function:
+
+    >>> from xpml.classifiers import KNearestNeighbor, cross_validate, make_spiral
+    >>> from xpml.nets import accuracy
+    >>> X, y = make_spiral(50, 3)
+    >>> def fit_and_score(k, X_train, y_train, X_val, y_val):
+    ...     return accuracy(KNearestNeighbor().train(X_train, y_train).predict(X_val, k=k), y_val)
+    >>> scores = cross_validate(X, y, candidates=[1, 5], fit_and_score=fit_and_score)
+    >>> sorted(scores), len(scores[1])
+    ([1, 5], 5)
     """
     xp, _, _ = check_train_set(X, y)
     candidates = _nonempty_list(candidates, "candidates")
@@ -90,6 +110,17 @@ def knn_cross_validate(X, y, /, *, k_choices, num_folds: int = 5, metric: str = 
     -------
     dict
         ``{k: [accuracy per fold]}`` as Python floats, in the order of ``k_choices``.
+
+    Examples
+    --------
+    The same accuracies as :func:`cross_validate` with ``KNearestNeighbor.predict``, from one search
+    per fold:
+
+    >>> from xpml.classifiers import knn_cross_validate, make_spiral
+    >>> X, y = make_spiral(50, 3)
+    >>> scores = knn_cross_validate(X, y, k_choices=[1, 3, 5], num_folds=5)
+    >>> {k: len(folds) for k, folds in scores.items()}
+    {1: 5, 3: 5, 5: 5}
     """
     xp, _, num_classes = check_train_set(X, y)
     k_choices = _nonempty_list(k_choices, "k_choices")

@@ -85,6 +85,14 @@ def eval_numerical_gradient(f, x, /, *, h: float = 1e-5, verbose: bool = False):
     -----
     ``grad[i] = (f(x + h e_i) - f(x - h e_i)) / (2 h)``, whose error is O(h^2). Use float64: in
     float32 the rounding of ``f`` (about 1e-7 relative) divided by ``2 h`` swamps the result.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.classifiers import eval_numerical_gradient
+    >>> x = np.array([1.0, -2.0, 3.0])
+    >>> eval_numerical_gradient(lambda v: float(np.sum(v ** 2)), x).round(6).tolist()  # 2 x
+    [2.0, -4.0, 6.0]
     """
     xp, device = backend.namespace_and_device(x)
     _check_point(xp, x, h)
@@ -130,6 +138,18 @@ def param_loss(model, name: str, /, *args, **kwargs):
     -------
     callable
         ``f(w)`` -> the loss (0-d array); ``model.params[name]`` is put back after each call.
+
+    Examples
+    --------
+    >>> from xpml import nets
+    >>> from xpml.classifiers import eval_numerical_gradient, make_spiral, rel_error
+    >>> from xpml.classifiers.gradient_check import param_loss
+    >>> X, y = make_spiral(5, 3, dtype="float64")
+    >>> net = nets.TwoLayerNet(2, 4, 3, init="he", dtype="float64", seed=0)
+    >>> _, grads = net.loss(X, y, reg=0.1)
+    >>> numeric = eval_numerical_gradient(param_loss(net, "W1", X, y, reg=0.1), net.params["W1"])
+    >>> rel_error(numeric, grads["W1"]) < 1e-6
+    True
     """
     params = getattr(model, "params", None)
     if not isinstance(params, dict) or name not in params:
@@ -161,6 +181,20 @@ def eval_numerical_gradient_array(f, x, df, /, *, h: float = 1e-5):
     -----
     ``grad[i] = sum((f(x + h e_i) - f(x - h e_i)) * df) / (2 h)``. The outputs are copied before
     ``x`` moves again, since ``f`` may return a view of its input or of a buffer it reuses.
+
+    Examples
+    --------
+    The backward pass of ReLU, checked numerically:
+
+    >>> import numpy as np
+    >>> from xpml.classifiers import eval_numerical_gradient_array, rel_error
+    >>> from xpml.nets import layers
+    >>> x = np.array([[-1.0, 2.0], [3.0, -4.0]])
+    >>> dout = np.array([[1.0, 1.0], [1.0, 1.0]])
+    >>> numeric = eval_numerical_gradient_array(lambda v: layers.relu_forward(v)[0], x, dout)
+    >>> _, cache = layers.relu_forward(x)
+    >>> rel_error(numeric, layers.relu_backward(dout, cache)) < 1e-9
+    True
     """
     xp, device = backend.namespace_and_device(x, df)
     _check_point(xp, x, h)
@@ -200,6 +234,15 @@ def grad_check_sparse(f, x, analytic_grad, /, *, num_checks: int = 10, h: float 
     -------
     list of float
         The relative error ``|n - a| / (|n| + |a|)`` at each checked coordinate (0 where both are 0).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.classifiers import grad_check_sparse
+    >>> x = np.linspace(-1.0, 1.0, 12).reshape(3, 4)
+    >>> errors = grad_check_sparse(lambda v: float(np.sum(v ** 3)), x, 3 * x ** 2, num_checks=5)
+    >>> len(errors), max(errors) < 1e-8
+    (5, True)
     """
     xp, _ = backend.namespace_and_device(x, analytic_grad)
     _check_point(xp, x, h)
@@ -236,6 +279,13 @@ def rel_error(x, y, /) -> float:
 
     ``x`` and ``y`` are arrays of one backend (of broadcastable shapes) or Python numbers. Below
     about 1e-7 in float64 a gradient is right; above 1e-2 it is almost surely wrong.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.classifiers import rel_error
+    >>> round(rel_error(np.array([1.0, 2.0]), np.array([1.0, 2.000002])), 9)
+    5e-07
     """
     if isinstance(x, (int, float)) and isinstance(y, (int, float)):
         return abs(x - y) / max(1e-8, abs(x) + abs(y))

@@ -53,6 +53,15 @@ class RandomFlip(_ImageAugment):
         (C, H, W) (the course's assignment-2 layout).
     p : float, keyword-only
         Probability of flipping an image.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml import backend, nets
+    >>> X = np.arange(2 * 2 * 3, dtype=np.float32).reshape(2, 6)  # two 2x3 grey images, one per row
+    >>> flip = nets.augment.RandomFlip((2, 3, 1), p=1.0)          # p=1: flip every image
+    >>> flip(X, backend.Generator(0))[0].tolist()
+    [2.0, 1.0, 0.0, 5.0, 4.0, 3.0]
     """
 
     def __init__(self, image_shape=(32, 32, 3), /, *, channels_last: bool = True, p: float = 0.5):
@@ -80,6 +89,15 @@ class RandomShift(_ImageAugment):
         The largest shift, in pixels, along each axis.
     channels_last : bool, keyword-only
         As :class:`RandomFlip`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml import backend, nets
+    >>> X = np.ones((4, 8 * 8), dtype=np.float32)                # four 8x8 grey images
+    >>> shifted = nets.augment.RandomShift((8, 8, 1), max_shift=2)(X, backend.Generator(0))
+    >>> shifted.shape, bool(((shifted == 0) | (shifted == 1)).all())  # moved, zeros shifted in
+    ((4, 64), True)
     """
 
     def __init__(self, image_shape=(32, 32, 3), /, *, max_shift: int = 4, channels_last: bool = True):
@@ -109,7 +127,17 @@ class RandomShift(_ImageAugment):
 
 
 class Compose:
-    """Apply several augmentations in order: ``Compose([RandomShift(), RandomFlip()])``."""
+    """Apply several augmentations in order: ``Compose([RandomShift(), RandomFlip()])``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml import backend, nets
+    >>> augment = nets.augment.Compose([nets.augment.RandomShift((8, 8, 1), max_shift=1),
+    ...                                 nets.augment.RandomFlip((8, 8, 1))])
+    >>> augment(np.zeros((5, 64), dtype=np.float32), backend.Generator(0)).shape
+    (5, 64)
+    """
 
     def __init__(self, augmentations, /):
         self.augmentations = list(augmentations)

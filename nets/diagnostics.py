@@ -23,7 +23,16 @@ __all__ = ["first_layer_images", "initial_loss_check", "overfit_tiny_subset", "u
 
 
 def update_to_weight_ratio(before, after, /):
-    """``||after - before|| / ||before||`` (Frobenius norms) as a 0-d array on their device."""
+    """``||after - before|| / ||before||`` (Frobenius norms) as a 0-d array on their device.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets.diagnostics import update_to_weight_ratio
+    >>> W = np.ones((10, 10))
+    >>> round(float(update_to_weight_ratio(W, W - 1e-3 * W)), 6)  # the notes aim for about 1e-3
+    0.001
+    """
     xp = backend.get_namespace(before, after)
     diff = after - before
     return xp.sqrt(xp.sum(diff * diff) / xp.sum(before * before))
@@ -39,6 +48,15 @@ def initial_loss_check(net, X, y, /, *, rtol: float = 0.05) -> dict:
     -------
     dict
         ``loss`` (float), ``expected`` (``log(C)``) and ``ok`` (within ``rtol`` relatively).
+
+    Examples
+    --------
+    >>> from xpml import nets
+    >>> from xpml.classifiers import make_spiral
+    >>> X, y = make_spiral(20, 3)
+    >>> check = nets.diagnostics.initial_loss_check(nets.TwoLayerNet(2, 10, 3, seed=0), X, y)
+    >>> check["ok"], round(check["expected"], 4)  # log(3)
+    (True, 1.0986)
     """
     loss, _ = net.loss(X, y, reg=0.0)
     loss = float(loss)
@@ -57,6 +75,18 @@ def overfit_tiny_subset(net, X, y, /, *, n: int = 20, num_iters: int = 200, lear
     -------
     dict
         ``loss_history`` (floats), ``final_loss`` and ``train_accuracy`` on the subset.
+
+    Examples
+    --------
+    Twenty random points with random labels, learnt by heart:
+
+    >>> from xpml import backend, nets
+    >>> rng = backend.Generator(0)
+    >>> X, y = rng.normal((20, 5)), rng.integers(0, 3, (20,))
+    >>> net = nets.TwoLayerNet(5, 50, 3, init="he", seed=0)
+    >>> result = nets.diagnostics.overfit_tiny_subset(net, X, y, n=20, num_iters=200, learning_rate=0.01)
+    >>> result["train_accuracy"], result["final_loss"] < 0.05
+    (1.0, True)
     """
     Xs, ys = X[:n, :], y[:n]
     history = net.train(Xs, ys, learning_rate=learning_rate, learning_rate_decay=1.0, reg=0.0,
@@ -90,6 +120,17 @@ def first_layer_images(W1, /, *, image_shape=(32, 32, 3), padding: int = 1):
     -----
     Each image is mapped by ``255 * (w - min w) / (max w - min w)``, as the course's
     ``visualize_grid`` does, so each shows its own contrast.
+
+    Examples
+    --------
+    Ten units of a net on 8x8 grey images tile a 4x4 grid of 8x8 images, one pixel apart:
+
+    >>> from xpml import backend
+    >>> from xpml.nets.diagnostics import first_layer_images
+    >>> W1 = backend.Generator(0).normal((64, 10))
+    >>> grid = first_layer_images(W1, image_shape=(8, 8, 1))
+    >>> grid.shape, round(float(grid.min()), 3), round(float(grid.max()), 3)
+    ((35, 35, 1), 0.0, 255.0)
     """
     xp = backend.get_namespace(W1)
     D, H = W1.shape

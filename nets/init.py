@@ -28,6 +28,16 @@ def init_weights(rng: backend.Generator, shape: tuple[int, int], /, *, scheme: s
     -----
     ``scale = std`` (std), ``1 / sqrt(fan_in)`` (xavier) or ``sqrt(2 / fan_in)`` (he);
     ``W = scale * N(0, 1)``.
+
+    Examples
+    --------
+    >>> from xpml import backend
+    >>> from xpml.nets.init import init_weights
+    >>> W = init_weights(backend.Generator(0), (512, 100), scheme="he")
+    >>> W.shape
+    (512, 100)
+    >>> round(float(W.std()), 2)  # sqrt(2 / 512) = 0.0625
+    0.06
     """
     fan_in = shape[0]
     if scheme == "std":

@@ -28,6 +28,14 @@ def accuracy(y_pred, y, /, *, dtype=None):
     The hits are counted (an exact integer) and divided by N once: one correctly rounded division,
     so every backend gives the same bits (a floating ``mean`` rounds its partial sums in an order
     that differs between backends).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml import nets
+    >>> acc = nets.accuracy(np.array([0, 1, 2, 2]), np.array([0, 1, 1, 2]))
+    >>> float(acc)
+    0.75
     """
     xp, device = backend.namespace_and_device(y_pred, y)
     if y.ndim != 1 or tuple(y_pred.shape) != tuple(y.shape):
