@@ -31,7 +31,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ..backend.io import file_lock, record_checksums
+from ..backend.io import record_checksums
+from ._locks import file_lock
 
 __all__ = [
     "CIFAR10_DIRNAME",
