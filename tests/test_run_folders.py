@@ -370,3 +370,22 @@ def test_temporary_files_are_removed_only_when_xpml_recorded_their_token(tmp_pat
     forged.write_bytes(b"x")
     assert _train(capsys, out, "--overwrite")[0] == 0
     assert mine.exists() and forged.exists() and not ours.exists()
+
+
+def test_a_run_stopped_after_a_model_without_files_keeps_its_folder_and_resumes(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "r"
+    args = [*TINY, "knn", "svm", "--num-iters", "5", "--quiet", "--out", str(out)]
+    real_fit, fitted = _models.fit, []
+
+    def fit(model, *a, **k):
+        fitted.append(model)
+        if model == "svm" and len(fitted) == 2:
+            raise KeyboardInterrupt
+        return real_fit(model, *a, **k)
+
+    monkeypatch.setattr(_models, "fit", fit)
+    assert train.main(args) != 0
+    assert "INCOMPLETE" in _names(out)  # kNN (no files of its own) was trained: the folder stays
+    assert train.main([*args, "--resume"]) == 0
+    assert fitted == ["knn", "svm", "svm"]
+    assert list(json.loads((out / "results.json").read_text())["models"]) == ["knn", "svm"]

@@ -182,10 +182,10 @@ class RunFolder:
         self.release()
 
     def abort(self) -> None:
-        """Give the folder up after a failure: the marker stays, unless nothing else was written (then
-        the marker and manifest go, and the folder too if this run created it)."""
+        """Give the folder up after a failure: the marker stays, unless nothing was written and no model
+        completed (then the marker and manifest go, and the folder too if this run created it)."""
         with contextlib.suppress(OSError):
-            if _contents(self.path) == [INCOMPLETE] and not self.manifest["files"]:
+            if _contents(self.path) == [INCOMPLETE] and not self.manifest["files"] and not self.manifest["done"]:
                 (self.path / INCOMPLETE).unlink()
                 (self.path / MANIFEST).unlink(missing_ok=True)
                 if self.created:
