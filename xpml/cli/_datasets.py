@@ -36,6 +36,10 @@ DEFAULT_SIZES = {
 DEFAULT_CPU_THREADS = {"digits": 1, "spiral": 1, "cifar10": None}
 # (features per row, classes) of each dataset, known before it is loaded (for memory estimates).
 FEATURES_AND_CLASSES = {"digits": (64, 10), "cifar10": (3072, 10), "spiral": (2, 3)}
+# Examples in each dataset (CIFAR-10: its training pool and test batch) and the layout of a row
+# as an image, where it is one (for the first-layer pictures' memory).
+DATASET_ROWS = {"digits": 1797, "cifar10": 60000, "spiral": 600}
+IMAGE_SHAPES = {"digits": (8, 8, 1), "cifar10": (32, 32, 3)}
 CIFAR10_CLASSES = ("plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SPIRAL_POINTS_PER_CLASS, SPIRAL_CLASSES = 200, 3
 
