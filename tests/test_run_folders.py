@@ -389,3 +389,14 @@ def test_a_run_stopped_after_a_model_without_files_keeps_its_folder_and_resumes(
     assert train.main([*args, "--resume"]) == 0
     assert fitted == ["knn", "svm", "svm"]
     assert list(json.loads((out / "results.json").read_text())["models"]) == ["knn", "svm"]
+
+
+def test_overwrite_never_replaces_files_in_a_folder_xpml_never_wrote(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "svm.npz").write_bytes(b"my own checkpoint")
+    (out / "results.json").write_text('{"files": {"x": "svm.npz"}}')  # looks like a run, written by hand
+    rc, err = _train(capsys, out, "--overwrite")
+    assert_one_line_error(rc, err, "holds no run xpml recorded", "choose another folder")
+    assert "--overwrite" not in err.split("choose")[1]
+    assert (out / "svm.npz").read_bytes() == b"my own checkpoint" and _names(out) == ["results.json", "svm.npz"]

@@ -158,6 +158,15 @@ class RunFolder:
         self.manifest["done"][key] = {"record": record, "files": files}
         self._save_manifest()
 
+    def end(self, files=()) -> None:
+        """End a run that wrote its own results: record ``files`` (names in the folder) and
+        ``results.json``, remove the marker, give the folder up."""
+        self._record([*files, RESULTS])
+        self._save_manifest()
+        # Only here, at the true end of the run, does the marker go.
+        (self.path / INCOMPLETE).unlink(missing_ok=True)
+        self.release()
+
     def finish(self, report: dict) -> None:
         """Write ``results.json``, record the run's files, remove the marker, then give the folder up."""
         write_json(self.path / RESULTS, report)
@@ -175,11 +184,7 @@ class RunFolder:
                     walk(v)
 
         walk(report)
-        self._record([*names, RESULTS])
-        self._save_manifest()
-        # Only here, at the true end of the run, does the marker go.
-        (self.path / INCOMPLETE).unlink(missing_ok=True)
-        self.release()
+        self.end(names)
 
     def abort(self) -> None:
         """Give the folder up after a failure: the marker stays, unless nothing was written and no model
