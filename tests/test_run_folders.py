@@ -400,3 +400,13 @@ def test_overwrite_never_replaces_files_in_a_folder_xpml_never_wrote(tmp_path, c
     assert_one_line_error(rc, err, "holds no run xpml recorded", "choose another folder")
     assert "--overwrite" not in err.split("choose")[1]
     assert (out / "svm.npz").read_bytes() == b"my own checkpoint" and _names(out) == ["results.json", "svm.npz"]
+
+
+def test_overwrite_removes_the_files_of_an_interrupted_run(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "r"
+    _interrupt_after(monkeypatch, 0)  # svm's files are written, then the run stops before it completes
+    assert train.main([*TINY, "svm", "softmax", "--num-iters", "5", "--quiet", "--out", str(out)]) != 0
+    assert "svm.npz" in _names(out)
+    monkeypatch.undo()
+    assert train.main([*TINY, "softmax", "--num-iters", "5", "--quiet", "--out", str(out), "--overwrite"]) == 0
+    assert not any(n.startswith("svm") for n in _names(out)), _names(out)

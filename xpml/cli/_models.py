@@ -301,6 +301,7 @@ def save(fit_: Fit, data, bk, run_dir, *, prefix: str | None = None) -> dict:
         files["checkpoint"] = f"{name}.npz"
         save_model(run_dir / files["checkpoint"], fit_.estimator, hyperparams=hyper, history=fit_.history,
                    arrays={"mean": data.extra["mean"]})
+        _runs.note_written(run_dir / files["checkpoint"])
     if fit_.model in LINEAR and data.image_shape is not None:
         files["weights"] = f"{name}_templates.png"
         _runs.plot_image_grid(run_dir / files["weights"], backend.to_numpy(fit_.estimator.W), data.image_shape,

@@ -199,7 +199,23 @@ class RunFolder:
         self.release()
 
     def release(self) -> None:
+        _CLAIMED.pop(os.path.abspath(self.path), None)
         self._lock.close()
+
+
+# The run folders this process holds, by absolute path: a file written into one is recorded in its
+# manifest as soon as it is in place (note_written), so that a run killed at any point leaves no
+# file of its own unrecorded (and --overwrite can remove it).
+_CLAIMED: dict[str, RunFolder] = {}
+
+
+def note_written(path) -> None:
+    """Record ``path``, a file this process has just written, in the manifest of the run folder it is in."""
+    path = Path(path)
+    folder = _CLAIMED.get(os.path.abspath(path.parent))
+    if folder is not None:
+        folder._record([path.name])
+        folder._save_manifest()
 
 
 def _contents(path: Path) -> list[str]:
@@ -324,6 +340,7 @@ def claim_run_dir(out, what: str, *, resume: bool = False, overwrite: bool = Fal
         for name in stale:
             (path / name).unlink(missing_ok=True)
         folder._save_manifest()
+        _CLAIMED[os.path.abspath(path)] = folder
     except BaseException:
         lock.close()
         if created:
@@ -553,6 +570,7 @@ def _save(fig, path) -> None:
             fig.savefig(f, format=Path(path).suffix[1:] or "png", dpi=100, bbox_inches="tight")
     finally:
         plt.close(fig)
+    note_written(path)
 
 
 def plot_curves(path, title: str, loss, accuracy: dict | None = None, *, accuracy_xlabel: str = "epoch") -> None:
