@@ -127,3 +127,17 @@ def test_atomic_write_names_its_temporaries_with_pid_and_token(tmp_path, monkeyp
     monkeypatch.setattr(os, "replace", replace)
     save_npz_atomic(tmp_path / "c.npz", {"W": np.ones(1)})
     assert seen[0].startswith(f".tmp-{os.getpid()}-{temp_token()}-") and seen[0].endswith(".npz")
+
+
+def test_a_long_note_is_cut_so_that_the_lock_still_reads_as_one(tmp_path):
+    lock = tmp_path / "dir.lock"
+    proc = _run_until(_HOLD_LOCK.replace('note="holding it"', 'note="é" * 1000'), lock, line="locked")
+    try:
+        with pytest.raises(LockedError, match=f"pid {proc.pid}: é"):
+            with file_lock(lock, blocking=False):
+                pass
+    finally:
+        proc.kill()
+        proc.wait()
+    with file_lock(lock, blocking=False):  # the killed holder's lock, recognised and taken
+        pass

@@ -31,7 +31,8 @@ __all__ = ["LockRefused", "LockedError", "clean_stale_temp_files", "file_lock"]
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 # What a lock written by xpml holds: "pid N" and, after a colon, what the holder is doing.
-_HOLDER = re.compile(rb"pid \d+(: [^\n]{0,300})?\n?")
+_HOLDER = re.compile(rb"pid \d+(: [^\n]{0,400})?\n?")
+_MAX_NOTE = 300
 _MAX_LOCK_BYTES = 512
 
 
@@ -172,6 +173,8 @@ def file_lock(path, /, *, blocking: bool = True, on_wait=None, note: str = ""):
         os.close(fd)  # removed by its holder (or by us, above): lock the current one
     try:
         with contextlib.suppress(OSError):
+            # One line, short enough (in bytes) to be read back as a lock.
+            note = " ".join(note.split()).encode()[:_MAX_NOTE].decode("utf-8", "ignore")
             os.write(fd, f"pid {os.getpid()}{': ' + note if note else ''}\n".encode())
         yield
     finally:
