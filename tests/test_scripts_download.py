@@ -351,3 +351,14 @@ def test_a_download_into_a_new_folder_that_fails_removes_the_folders_it_made(tmp
         rc = download_cifar10.main(["--data-dir", str(tmp_path / "a" / "b"), "--url", f"{url}/missing", "--quiet",
                                     "--timeout", "10"])
     assert rc == 2 and not (tmp_path / "a").exists()
+
+
+def test_a_download_lock_planted_as_a_link_is_refused_and_its_target_untouched(tmp_path, capsys):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / ".xpml-download.lock").symlink_to(victim)
+    rc = download_cifar10.main(["--data-dir", str(cache), "--url", "http://127.0.0.1:9/never", "--quiet"])
+    assert_one_line_error(rc, capsys.readouterr().err, ".xpml-download.lock is a symbolic link")
+    assert victim.read_text() == "precious"
