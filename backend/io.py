@@ -15,12 +15,10 @@ What crosses this edge, and what is guaranteed about it:
 - **Every file written** goes through :func:`atomic_write`: a temporary file in the same
   directory, flushed to disk, given the permissions the umask asks for (0644 under umask 022),
   then renamed over the target. Readers see the old file or the complete new one, never half a
-  file. Temporary files of a writer that was killed are removed by the next write into the same
-  directory.
+  file. A temporary file's name carries this process's id and :func:`temp_token`, so that whoever
+  recorded the token can tell a killed writer's leftovers from a file of the user's.
 - **Checksums**: :func:`record_checksums` writes a ``SHA256SUMS`` file beside data files, and
   :func:`load_restricted_pickle` verifies a file against the digest it is given before parsing it.
-- **Locks**: :func:`file_lock` is an advisory lock (``flock``) that several processes use to take
-  turns on one directory (a download, a run folder).
 """
 
 from __future__ import annotations
@@ -33,7 +31,7 @@ import math
 import os
 import pickle
 import re
-import stat
+import secrets
 import tempfile
 import zipfile
 
@@ -44,10 +42,7 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "TEMP_PREFIX",
     "CorruptFileError",
-    "LockedError",
     "atomic_write",
-    "clean_stale_temp_files",
-    "file_lock",
     "load_npz",
     "load_restricted_pickle",
     "npz_members",
@@ -55,6 +50,7 @@ __all__ = [
     "record_checksums",
     "save_npz_atomic",
     "sha256_file",
+    "temp_token",
 ]
 
 # The most bytes a loader allocates for one file unless told otherwise (an .npz stored without
@@ -68,14 +64,6 @@ _MAX_NDIM = 32
 
 class CorruptFileError(ValueError):
     """A data file is truncated, corrupt, too big, or holds something it should not."""
-
-
-class LockedError(RuntimeError):
-    """A lock is held by another process; ``holder`` is what that process wrote into the lock file."""
-
-    def __init__(self, message: str, holder: str = ""):
-        super().__init__(message)
-        self.holder = holder
 
 
 # ---- writing: atomic, following the umask, cleaning up after killed writers ----------------------
@@ -95,44 +83,15 @@ def _umask() -> int:
     return mask
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)  # POSIX only: signal 0 checks for existence and sends nothing
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True  # it exists (another user's), or we cannot tell: keep its files
-    return True
+# A token of this process, in the name of every temporary file it writes: the command line records
+# it in the run folders it writes, and removes a killed writer's leftovers only when they carry a
+# token it recorded there (never a file of the user's that merely looks like one).
+_TEMP_TOKEN = secrets.token_hex(8)
 
 
-_TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + r"(\d+)-[A-Za-z0-9_]+(\.[A-Za-z0-9.]*)?")
-
-
-def clean_stale_temp_files(directory, /) -> list[str]:
-    """Remove the temporary files that writers killed mid-write left in ``directory``; return their names.
-
-    A temporary file is named ``.tmp-<pid>-<random><suffix>`` after the process writing it, and is
-    removed only when no process with that id is alive on this machine, so the files of a writer
-    still at work are never touched. Does nothing where process ids cannot be checked (Windows).
-    """
-    if os.name != "posix":
-        return []
-    removed = []
-    try:
-        entries = list(os.scandir(directory))
-    except OSError:
-        return removed
-    for entry in entries:
-        m = _TEMP_NAME.fullmatch(entry.name)
-        if m is None or _pid_alive(int(m.group(1))):
-            continue
-        with contextlib.suppress(OSError):
-            if stat.S_ISREG(entry.stat(follow_symlinks=False).st_mode):
-                os.unlink(entry.path)
-                removed.append(entry.name)
-    return removed
+def temp_token() -> str:
+    """The token (16 hex digits) this process puts in its temporary files' names (see :func:`atomic_write`)."""
+    return _TEMP_TOKEN
 
 
 def _fsync_directory(directory: str) -> None:
@@ -151,10 +110,13 @@ def _fsync_directory(directory: str) -> None:
 def atomic_write(path, /, *, text: bool = False):
     """Write ``path`` atomically: yields a file object; on normal exit its contents replace ``path``.
 
-    The data goes to ``.tmp-<pid>-<random>`` in the same directory, is flushed to disk, given the
-    permissions the umask asks for (``0666 & ~umask``: 0644 under umask 022, as ``open`` would
-    give), and renamed over ``path``. If the block raises (or the process is killed), ``path`` is
-    untouched; the temporary file is removed at once, or by the next write into the directory.
+    The data goes to ``.tmp-<pid>-<token>-<random><suffix>`` in the same directory (``token``:
+    :func:`temp_token`), is flushed to disk, given the permissions the umask asks for
+    (``0666 & ~umask``: 0644 under umask 022, as ``open`` would give), and renamed over ``path``
+    (a link at ``path`` is replaced, never followed). If the block raises, ``path`` is untouched and
+    the temporary file is removed at once. If the process is killed, the temporary file stays: the
+    library never removes a file it cannot prove it wrote (the command line clears those of its
+    own run folders, see ``xpml.cli._locks``).
 
     Parameters
     ----------
@@ -166,9 +128,8 @@ def atomic_write(path, /, *, text: bool = False):
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    clean_stale_temp_files(directory)
     suffix = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=suffix, dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-{_TEMP_TOKEN}-", suffix=suffix, dir=directory)
     try:
         with os.fdopen(fd, "w" if text else "wb", encoding="utf-8" if text else None) as f:
             yield f
@@ -195,95 +156,6 @@ def save_npz_atomic(path, arrays: dict, /) -> None:
     """
     with atomic_write(path) as f:
         np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
-
-
-# ---- locks -------------------------------------------------------------------------------------
-
-def _lock_fd(fd: int, blocking: bool) -> bool:
-    if os.name == "posix":
-        import fcntl
-
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            return False
-        return True
-    import msvcrt  # pragma: no cover (Windows)
-    import time  # pragma: no cover
-
-    while True:  # pragma: no cover
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-            return True
-        except OSError:
-            if not blocking:
-                return False
-            time.sleep(0.2)
-
-
-def _read_holder(fd: int) -> str:
-    with contextlib.suppress(OSError):
-        os.lseek(fd, 0, os.SEEK_SET)
-        return os.read(fd, 200).decode("utf-8", "replace").strip()
-    return ""
-
-
-@contextlib.contextmanager
-def file_lock(path, /, *, blocking: bool = True, on_wait=None, note: str = ""):
-    """Hold an exclusive advisory lock on the file ``path`` (created if needed) for the ``with`` block.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The lock file. It is removed when the lock is released.
-    blocking : bool, keyword-only
-        Wait for the lock (True) or raise :class:`LockedError` at once if another process holds it.
-    on_wait : callable, keyword-only
-        Called once, with what the holder wrote into the lock file, before waiting.
-    note : str, keyword-only
-        Written into the lock file after this process's id, for whoever finds it locked.
-
-    Notes
-    -----
-    The lock is ``flock`` (POSIX): the kernel releases it when the holder exits, even by
-    ``kill -9``, so a crashed holder never blocks anyone. The holder removes the file while it
-    still holds the lock; a waiter that then wins the lock on the removed file sees that the path
-    no longer names it and tries again, so two processes can never both hold the lock.
-    """
-    path = os.fspath(path)
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            if not _lock_fd(fd, blocking=False):
-                holder = _read_holder(fd)
-                if not blocking:
-                    raise LockedError(f"{path} is locked by another process ({holder or 'unknown'})", holder)
-                if on_wait is not None:
-                    on_wait(holder)
-                    on_wait = None
-                _lock_fd(fd, blocking=True)
-            try:
-                current, mine = os.stat(path), os.fstat(fd)
-                same = (current.st_dev, current.st_ino) == (mine.st_dev, mine.st_ino)
-            except FileNotFoundError:
-                same = False
-        except BaseException:
-            os.close(fd)
-            raise
-        if same or os.name != "posix":
-            break
-        os.close(fd)  # the holder we waited for removed this file: lock the current one
-    try:
-        with contextlib.suppress(OSError):
-            os.ftruncate(fd, 0)
-            os.lseek(fd, 0, os.SEEK_SET)
-            os.write(fd, f"pid {os.getpid()}{': ' + note if note else ''}\n".encode())
-        yield
-    finally:
-        if os.name == "posix":
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-        os.close(fd)
 
 
 # ---- reading data pickles ------------------------------------------------------------------------

@@ -86,3 +86,21 @@ def test_divergence_is_read_from_the_trainer_or_the_loss_curve(history, estimato
     fit = SimpleNamespace(history=history, estimator=estimator, loss=loss)
     assert _runs.diverged_at(fit) == want
     assert _runs.divergence_record(fit) == {"diverged": want is not None, "diverged_at": want}
+
+
+def test_a_linear_model_diverging_before_its_first_evaluation_is_reported_and_the_run_kept(tmp_path, capsys):
+    # With the default 1500 iterations the linear models evaluate every ~38; at this rate they stop
+    # at a non-finite loss within the first few, before any evaluation.
+    out = tmp_path / "run"
+    rc = train.main([*TINY, "knn", "svm", "softmax", "--learning-rate", "1e5", "--quiet", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    models = _strict_json((out / "results.json").read_text())["models"]
+    assert models["knn"]["diverged"] is False and 0 <= models["knn"]["val_acc"] <= 1
+    for name in ("svm", "softmax"):
+        record = models[name]
+        assert record["diverged"] is True and 0 <= record["diverged_at"] < 38, record["diverged_at"]
+        assert 0 <= record["val_acc"] <= 1 and 0 <= record["test_acc"] <= 1
+        assert all((out / f).is_file() for f in record["files"].values())
+        assert f"diverged at it {record['diverged_at']}" in captured.out
+    assert not (out / "INCOMPLETE").exists()

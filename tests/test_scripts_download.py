@@ -38,7 +38,7 @@ def _fetch(tmp_path, url, md5, *extra):
 def _assert_nothing_loads(tmp_path, capsys):
     cache = tmp_path / "cache"
     leftovers = sorted(p.name for p in cache.iterdir()) if cache.exists() else []
-    assert leftovers == [], f"left behind: {leftovers}"
+    assert not cache.exists(), f"left behind: the cache folder the download made, holding {leftovers}"
     rc = train.main(["knn", "--dataset", "cifar10", "--data-dir", str(cache), "--quiet"])
     assert_one_line_error(rc, capsys.readouterr().err, "CIFAR-10 not found")
 
@@ -158,6 +158,9 @@ def test_default_data_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     if _download.sys.platform not in ("win32", "darwin"):
         assert _download.default_data_dir() == tmp_path / "xdg" / "xpml"
+    import platformdirs
+
+    assert _download.default_data_dir() == platformdirs.user_cache_path("xpml", appauthor=False)
 
 
 # ---- two downloads at once, links in archives, the data filter, checksums -------------------------
@@ -308,3 +311,54 @@ def test_a_flipped_byte_in_a_downloaded_batch_is_an_error_naming_it(tmp_path, ar
     with pytest.raises(CorruptFileError, match="data_batch_2"):
         load_CIFAR_batch(batch)
     load_CIFAR_batch(root / "data_batch_1")  # the others still load
+
+
+def test_download_verifies_a_dataset_already_there(tmp_path, archive, capsys):
+    body, md5 = archive
+    with file_server({"/c.tar.gz": (body, None)}) as (url, hits):
+        assert _fetch(tmp_path, f"{url}/c.tar.gz", md5) == 0
+        batch = tmp_path / "cache" / "cifar-10-batches-py" / "data_batch_3"
+        batch.write_bytes(batch.read_bytes()[:-100])  # truncated: not "already present"
+        capsys.readouterr()
+        rc = _fetch(tmp_path, f"{url}/c.tar.gz", md5)
+        assert_one_line_error(rc, capsys.readouterr().err, "data_batch_3", "truncated or changed",
+                              f"xpml download --data-dir {tmp_path / 'cache'} --force")
+        assert _fetch(tmp_path, f"{url}/c.tar.gz", md5, "--force") == 0
+        assert hits == ["/c.tar.gz", "/c.tar.gz"]
+    assert _download.checksum_problems(tmp_path / "cache" / "cifar-10-batches-py") == []
+
+
+def test_a_missing_checksum_file_is_an_error_saying_how_to_rebuild_it(tmp_path, archive, capsys):
+    body, md5 = archive
+    cache = tmp_path / "cache"
+    train_args = ["knn", "--dataset", "cifar10", "--data-dir", str(cache), "--num-train", "20", "--num-val", "5",
+                  "--num-test", "5", "--quiet"]
+    with file_server({"/c.tar.gz": (body, None)}) as (url, _):
+        assert _fetch(tmp_path, f"{url}/c.tar.gz", md5) == 0
+        (cache / "cifar-10-batches-py" / "SHA256SUMS").unlink()  # no longer turns the checks off
+        capsys.readouterr()
+        rc = train.main([*train_args, "--out", str(tmp_path / "r1")])
+        assert_one_line_error(rc, capsys.readouterr().err, "has no SHA256SUMS",
+                              f"xpml download --data-dir {cache} --force")
+        rc = _fetch(tmp_path, f"{url}/c.tar.gz", md5)
+        assert_one_line_error(rc, capsys.readouterr().err, "SHA256SUMS is missing", "--force")
+        assert _fetch(tmp_path, f"{url}/c.tar.gz", md5, "--force") == 0
+    assert train.main([*train_args, "--out", str(tmp_path / "r2")]) == 0
+
+
+def test_a_download_into_a_new_folder_that_fails_removes_the_folders_it_made(tmp_path, capsys):
+    with file_server({}) as (url, _):
+        rc = download_cifar10.main(["--data-dir", str(tmp_path / "a" / "b"), "--url", f"{url}/missing", "--quiet",
+                                    "--timeout", "10"])
+    assert rc == 2 and not (tmp_path / "a").exists()
+
+
+def test_a_download_lock_planted_as_a_link_is_refused_and_its_target_untouched(tmp_path, capsys):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / ".xpml-download.lock").symlink_to(victim)
+    rc = download_cifar10.main(["--data-dir", str(cache), "--url", "http://127.0.0.1:9/never", "--quiet"])
+    assert_one_line_error(rc, capsys.readouterr().err, ".xpml-download.lock is a symbolic link")
+    assert victim.read_text() == "precious"

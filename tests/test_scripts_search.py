@@ -127,3 +127,31 @@ def test_the_fully_connected_net_is_searched(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "best: hidden=16" in out and "val acc" in out
     assert (tmp_path / "s" / "best_fc.npz").is_file()
+
+
+def test_an_interrupted_search_stays_incomplete_and_resume_trains_only_the_missing_trials(tmp_path, capsys,
+                                                                                         monkeypatch):
+    out = tmp_path / "search"
+    args = [*TINY, "softmax", "--trials", "4", "--fine-trials", "0", "--num-iters", "20", "--quiet", "--out", str(out)]
+    real, calls = search.run_trial, []
+
+    def interrupted(*a, **k):
+        calls.append(a[3]["learning_rate"])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(search, "run_trial", interrupted)
+    assert search.main(args) != 0
+    capsys.readouterr()
+    # results.json was rewritten after each finished trial; the marker stays: the search did not end.
+    assert (out / "INCOMPLETE").exists() and not json.loads((out / "results.json").read_text())["complete"]
+    assert search.main(args) == 2 and "interrupted run" in capsys.readouterr().err
+    assert search.main([*args, "--resume"]) == 0
+    # Resumed: the interrupted third trial and the fourth; the two finished ones are not trained again
+    # (unless one is the best, trained once more at the end for its checkpoint).
+    resumed = calls[3:]
+    assert resumed[0] == calls[2] and resumed[1] not in calls[:3], calls
+    assert len(resumed) == 2 or (len(resumed) == 3 and resumed[2] in calls[:2]), calls
+    r = json.loads((out / "results.json").read_text())
+    assert r["complete"] and len(r["trials"]) == 4 and not (out / "INCOMPLETE").exists()

@@ -12,14 +12,16 @@ subtracted (the notes' mean image), so one set of hyperparameter ranges suits ev
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .. import backend
+from ..backend.io import CHECKSUMS_NAME
 from . import _cli
 from ._cli import UsageError
-from ._download import CIFAR10_DIRNAME, default_data_dir, find_cifar10
+from ._download import CIFAR10_DIRNAME, default_data_dir, find_cifar10, rebuild_hint
 
 __all__ = ["DATASETS", "Dataset", "load_dataset"]
 
@@ -36,6 +38,10 @@ DEFAULT_SIZES = {
 DEFAULT_CPU_THREADS = {"digits": 1, "spiral": 1, "cifar10": None}
 # (features per row, classes) of each dataset, known before it is loaded (for memory estimates).
 FEATURES_AND_CLASSES = {"digits": (64, 10), "cifar10": (3072, 10), "spiral": (2, 3)}
+# Examples in each dataset (CIFAR-10: its training pool and test batch) and the layout of a row
+# as an image, where it is one (for the first-layer pictures' memory).
+DATASET_ROWS = {"digits": 1797, "cifar10": 60000, "spiral": 600}
+IMAGE_SHAPES = {"digits": (8, 8, 1), "cifar10": (32, 32, 3)}
 CIFAR10_CLASSES = ("plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SPIRAL_POINTS_PER_CLASS, SPIRAL_CLASSES = 200, 3
 
@@ -123,6 +129,10 @@ def cifar10_root(data_dir) -> str:
             f"CIFAR-10 not found in {data_dir} (looked for {CIFAR10_DIRNAME}/ with data_batch_1..5, test_batch, "
             "batches.meta): pass --data-dir DIR, or add --download to fetch it"
         )
+    # Every batch is checked against SHA256SUMS as it is loaded; without that file nothing would be.
+    if not os.path.isfile(os.path.join(root, CHECKSUMS_NAME)):
+        raise UsageError(f"CIFAR-10 in {root} has no {CHECKSUMS_NAME}, so its files cannot be checked: fetch it "
+                         f"again with {rebuild_hint(data_dir)}")
     return str(root)
 
 

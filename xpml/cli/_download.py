@@ -31,7 +31,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ..backend.io import file_lock, record_checksums
+from ..backend.io import CHECKSUMS_NAME, CorruptFileError, read_checksums, record_checksums, sha256_file
+from ._locks import file_lock
 
 __all__ = [
     "CIFAR10_DIRNAME",
@@ -58,16 +59,14 @@ class DownloadError(RuntimeError):
 
 
 def default_data_dir() -> Path:
-    """Where datasets are cached: ``$XPML_DATA_DIR``, else the user's cache directory + ``/xpml``."""
+    """Where datasets are cached: ``$XPML_DATA_DIR``, else the user's cache folder for xpml
+    (``platformdirs.user_cache_path("xpml")``: ``$XDG_CACHE_HOME/xpml`` or ``~/.cache/xpml`` on
+    Linux, ``~/Library/Caches/xpml`` on macOS, ``%LOCALAPPDATA%\\xpml\\Cache`` on Windows)."""
     if os.environ.get("XPML_DATA_DIR"):
         return Path(os.environ["XPML_DATA_DIR"]).expanduser()
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches"
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "xpml"
+    import platformdirs
+
+    return platformdirs.user_cache_path("xpml", appauthor=False)
 
 
 def find_cifar10(data_dir) -> Path | None:
@@ -77,6 +76,44 @@ def find_cifar10(data_dir) -> Path | None:
         if all((candidate / name).is_file() for name in CIFAR10_FILES):
             return candidate
     return None
+
+
+def rebuild_hint(data_dir) -> str:
+    """The command that fetches CIFAR-10 into ``data_dir`` again and records its checksums."""
+    return f"xpml download --data-dir {data_dir} --force"
+
+
+def checksum_problems(root) -> list[str]:
+    """What is wrong with the CIFAR-10 files in ``root`` against its ``SHA256SUMS`` (empty: all is well).
+
+    A missing ``SHA256SUMS`` is a problem: without it nothing can be checked.
+    """
+    root = Path(root)
+    try:
+        sums = read_checksums(root)
+    except CorruptFileError as exc:
+        return [str(exc)]
+    if sums is None:
+        return [f"{root / CHECKSUMS_NAME} is missing, so its files cannot be checked"]
+    problems = []
+    for name in CIFAR10_FILES:
+        if name not in sums:
+            problems.append(f"{name} is not listed in {CHECKSUMS_NAME}")
+        elif not (root / name).is_file() or (root / name).is_symlink():
+            problems.append(f"{name} is not a plain file")
+        elif sha256_file(root / name) != sums[name]:
+            problems.append(f"{name} differs from its SHA-256 in {CHECKSUMS_NAME} (truncated or changed)")
+    return problems
+
+
+def verify_cifar10(root, data_dir) -> Path:
+    """``root`` after checking every file against ``SHA256SUMS``; a :class:`DownloadError` saying
+    what is wrong and how to fetch it again otherwise."""
+    problems = checksum_problems(root)
+    if problems:
+        raise DownloadError(f"CIFAR-10 in {root} fails its checks ({'; '.join(problems[:3])}"
+                            f"{'; ...' if len(problems) > 3 else ''}): fetch it again with {rebuild_hint(data_dir)}")
+    return Path(root)
 
 
 def _clear_leftovers(data_dir: Path) -> None:
@@ -184,28 +221,43 @@ def fetch_cifar10(data_dir=None, *, url: str = CIFAR10_URL, md5: str | None = CI
     final = data_dir / CIFAR10_DIRNAME
     existing = find_cifar10(data_dir)  # data_dir may be the dataset directory itself
     if existing is not None and not force:
-        return existing
+        return verify_cifar10(existing, data_dir)  # a truncated batch is not "already there"
     if progress is None:
         from tqdm.auto import tqdm
 
         def progress(**kwargs):
             return tqdm(disable=True, **kwargs)
 
+    created = [p for p in (data_dir, *data_dir.parents) if not p.exists()]  # removed again on failure
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        _remove_empty(created)
         raise DownloadError(f"cannot create the data directory {data_dir}: {exc.strerror or exc}") from exc
 
     def waiting(holder):
         if on_wait is not None:
             on_wait(f"waiting for another download into {data_dir} to finish ({holder or 'unknown process'})")
 
-    with file_lock(data_dir / _LOCK_NAME, on_wait=waiting, note=f"download of {url}"):
-        existing = find_cifar10(data_dir)  # the download we waited for may have brought it
-        if existing is not None and not force:
-            return existing
-        _clear_leftovers(data_dir)
-        return _download_locked(data_dir, final, url=url, md5=md5, timeout=timeout, progress=progress)
+    try:
+        with file_lock(data_dir / _LOCK_NAME, on_wait=waiting, note=f"download of {url}"):
+            existing = find_cifar10(data_dir)  # the download we waited for may have brought it
+            if existing is not None and not force:
+                return verify_cifar10(existing, data_dir)
+            _clear_leftovers(data_dir)
+            return _download_locked(data_dir, final, url=url, md5=md5, timeout=timeout, progress=progress)
+    except BaseException:
+        _remove_empty(created)  # a failed download leaves no empty cache folder behind
+        raise
+
+
+def _remove_empty(folders) -> None:
+    """Remove each of ``folders`` (innermost first) that is empty; never anything in them."""
+    for path in folders:
+        try:
+            path.rmdir()
+        except OSError:
+            return
 
 
 def _download_locked(data_dir: Path, final: Path, *, url, md5, timeout, progress) -> Path:

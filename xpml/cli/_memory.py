@@ -2,8 +2,9 @@
 
 A hidden layer of ten million units is accepted by every check of its value (a positive integer)
 and then fails minutes later, or takes the machine down with it. Before any data is read, the
-scripts estimate what a model needs (parameters, gradients, optimizer state, the activations of a
-minibatch and of the largest evaluation split) and compare it with the memory of the device it
+scripts estimate what every model of the run needs (parameters, gradients, optimizer state, the
+minibatch drawn and its activations, the largest evaluation split, the picture of a net's
+first-layer weights, the data itself) and compare it with the memory of the device it
 will run on: the host's RAM (or the container's limit) for CPU backends, the GPU's memory for
 CUDA ones. The estimate is a lower bound of the real use, so what it refuses could not have run.
 """
@@ -11,11 +12,13 @@ CUDA ones. The estimate is a lower bound of the real use, so what it refuses cou
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 
 from ._cli import UsageError
 
-__all__ = ["check_fits", "device_memory", "format_bytes", "net_bytes"]
+__all__ = ["batch_bytes", "check_fits", "data_bytes", "device_memory", "format_bytes", "linear_bytes", "net_bytes",
+           "picture_bytes", "training_check"]
 
 # Copies of the parameters alive during a step: the parameters, their gradients, the gradient of
 # the regularization and the update's temporary; plus the rule's state (per parameter).
@@ -78,30 +81,104 @@ def format_bytes(n: int) -> str:
     raise AssertionError("unreachable")
 
 
-def check_fits(needed: int, bk, *, what: str, fix: str) -> None:
+def check_fits(needed: int, bk, *, what: str, fix: str, parts: dict | None = None) -> None:
     """Raise :class:`UsageError` when ``needed`` bytes exceed the memory of ``bk``'s device.
 
-    ``what`` says what needs it (``"--hidden-size 10000000"``), ``fix`` how to ask for less.
+    ``what`` says what needs it (``"--hidden-size 10000000"``), ``fix`` how to ask for less,
+    ``parts`` (name -> bytes) where the bytes go.
     """
     total, where = device_memory(bk)
     if total is not None and needed > total:
-        raise UsageError(f"{what} needs at least {format_bytes(needed)} ({needed:,} bytes) to train, more than "
-                         f"{where} ({format_bytes(total)}); {fix}")
+        detail = ", ".join(f"{k} {format_bytes(v)}" for k, v in sorted((parts or {}).items(), key=lambda kv: -kv[1]))
+        detail = f": {detail}" if detail else ""
+        raise UsageError(f"{what} needs at least {format_bytes(needed)} ({needed:,} bytes{detail}) to train, more "
+                         f"than {where} ({format_bytes(total)}); {fix}")
+
+
+def linear_bytes(num_features: int, num_classes: int, *, batch_size: int, eval_rows: int, itemsize: int,
+                 update_rule: str = "sgd") -> int:
+    """Bytes a linear SVM or softmax on ``num_features`` (D) features needs at least to train and evaluate.
+
+    Notes
+    -----
+    The bias trick makes W (D + 1, C): ``itemsize * ((4 + s) * (D + 1) * C + B * (D + 1) + 3 * B * C
+    + R * C) + 8 * B``: the parameter copies of a step (as :func:`net_bytes`), the minibatch drawn
+    (B rows and their int64 indices), its scores, margins and their gradient, and the scores of R
+    evaluated rows.
+    """
+    params = (int(num_features) + 1) * int(num_classes)
+    copies = _STEP_COPIES + _RULE_STATE.get(update_rule, 2)
+    b, c = int(batch_size), int(num_classes)
+    return itemsize * (copies * params + b * (int(num_features) + 1) + 3 * b * c + int(eval_rows) * c) + 8 * b
+
+
+def batch_bytes(num_features: int, *, batch_size: int, itemsize: int) -> int:
+    """Bytes of one minibatch drawn for a net: ``B`` rows of ``D`` features and their int64 indices."""
+    return int(batch_size) * (int(num_features) * itemsize + 8)
+
+
+def picture_bytes(hidden: int, image_shape, *, itemsize: int) -> int:
+    """Bytes the picture of a net's first-layer weights needs at least: ``hidden`` images of ``image_shape``.
+
+    Notes
+    -----
+    :func:`xpml.nets.diagnostics.first_layer_images` tiles G x G images (G = ceil(sqrt(H))), each
+    padded by a pixel, into P = G^2 (h + 1)(w + 1) c values: scaled, padded and tiled on the device
+    (three arrays of P), then copied to the host and divided into float64 for drawing (two more of
+    8 bytes each): ``P * (3 * itemsize + 16)``.
+    """
+    h, w, c = image_shape
+    g = math.ceil(math.sqrt(int(hidden)))
+    return g * g * (h + 1) * (w + 1) * c * (3 * itemsize + 16)
+
+
+def data_bytes(rows: int, num_features: int, *, itemsize: int) -> int:
+    """Bytes of the dataset, ``rows`` of ``num_features``, on the host and on the device (a copy each)."""
+    return 2 * int(rows) * int(num_features) * itemsize
 
 
 def training_check(models, params: dict, dataset: str, args):
-    """A ``check(bk)`` for :func:`_runs.start`: refuses the nets of this run that cannot fit on ``bk``."""
+    """A ``check(bk)`` for :func:`_runs.start`: refuses, before any data is read, a run whose models
+    cannot fit on ``bk``: every model's parameters, update state, minibatch and evaluation, the
+    first-layer picture of the nets, and the data, for every batch size."""
     from . import _datasets
+    from ._models import hidden_dims
 
     def check(bk):
         features, classes = _datasets.FEATURES_AND_CLASSES[dataset]
-        _, num_val, num_test = _datasets.split_sizes(dataset, args.num_train, args.num_val, args.num_test)
+        image_shape = _datasets.IMAGE_SHAPES.get(dataset)
+        num_train, num_val, num_test = _datasets.split_sizes(dataset, args.num_train, args.num_val, args.num_test)
+        rows = _datasets.DATASET_ROWS[dataset] if num_train is None else num_train + num_val + num_test
+        eval_rows = max(num_val, num_test)
         itemsize = 4 if args.dtype == "float32" else 8
-        if "twolayer" in models:
-            p = params["twolayer"]
-            needed = net_bytes((features, p["hidden_size"], classes), batch_size=p["batch_size"],
-                               eval_rows=max(num_val, num_test), itemsize=itemsize, update_rule=p["update_rule"])
-            check_fits(needed, bk, what=f"the two-layer net with --hidden-size {p['hidden_size']} on {dataset}",
-                       fix="choose a smaller --hidden-size")
+        data = data_bytes(rows, features, itemsize=itemsize)
+        for model in models:
+            p = params[model]
+            parts = {}
+            if model == "knn":
+                from ..classifiers import KNearestNeighbor
+
+                what, fix = "kNN", "use fewer examples (--num-train)"
+                parts["distances"] = KNearestNeighbor().memory_budget
+            elif model in ("svm", "softmax"):
+                what = f"the {model} with --batch-size {p['batch_size']} on {dataset}"
+                fix = "choose a smaller --batch-size"
+                parts["training"] = linear_bytes(features, classes, batch_size=p["batch_size"], eval_rows=eval_rows,
+                                                 itemsize=itemsize, update_rule=p["update_rule"])
+                parts["data with a bias column"] = data // 2
+            else:
+                widths = [p["hidden_size"]] if model == "twolayer" else hidden_dims(p["hidden_dims"])
+                flag = (f"--hidden-size {p['hidden_size']}" if model == "twolayer"
+                        else f"--hidden-dims {p['hidden_dims']}")
+                title = "two-layer net" if model == "twolayer" else "fully connected net"
+                what = f"the {title} with {flag} and --batch-size {p['batch_size']} on {dataset}"
+                fix = f"choose a smaller {flag.split()[0]} or --batch-size"
+                parts["training"] = (net_bytes((features, *widths, classes), batch_size=p["batch_size"],
+                                               eval_rows=eval_rows, itemsize=itemsize, update_rule=p["update_rule"])
+                                     + batch_bytes(features, batch_size=p["batch_size"], itemsize=itemsize))
+                if image_shape is not None and widths:
+                    parts["first-layer picture"] = picture_bytes(widths[0], image_shape, itemsize=itemsize)
+            parts["data"] = data
+            check_fits(sum(parts.values()), bk, what=what, fix=fix, parts=parts)
 
     return check

@@ -197,10 +197,17 @@ def _fit_linear(model, data, bk, params, *, seed, dtype, progress, test):
         loss = clf.train(X_train, data.y_train, params["learning_rate"], params["reg"], num_iters, batch,
                          update_rule=_update_rule(params["update_rule"]), callback=on_step)
         t1 = _clock(bk)
-    fit_ = Fit(model, dict(params), clf, val_acc[-1], None, t1 - t0 - eval_s, eval_s, loss,
+    fit_ = Fit(model, dict(params), clf, None, None, t1 - t0 - eval_s, eval_s, loss,
                {"train": (points, train_acc), "val": (points, val_acc)}, accuracy_x="iteration",
                history={"loss_history": loss, "eval_iterations": points, "train_acc_history": train_acc,
                         "val_acc_history": val_acc})
+    if val_acc and points[-1] == len(loss):
+        fit_.val_acc = val_acc[-1]
+    else:
+        # Training stopped early (a loss that stopped being finite) before or after the last
+        # evaluation: measure the weights it stopped with.
+        fit_.val_acc = evaluate(fit_, data, "val")
+        fit_.predict_s += _clock(bk) - t1
     if test:
         fit_.test_acc = evaluate(fit_, data, "test")
         fit_.predict_s += _clock(bk) - t1
@@ -294,6 +301,7 @@ def save(fit_: Fit, data, bk, run_dir, *, prefix: str | None = None) -> dict:
         files["checkpoint"] = f"{name}.npz"
         save_model(run_dir / files["checkpoint"], fit_.estimator, hyperparams=hyper, history=fit_.history,
                    arrays={"mean": data.extra["mean"]})
+        _runs.note_written(run_dir / files["checkpoint"])
     if fit_.model in LINEAR and data.image_shape is not None:
         files["weights"] = f"{name}_templates.png"
         _runs.plot_image_grid(run_dir / files["weights"], backend.to_numpy(fit_.estimator.W), data.image_shape,

@@ -15,9 +15,11 @@ never leaves old results beside new weights. Every file is written atomically
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +31,8 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the off-screen ba
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ..backend.io import TEMP_PREFIX, LockedError, atomic_write, file_lock  # noqa: E402
+from ..backend.io import atomic_write, temp_token  # noqa: E402
+from ._locks import LockedError, LockRefused, clean_stale_temp_files, file_lock  # noqa: E402
 
 __all__ = [
     "INCOMPLETE",
@@ -57,46 +60,187 @@ __all__ = [
 
 RESULTS = "results.json"
 INCOMPLETE = "INCOMPLETE"
+MANIFEST = ".xpml-manifest.json"
 _LOCK = ".xpml-run.lock"
+_RESERVED = (RESULTS, INCOMPLETE, MANIFEST, _LOCK)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_MAX_MANIFEST = 64 << 20
 
 
 # ---- the run folder: claimed atomically, locked while in use, marked until complete --------------
 
+def _read_manifest(path: Path) -> dict | None:
+    """The folder's manifest, or None when there is none; a clear error when it is not xpml's."""
+    from ._cli import UsageError
+
+    name = path / MANIFEST
+    try:
+        fd = os.open(name, os.O_RDONLY | _NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        if name.is_symlink():
+            raise UsageError(f"--out {path}: {MANIFEST} is a symbolic link; xpml does not follow links: "
+                             "choose a new or empty folder") from None
+        raise
+    try:
+        with os.fdopen(fd, "rb") as f:
+            raw = f.read(_MAX_MANIFEST + 1)
+        manifest = json.loads(raw) if len(raw) <= _MAX_MANIFEST else None
+    except (OSError, ValueError):
+        manifest = None
+    if (not isinstance(manifest, dict) or manifest.get("xpml_run") != 1
+            or not isinstance(manifest.get("files"), dict) or not isinstance(manifest.get("done"), dict)
+            or not isinstance(manifest.get("temp_tokens"), list)):
+        raise UsageError(f"--out {path}: {MANIFEST} is not a manifest xpml wrote (unreadable or changed), so "
+                         "xpml cannot tell its files from yours: choose a new or empty folder")
+    return manifest
+
+
+def _sha256_nofollow(path: Path) -> str | None:
+    """SHA-256 of the plain file ``path`` (never through a link), or None when it is not one."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+    except OSError:
+        return None
+    h = hashlib.sha256()
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return None
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _plain_name(name) -> bool:
+    return (isinstance(name, str) and name == Path(name).name and name not in ("", ".", "..")
+            and name not in _RESERVED)
+
+
 class RunFolder:
-    """A run folder this process has claimed: locked, marked ``INCOMPLETE`` until :meth:`finish`."""
+    """A run folder this process has claimed: locked, marked ``INCOMPLETE`` until :meth:`finish`.
 
-    def __init__(self, path: Path, created: bool, lock: contextlib.ExitStack):
-        self.path, self.created, self._lock = path, created, lock
+    Its manifest (``.xpml-manifest.json``, written by xpml alone) records the run's fingerprint
+    (command and configuration), the SHA-256 of every file the run wrote, the records of the
+    models it completed, and the token in its temporary files' names.
+    """
 
-    def finish(self, report: dict) -> None:
-        """Write ``results.json`` (which removes the marker), then give the folder up."""
-        write_json(self.path / RESULTS, report)
+    def __init__(self, path: Path, created: bool, lock: contextlib.ExitStack, manifest: dict):
+        self.path, self.created, self._lock, self.manifest = path, created, lock, manifest
+
+    def _save_manifest(self) -> None:
+        with atomic_write(self.path / MANIFEST, text=True) as f:
+            json.dump(jsonable(self.manifest), f, indent=1, allow_nan=False)
+            f.write("\n")
+
+    def _record(self, names) -> None:
+        for name in names:
+            if _plain_name(name) or name == RESULTS:
+                digest = _sha256_nofollow(self.path / name)
+                if digest is not None:
+                    self.manifest["files"][name] = digest
+
+    def completed(self, key: str):
+        """What :meth:`complete` kept for ``key`` in the run this one resumes, if its files are intact."""
+        entry = self.manifest["done"].get(key)
+        if not isinstance(entry, dict):
+            return None
+        files = entry.get("files", [])
+        if any(self.manifest["files"].get(n) is None or _sha256_nofollow(self.path / n) != self.manifest["files"][n]
+               for n in files):
+            return None  # changed or gone since: trained again
+        return entry.get("record")
+
+    def complete(self, key: str, record, files) -> None:
+        """Record that ``key`` (a model) is done, with what the run reports about it and its files."""
+        files = [n for n in files if _plain_name(n)]
+        self._record(files)
+        self.manifest["done"][key] = {"record": record, "files": files}
+        self._save_manifest()
+
+    def end(self, files=()) -> None:
+        """End a run that wrote its own results: record ``files`` (names in the folder) and
+        ``results.json``, remove the marker, give the folder up."""
+        self._record([*files, RESULTS])
+        self._save_manifest()
+        # Only here, at the true end of the run, does the marker go.
+        (self.path / INCOMPLETE).unlink(missing_ok=True)
         self.release()
 
+    def finish(self, report: dict) -> None:
+        """Write ``results.json``, record the run's files, remove the marker, then give the folder up."""
+        write_json(self.path / RESULTS, report)
+        names = []
+
+        def walk(o):  # the report built by this run, in memory: the files it wrote
+            if isinstance(o, dict):
+                for k, v in o.items():
+                    if k == "files" and isinstance(v, dict):
+                        names.extend(v.values())
+                    else:
+                        walk(v)
+            elif isinstance(o, list):
+                for v in o:
+                    walk(v)
+
+        walk(report)
+        self.end(names)
+
     def abort(self) -> None:
-        """Give the folder up after a failure: the marker stays, unless nothing else was written (then
-        the marker goes, and the folder too if this run created it)."""
+        """Give the folder up after a failure: the marker stays, unless nothing was written and no model
+        completed (then the marker and manifest go, and the folder too if this run created it)."""
         with contextlib.suppress(OSError):
-            left = _contents(self.path)
-            if left == [INCOMPLETE]:
+            if _contents(self.path) == [INCOMPLETE] and not self.manifest["files"] and not self.manifest["done"]:
                 (self.path / INCOMPLETE).unlink()
+                (self.path / MANIFEST).unlink(missing_ok=True)
                 if self.created:
                     self.release()
-                    self.path.rmdir()
+                    _remove_created(self.path)
         self.release()
 
     def release(self) -> None:
+        _CLAIMED.pop(os.path.abspath(self.path), None)
         self._lock.close()
 
 
+# The run folders this process holds, by absolute path: a file written into one is recorded in its
+# manifest as soon as it is in place (note_written), so that a run killed at any point leaves no
+# file of its own unrecorded (and --overwrite can remove it).
+_CLAIMED: dict[str, RunFolder] = {}
+
+
+def note_written(path) -> None:
+    """Record ``path``, a file this process has just written, in the manifest of the run folder it is in."""
+    path = Path(path)
+    folder = _CLAIMED.get(os.path.abspath(path.parent))
+    if folder is not None:
+        folder._record([path.name])
+        folder._save_manifest()
+
+
 def _contents(path: Path) -> list[str]:
-    """What a run folder holds, apart from its lock and temporary files."""
-    return sorted(n for n in os.listdir(path) if n != _LOCK and not n.startswith(TEMP_PREFIX))
+    """What a run folder holds, apart from its lock (ours, held) and its manifest."""
+    return sorted(n for n in os.listdir(path) if n not in (_LOCK, MANIFEST))
+
+
+def _remove_created(path: Path) -> None:
+    """Remove ``path`` (a folder this run made) if it is empty; never anything in it."""
+    with contextlib.suppress(OSError):
+        path.rmdir()
+
+
+def _refuse_link(path: Path, what: str) -> None:
+    from ._cli import UsageError
+
+    if path.is_symlink():
+        raise UsageError(f"{what} {path} is a symbolic link (to {os.readlink(path)}); xpml does not write through "
+                         "links: give the folder itself")
 
 
 def _new_run_dir(what: str) -> Path:
     """A new ``runs/<YYYYmmdd-HHMMSS>-<what>`` (with a suffix if that exists), made atomically."""
     base = Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{what}"
+    _refuse_link(base.parent, "the run folder's parent")
     base.parent.mkdir(parents=True, exist_ok=True)
     for n in range(1, 10_000):
         path = base if n == 1 else base.with_name(f"{base.name}-{n}")
@@ -108,84 +252,111 @@ def _new_run_dir(what: str) -> Path:
     raise FileExistsError(f"too many run folders named {base}-N; choose one with --out")
 
 
-def _files_of(results_path: Path) -> list[str]:
-    """The file names a results.json lists under ``files`` (at any depth); plain names only."""
-    try:
-        with open(results_path, encoding="utf-8") as f:
-            report = json.load(f)
-    except (OSError, ValueError):
-        return []
-    names = []
-
-    def walk(o):
-        if isinstance(o, dict):
-            for k, v in o.items():
-                if k == "files" and isinstance(v, dict):
-                    names.extend(n for n in v.values() if isinstance(n, str) and n == Path(n).name
-                                 and n not in ("", ".", "..", RESULTS, INCOMPLETE, _LOCK))
-                else:
-                    walk(v)
-        elif isinstance(o, list):
-            for v in o:
-                walk(v)
-
-    walk(report)
-    return names
+def fingerprint_difference(recorded: dict, wanted: dict) -> str | None:
+    """``"key: recorded -> wanted, ..."`` for the keys where two fingerprints differ, or None."""
+    keys = sorted(set(recorded) | set(wanted))
+    diffs = [f"{k} {recorded.get(k)!r} -> {wanted.get(k)!r}" for k in keys if recorded.get(k) != wanted.get(k)]
+    return "; ".join(diffs) if diffs else None
 
 
 def claim_run_dir(out, what: str, *, resume: bool = False, overwrite: bool = False,
-                  command: str = "xpml run") -> RunFolder:
+                  command: str = "xpml run", fingerprint: dict | None = None) -> RunFolder:
     """Claim the folder a run writes into; return it locked and marked ``INCOMPLETE``.
 
     Without ``out``, a new ``runs/<timestamp>-<what>`` folder. With ``out``, that folder if it is
-    new or empty; one holding an interrupted run (``INCOMPLETE``) only with ``resume`` or
-    ``overwrite``; one holding a finished run (``results.json``) or other files only with
-    ``overwrite``. A folder another run is writing into is refused in every case. On a claim, the
-    earlier ``results.json`` is removed (after the marker is written) and, with ``overwrite``, the
-    files it listed; every other file is left alone.
+    new or empty; one holding an interrupted xpml run (``INCOMPLETE``) only with ``resume`` (for
+    the same ``fingerprint``: command and configuration) or ``overwrite``; one holding a finished
+    xpml run only with ``overwrite``. A folder holding anything xpml did not record in its
+    manifest is refused, and so is one another run is writing into, and a link. On a claim the
+    earlier ``results.json`` is removed (after the marker is written); with ``overwrite``, so are
+    the files the manifest records whose contents are still what xpml wrote. Nothing else is
+    removed, apart from the temporary files of killed writers whose names carry a token the
+    manifest records.
     """
     from ._cli import UsageError
 
+    fingerprint = jsonable(fingerprint or {"what": what})
     if out is None:
-        path, created = _new_run_dir(what), True
+        path = _new_run_dir(what)
+        created = [path]
     else:
         path = Path(out).expanduser()
+        _refuse_link(path, "--out")
         if path.exists() and not path.is_dir():
             raise NotADirectoryError(f"--out {path} exists and is not a directory")
-        created = not path.exists()
+        created = [p for p in (path, *path.parents) if not p.exists()]
         path.mkdir(parents=True, exist_ok=True)
     lock = contextlib.ExitStack()
     try:
         lock.enter_context(file_lock(path / _LOCK, blocking=False, note=command))
     except LockedError as exc:
+        _remove_all(created)
         raise UsageError(f"--out {path} is in use by another run ({exc.holder or 'unknown'}): "
                          "wait for it to finish, or choose another folder") from None
+    except LockRefused as exc:
+        raise UsageError(f"--out {path}: {exc}") from None
     try:
+        manifest = _read_manifest(path)
+        if manifest is not None:
+            clean_stale_temp_files(path, [t for t in manifest["temp_tokens"] if isinstance(t, str)])
         left = _contents(path)
-        finished = RESULTS in left
-        if INCOMPLETE in left and not (resume or overwrite):
-            raise UsageError(f"--out {path} holds an interrupted run ({INCOMPLETE}): pass --resume to run again "
-                             "in it, --overwrite to replace it, or choose another folder")
-        if INCOMPLETE not in left and finished and not overwrite:
+        if manifest is None and left:
+            raise UsageError(f"--out {path} is not empty and holds no run xpml recorded ({', '.join(left[:3])}"
+                             f"{', ...' if len(left) > 3 else ''}): xpml writes only into a new or empty folder, or "
+                             "one it wrote itself: choose another folder")
+        manifest = manifest or {"xpml_run": 1, "fingerprint": fingerprint, "files": {}, "done": {},
+                                "temp_tokens": []}
+        interrupted = INCOMPLETE in left
+        finished = bool(left) and not interrupted
+        if interrupted and not (resume or overwrite):
+            raise UsageError(f"--out {path} holds an interrupted run ({INCOMPLETE}): pass --resume to finish it, "
+                             "--overwrite to replace it, or choose another folder")
+        if finished and not overwrite:
             hint = "--resume continues only an interrupted run; " if resume else ""
-            raise UsageError(f"--out {path} holds a finished run ({RESULTS}): {hint}pass --overwrite to replace "
-                             "it, or choose another folder")
-        if left and INCOMPLETE not in left and not finished and not overwrite:
-            raise UsageError(f"--out {path} is not empty and holds no xpml run ({', '.join(left[:3])}"
-                             f"{', ...' if len(left) > 3 else ''}): choose a new or empty folder, or pass --overwrite")
-        stale = _files_of(path / RESULTS) if (overwrite and finished) else []
+            raise UsageError(f"--out {path} holds a finished run: {hint}pass --overwrite to replace it (only the "
+                             "files xpml wrote there go), or choose another folder")
+        if interrupted and resume and not overwrite:
+            diff = fingerprint_difference(manifest.get("fingerprint") or {}, fingerprint)
+            if diff is not None:
+                raise UsageError(f"--resume: --out {path} holds an interrupted run of another command or "
+                                 f"configuration ({diff}): run it as it was, or pass --overwrite to replace it")
+        stale = []
+        if overwrite:
+            stale = [n for n, digest in manifest["files"].items()
+                     if _plain_name(n) and _sha256_nofollow(path / n) == digest]
+            manifest = {"xpml_run": 1, "fingerprint": fingerprint, "files": {}, "done": {},
+                        "temp_tokens": manifest["temp_tokens"]}
+        manifest["temp_tokens"] = [*manifest["temp_tokens"][-50:], temp_token()]
+        manifest["fingerprint"] = fingerprint
+        folder = RunFolder(path, bool(created), lock, manifest)
         with atomic_write(path / INCOMPLETE, text=True) as f:
             f.write(f"An xpml run is writing into this folder, or was interrupted: until results.json is written,\n"
                     f"its files are not described by one. Started {time.strftime('%Y-%m-%dT%H:%M:%S%z')}, "
                     f"pid {os.getpid()}: {command}\n")
-        # The marker is down: only now may the old results go, and with --overwrite what they listed.
+        folder._save_manifest()
+        # The marker is down: only now may the old results go, and with --overwrite what xpml wrote.
+        manifest["files"].pop(RESULTS, None)
         (path / RESULTS).unlink(missing_ok=True)
         for name in stale:
             (path / name).unlink(missing_ok=True)
+        folder._save_manifest()
+        _CLAIMED[os.path.abspath(path)] = folder
     except BaseException:
         lock.close()
+        if created:
+            with contextlib.suppress(OSError):
+                if _contents(path) in ([], [INCOMPLETE]):
+                    (path / INCOMPLETE).unlink(missing_ok=True)
+                    (path / MANIFEST).unlink(missing_ok=True)
+            _remove_all(created)
         raise
-    return RunFolder(path, created, lock)
+    return folder
+
+
+def _remove_all(created: list[Path]) -> None:
+    """Remove the folders a claim made (innermost first), each only if it is empty."""
+    for p in created:
+        _remove_created(p)
 
 
 # ---- results JSON: standard JSON, diverged values as null beside a flag -------------------------
@@ -212,18 +383,13 @@ def write_json(path, obj) -> None:
     """Write ``obj`` as indented standard JSON, atomically (a reader never sees half a file).
 
     Non-finite numbers become null (:func:`jsonable`): a diverged run is recorded, never lost.
-    Writing ``results.json`` into a folder this process claimed completes the run there: its
-    ``INCOMPLETE`` marker goes.
+    Writing ``results.json`` (a search rewrites it after every trial) leaves the folder's
+    ``INCOMPLETE`` marker alone: only :meth:`RunFolder.finish`, at the end of the run, removes it.
     """
     path = Path(path)
     with atomic_write(path, text=True) as f:
         json.dump(jsonable(obj), f, indent=2, allow_nan=False)
         f.write("\n")
-    if path.name == RESULTS:
-        marker = path.parent / INCOMPLETE
-        with contextlib.suppress(OSError):
-            if f"pid {os.getpid()}:" in marker.read_text(encoding="utf-8"):
-                marker.unlink()
 
 
 def first_non_finite(values) -> int | None:
@@ -301,6 +467,21 @@ class Run:
         }
 
 
+# Flags that say where a run writes, shows or fetches, or where its work runs, not what it computes:
+# a resumed run may change them.
+_NOT_CONFIGURATION = ("out", "resume", "overwrite", "json", "quiet", "cpu_threads", "download", "data_dir", "url",
+                      "md5", "timeout", "scheduler", "gpus_per_trial", "backend")
+
+
+def fingerprint(args, dataset: str, what: str, bk) -> dict:
+    """What a run computes: the command and models (``what``), the dataset, the backend it runs on,
+    xpml's version and every flag given that changes results; ``--resume`` needs the same."""
+    from .. import __version__
+
+    given = {k: v for k, v in sorted(vars(args).items()) if k not in _NOT_CONFIGURATION and v is not None}
+    return jsonable({"what": what, "dataset": dataset, "backend": bk.label, "xpml": __version__, **given})
+
+
 @contextlib.contextmanager
 def start(args, dataset: str, what: str, *, check=None):
     """Choose the backend, run ``check(bk)`` (e.g. a memory estimate), claim the run folder, limit BLAS
@@ -319,7 +500,8 @@ def start(args, dataset: str, what: str, *, check=None):
         check(bk)
     threads = _datasets.cpu_threads(args, dataset)
     folder = claim_run_dir(args.out, what, resume=getattr(args, "resume", False),
-                           overwrite=getattr(args, "overwrite", False), command=f"xpml run {what}")
+                           overwrite=getattr(args, "overwrite", False), command=f"xpml run {what}",
+                           fingerprint=fingerprint(args, dataset, what, bk))
     try:
         with _cli.cpu_threads(threads), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             run = Run(args, bk, Progress(quiet=args.quiet), threads, run_dir=folder.path, folder=folder)
@@ -388,6 +570,7 @@ def _save(fig, path) -> None:
             fig.savefig(f, format=Path(path).suffix[1:] or "png", dpi=100, bbox_inches="tight")
     finally:
         plt.close(fig)
+    note_written(path)
 
 
 def plot_curves(path, title: str, loss, accuracy: dict | None = None, *, accuracy_xlabel: str = "epoch") -> None:

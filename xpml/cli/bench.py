@@ -176,7 +176,9 @@ def _main(argv) -> int:
     # Claimed before any work, so a bad or busy --out fails at once; released whatever happens.
     folder = _runs.claim_run_dir(args.out, "bench", overwrite=args.overwrite, command=command)
     try:
-        return _measure(args, sections, places, gpu, why_no_gpu, folder.path, command)
+        rc = _measure(args, sections, places, gpu, why_no_gpu, folder.path, command)
+        folder.end(["results.md"])  # the run is complete: its marker goes
+        return rc
     finally:
         folder.release()
 

@@ -12,7 +12,9 @@ the iterations; the fine stage samples ``--fine-trials`` settings from the span 
 ``--top`` coarse ones and trains them fully. Prints all trials ranked by validation accuracy
 (diverged ones last), plots validation accuracy over the searched ranges, and keeps the best model
 (checkpoint, pictures, test accuracy) in the run folder. ``results.json`` is rewritten as each
-trial finishes, with ``"complete": false`` until the search is done.
+trial finishes, with ``"complete": false`` until the search is done; the run folder's ``INCOMPLETE``
+marker stays until then, and ``--resume`` finishes an interrupted search without training again the
+trials it completed (in this process; on a cluster every trial runs again).
 
 With ``--scheduler`` the trials run as Dask tasks (see ``_cluster`` for the cluster and for how the
 data reaches the workers) and the best setting is trained once more here for its checkpoint. The
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import json
 import math
 import os
 import re
@@ -191,8 +194,17 @@ def _trials(args, run, model: str, base: dict, dataset: str, kept: dict):
     """
     if args.scheduler is None:
         def objective(given):
+            # The same seed draws the same settings: a trial the interrupted run this one resumes
+            # finished is taken from its record instead of trained again.
+            key = "trial " + json.dumps(_runs.jsonable(given), sort_keys=True)
+            done = run.folder.completed(key)
+            if done is not None and not args.ensemble:
+                # (an ensemble needs the trained nets, so with --ensemble a finished trial trains
+                # again: the same seed gives the same net)
+                return done
             kept["last"], out = run_trial(model, run.data, run.bk, {**base, **given}, seed=args.seed,
                                           dtype=args.dtype, progress=run.progress)
+            run.folder.complete(key, out, ())
             return {**out, "model": kept["last"].estimator} if args.ensemble else out
 
         yield objective, None, None, None

@@ -59,6 +59,11 @@ def _main(argv) -> int:
     with _runs.start(args, dataset, f"{dataset}-{'+'.join(models)}", check=check) as run:
         results, rows = {}, []
         for model in run.progress(models, desc="models", unit="model") if len(models) > 1 else models:
+            kept = run.folder.completed(model)  # trained by the interrupted run this one resumes
+            if kept is not None:
+                results[model], row = kept["result"], kept["row"]
+                rows.append(row)
+                continue
             fit = _models.fit(model, run.data, run.bk, params[model], seed=args.seed, dtype=args.dtype,
                               progress=run.progress)
             files = _models.save(fit, run.data, run.bk, run.run_dir)
@@ -67,6 +72,7 @@ def _main(argv) -> int:
             rows.append({**fit.summary(), "backend": run.bk.label, "device": run.bk.device_name,
                          "settings": _models.settings(fit.params),
                          "note": _runs.divergence_note(diverged)})
+            run.folder.complete(model, {"result": results[model], "row": rows[-1]}, files.values())
     report = run.report("train.py", argv)
     report["models"] = results
     run.finish(report)
