@@ -494,12 +494,9 @@ def dropout_forward(x, dropout_param, /):
 
     Notes
     -----
-    ``out = x * m / q`` with ``m_i ~ Bernoulli(q)``: the expectation of ``out`` is ``x``, so test
-    time needs no rescaling. ``q`` is ``p`` rounded to 8 or 16 bits where that leaves the rarer
-    outcome at least 16 steps (0.8 becomes 205/256; 0.5, 0.75, ... stay exact), which lets one
-    random word give four draws: :meth:`backend.Generator.dropout_mask`,
-    :meth:`backend.Generator.dropout_keep_probability`. Dividing by the same ``q`` keeps the
-    expectation exact.
+    ``out = x * m / p`` with ``m_i ~ Bernoulli(p)``: the expectation of ``out`` is ``x``, so test
+    time needs no rescaling. Each keep decision compares a 32-bit random word with ``p * 2**32``
+    (:meth:`backend.Generator.dropout_mask`): the keep rate is within ``2**-33`` of ``p``.
     """
     xp, device = backend.namespace_and_device(x)
     return _dropout(xp, device, x, dropout_param)

@@ -63,8 +63,8 @@ def max_norm(W, /, max_norm: float):
 def dropout_masks(rng: backend.Generator, shape, /, *, drop: float, dtype=None):
     """Inverted-dropout masks: 0 with probability ``drop``, else ``1 / (1 - drop)``.
 
-    ``1 - drop`` is rounded as :meth:`backend.Generator.dropout_mask` says (0.8 to 205/256, say),
-    and the kept units are scaled by the inverse of that rounded probability: the expectation is exact.
+    Units are kept with probability ``1 - drop`` (to 32 bits, :meth:`backend.Generator.dropout_mask`)
+    and the kept ones are scaled by exactly ``1 / (1 - drop)``: the expectation is exact.
 
     ``shape`` is usually ``(iterations, N, H)``: one call draws the masks of many iterations.
     Multiplying activations by a mask at training time keeps their expectation, so nothing
