@@ -305,9 +305,9 @@ class Generator:
     size: draw for many iterations at once where the training loop allows. A dropout mask costs
     about ``14 / (64 / b)`` ns a unit for the cipher plus ~0.4 ns to compare: 7 ns for a
     ``p`` that needs all 32 bits, 0.2 ns for ``p = 0.5``. Drawing the masks of several iterations
-    in one call (a leading axis) spreads the per-call cost. On torch's CPU, whose eager operations cost ~10 us each and lack uint32,
-    NumPy computes Bernoulli and dropout masks in the tensor's (host) memory, handed over without
-    a copy; on a torch GPU they run in int64 holding 32-bit words.
+    in one call (a leading axis) spreads the per-call cost. On torch's CPU, whose eager operations
+    cost ~10 us each and lack uint32, NumPy computes Bernoulli and dropout masks in the tensor's
+    (host) memory, handed over without a copy; on a torch GPU they run in int64 holding 32-bit words.
     """
 
     def __init__(self, seed: int | None = None, /, *, xp=None, device=None):
