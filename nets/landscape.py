@@ -182,11 +182,15 @@ def random_search(X, y, /, *, num_classes: int, tries: int = 1000, scale: float 
     if X.ndim != 2 or tuple(y.shape) != (X.shape[0],):
         raise ValueError(f"need X (N, D) and y (N,); got X {tuple(X.shape)}, y {tuple(y.shape)}")
     D, dt = X.shape[1], X.dtype
+    # A chunk's scores (and the loss's temporaries over them) stay within the memory budget.
+    chunk = max(1, min(int(chunk), MEMORY_BUDGET // (3 * X.shape[0] * num_classes * 8)))
     best_W, best, all_losses = None, None, []
     for start in range(0, tries, chunk):
         n = min(chunk, tries - start)
         Ws = rng.normal((n, D, num_classes), scale=scale, dtype=_dtype_name(xp, dt))
-        S = X @ Ws                                          # (n, N, C): every try at once
+        # Every try at once as one product X (D, n C): one large matrix product, not n small ones.
+        S = X @ xp.reshape(xp.permute_dims(Ws, (1, 0, 2)), (D, n * num_classes))
+        S = xp.permute_dims(xp.reshape(S, (X.shape[0], n, num_classes)), (1, 0, 2))
         losses = _data_losses(xp, device, S, y, loss)
         if reg:
             flat = xp.reshape(Ws, (n, -1))
