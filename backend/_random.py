@@ -220,20 +220,13 @@ def _bits_per_draw(m: int) -> int:
     return 1 << (need - 1).bit_length()
 
 
-# Dropout masks round the keep probability to 8 bits, or 16, or keep all 32 of a word: the fewest that
-# give the rarer outcome (keep or drop) at least this many quanta, so that it moves by at most 1/32 of
-# itself. Exact probabilities (0.5, 0.75, ...) are never rounded.
-_DROPOUT_QUANTA = 16
+def _bernoulli_field(p: float, /) -> tuple[int, int]:
+    """``(bits, t)``: a draw is 1 when a ``bits``-bit field of a word is below ``t``: probability ``t / 2**bits``.
 
-
-def _bernoulli_field(p: float, /, *, dropout: bool = False) -> tuple[int, int]:
-    """``(bits, t)``: a draw is 1 when a ``bits``-bit field of a word is below ``t``: probability ``t / 2**bits``."""
+    ``t / 2**bits`` is ``p`` rounded to a multiple of ``2**-32`` (within ``2**-33`` of it), with
+    ``bits`` the fewest (a power of two) that hold it exactly: 32 for 0.8, 1 for 0.5.
+    """
     m = round(p * 2**32)
-    rarer = min(p, 1.0 - p)
-    for width in (8, 16) if dropout and rarer > 0.0 else ():
-        if rarer * 2**width >= _DROPOUT_QUANTA:
-            m = round(p * 2**width) << (32 - width)
-            break
     bits = _bits_per_draw(m)
     return bits, m >> (32 - bits)
 
@@ -296,15 +289,10 @@ class Generator:
     ``32 / b`` draws with no loss of exactness (draw ``s * W + i`` of ``W`` words reads bits
     ``s*b .. s*b + b - 1`` of word ``i``), which makes dropout masks for the usual ``p`` cheap.
 
-    **Dropout masks** (:meth:`dropout_mask`) draw the same way after rounding the keep probability
-    ``p`` to ``q = round(p * 2**w) / 2**w`` with ``w`` the first of 8 and 16 for which the rarer
-    outcome keeps at least 16 quanta (``min(p, 1 - p) * 2**w >= 16``), else ``q = p`` as above; a
-    ``p`` that is a multiple of ``2**-w`` is never moved. So ``q`` differs from ``p`` by at most
-    ``2**-(w + 1)``, which is at most 1/32 of ``min(p, 1 - p)`` (0.8 becomes 205/256 = 0.80078,
-    0.9 becomes 230/256 = 0.89844, 0.97 becomes 63570/65536), and a word holds four draws instead
-    of one. Kept units are scaled by ``1 / q`` (:meth:`dropout_keep_probability` gives ``q``), so a
-    masked activation's expectation is still exactly its value; only the keep rate moves, by less
-    than any training run can tell.
+    **Dropout masks** (:meth:`dropout_mask`) are Bernoulli draws of the keep probability ``p`` as
+    above (the keep rate is within ``2**-33`` of ``p``: every decision reads all 32 bits of a word
+    unless ``p`` is a multiple of ``2**-16`` or coarser, when fewer bits are already exact), with
+    the kept units scaled by exactly ``1 / p``, the course's inverted dropout.
 
     **Normal** draws (initial weights) are made on the host from the same stream, by Box-Muller
     in float64 on 53-bit uniforms (``sqrt(-2 log(1 - u1)) * (cos 2 pi u2, sin 2 pi u2)``), cast
@@ -315,11 +303,11 @@ class Generator:
     elementwise operations on chunks of 2**16 blocks, sized for the CPU's cache, at about 14 ns a
     block in NumPy. A call thus costs about 150 operations (kernel launches on a GPU) whatever its
     size: draw for many iterations at once where the training loop allows. A dropout mask costs
-    about ``14 / (64 / b)`` ns a unit for the cipher plus ~0.4 ns to unpack: with ``b <= 8`` for
-    any ``p`` between 1/16 and 15/16 it costs no more than the host-drawn PCG64 masks it replaced
-    (~2.5 ns a unit). On torch's CPU, whose eager operations cost ~10 us each and lack uint32,
-    NumPy computes Bernoulli and dropout masks in the tensor's (host) memory, handed over without
-    a copy; on a torch GPU they run in int64 holding 32-bit words.
+    about ``14 / (64 / b)`` ns a unit for the cipher plus ~0.4 ns to compare: 7 ns for a
+    ``p`` that needs all 32 bits, 0.2 ns for ``p = 0.5``. Drawing the masks of several iterations
+    in one call (a leading axis) spreads the per-call cost. On torch's CPU, whose eager operations
+    cost ~10 us each and lack uint32, NumPy computes Bernoulli and dropout masks in the tensor's
+    (host) memory, handed over without a copy; on a torch GPU they run in int64 holding 32-bit words.
     """
 
     def __init__(self, seed: int | None = None, /, *, xp=None, device=None):
@@ -463,19 +451,20 @@ class Generator:
         return self._mask(shape, *_bernoulli_field(_probability(p, "p")), dtype=dtype, scale=None)
 
     def dropout_mask(self, shape, /, *, keep: float, dtype=None):
-        """An inverted-dropout mask: ``1 / q`` with probability ``q``, else 0, made on the device.
+        """An inverted-dropout mask: ``1 / keep`` with probability ``keep``, else 0, made on the device.
 
-        ``q`` is :meth:`dropout_keep_probability` of ``keep``: ``keep`` rounded to 8 or 16 bits
-        where that is close (see the Notes of :class:`Generator`), which makes masks cheap to draw.
-        Dividing by the same ``q`` keeps the expectation of a masked activation exactly its value.
+        The keep decisions are :meth:`bernoulli`'s (the same fields of the same words, so the keep
+        rate is within ``2**-33`` of ``keep``) and the kept units carry exactly ``1 / keep`` (rounded
+        once to ``dtype``), as the course defines inverted dropout.
         """
-        bits, t = _bernoulli_field(_probability(keep, "keep"), dropout=True)
-        return self._mask(shape, bits, t, dtype=dtype, scale=2**bits / t if 0 < t < 2**bits else None)
+        keep = _probability(keep, "keep")
+        bits, t = _bernoulli_field(keep)
+        return self._mask(shape, bits, t, dtype=dtype, scale=1.0 / keep if 0 < t < 2**bits else None)
 
     @staticmethod
     def dropout_keep_probability(keep: float, /) -> float:
-        """The probability with which :meth:`dropout_mask` keeps a unit, ``keep`` rounded: exactly ``t / 2**bits``."""
-        bits, t = _bernoulli_field(_probability(keep, "keep"), dropout=True)
+        """The exact probability with which :meth:`dropout_mask` keeps a unit: ``keep`` to 32 bits, ``t / 2**bits``."""
+        bits, t = _bernoulli_field(_probability(keep, "keep"))
         return t / 2**bits
 
     def _mask(self, shape, bits: int, t: int, *, dtype, scale):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .. import backend
 from ._checks import check_loss_inputs
 
-__all__ = ["naive_loss"]
+__all__ = ["naive_loss", "squared_hinge_example"]
 
 
 def naive_loss(W, X, y, reg, example_terms, /):
@@ -33,3 +33,21 @@ def naive_loss(W, X, y, reg, example_terms, /):
     loss = loss / num_train + reg * xp.sum(W * W)
     dW = xp.stack(columns, axis=1) / num_train + 2 * reg * W
     return loss, dW
+
+
+def squared_hinge_example(xp, scores, label):
+    """Squared hinge (L2-SVM) loss of one example and its gradient with respect to the scores, class by class.
+
+    ``L_i = sum_{j != y_i} max(0, s_j - s_{y_i} + 1)**2``; ``dL_i/ds_j = 2 max(0, ...)`` for
+    ``j != y_i`` and minus their sum for ``y_i``.
+    """
+    loss, dscores = 0.0, [0.0] * scores.shape[0]
+    for j in range(scores.shape[0]):
+        if j == label:
+            continue
+        # max(0, margin) by the namespace, not a branch on its value: no read back from the device.
+        margin = xp.maximum(scores[j] - scores[label] + 1.0, 0.0)
+        loss = loss + margin * margin
+        dscores[j] = 2.0 * margin
+        dscores[label] = dscores[label] - 2.0 * margin
+    return loss, dscores

@@ -211,10 +211,22 @@ class _LinearTraining:
 
 @checkpoint.register_model
 class LinearSVM(LinearClassifier):
-    """A linear classifier trained on the multiclass SVM loss (:func:`svm_loss_vectorized`)."""
+    """A linear classifier trained on the multiclass SVM loss (:func:`svm_loss_vectorized`).
+
+    ``loss="squared_hinge"`` (keyword-only) trains on the squared hinge (the L2-SVM) instead of
+    the hinge (``"hinge"``, the default).
+    """
+
+    LOSSES = ("hinge", "squared_hinge")
+
+    def __init__(self, *, loss: str = "hinge", seed: int = 0, dtype=None):
+        if loss not in self.LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(map(repr, self.LOSSES))}, got {loss!r}")
+        super().__init__(seed=seed, dtype=dtype)
+        self.squared = loss == "squared_hinge"
 
     def _loss(self, xp, device, W, X, y, reg):
-        return _svm_loss(xp, device, W, X, y, reg)
+        return _svm_loss(xp, device, W, X, y, reg, squared=self.squared)
 
 
 @checkpoint.register_model

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from ..backend._arith import iadd
-from ..nets.layers import _svm
-from ..nets.regularization import _l2
+from ..nets.losses import l2_penalty, svm_loss
 from ._checks import check_loss_inputs
-from ._naive_loss import naive_loss
+from ._naive_loss import naive_loss, squared_hinge_example
 
 __all__ = ["svm_loss_naive", "svm_loss_vectorized"]
 
@@ -15,7 +14,7 @@ __all__ = ["svm_loss_naive", "svm_loss_vectorized"]
 _DELTA = 1.0
 
 
-def svm_loss_naive(W, X, y, reg, /):
+def svm_loss_naive(W, X, y, reg, /, *, squared: bool = False):
     """Multiclass SVM loss and gradient with explicit loops over examples and classes.
 
     For teaching and as a test oracle: it loops in Python, so it is slow, and it reads the labels
@@ -31,6 +30,8 @@ def svm_loss_naive(W, X, y, reg, /):
         Integer labels in [0, C).
     reg : float
         L2 regularization strength.
+    squared : bool, keyword-only
+        Square each hinge (the L2-SVM).
 
     Returns
     -------
@@ -41,7 +42,7 @@ def svm_loss_naive(W, X, y, reg, /):
     -----
     See :func:`svm_loss_vectorized` for the formula.
     """
-    return naive_loss(W, X, y, reg, _svm_example)
+    return naive_loss(W, X, y, reg, squared_hinge_example if squared else _svm_example)
 
 
 def _svm_example(xp, scores, label):
@@ -60,7 +61,7 @@ def _svm_example(xp, scores, label):
     return loss, dscores
 
 
-def svm_loss_vectorized(W, X, y, reg, /):
+def svm_loss_vectorized(W, X, y, reg, /, *, squared: bool = False):
     """Multiclass SVM loss and gradient, without loops.
 
     Parameters and returns as :func:`svm_loss_naive`.
@@ -74,16 +75,17 @@ def svm_loss_vectorized(W, X, y, reg, /):
     Let ``a_ij = 1[s_ij - s_{i,y_i} + 1 > 0]`` for ``j != y_i``. Then
     ``dL/ds_ij = a_ij / N`` for ``j != y_i``, ``dL/ds_{i,y_i} = -(sum_j a_ij) / N``, and
     ``dW = X^T (dL/ds) + 2 reg W``. The penalty ``reg * sum(W * W)`` with gradient ``2 reg W`` is
-    the current course's convention (older versions used ``0.5 * reg``).
+    the current course's convention (older versions used ``0.5 * reg``). With ``squared=True`` each
+    hinge is squared (:func:`nets.losses.svm_loss`).
     """
     xp, device = check_loss_inputs(W, X, y, reg)
-    return _svm_loss(xp, device, W, X, y, float(reg))
+    return _svm_loss(xp, device, W, X, y, float(reg), squared=bool(squared))
 
 
-def _svm_loss(xp, device, W, X, y, reg: float):
+def _svm_loss(xp, device, W, X, y, reg: float, *, squared: bool = False):
     """:func:`svm_loss_vectorized` without the input checks, for training loops (namespace and device
     known): the scores ``X W``, the loss layer on them, and the L2 penalty."""
     scores = X @ W
-    loss, dscores = _svm(xp, device, scores, y)
-    penalty, dW = _l2(xp, W, reg)
+    loss, dscores = svm_loss(scores, y, squared=squared, xp=xp, device=device)
+    penalty, dW = l2_penalty(W, reg, xp=xp)
     return loss + penalty, iadd(X.T @ dscores, dW)

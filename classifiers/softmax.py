@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from ..backend._arith import iadd
-from ..nets.layers import _softmax
-from ..nets.regularization import _l2
+from ..nets.losses import l2_penalty, softmax_loss
 from ._checks import check_loss_inputs
 from ._naive_loss import naive_loss
 
@@ -76,6 +75,6 @@ def _softmax_loss(xp, device, W, X, y, reg: float):
     """:func:`softmax_loss_vectorized` without the input checks, for training loops (namespace and device
     known): the scores ``X W``, the loss layer on them, and the L2 penalty."""
     scores = X @ W
-    loss, dscores = _softmax(xp, device, scores, y)
-    penalty, dW = _l2(xp, W, reg)
+    loss, dscores = softmax_loss(scores, y, xp=xp, device=device)
+    penalty, dW = l2_penalty(W, reg, xp=xp)
     return loss + penalty, iadd(X.T @ dscores, dW)

@@ -1,7 +1,8 @@
 """The nets of CS231n (two-layer, fully connected of any depth) and the training machinery of the course.
 
-- :mod:`nets.layers`: forward/backward pairs (affine, activations, batch/layer norm, dropout,
-  losses) with the course's names and conventions.
+- :mod:`nets.layers`: forward/backward pairs (affine, activations, batch/layer norm, dropout)
+  with the course's names and conventions; :mod:`nets.losses` the losses on class scores;
+  :mod:`nets.landscape` the optimization chapter (loss landscapes, three search strategies).
 - :class:`FullyConnectedNet`, :class:`TwoLayerNet`: the nets, built from those layers.
 - :class:`Solver`: the one training loop, for every model (the linear classifiers train on it
   too); :mod:`nets.optim` its update rules, :mod:`nets.schedules` its learning-rate schedules,
@@ -15,7 +16,9 @@ from . import (
     checkpoint,
     diagnostics,
     init,
+    landscape,
     layers,
+    losses,
     metrics,
     optim,
     preprocessing,
@@ -54,8 +57,10 @@ __all__ = [
     "get_schedule",
     "get_update_rule",
     "init",
+    "landscape",
     "layers",
     "load_model",
+    "losses",
     "metrics",
     "optim",
     "preprocessing",

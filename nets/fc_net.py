@@ -14,16 +14,15 @@ from ..backend._arith import iadd
 from ._model import Net, as_float, as_int, check_size, dtype_name
 from .init import INIT_SCHEMES, init_weights
 from .layers import (
-    _affine,
-    _affine_back,
-    _block,
-    _block_back,
-    _softmax,
+    affine_backward,
+    affine_forward,
+    affine_norm_act_dropout_backward,
+    affine_norm_act_dropout_forward,
     check_activation,
     check_normalization,
     keep_probability,
 )
-from .regularization import _l2
+from .losses import l2_penalty, softmax_loss
 
 __all__ = ["MAXOUT_PIECES", "FullyConnectedNet", "network_loss", "network_scores"]
 
@@ -46,14 +45,16 @@ def _forward(xp, device, params, X, *, num_layers: int, normalization, activatio
     for i in range(num_layers - 1):
         W, b, gamma, beta = names[i]
         if normalization:
-            h, cache = _block(xp, device, h, params[W], params[b], params[gamma], params[beta], norm_params[i],
-                              dropout_param, normalization=normalization, activation=activation)
+            h, cache = affine_norm_act_dropout_forward(h, params[W], params[b], params[gamma], params[beta],
+                                                       norm_params[i], dropout_param, normalization=normalization,
+                                                       activation=activation, xp=xp, device=device)
         else:
-            h, cache = _block(xp, device, h, params[W], params[b], None, None, None, dropout_param,
-                              normalization=None, activation=activation)
+            h, cache = affine_norm_act_dropout_forward(h, params[W], params[b], None, None, None, dropout_param,
+                                                       normalization=None, activation=activation, xp=xp,
+                                                       device=device)
         caches.append(cache)
     W, b, _, _ = names[-1]
-    scores, cache = _affine(xp, h, params[W], params[b])
+    scores, cache = affine_forward(h, params[W], params[b], xp=xp)
     caches.append(cache)
     return scores, caches
 
@@ -114,19 +115,20 @@ def _network_loss(xp, device, params, X, y, *, num_layers, normalization, activa
     """:func:`network_loss` on a known namespace and device: the kernel the nets train with."""
     scores, caches = _forward(xp, device, params, X, num_layers=num_layers, normalization=normalization,
                               activation=activation, norm_params=norm_params, dropout_param=dropout_param)
-    loss, dout = _softmax(xp, device, scores, y)
+    loss, dout = softmax_loss(scores, y, xp=xp, device=device)
     names = _names(num_layers)
     grads = {}
     W, b, _, _ = names[-1]
-    dout, grads[W], grads[b] = _affine_back(xp, dout, caches[-1], need_dx=num_layers > 1)
+    dout, grads[W], grads[b] = affine_backward(dout, caches[-1], need_dx=num_layers > 1, xp=xp)
     for i in range(num_layers - 2, -1, -1):
         W, b, gamma, beta = names[i]
-        dout, grads[W], grads[b], dgamma, dbeta = _block_back(xp, dout, caches[i], need_dx=i > 0)
+        dout, grads[W], grads[b], dgamma, dbeta = affine_norm_act_dropout_backward(dout, caches[i], need_dx=i > 0,
+                                                                                   xp=xp)
         if normalization:
             grads[gamma], grads[beta] = dgamma, dbeta
     if l2:
         for W, _, _, _ in names:
-            penalty, dW = _l2(xp, params[W], l2)
+            penalty, dW = l2_penalty(params[W], l2, xp=xp)
             loss = loss + penalty
             grads[W] = iadd(grads[W], dW)
     return loss, grads

@@ -14,10 +14,11 @@ temporaries a function has just created, and only where the namespace allows wri
 (:mod:`nets._arith`).
 
 These are the kernels of the training loops: they check shapes (Python integers) but never read
-values back from the device. Each public function finds the namespace of its arrays and calls a
-private kernel that takes it (``_affine(xp, x, w, b)``, ...); the nets look the namespace up once
-per minibatch and call the kernels directly. Labels given to :func:`svm_loss` and :func:`softmax_loss` must lie in
-[0, C); the models check them once at their entry points.
+values back from the device. Each finds the namespace (and, where it makes arrays, the device) of
+its arrays, unless the caller passes them: the nets look them up once per minibatch and pass
+``xp=`` (and ``device=``) to every layer, which saves the look-up's cost per call. The losses on
+class scores live in :mod:`nets.losses`; :func:`svm_loss` and :func:`softmax_loss` are here too
+under the course's names.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from types import MappingProxyType
 import array_api_extra as xpx
 
 from .. import backend
-from ..backend._arith import iadd, imul, isub, itruediv
+from ..backend._arith import iadd, imul, isub
+from .losses import softmax_loss, svm_loss
 
 __all__ = [
     "ACTIVATIONS",
@@ -42,8 +44,11 @@ __all__ = [
     "batchnorm_backward",
     "batchnorm_backward_alt",
     "batchnorm_forward",
+    "check_activation",
+    "check_normalization",
     "dropout_backward",
     "dropout_forward",
+    "keep_probability",
     "layernorm_backward",
     "layernorm_forward",
     "leaky_relu_backward",
@@ -60,13 +65,12 @@ __all__ = [
     "tanh_forward",
 ]
 
-NORMALIZATIONS = (None, "batchnorm", "layernorm")
 MODES = ("train", "test")
 
 
 # ---- affine --------------------------------------------------------------------------------------
 
-def affine_forward(x, w, b, /):
+def affine_forward(x, w, b, /, *, xp=None):
     """Fully connected layer: ``out = x.reshape(N, D) @ w + b``.
 
     Parameters
@@ -77,16 +81,16 @@ def affine_forward(x, w, b, /):
         Weights.
     b : array (M,)
         Biases.
+    xp : namespace, keyword-only
+        The arrays' namespace, when the caller knows it (None: looked up).
 
     Returns
     -------
     out : array (N, M)
     cache : ``(x, w, b)``
     """
-    return _affine(backend.get_namespace(x, w, b), x, w, b)
-
-
-def _affine(xp, x, w, b):
+    if xp is None:
+        xp = backend.get_namespace(x, w, b)
     x2 = _rows(xp, x)
     if w.ndim != 2 or w.shape[0] != x2.shape[1]:
         raise ValueError(f"w must have shape ({x2.shape[1]}, M) for x of shape {tuple(x.shape)}, got {tuple(w.shape)}")
@@ -95,7 +99,7 @@ def _affine(xp, x, w, b):
     return iadd(x2 @ w, b), (x, w, b)
 
 
-def affine_backward(dout, cache, /):
+def affine_backward(dout, cache, /, *, need_dx: bool = True, xp=None):
     """Backward pass of :func:`affine_forward`.
 
     Parameters
@@ -103,21 +107,23 @@ def affine_backward(dout, cache, /):
     dout : array (N, M)
         Upstream gradient.
     cache : ``(x, w, b)`` from the forward pass.
+    need_dx : bool, keyword-only
+        False skips dx (returned as None): the first layer of a net needs none, and skipping it
+        saves a third of the layer's arithmetic.
+    xp : keyword-only
+        As :func:`affine_forward`.
 
     Returns
     -------
-    dx : array shaped like x; dw : array (D, M); db : array (M,)
+    dx : array shaped like x (or None); dw : array (D, M); db : array (M,)
 
     Notes
     -----
     ``dx = dout w^T`` (reshaped to x's shape), ``dw = x^T dout``, ``db = sum_i dout_i``.
     """
-    return _affine_back(backend.get_namespace(dout, cache[1]), dout, cache, need_dx=True)
-
-
-def _affine_back(xp, dout, cache, *, need_dx: bool):
-    # The first layer of a net needs no dx: skipping it saves a third of the layer's arithmetic.
     x, w, _ = cache
+    if xp is None:
+        xp = backend.get_namespace(dout, w)
     dx = xp.reshape(dout @ w.T, x.shape) if need_dx else None
     return dx, _rows(xp, x).T @ dout, xp.sum(dout, axis=0)
 
@@ -133,94 +139,74 @@ def _rows(xp, x):
 
 # ---- activations ---------------------------------------------------------------------------------
 
-def relu_forward(x, /):
+def relu_forward(x, /, *, xp=None):
     """Rectified linear unit, ``max(0, x)``; the cache is ``x``."""
-    return _relu(backend.get_namespace(x), x)
-
-
-def _relu(xp, x):
+    if xp is None:
+        xp = backend.get_namespace(x)
     return xp.maximum(x, 0.0), x
 
 
-def relu_backward(dout, cache, /):
+def relu_backward(dout, cache, /, *, xp=None):
     """``dout`` where the input was positive, 0 elsewhere."""
-    return _relu_back(backend.get_namespace(dout, cache), dout, cache)
-
-
-def _relu_back(xp, dout, cache):
+    if xp is None:
+        xp = backend.get_namespace(dout, cache)
     # A product with the 0/1 mask, not xp.where: on the CPU a select on a random mask costs ten
     # times as much (NumPy: 90 us against 9 us for 200 x 100). Same values (0 * a finite dout is 0).
     return dout * xp.astype(cache > 0, dout.dtype)
 
 
-def leaky_relu_forward(x, /, alpha: float = 0.01):
+def leaky_relu_forward(x, /, alpha: float = 0.01, *, xp=None):
     """Leaky ReLU, ``x`` for positive inputs and ``alpha * x`` otherwise; the cache is ``(x, alpha)``."""
-    return _leaky_relu(backend.get_namespace(x), x, alpha)
-
-
-def _leaky_relu(xp, x, alpha: float = 0.01):
+    if xp is None:
+        xp = backend.get_namespace(x)
     alpha = float(alpha)
     return xp.where(x > 0, x, alpha * x), (x, alpha)
 
 
-def leaky_relu_backward(dout, cache, /):
+def leaky_relu_backward(dout, cache, /, *, xp=None):
     """``dout`` where the input was positive, ``alpha * dout`` elsewhere."""
-    return _leaky_relu_back(backend.get_namespace(dout, cache[0]), dout, cache)
-
-
-def _leaky_relu_back(xp, dout, cache):
     x, alpha = cache
+    if xp is None:
+        xp = backend.get_namespace(dout, x)
     return xp.where(x > 0, dout, alpha * dout)
 
 
-def sigmoid_forward(x, /):
+def sigmoid_forward(x, /, *, xp=None):
     """Logistic sigmoid ``1 / (1 + exp(-x))``, computed without overflow; the cache is the output.
 
     Notes
     -----
     With ``e = exp(-|x|)`` (at most 1): ``1 / (1 + e)`` for ``x >= 0`` and ``e / (1 + e)`` otherwise.
     """
-    return _sigmoid(backend.get_namespace(x), x)
-
-
-def _sigmoid(xp, x):
+    if xp is None:
+        xp = backend.get_namespace(x)
     e = xp.exp(-xp.abs(x))
     denom = e + 1.0
     out = xp.where(x >= 0, 1.0 / denom, e / denom)
     return out, out
 
 
-def sigmoid_backward(dout, cache, /):
-    """``dout * s * (1 - s)`` with ``s`` the forward output."""
-    return _sigmoid_back(None, dout, cache)
-
-
-def _sigmoid_back(xp, dout, cache):
+def sigmoid_backward(dout, cache, /, *, xp=None):
+    """``dout * s * (1 - s)`` with ``s`` the forward output (operators only: no namespace needed)."""
     s = cache
     return dout * imul(1.0 - s, s)
 
 
-def tanh_forward(x, /):
+def tanh_forward(x, /, *, xp=None):
     """Hyperbolic tangent; the cache is the output."""
-    return _tanh(backend.get_namespace(x), x)
-
-
-def _tanh(xp, x):
+    if xp is None:
+        xp = backend.get_namespace(x)
     out = xp.tanh(x)
     return out, out
 
 
-def tanh_backward(dout, cache, /):
-    """``dout * (1 - tanh(x)**2)``."""
-    return _tanh_back(None, dout, cache)
-
-
-def _tanh_back(xp, dout, cache):
+def tanh_backward(dout, cache, /, *, xp=None):
+    """``dout * (1 - tanh(x)**2)`` (operators only: no namespace needed)."""
     t = cache
     return dout * (1.0 - t * t)
 
 
-def maxout_forward(x, /, pieces: int = 2):
+def maxout_forward(x, /, pieces: int = 2, *, xp=None):
     """Maxout: the maximum over consecutive groups of ``pieces`` inputs.
 
     Parameters
@@ -229,6 +215,8 @@ def maxout_forward(x, /, pieces: int = 2):
         Pre-activations; unit ``j`` takes the maximum of ``x[:, j*pieces:(j+1)*pieces]``.
     pieces : int
         k, the number of linear pieces per unit (the notes' maxout has 2).
+    xp : keyword-only
+        As :func:`affine_forward`.
 
     Returns
     -------
@@ -240,10 +228,8 @@ def maxout_forward(x, /, pieces: int = 2):
     ``out_j = max(x_{j k}, ..., x_{j k + k - 1})``; the gradient flows to the winning piece only
     (the first one on ties).
     """
-    return _maxout(backend.get_namespace(x), x, pieces)
-
-
-def _maxout(xp, x, pieces: int = 2):
+    if xp is None:
+        xp = backend.get_namespace(x)
     pieces = int(pieces)
     if pieces < 1 or x.ndim != 2 or x.shape[1] % pieces:
         raise ValueError(f"maxout needs x of shape (N, H * pieces) with pieces >= 1; got x {tuple(x.shape)}, "
@@ -252,18 +238,17 @@ def _maxout(xp, x, pieces: int = 2):
     return xp.max(z, axis=2), (xp.argmax(z, axis=2), pieces, tuple(x.shape))
 
 
-def maxout_backward(dout, cache, /):
+def maxout_backward(dout, cache, /, *, xp=None):
     """Route ``dout`` to the winning piece of each unit."""
-    return _maxout_back(backend.get_namespace(dout, cache[0]), dout, cache)
-
-
-def _maxout_back(xp, dout, cache):
     winner, pieces, shape = cache
+    if xp is None:
+        xp = backend.get_namespace(dout, winner)
     onehot = xpx.one_hot(winner, pieces, dtype=dout.dtype, xp=xp)
     return xp.reshape(imul(onehot, xp.expand_dims(dout, axis=2)), shape)
 
 
-# Name -> (forward, backward) of the element-wise activations (maxout changes the width).
+# Name -> (forward, backward) of the activations: the one vocabulary of the nets, the command line
+# and xpml.sklearn. Maxout changes the width (a layer of H units has H * pieces affine outputs).
 ACTIVATIONS = MappingProxyType({
     "relu": (relu_forward, relu_backward),
     "leaky_relu": (leaky_relu_forward, leaky_relu_backward),
@@ -271,9 +256,6 @@ ACTIVATIONS = MappingProxyType({
     "tanh": (tanh_forward, tanh_backward),
     "maxout": (maxout_forward, maxout_backward),
 })
-# The same, as kernels that take the namespace.
-_ACTIVATIONS = {"relu": (_relu, _relu_back), "leaky_relu": (_leaky_relu, _leaky_relu_back),
-                "sigmoid": (_sigmoid, _sigmoid_back), "tanh": (_tanh, _tanh_back), "maxout": (_maxout, _maxout_back)}
 
 
 def check_activation(name, /) -> str:
@@ -326,23 +308,7 @@ def _scale_shift(xhat, gamma, beta):
     return iadd(xhat * gamma, beta)
 
 
-def _norm_back(xp, dout, cache):
-    """Gradients of ``gamma * xhat + beta`` with ``xhat`` normalized along the cached axis."""
-    xhat, gamma, inv_std, axis, batch_stats = cache
-    dbeta = xp.sum(dout, axis=0)
-    dgamma = xp.sum(dout * xhat, axis=0)
-    dxhat = dout * gamma
-    if not batch_stats:  # test-mode batchnorm: fixed statistics, an affine map of x
-        return imul(dxhat, inv_std), dgamma, dbeta
-    n = xhat.shape[axis]
-    s1 = xp.sum(dxhat, axis=axis, keepdims=True)
-    s2 = xp.sum(dxhat * xhat, axis=axis, keepdims=True)
-    dx = imul(dxhat, float(n))
-    dx = isub(isub(dx, s1), xhat * s2)
-    return imul(dx, inv_std * (1.0 / n)), dgamma, dbeta
-
-
-def batchnorm_forward(x, gamma, beta, bn_param, /):
+def batchnorm_forward(x, gamma, beta, bn_param, /, *, xp=None, device=None):
     """Batch normalization of each feature over the minibatch, with running statistics for test time.
 
     Parameters
@@ -355,6 +321,8 @@ def batchnorm_forward(x, gamma, beta, bn_param, /):
         (default 0.9); ``running_mean``, ``running_var`` (arrays (D,), zeros when absent). In
         training mode the new running statistics are stored back into this dict (new arrays; the
         old ones are left as they were).
+    xp, device : keyword-only
+        The arrays' namespace and device, when the caller knows them (None: looked up).
 
     Returns
     -------
@@ -368,11 +336,8 @@ def batchnorm_forward(x, gamma, beta, bn_param, /):
     ``running = momentum * running + (1 - momentum) * batch statistic``. Test: the same with the
     running statistics in place of the batch's.
     """
-    xp, device = backend.namespace_and_device(x, gamma, beta)
-    return _batchnorm(xp, device, x, gamma, beta, bn_param)
-
-
-def _batchnorm(xp, device, x, gamma, beta, bn_param):
+    if xp is None:
+        xp, device = backend.namespace_and_device(x, gamma, beta)
     mode = _mode(bn_param, "bn_param")
     _check_affine_params(x, gamma, beta, "batchnorm_forward")
     eps = _param_number(bn_param, "eps", 1e-5, name="bn_param", low=0.0, high=None)
@@ -380,10 +345,11 @@ def _batchnorm(xp, device, x, gamma, beta, bn_param):
     D = x.shape[1]
     running_mean = bn_param.get("running_mean")
     running_var = bn_param.get("running_var")
-    if running_mean is None:
-        running_mean = xp.zeros((D,), dtype=x.dtype, device=device)
-    if running_var is None:
-        running_var = xp.zeros((D,), dtype=x.dtype, device=device)
+    if running_mean is None or running_var is None:
+        device = backend.get_device(x) if device is None else device
+        zeros = xp.zeros((D,), dtype=x.dtype, device=device)
+        running_mean = zeros if running_mean is None else running_mean
+        running_var = zeros if running_var is None else running_var
     if mode == "train":
         xhat, var, inv_std, mu = _normalize(xp, x, 0, eps)
         bn_param["running_mean"] = iadd(running_mean * momentum, xp.reshape(mu, (D,)) * (1.0 - momentum))
@@ -394,7 +360,7 @@ def _batchnorm(xp, device, x, gamma, beta, bn_param):
     return _scale_shift(xhat, gamma, beta), (xhat, gamma, inv_std, 0, mode == "train")
 
 
-def batchnorm_backward(dout, cache, /):
+def batchnorm_backward(dout, cache, /, *, xp=None):
     """Backward pass of :func:`batchnorm_forward`: ``(dx, dgamma, dbeta)``.
 
     Notes
@@ -402,15 +368,30 @@ def batchnorm_backward(dout, cache, /):
     With ``g = dout * gamma`` and N rows: ``dbeta = sum_i dout_i``, ``dgamma = sum_i dout_i * xhat_i``,
     ``dx = (N g - sum_i g_i - xhat * sum_i g_i xhat_i) / (N sqrt(var + eps))`` in training mode
     (the batch statistics depend on x), ``dx = g / sqrt(running_var + eps)`` in test mode.
+    :func:`layernorm_backward` is the same formula with rows and features exchanged (the cache
+    says along which axis).
     """
-    return _norm_back(backend.get_namespace(dout, cache[0]), dout, cache)
+    xhat, gamma, inv_std, axis, batch_stats = cache
+    if xp is None:
+        xp = backend.get_namespace(dout, xhat)
+    dbeta = xp.sum(dout, axis=0)
+    dgamma = xp.sum(dout * xhat, axis=0)
+    dxhat = dout * gamma
+    if not batch_stats:  # test-mode batchnorm: fixed statistics, an affine map of x
+        return imul(dxhat, inv_std), dgamma, dbeta
+    n = xhat.shape[axis]
+    s1 = xp.sum(dxhat, axis=axis, keepdims=True)
+    s2 = xp.sum(dxhat * xhat, axis=axis, keepdims=True)
+    dx = imul(dxhat, float(n))
+    dx = isub(isub(dx, s1), xhat * s2)
+    return imul(dx, inv_std * (1.0 / n)), dgamma, dbeta
 
 
 # The course asks for a second, simplified derivation; here both names are that one formula.
 batchnorm_backward_alt = batchnorm_backward
 
 
-def layernorm_forward(x, gamma, beta, ln_param, /):
+def layernorm_forward(x, gamma, beta, ln_param, /, *, xp=None, device=None):
     """Layer normalization: each example normalized over its features, the same in training and test.
 
     Parameters
@@ -419,6 +400,8 @@ def layernorm_forward(x, gamma, beta, ln_param, /):
     gamma, beta : arrays (D,)
     ln_param : dict
         ``eps`` (default 1e-5); other keys (such as ``mode``) are ignored.
+    xp, device : keyword-only
+        As :func:`batchnorm_forward` (``device`` is accepted for the same signature, unused).
 
     Returns
     -------
@@ -430,10 +413,8 @@ def layernorm_forward(x, gamma, beta, ln_param, /):
     ``xhat_i = (x_i - mean(x_i)) / sqrt(var(x_i) + eps)`` over the D features of row i,
     ``out = gamma * xhat + beta``.
     """
-    return _layernorm(backend.get_namespace(x, gamma, beta), None, x, gamma, beta, ln_param)
-
-
-def _layernorm(xp, device, x, gamma, beta, ln_param):
+    if xp is None:
+        xp = backend.get_namespace(x, gamma, beta)
     if not isinstance(ln_param, dict):
         raise TypeError(f"ln_param must be a dict, got {type(ln_param).__name__}")
     _check_affine_params(x, gamma, beta, "layernorm_forward")
@@ -442,19 +423,22 @@ def _layernorm(xp, device, x, gamma, beta, ln_param):
     return _scale_shift(xhat, gamma, beta), (xhat, gamma, inv_std, 1, True)
 
 
-def layernorm_backward(dout, cache, /):
-    """Backward pass of :func:`layernorm_forward`: ``(dx, dgamma, dbeta)`` (the batchnorm formula
-    with the roles of rows and features exchanged)."""
-    return _norm_back(backend.get_namespace(dout, cache[0]), dout, cache)
+# One formula: the cache says along which axis the statistics were taken.
+layernorm_backward = batchnorm_backward
 
-
-_NORM_LAYERS = {"batchnorm": _batchnorm, "layernorm": _layernorm}
+# Name -> (forward, backward) of the normalizations (None, no normalization, is also accepted by
+# the nets): the one vocabulary of the nets, the command line and xpml.sklearn.
+NORMALIZATIONS = MappingProxyType({
+    "batchnorm": (batchnorm_forward, batchnorm_backward),
+    "layernorm": (layernorm_forward, layernorm_backward),
+})
 
 
 def check_normalization(name, /):
-    """``name`` if it is one of :data:`NORMALIZATIONS`, else a ValueError listing them."""
-    if name not in NORMALIZATIONS:
-        raise ValueError(f"unknown normalization {name!r}; choose one of: None, 'batchnorm', 'layernorm'")
+    """``name`` if it is None or a key of :data:`NORMALIZATIONS`, else a ValueError listing them."""
+    if name is not None and name not in NORMALIZATIONS:
+        raise ValueError(f"unknown normalization {name!r}; choose one of: None, "
+                         f"{', '.join(repr(n) for n in NORMALIZATIONS)}")
     return name
 
 
@@ -473,7 +457,7 @@ def keep_probability(p, /, *, name: str = "dropout_param['p']") -> float:
     return value
 
 
-def dropout_forward(x, dropout_param, /):
+def dropout_forward(x, dropout_param, /, *, xp=None, device=None):
     """Inverted dropout: keep each unit with probability ``p`` and scale the kept ones by ``1 / p``.
 
     Parameters
@@ -486,6 +470,8 @@ def dropout_forward(x, dropout_param, /):
         :class:`backend.Generator`, which advances: a fresh mask each call); ``seed`` (the same
         mask at every call with that seed, as in the course, for gradient checks); else a fresh,
         unseeded draw.
+    xp, device : keyword-only
+        x's namespace and device, when the caller knows them (None: looked up).
 
     Returns
     -------
@@ -494,18 +480,10 @@ def dropout_forward(x, dropout_param, /):
 
     Notes
     -----
-    ``out = x * m / q`` with ``m_i ~ Bernoulli(q)``: the expectation of ``out`` is ``x``, so test
-    time needs no rescaling. ``q`` is ``p`` rounded to 8 or 16 bits where that leaves the rarer
-    outcome at least 16 steps (0.8 becomes 205/256; 0.5, 0.75, ... stay exact), which lets one
-    random word give four draws: :meth:`backend.Generator.dropout_mask`,
-    :meth:`backend.Generator.dropout_keep_probability`. Dividing by the same ``q`` keeps the
-    expectation exact.
+    ``out = x * m / p`` with ``m_i ~ Bernoulli(p)``: the expectation of ``out`` is ``x``, so test
+    time needs no rescaling. Each keep decision compares a 32-bit random word with ``p * 2**32``
+    (:meth:`backend.Generator.dropout_mask`): the keep rate is within ``2**-33`` of ``p``.
     """
-    xp, device = backend.namespace_and_device(x)
-    return _dropout(xp, device, x, dropout_param)
-
-
-def _dropout(xp, device, x, dropout_param):
     mode = _mode(dropout_param, "dropout_param")
     mask = dropout_param.get("mask")
     p = keep_probability(dropout_param.get("p")) if mask is None or "p" in dropout_param else None
@@ -514,6 +492,10 @@ def _dropout(xp, device, x, dropout_param):
     if mask is None:
         rng = dropout_param.get("generator")
         if rng is None:
+            if xp is None:
+                xp, device = backend.namespace_and_device(x)
+            elif device is None:
+                device = backend.get_device(x)
             rng = backend.Generator(dropout_param.get("seed"), xp=xp, device=device)
         mask = rng.dropout_mask(tuple(x.shape), keep=p, dtype=x.dtype)
     elif tuple(mask.shape) != tuple(x.shape):
@@ -521,108 +503,33 @@ def _dropout(xp, device, x, dropout_param):
     return x * mask, (dropout_param, mask)
 
 
-def dropout_backward(dout, cache, /):
+def dropout_backward(dout, cache, /, *, xp=None):
     """Backward pass of :func:`dropout_forward`: ``dout * mask`` in training, ``dout`` in test mode."""
     _, mask = cache
     return dout if mask is None else dout * mask
 
 
-# ---- losses on class scores ----------------------------------------------------------------------
-
-def _one_hot_labels(xp, device, x, y):
-    """The labels as one-hot rows (N, C) in x's dtype; ``device`` is x's (None: looked up)."""
-    if x.ndim != 2:
-        raise ValueError(f"x must hold class scores of shape (N, C), got {tuple(x.shape)}")
-    if tuple(y.shape) != (x.shape[0],):
-        raise ValueError(f"y must have shape ({x.shape[0]},), one label per row of x; got {tuple(y.shape)}")
-    if device is None:
-        device = backend.get_device(x)
-    # xpx.one_hot's checks cost more than the comparison itself at a minibatch's size; the labels
-    # are checked at the models' entry points.
-    classes = xp.arange(x.shape[1], dtype=y.dtype, device=device)
-    return xp.astype(xp.reshape(y, (-1, 1)) == classes, x.dtype)
-
-
-def svm_loss(x, y, /):
-    """Multiclass SVM (hinge) loss on class scores, averaged over the minibatch.
-
-    Parameters
-    ----------
-    x : array (N, C)
-        Scores; ``x[i, j]`` is the score of class j for example i.
-    y : array (N,) of int
-        Labels in [0, C).
-
-    Returns
-    -------
-    loss : 0-d array on x's device
-    dx : array (N, C), the gradient of the loss with respect to x
-
-    Notes
-    -----
-    ``L = (1/N) sum_i sum_{j != y_i} max(0, x_ij - x_{i,y_i} + 1)``. With ``a_ij`` = 1 where the
-    hinge is active (``j != y_i``): ``dx_ij = a_ij / N`` and ``dx_{i,y_i} = -(sum_j a_ij) / N``.
-    """
-    xp, device = backend.namespace_and_device(x, y)
-    return _svm(xp, device, x, y)
-
-
-def _svm(xp, device, x, y):
-    onehot = _one_hot_labels(xp, device, x, y)
-    N = x.shape[0]
-    correct = xp.sum(x * onehot, axis=1, keepdims=True)
-    # (1 - onehot) removes the j = y_i term, which would otherwise add the margin 1 per example.
-    margins = imul(xp.maximum(iadd(x - correct, 1.0), 0.0), 1.0 - onehot)
-    active = xp.astype(margins > 0, x.dtype)
-    dx = isub(active, imul(onehot, xp.sum(active, axis=1, keepdims=True)))
-    return xp.sum(margins) / N, imul(dx, 1.0 / N)
-
-
-def softmax_loss(x, y, /):
-    """Softmax (cross-entropy) loss on class scores, averaged over the minibatch, numerically stable.
-
-    Parameters and returns as :func:`svm_loss`.
-
-    Notes
-    -----
-    With ``p_ij = exp(x_ij) / sum_k exp(x_ik)`` and Y the one-hot labels:
-    ``L = -(1/N) sum_i log p_{i,y_i}``, ``dx = (P - Y) / N``. The scores are shifted by their row
-    maximum first, which changes neither but keeps ``exp`` from overflowing.
-    """
-    xp, device = backend.namespace_and_device(x, y)
-    return _softmax(xp, device, x, y)
-
-
-def _softmax(xp, device, x, y):
-    onehot = _one_hot_labels(xp, device, x, y)
-    N = x.shape[0]
-    shifted = x - xp.max(x, axis=1, keepdims=True)
-    probs = xp.exp(shifted)
-    sum_exp = xp.sum(probs, axis=1, keepdims=True)
-    # sum_i shifted_{i, y_i} as one dot product of the flattened arrays: no N x C product.
-    correct = xp.reshape(shifted, (-1,)) @ xp.reshape(onehot, (-1,))
-    loss = (xp.sum(xp.log(sum_exp)) - correct) / N
-    dx = isub(itruediv(probs, sum_exp), onehot)
-    return loss, imul(dx, 1.0 / N)
-
-
 # ---- composite layers ----------------------------------------------------------------------------
 
-def affine_relu_forward(x, w, b, /):
+def affine_relu_forward(x, w, b, /, *, xp=None):
     """An affine layer followed by a ReLU (the course's ``layer_utils`` sandwich)."""
-    a, fc_cache = affine_forward(x, w, b)
-    out, relu_cache = relu_forward(a)
+    if xp is None:
+        xp = backend.get_namespace(x, w, b)
+    a, fc_cache = affine_forward(x, w, b, xp=xp)
+    out, relu_cache = relu_forward(a, xp=xp)
     return out, (fc_cache, relu_cache)
 
 
-def affine_relu_backward(dout, cache, /):
+def affine_relu_backward(dout, cache, /, *, xp=None):
     """Backward pass of :func:`affine_relu_forward`: ``(dx, dw, db)``."""
     fc_cache, relu_cache = cache
-    return affine_backward(relu_backward(dout, relu_cache), fc_cache)
+    if xp is None:
+        xp = backend.get_namespace(dout, fc_cache[1])
+    return affine_backward(relu_backward(dout, relu_cache, xp=xp), fc_cache, xp=xp)
 
 
 def affine_norm_act_dropout_forward(x, w, b, gamma=None, beta=None, norm_param=None, dropout_param=None, /, *,
-                                    normalization=None, activation: str = "relu"):
+                                    normalization=None, activation: str = "relu", xp=None, device=None):
     """One hidden layer of a fully connected net: affine, normalization, activation, dropout.
 
     Parameters
@@ -633,49 +540,48 @@ def affine_norm_act_dropout_forward(x, w, b, gamma=None, beta=None, norm_param=N
         Of the normalization (``bn_param`` or ``ln_param``); ignored without one.
     dropout_param : dict or None
         As :func:`dropout_forward`; None applies no dropout.
-    normalization : None, ``"batchnorm"`` or ``"layernorm"``, keyword-only
+    normalization : None or a key of :data:`NORMALIZATIONS`, keyword-only
     activation : str, keyword-only
         A key of :data:`ACTIVATIONS`.
+    xp, device : keyword-only
+        The arrays' namespace and device, when the caller knows them (None: looked up).
 
     Returns
     -------
     out : array (N, H)
     cache : for :func:`affine_norm_act_dropout_backward`
     """
-    xp, device = backend.namespace_and_device(x, w, b)
-    check_normalization(normalization)
-    check_activation(activation)
-    return _block(xp, device, x, w, b, gamma, beta, norm_param, dropout_param, normalization=normalization,
-                  activation=activation)
-
-
-def _block(xp, device, x, w, b, gamma, beta, norm_param, dropout_param, *, normalization, activation):
-    # The kernel: normalization and activation are checked names here (see the public callers).
-    act_forward = _ACTIVATIONS[activation][0]
-    a, fc_cache = _affine(xp, x, w, b)
+    if xp is None:
+        xp, device = backend.namespace_and_device(x, w, b)
+    try:
+        act_forward = ACTIVATIONS[activation][0]
+        norm_forward = None if normalization is None else NORMALIZATIONS[normalization][0]
+    except (KeyError, TypeError):
+        check_activation(activation)
+        check_normalization(normalization)
+        raise
+    a, fc_cache = affine_forward(x, w, b, xp=xp)
     norm_cache = None
-    if normalization is not None:
-        a, norm_cache = _NORM_LAYERS[normalization](xp, device, a, gamma, beta, norm_param)
-    a, act_cache = act_forward(xp, a)
+    if norm_forward is not None:
+        a, norm_cache = norm_forward(a, gamma, beta, norm_param, xp=xp, device=device)
+    a, act_cache = act_forward(a, xp=xp)
     drop_cache = None
     if dropout_param is not None:
-        a, drop_cache = _dropout(xp, device, a, dropout_param)
+        a, drop_cache = dropout_forward(a, dropout_param, xp=xp, device=device)
     return a, (fc_cache, norm_cache, act_cache, drop_cache, normalization, activation)
 
 
-def affine_norm_act_dropout_backward(dout, cache, /):
+def affine_norm_act_dropout_backward(dout, cache, /, *, need_dx: bool = True, xp=None):
     """Backward pass of :func:`affine_norm_act_dropout_forward`: ``(dx, dw, db, dgamma, dbeta)``
-    (``dgamma`` and ``dbeta`` are None without normalization)."""
-    return _block_back(backend.get_namespace(dout, cache[0][1]), dout, cache, need_dx=True)
-
-
-def _block_back(xp, dout, cache, *, need_dx: bool):
+    (``dgamma`` and ``dbeta`` are None without normalization; ``dx`` is None with ``need_dx=False``)."""
     fc_cache, norm_cache, act_cache, drop_cache, normalization, activation = cache
+    if xp is None:
+        xp = backend.get_namespace(dout, fc_cache[1])
     if drop_cache is not None:
         dout = dropout_backward(dout, drop_cache)
-    dout = _ACTIVATIONS[activation][1](xp, dout, act_cache)
+    dout = ACTIVATIONS[activation][1](dout, act_cache, xp=xp)
     dgamma = dbeta = None
     if normalization is not None:
-        dout, dgamma, dbeta = _norm_back(xp, dout, norm_cache)
-    dx, dw, db = _affine_back(xp, dout, fc_cache, need_dx=need_dx)
+        dout, dgamma, dbeta = NORMALIZATIONS[normalization][1](dout, norm_cache, xp=xp)
+    dx, dw, db = affine_backward(dout, fc_cache, need_dx=need_dx, xp=xp)
     return dx, dw, db, dgamma, dbeta

@@ -10,24 +10,9 @@ from __future__ import annotations
 
 from .. import backend
 from ..backend._arith import iadd
+from .losses import l2_penalty
 
 __all__ = ["dropout_masks", "elastic_net_penalty", "l1_penalty", "l2_penalty", "max_norm"]
-
-
-def l2_penalty(W, /, reg: float):
-    """L2 penalty ``reg * sum(W**2)`` and its gradient ``2 * reg * W``.
-
-    Returns ``(loss, dW)``: a 0-d array and an array shaped like ``W``.
-    """
-    return _l2(backend.get_namespace(W), W, reg)
-
-
-def _l2(xp, W, reg):
-    reg = float(reg)
-    # A dot product of the flattened weights: no D x H temporary for W * W (4x faster in NumPy).
-    # matmul, not xp.vecdot: array-api-compat's vecdot for torch broadcasts (100x slower there).
-    flat = xp.reshape(W, (-1,))
-    return reg * (flat @ flat), (2.0 * reg) * W
 
 
 def l1_penalty(W, /, reg: float):
@@ -63,8 +48,8 @@ def max_norm(W, /, max_norm: float):
 def dropout_masks(rng: backend.Generator, shape, /, *, drop: float, dtype=None):
     """Inverted-dropout masks: 0 with probability ``drop``, else ``1 / (1 - drop)``.
 
-    ``1 - drop`` is rounded as :meth:`backend.Generator.dropout_mask` says (0.8 to 205/256, say),
-    and the kept units are scaled by the inverse of that rounded probability: the expectation is exact.
+    Units are kept with probability ``1 - drop`` (to 32 bits, :meth:`backend.Generator.dropout_mask`)
+    and the kept ones are scaled by exactly ``1 / (1 - drop)``: the expectation is exact.
 
     ``shape`` is usually ``(iterations, N, H)``: one call draws the masks of many iterations.
     Multiplying activations by a mask at training time keeps their expectation, so nothing

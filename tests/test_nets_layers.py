@@ -346,3 +346,32 @@ def test_layers_write_nothing(bk):
     loss, dscores = layers.softmax_loss(out, bk.asarray(np.arange(N) % M))
     assert np.isfinite(float(loss)) and dscores.shape == (N, M)
     assert bn["running_mean"].shape == (M,)
+
+
+def test_passing_the_namespace_changes_nothing(bk):
+    # The nets pass xp= (and device=) to skip the look-up: the same function, the same numbers.
+    x, w, b, g, beta = _arrays(bk, (N, D), (D, 2 * M), (2 * M,), (2 * M,), (2 * M,), seed=11)
+    dout, = _arrays(bk, (N, 2 * M), seed=12)
+    for normalization in (None, *layers.NORMALIZATIONS):
+        for activation in layers.ACTIVATIONS:
+            args = (x, w, b, g, beta, {"mode": "train"}, {"mode": "train", "p": 0.7, "seed": 1})
+            kw = {"normalization": normalization, "activation": activation}
+            looked_up, cache1 = layers.affine_norm_act_dropout_forward(*args, **kw)
+            passed, cache2 = layers.affine_norm_act_dropout_forward(*args, **kw, xp=bk.xp, device=bk.device)
+            assert_close(passed, looked_up, rtol=0)
+            d = dout[:, :looked_up.shape[1]]
+            for got, want in zip(layers.affine_norm_act_dropout_backward(d, cache2, xp=bk.xp),
+                                 layers.affine_norm_act_dropout_backward(d, cache1), strict=True):
+                assert (got is None and want is None) or assert_close(got, want, rtol=0) is None
+
+
+def test_one_vocabulary_for_the_command_line():
+    from xpml.cli import _models
+
+    assert _models.ACTIVATIONS == tuple(layers.ACTIVATIONS)
+    assert _models.NORMALIZATIONS == ("none", *layers.NORMALIZATIONS)
+    for name, (forward, backward) in {**layers.ACTIVATIONS, **layers.NORMALIZATIONS}.items():
+        assert forward.__name__ == f"{name}_forward" and backward.__name__.endswith("_backward")
+    # No private twin of a public layer is left behind.
+    public = {n for n in layers.__all__ if callable(getattr(layers, n))}
+    assert not [n for n in vars(layers) if n.startswith("_") and n.lstrip("_") in public]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import backend
+from ..nets import layers
 from . import _cli, _runs
 
 __all__ = ["MODELS", "Fit", "defaults", "evaluate", "fit", "save"]
@@ -23,8 +24,9 @@ LINEAR = ("svm", "softmax")
 TITLES = {"knn": "k-nearest neighbour", "svm": "linear SVM", "softmax": "softmax", "twolayer": "two-layer net",
           "fc": "fully connected net"}
 UPDATE_RULES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
-NORMALIZATIONS = ("none", "batchnorm", "layernorm")
-ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "maxout")
+# The library's vocabularies; "none" spells the nets' None on the command line.
+NORMALIZATIONS = ("none", *layers.NORMALIZATIONS)
+ACTIVATIONS = tuple(layers.ACTIVATIONS)
 
 # Hyperparameters each model takes, with defaults chosen on the digits (pixels scaled to [0, 1],
 # mean subtracted); DATASET_DEFAULTS adjusts them where another dataset needs it.
