@@ -22,7 +22,8 @@ CuPy has none here yet: its portable path runs on cuBLAS through the matrix prod
 from __future__ import annotations
 
 import functools
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 __all__ = ["NativeConv2d", "native_conv2d"]
 
@@ -84,7 +85,7 @@ def _jax() -> NativeConv2d:
         return dx, dw, jnp.sum(dout, axis=(0, 2, 3))
 
     def pool(x, ph, pw, stride):
-        return lax.reduce_window(x, jnp.array(-jnp.inf, dtype=x.dtype), lax.max, (1, 1, ph, pw),
+        return lax.reduce_window(x, -jnp.inf, lax.max, (1, 1, ph, pw),
                                  (1, 1, stride, stride), "VALID")
 
     @functools.partial(jax.jit, static_argnums=(1, 2, 3))

@@ -288,6 +288,11 @@ def _rows_per_chunk(x, w, g: _ConvGeometry, budget: int) -> int:
     return max(1, min(x.shape[0], budget // max(per_example, 1)))
 
 
+def _chunks(n: int, rows: int):
+    # Stops within bounds: the array API leaves slices past the end unspecified.
+    return [slice(start, min(start + rows, n)) for start in range(0, n, rows)]
+
+
 def _itemsize(x) -> int:
     return 8 if "64" in str(x.dtype) else 4
 
@@ -335,7 +340,7 @@ def conv_forward_fast(x, w, b, conv_param, /, *, native: bool = True, memory_bud
     F, HH, WW = w.shape[0], w.shape[2], w.shape[3]
     w2 = xp.reshape(w, (F, math.prod(w.shape[1:])))
     rows = _rows_per_chunk(x, w, g, budget)
-    outs = [w2 @ _im2col(xp, x[start:start + rows, ...], HH, WW, g) for start in range(0, x.shape[0], rows)]
+    outs = [w2 @ _im2col(xp, x[chunk, ...], HH, WW, g) for chunk in _chunks(x.shape[0], rows)]
     out = outs[0] if len(outs) == 1 else xp.concat(outs, axis=0)
     out = xp.reshape(out, (x.shape[0], F, g.out_h, g.out_w)) + xp.reshape(b, (1, F, 1, 1))
     return out, _ConvCache(x, w, b, conv_param, g, None, rows, len(outs))
@@ -360,9 +365,9 @@ def conv_backward_fast(dout, cache, /):
     w2 = xp.reshape(w, (F, K))
     dw = None
     dxs = []
-    for start in range(0, N, rows):
-        xc = x[start:start + rows, ...]
-        dc = xp.reshape(dout[start:start + rows, ...], (xc.shape[0], F, g.out_h * g.out_w))
+    for chunk in _chunks(N, rows):
+        xc = x[chunk, ...]
+        dc = xp.reshape(dout[chunk, ...], (xc.shape[0], F, g.out_h * g.out_w))
         cols = _im2col(xp, xc, HH, WW, g)
         part = xp.sum(dc @ xp.matrix_transpose(cols), axis=0)
         dw = part if dw is None else dw + part
