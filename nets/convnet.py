@@ -185,8 +185,8 @@ def parse_architecture(text, /) -> tuple[Layer, ...]:
             continue
         else:
             raise ValueError(f"architecture token {token!r} does not parse; expected {_EXPECTED}")
-        for name, value in (("size", min(layer.size)), ("outputs", layer.outputs or 1), ("stride", layer.stride),
-                            ("dilation", layer.dilation)):
+        for name, value in (("size", min(layer.size)), ("outputs", layer.outputs if layer.kind != "pool" else 1),
+                            ("stride", layer.stride), ("dilation", layer.dilation)):
             if value < 1:
                 raise ValueError(f"architecture token {token!r}: the {name} must be at least 1")
         if layer.kind != "fc" and layers and layers[-1].kind == "fc":
@@ -556,7 +556,9 @@ class ConvNet(Net):
         The first FC layer, which sees a C x H x W volume, becomes a CONV with H x W filters and no
         padding; the FC layers after it become 1 x 1 convolutions; the last one keeps no ReLU.
         Applied by :meth:`score_map` to an image larger than :attr:`image_shape`, the result slides
-        the original net over every crop it would see, in one pass.
+        the original net over every crop it would see, in one pass. Each entry equals the original
+        net on its crop exactly when the convolutions have no zero padding (``/p0``); with padding,
+        a crop inside the image sees its real neighbours where the net alone would see zeros.
         """
         xp = self.backend.xp
         layers, params, prev = [], {}, self.image_shape
