@@ -313,7 +313,15 @@ class Summary:
 
 def summarize(architecture, input_dim, /, *, bytes_per_value: int = 4) -> Summary:
     """The :class:`Summary` of an architecture string on inputs of ``input_dim`` (C, H, W),
-    computed from the sizes alone (nothing is allocated: VGG-16 costs nothing)."""
+    computed from the sizes alone (nothing is allocated: VGG-16 costs nothing).
+
+    Notes
+    -----
+    For the notes' VGG-16 (:data:`VGG16` on (3, 224, 224)) this gives 138,357,544 parameters
+    (138,344,128 weights without the biases) and 15,237,608 activations per image, the input
+    included: the sum of the notes' own per-layer rows. The notes' "TOTAL memory: 24M" disagrees
+    with those rows.
+    """
     layers = parse_architecture(architecture) if isinstance(architecture, str) else tuple(architecture)
     input_dim = _input_dim(input_dim)
     rows = [dict(name="INPUT", output_shape=input_dim, activations=math.prod(input_dim), params=0, weights=0,
