@@ -14,6 +14,8 @@
 from . import (
     augment,
     checkpoint,
+    conv_layers,
+    convnet,
     diagnostics,
     init,
     landscape,
@@ -26,6 +28,7 @@ from . import (
     schedules,
 )
 from .checkpoint import load_model, save_model
+from .convnet import ConvNet, ThreeLayerConvNet
 from .ensemble import Ensemble
 from .fc_net import FullyConnectedNet
 from .metrics import accuracy
@@ -37,6 +40,10 @@ from .solver import Solver
 from .two_layer_net import TwoLayerNet
 
 __all__ = [
+    "ConvNet",
+    "ThreeLayerConvNet",
+    "conv_layers",
+    "convnet",
     "PCA",
     "Ensemble",
     "ExponentialDecay",
