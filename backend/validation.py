@@ -68,7 +68,7 @@ def check_data(X, /, *, name: str = "X", ndim: int | tuple[int, ...] = 2, allow_
     if not total_finite and not bool(xp.all(xp.isfinite(X))):
         bad = int(xp.count_nonzero(~xp.isfinite(X)))
         raise InputError(
-            f"{name} contains {bad} NaN or infinite value(s); clean or impute them before training"
+            f"{name} contains {bad} NaN or infinite value(s); clean or impute them first"
         )
 
 

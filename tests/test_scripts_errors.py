@@ -370,3 +370,22 @@ def test_every_subcommand_refuses_an_unknown_flag_in_one_line(command, capsys):
     rc = xpml_main([command, "--no-such-flag"])
     assert_one_line_error(rc, capsys.readouterr().err, "unrecognized arguments: --no-such-flag",
                           f"(see xpml {command} --help)")
+
+
+def test_an_unreadable_batch_is_one_line_that_does_not_say_write_elsewhere(tmp_path, capsys, monkeypatch):
+    from ._cifar_files import write_cifar
+
+    write_cifar(str(tmp_path))
+    real_open = open
+
+    def refuse(path, *args, **kwargs):  # as if data_batch_2 were chmod 000 (root may read anything)
+        if str(path).endswith("data_batch_2"):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", refuse)
+    rc = train.main(["knn", "--dataset", "cifar10", "--data-dir", str(tmp_path), "--num-train", "10",
+                     "--num-val", "5", "--num-test", "5", "--quiet", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert_one_line_error(rc, err, "Permission denied", "data_batch_2", "check its permissions")
+    assert "write" not in err

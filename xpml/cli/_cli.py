@@ -43,6 +43,7 @@ __all__ = [
     "install_hint",
     "natural",
     "non_negative",
+    "note_missing",
     "note_once",
     "optional",
     "positive",
@@ -68,8 +69,13 @@ def optional(module: str, *, package: str, skipped: str, extra: str = "scripts")
     try:
         return importlib.import_module(module)
     except ImportError:
-        note_once(f"{package} is not installed, so {skipped}; {install_hint(extra)} adds it")
+        note_missing(package, skipped=skipped, extra=extra)
         return None
+
+
+def note_missing(package: str, *, skipped: str, extra: str = "scripts") -> None:
+    """Say once that ``package`` is not installed, what is ``skipped`` without it, and how to add it."""
+    note_once(f"{package} is not installed, so {skipped}; {install_hint(extra)} adds it")
 
 
 class UsageError(Exception):
@@ -96,7 +102,7 @@ BUG_REPORT = ("this is a bug in xpml, not a mistake in your command: please repo
 _OS_HINTS = {
     errno.ENOSPC: "free some space or write elsewhere (--out, --data-dir)",
     errno.EROFS: "the file system is read-only: write elsewhere (--out, --data-dir)",
-    errno.EACCES: "you lack the permission: write elsewhere (--out, --data-dir)",
+    errno.EACCES: "check its permissions, or use another folder (--out, --data-dir)",
     errno.EDQUOT: "your disk quota is exceeded: free some space or write elsewhere",
     errno.EISDIR: "a directory is where a file should be: name a file, or remove the directory",
     errno.EEXIST: "choose another name",

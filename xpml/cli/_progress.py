@@ -46,9 +46,9 @@ def _tqdm(quiet: bool):
         from tqdm.auto import tqdm
     except ImportError:
         if not quiet and sys.stderr.isatty():
-            from ._cli import optional
+            from ._cli import note_missing
 
-            optional("tqdm", package="tqdm", skipped="no progress bars are shown")
+            note_missing("tqdm", skipped="no progress bars are shown")
         return _NoBar
     return tqdm
 

@@ -392,9 +392,9 @@ def _drawing(plot):
     @functools.wraps(plot)
     def draw(*args, **kwargs):
         if plt is None:
-            from ._cli import optional
+            from ._cli import note_missing
 
-            return optional("matplotlib", package="matplotlib", skipped="no pictures are drawn")
+            return note_missing("matplotlib", skipped="no pictures are drawn")
         return plot(*args, **kwargs)
     return draw
 
