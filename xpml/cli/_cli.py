@@ -262,8 +262,8 @@ def cpu_threads(n: int | None):
 def choose_backend(name: str | None) -> backend.Backend:
     """The backend asked for on the command line (None: ``$XPML_BACKEND``, else auto).
 
-    Unknown names raise ValueError and unusable backends BackendUnavailableError, both with a
-    message that says why; :func:`run` prints it as one line.
+    Unknown names raise :class:`~xpml.backend.errors.InputError` and unusable backends
+    BackendUnavailableError, both with a message that says why; :func:`run` prints it as one line.
     """
     if name is not None and not name.strip():
         raise UsageError("--backend needs a name: numpy, cupy, array_api_strict or auto")
