@@ -58,12 +58,12 @@ class Progress:
 
     def __init__(self, *, quiet: bool = False):
         self.disable = True if quiet else None  # None: tqdm turns itself off when not on a TTY
-        self._bar = _tqdm(quiet)
 
     def __call__(self, iterable=None, /, *, desc=None, total=None, unit="it", leave=False, **kwargs):
         """A tqdm bar around ``iterable`` (tqdm-like: usable as ``progress(iterable)``)."""
-        return self._bar(iterable, desc=desc, total=total, unit=unit, leave=leave, disable=self.disable,
-                    dynamic_ncols=True, **kwargs)
+        bar = _tqdm(self.disable is True)
+        return bar(iterable, desc=desc, total=total, unit=unit, leave=leave, disable=self.disable, dynamic_ncols=True,
+                   **kwargs)
 
     def wrapper(self, *, desc: str, unit: str = "it"):
         """A one-argument ``progress(iterable)`` for library functions that take a progress hook."""
