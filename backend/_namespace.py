@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import array_api_compat
 
+from .errors import BackendMismatchError  # defined with xpml's other errors; re-exported here
+
 __all__ = [
     "BackendMismatchError",
     "get_namespace",
@@ -18,8 +20,6 @@ __all__ = [
 ]
 
 
-class BackendMismatchError(ValueError):
-    """Arrays from two namespaces, or from two devices, were passed to one call."""
 
 
 def _arrays(arrays):

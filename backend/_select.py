@@ -20,6 +20,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import BackendUnavailableError  # defined with xpml's other errors; re-exported here
+
 __all__ = [
     "BACKEND_NAMES",
     "Backend",
@@ -36,19 +38,18 @@ BACKEND_NAMES = ("numpy", "cupy", "array_api_strict", "torch", "jax")
 ENV_VAR = "XPML_BACKEND"
 
 # How to install each optional backend, for the "not installed" reasons.
+# ``{xpml[extra]}`` becomes the command that fits how xpml was installed (a checkout or a wheel).
 _INSTALL = {
-    "array_api_strict": "pip install 'xpml[test]'",
-    "cupy": "pip install 'xpml[cuda12]' or 'xpml[cuda13]'",
-    "torch": "pip install 'xpml[torch]' (the CPU build: pip install torch --index-url "
+    "array_api_strict": "pip install array-api-strict",
+    "cupy": "{xpml[cuda12]} or {xpml[cuda13]}",
+    "torch": "{xpml[torch]} (the CPU build: pip install torch --index-url "
              "https://download.pytorch.org/whl/cpu)",
-    "jax": "pip install 'xpml[jax]' (with CUDA: pip install 'jax[cuda12]')",
+    "jax": "{xpml[jax]} (with CUDA: pip install 'jax[cuda12]')",
 }
 _X64_HINT = ("enable 64-bit types with jax.config.update('jax_enable_x64', True) (or JAX_ENABLE_X64=1) "
              "before any JAX array is created")
 
 
-class BackendUnavailableError(RuntimeError):
-    """The backend asked for is not installed, has no device, or fails to run a kernel."""
 
 
 @dataclass(frozen=True)
@@ -221,7 +222,12 @@ def _driver_present() -> bool:
 
 
 def _not_installed(name: str, exc: Exception) -> BackendStatus:
-    return BackendStatus(name, False, f"not installed ({exc}); install it with: {_INSTALL[name]}")
+    import re
+
+    from .._install import install_hint
+
+    how = re.sub(r"\{xpml\[(\w+)\]\}", lambda m: install_hint(m.group(1)), _INSTALL[name])
+    return BackendStatus(name, False, f"not installed ({exc}); install it with: {how}")
 
 
 def _probe_numpy() -> BackendStatus:

@@ -11,6 +11,8 @@ import numbers
 
 import numpy as np
 
+from .errors import InputError, InputTypeError
+
 __all__ = [
     "MAX_INFERRED_CLASSES",
     "check_data",
@@ -35,9 +37,9 @@ def check_data(X, /, *, name: str = "X", ndim: int | tuple[int, ...] = 2, allow_
 
     Raises
     ------
-    TypeError
+    InputTypeError (a TypeError)
         ``X`` is not an array or not of a real floating dtype.
-    ValueError
+    InputError (a ValueError)
         Wrong number of dimensions, no rows, or NaN / inf values.
     """
     from ._namespace import get_namespace
@@ -46,14 +48,14 @@ def check_data(X, /, *, name: str = "X", ndim: int | tuple[int, ...] = 2, allow_
     ndims = (ndim,) if isinstance(ndim, int) else ndim
     if X.ndim not in ndims:
         want = " or ".join(str(n) for n in ndims)
-        raise ValueError(f"{name} must have {want} dimensions, got shape {tuple(X.shape)}")
+        raise InputError(f"{name} must have {want} dimensions, got shape {tuple(X.shape)}")
     if not xp.isdtype(X.dtype, "real floating"):
-        raise TypeError(
+        raise InputTypeError(
             f"{name} must have a real floating dtype (float32 or float64), got {X.dtype}; "
             f"convert it first, e.g. xp.astype({name}, xp.float32)"
         )
     if not allow_empty and (X.shape[0] == 0 or any(s == 0 for s in X.shape)):
-        raise ValueError(f"{name} is empty (shape {tuple(X.shape)}); it needs at least one row")
+        raise InputError(f"{name} is empty (shape {tuple(X.shape)}); it needs at least one row")
     # A NaN or inf anywhere makes the sum non-finite, so a finite sum proves every value finite
     # with one reduction and no N x D boolean temporary (about 10x faster on CIFAR-10's 49,000 x
     # 3072). A non-finite sum can also be an overflow of finite values: only then is each value
@@ -65,8 +67,8 @@ def check_data(X, /, *, name: str = "X", ndim: int | tuple[int, ...] = 2, allow_
         total_finite = bool(xp.isfinite(xp.sum(X))) if math.prod(X.shape) else True
     if not total_finite and not bool(xp.all(xp.isfinite(X))):
         bad = int(xp.count_nonzero(~xp.isfinite(X)))
-        raise ValueError(
-            f"{name} contains {bad} NaN or infinite value(s); clean or impute them before training"
+        raise InputError(
+            f"{name} contains {bad} NaN or infinite value(s); clean or impute them first"
         )
 
 
@@ -77,9 +79,9 @@ def check_labels(y, /, *, name: str = "y", n: int | None = None, num_classes: in
 
     Raises
     ------
-    TypeError
+    InputTypeError (a TypeError)
         ``y`` is not of an integer dtype.
-    ValueError
+    InputError (a ValueError)
         Wrong shape or length, a negative label, a label >= ``num_classes``, or an inferred class
         count that the labels do not support (see Notes).
 
@@ -96,24 +98,24 @@ def check_labels(y, /, *, name: str = "y", n: int | None = None, num_classes: in
 
     xp = get_namespace(y)
     if y.ndim != 1:
-        raise ValueError(f"{name} must be 1-dimensional (one label per row), got shape {tuple(y.shape)}")
+        raise InputError(f"{name} must be 1-dimensional (one label per row), got shape {tuple(y.shape)}")
     if not xp.isdtype(y.dtype, "integral"):
-        raise TypeError(
+        raise InputTypeError(
             f"{name} must hold integer class labels, got dtype {y.dtype}; "
             f"convert it with xp.astype({name}, xp.int64) if the values are whole numbers"
         )
     if n is not None and y.shape[0] != n:
-        raise ValueError(f"{name} has {y.shape[0]} labels but the data has {n} rows")
+        raise InputError(f"{name} has {y.shape[0]} labels but the data has {n} rows")
     if y.shape[0] == 0:
-        raise ValueError(f"{name} is empty; it needs at least one label")
+        raise InputError(f"{name} is empty; it needs at least one label")
     if num_classes is not None:
         num_classes = check_positive(num_classes, name="num_classes", integer=True)
     lo, hi = int(xp.min(y)), int(xp.max(y))
     if lo < 0:
-        raise ValueError(f"{name} has a negative label ({lo}); labels must be 0..C-1")
+        raise InputError(f"{name} has a negative label ({lo}); labels must be 0..C-1")
     if num_classes is not None:
         if hi >= num_classes:
-            raise ValueError(
+            raise InputError(
                 f"{name} has label {hi}, out of range for {num_classes} classes "
                 f"(labels must be 0..{num_classes - 1})"
             )
@@ -122,7 +124,7 @@ def check_labels(y, /, *, name: str = "y", n: int | None = None, num_classes: in
     if inferred > MAX_INFERRED_CLASSES:
         present = int(xp.unique_values(y).shape[0])
         if 2 * present < inferred:
-            raise ValueError(
+            raise InputError(
                 f"{name} has label {hi}, so it would have {inferred} classes, but only {present} distinct "
                 f"labels occur: most classes would have no example. Relabel them 0..{present - 1} "
                 f"(e.g. np.unique({name}, return_inverse=True)), or give num_classes explicitly"
@@ -135,7 +137,7 @@ def check_features(X, /, *, dim: int, name: str = "X") -> None:
     ``dim`` columns (the number the model was fitted on)."""
     check_data(X, name=name)
     if X.shape[1] != dim:
-        raise ValueError(f"{name} has {X.shape[1]} features per row but the model was trained on {dim}")
+        raise InputError(f"{name} has {X.shape[1]} features per row but the model was trained on {dim}")
 
 
 def check_split(X, y=None, /, *, dim: int | None = None, num_classes: int | None = None,
@@ -169,7 +171,7 @@ def check_same_length(*pairs: tuple[str, object]) -> None:
     lengths = {name: a.shape[0] for name, a in pairs}
     if len(set(lengths.values())) > 1:
         desc = ", ".join(f"{k} has {v}" for k, v in lengths.items())
-        raise ValueError(f"inputs must have the same number of rows: {desc}")
+        raise InputError(f"inputs must have the same number of rows: {desc}")
 
 
 def check_positive(value, /, *, name: str, allow_zero: bool = False, integer: bool = False) -> int | float:
@@ -183,9 +185,9 @@ def check_positive(value, /, *, name: str, allow_zero: bool = False, integer: bo
     if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)
             or (integer and not is_int)):
         kind = "an integer" if integer else "a number"
-        raise TypeError(f"{name} must be {kind}, got {value!r}")
+        raise InputTypeError(f"{name} must be {kind}, got {value!r}")
     number = int(value) if is_int else float(value)
     if (not is_int and not math.isfinite(number)) or number < 0 or (number == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be {bound}, got {value!r}")
+        raise InputError(f"{name} must be {bound}, got {value!r}")
     return number

@@ -18,6 +18,7 @@ import math
 import array_api_extra as xpx
 
 from .. import backend
+from ..backend.errors import InputError
 from ._model import as_int
 from .layers import keep_probability
 
@@ -66,7 +67,10 @@ class RandomFlip(_ImageAugment):
 
     def __init__(self, image_shape=(32, 32, 3), /, *, channels_last: bool = True, p: float = 0.5):
         super().__init__(image_shape, channels_last)
-        self.p = keep_probability(p, name="p")
+        try:
+            self.p = keep_probability(p, name="p")
+        except ValueError:  # its own words are about dropout's units
+            raise InputError(f"p is the probability of flipping an image and must be in (0, 1], got {p!r}") from None
 
     def __call__(self, X, rng, /):
         xp = backend.get_namespace(X)

@@ -8,14 +8,14 @@ import json
 
 import pytest
 
+from scripts.bench import common, floor, nets
+from scripts.bench import run as bench_cli
 from xpml import backend
-from xpml.cli import bench as bench_cli
-from xpml.cli.benchmarks import common, floor, nets
 
 
 def _bench(tmp_path, *argv):
     args = bench_cli.build_parser().parse_args(["--quick", *argv])
-    b = common.Bench(args, tmp_path, "xpml bench --quick")
+    b = common.Bench(args, tmp_path, "python scripts/bench/run.py --quick")
     ticks = iter(range(10**6))
     b.clock = lambda: float(next(ticks))
     return b

@@ -188,13 +188,13 @@ def test_selection_is_stable_where_argpartition_alone_is_not(bk):
         assert arbitrary > 0
 
 
-def test_the_knn_benchmark_script_runs_and_its_variants_agree():
-    # A smoke run of scripts/bench_knn.py on small random data: it imports what the benchmark
-    # helpers export today and checks that every xpml variant gives the same labels.
+def test_the_knn_benchmark_script_runs_and_its_variants_agree(tmp_path):
+    # A smoke run of the benchmark's kNN precision section (scripts/bench/) on small random data: it
+    # imports what the benchmark helpers export today and checks that every xpml variant gives the same labels.
     from ._scripts_support import run_script
 
-    done = run_script("bench_knn.py", "e2e", "--quick", "--threads", "1", "--clock", "cpu", "--no-faiss",
-                      "--no-sklearn", timeout=300)
+    done = run_script("bench/run.py", "--only", "knn-precision", "--quick", "--threads", "1", "--clock", "cpu",
+                      "--gpu", "no", "--repeats", "1", "--out", tmp_path / "run", timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "xpml variants give the same labels: True" in done.stdout
-    assert "xpml numpy" in done.stdout
+    assert "every variant gives the same labels: True" in done.stdout
+    assert "precision='exact' (numpy)" in done.stdout

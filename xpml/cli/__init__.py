@@ -3,11 +3,12 @@
     xpml train      train models and report their accuracy
     xpml search     random hyperparameter search, coarse then fine
     xpml download   fetch CIFAR-10 into the data cache
-    xpml bench      time xpml beside the libraries a user would pick instead
     xpml backends   the array backends, and why each unusable one is unusable
 
 Each subcommand lives in its own module (``xpml.cli.train``, ...) with a ``main(argv) -> int``;
-the files under ``scripts/`` of a checkout are thin wrappers over the same functions.
+the files under ``scripts/`` of a checkout are thin wrappers over the same functions. The
+benchmarks are not part of the command (nor of the wheel): ``python scripts/bench/run.py`` runs
+them from a checkout.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ COMMANDS = {
     "train": ("train", "train models and report their accuracy"),
     "search": ("search", "random hyperparameter search, coarse then fine"),
     "download": ("download", "fetch CIFAR-10 into the data cache"),
-    "bench": ("bench", "time xpml beside the libraries a user would pick instead"),
     "backends": ("backends", "the array backends, and why each unusable one is unusable"),
 }
 

@@ -1,82 +1,109 @@
-"""Command-line plumbing shared by the scripts: one-line errors, checked numbers, backend choice.
+"""Command-line plumbing shared by the subcommands: one-line errors, checked numbers, backend choice.
 
-Every script's ``main(argv)`` goes through :func:`run`, which turns the mistakes people make
-(unknown backend, CuPy missing, no GPU, a missing data directory, a nonsensical hyperparameter)
-and the failures of the machine (a full disk, a read-only file system, a folder where a file
-should be, any other ``OSError``, running out of memory) into one line ``error: ...`` on stderr
-and exit status 2, never a traceback. Set
-``XPML_TRACEBACK=1`` to see the traceback anyway when debugging.
+Every subcommand's ``main(argv)`` goes through :func:`run`, which sorts what escapes into two kinds:
+
+- a mistake in the command or its inputs, or a failure of the machine: what the library raises on
+  purpose (:class:`xpml.backend.errors.XpmlError`), a corrupt or unreachable file, any other
+  ``OSError`` (a full disk, a read-only file system, a folder where a file should be), running out
+  of memory. Each is one line ``error: ...`` on stderr, exit status 2, never a traceback.
+- anything else is a bug in xpml: one line saying so and how to report it, then the traceback,
+  exit status 1.
+
+Set ``XPML_TRACEBACK=1`` to see the traceback of a mistake too, when debugging. Importing this
+module never exits: optional packages are looked up when a command needs them
+(:func:`optional`), and a missing one is named once with the install command that fits how xpml
+was installed (:func:`install_hint`).
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
-import importlib.util
+import importlib
 import math
 import os
 import sys
+import traceback
 
 from .. import backend
+from .._install import install_hint
+from ..backend.errors import XpmlError
 from ..backend.io import CorruptFileError
 from ._download import DownloadError
-
-# The scripts' own dependencies (the `scripts` extra), checked before any script module imports
-# them: a checkout installed without the extra gets one line saying what to install.
-_NEEDED = {"matplotlib": "matplotlib", "tqdm": "tqdm", "sklearn": "scikit-learn", "threadpoolctl": "threadpoolctl"}
-
-
-def _installed(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
-
-
-_missing = [pkg for mod, pkg in _NEEDED.items() if not _installed(mod)]
-if _missing:
-    print(f"error: the scripts need {', '.join(_missing)}: install them with pip install -e '.[scripts]'",
-          file=sys.stderr)
-    raise SystemExit(2)
+from ._locks import LockedError
 
 __all__ = [
     "ArgumentParser",
+    "USER_ERRORS",
     "UsageError",
     "add_common_arguments",
     "choose_backend",
     "count",
     "cpu_threads",
     "fraction",
+    "install_hint",
     "natural",
     "non_negative",
+    "note_missing",
+    "note_once",
+    "optional",
     "positive",
     "run",
 ]
+
+
+_noted: set[str] = set()
+
+
+def note_once(text: str) -> None:
+    """Print ``note: text`` on stderr, once per process whatever the number of calls."""
+    if text not in _noted:
+        _noted.add(text)
+        print(f"note: {text}", file=sys.stderr)
+
+
+def optional(module: str, *, package: str, skipped: str, extra: str = "scripts"):
+    """``module`` imported, or None when it is not installed (saying once what is skipped without it).
+
+    ``package`` is its name for pip, ``skipped`` what the run does without it ("no pictures").
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        note_missing(package, skipped=skipped, extra=extra)
+        return None
+
+
+def note_missing(package: str, *, skipped: str, extra: str = "scripts") -> None:
+    """Say once that ``package`` is not installed, what is ``skipped`` without it, and how to add it."""
+    note_once(f"{package} is not installed, so {skipped}; {install_hint(extra)} adds it")
 
 
 class UsageError(Exception):
     """A mistake on the command line or in its inputs; reported as one line, exit status 2."""
 
 
-# What a script's main may raise for a user mistake. The library's validation raises ValueError and
-# TypeError with messages written for people; a bug would show up as something else (or, with
-# XPML_TRACEBACK=1, with its traceback).
+# What the commands report as one line: what the library raises on purpose, the command line's own
+# refusals, files that are not what they should be, and the machine's failures. Everything else
+# escaping a command is a bug in xpml (see run).
 USER_ERRORS = (
     UsageError,
+    XpmlError,
     DownloadError,
-    ValueError,
-    TypeError,
-    backend.BackendUnavailableError,
     CorruptFileError,
+    LockedError,  # another xpml process holds the run folder or the data cache
     OSError,  # FileNotFoundError, IsADirectoryError, a full disk, a read-only file system, ...
     MemoryError,
 )
+
+BUG_REPORT = ("this is a bug in xpml, not a mistake in your command: please report it to the xpml maintainers "
+              "(an issue on the project's repository) with the command you ran and the traceback below")
 
 # What to do about the OSErrors a run meets most, by errno.
 _OS_HINTS = {
     errno.ENOSPC: "free some space or write elsewhere (--out, --data-dir)",
     errno.EROFS: "the file system is read-only: write elsewhere (--out, --data-dir)",
-    errno.EACCES: "you lack the permission: write elsewhere (--out, --data-dir)",
+    errno.EACCES: "check its permissions, or use another folder (--out, --data-dir)",
     errno.EDQUOT: "your disk quota is exceeded: free some space or write elsewhere",
     errno.EISDIR: "a directory is where a file should be: name a file, or remove the directory",
     errno.EEXIST: "choose another name",
@@ -86,7 +113,8 @@ _OS_HINTS = {
 def _one_line(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     if isinstance(exc, MemoryError):
-        text = f"out of memory ({text}): use smaller sizes (fewer examples, a smaller model or --batch-size)"
+        what = f" ({text})" if str(exc) else ""
+        text = f"out of memory{what}: use smaller sizes (fewer examples, a smaller model or --batch-size)"
     elif isinstance(exc, OSError) and exc.strerror and (exc.filename or exc.errno in _OS_HINTS):
         text = exc.strerror if exc.filename is None else f"{exc.strerror}: {exc.filename}"
         if exc.filename2 is not None:
@@ -98,17 +126,27 @@ def _one_line(exc: BaseException) -> str:
 
 
 def run(main, argv=None) -> int:
-    """Call ``main(argv)`` and return its exit status; user errors become one line on stderr."""
+    """Call ``main(argv)`` and return its exit status.
+
+    A user error (:data:`USER_ERRORS`) is one line on stderr, status 2; an interruption, status
+    130; any other exception is a bug: one line saying so, its traceback, status 1.
+    """
     try:
         return main(argv) or 0
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
     except USER_ERRORS as exc:
         if os.environ.get("XPML_TRACEBACK") == "1":
             raise
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    except Exception as exc:
+        if os.environ.get("XPML_TRACEBACK") == "1":
+            raise
+        print(f"error: {BUG_REPORT}", file=sys.stderr)
+        traceback.print_exception(exc, file=sys.stderr)
+        return 1
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -207,21 +245,26 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cpu_threads(n: int | None):
-    """A context limiting the CPU's BLAS threads to ``n`` (None: leave them as they are)."""
+    """A context limiting the CPU's BLAS threads to ``n`` (None: leave them as they are).
+
+    Without threadpoolctl the BLAS keeps its own default, and the run says so once.
+    """
     import contextlib
 
     if n is None:
         return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=n, user_api="blas")
+    tpc = optional("threadpoolctl", package="threadpoolctl",
+                   skipped="the BLAS threads are left at their default (--cpu-threads has no effect)")
+    if tpc is None:
+        return contextlib.nullcontext()
+    return tpc.threadpool_limits(limits=n, user_api="blas")
 
 
 def choose_backend(name: str | None) -> backend.Backend:
     """The backend asked for on the command line (None: ``$XPML_BACKEND``, else auto).
 
-    Unknown names raise ValueError and unusable backends BackendUnavailableError, both with a
-    message that says why; :func:`run` prints it as one line.
+    Unknown names raise :class:`~xpml.backend.errors.InputError` and unusable backends
+    BackendUnavailableError, both with a message that says why; :func:`run` prints it as one line.
     """
     if name is not None and not name.strip():
         raise UsageError("--backend needs a name: numpy, cupy, array_api_strict or auto")

@@ -101,14 +101,23 @@ def _split_pool(X, y, num_train, num_val, num_test):
     return X[train], y[train], X[val], y[val], X[test], y[test]
 
 
-def _digits(num_train, num_val, num_test):
-    from sklearn.datasets import load_digits
+def load_digits() -> tuple[np.ndarray, np.ndarray]:
+    """The 1,797 digits of ``sklearn.datasets.load_digits``, shipped with xpml (``xpml/data/digits.npz``).
 
-    digits = load_digits()
-    X = digits.data.astype(np.float64) / 16.0  # pixel values are 0..16
-    parts = _split_pool(X, digits.target, num_train, num_val, num_test)
+    Returns ``images``, uint8 (1797, 8, 8), pixel counts 0..16, and ``labels``, uint8 (1797,).
+    """
+    from importlib import resources
+
+    with resources.files("xpml").joinpath("data", "digits.npz").open("rb") as f, np.load(f) as npz:
+        return npz["images"], npz["labels"]
+
+
+def _digits(num_train, num_val, num_test):
+    images, labels = load_digits()
+    X = images.reshape(images.shape[0], -1).astype(np.float64) / 16.0  # pixel values are 0..16
+    parts = _split_pool(X, labels.astype(np.int64), num_train, num_val, num_test)
     names = tuple(str(c) for c in range(10))
-    return parts, names, (8, 8, 1), "sklearn.datasets.load_digits"
+    return parts, names, (8, 8, 1), "the digits of sklearn.datasets.load_digits (shipped with xpml)"
 
 
 def _spiral(num_train, num_val, num_test):

@@ -371,9 +371,13 @@ SHORT = {"learning_rate": "lr", "learning_rate_decay": "decay", "num_iters": "it
 
 
 def defaults_help(dataset: str = "digits") -> str:
-    """The default hyperparameters, one line a model, for ``--help``."""
-    lines = [f"default hyperparameters on the {dataset} (other datasets: see scripts/_models.py):"]
+    """The default hyperparameters, one line a model, for ``--help``; then what differs on the other datasets."""
+    lines = [f"default hyperparameters on the {dataset}:"]
     lines += [f"  {m:9s} {settings(defaults(dataset, m), terse=False)}" for m in MODELS]
+    for other, changes in DATASET_DEFAULTS.items():
+        if other != dataset and changes:
+            lines += ["", f"on {other}, these differ:"]
+            lines += [f"  {m:9s} {settings(changes[m], terse=False)}" for m in MODELS if changes.get(m)]
     return "\n".join(lines)
 
 

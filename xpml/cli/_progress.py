@@ -2,14 +2,55 @@
 
 Bars go to stderr (stdout stays clean for the table or ``--json``), are off with ``--quiet``, and
 switch themselves off when stderr is not a terminal (tqdm's ``disable=None``), so logs and pipes
-get no carriage-return noise.
+get no carriage-return noise. Without tqdm (a bare install) there are no bars, and a run that
+would have shown them says so once.
 """
 
 from __future__ import annotations
 
-from tqdm.auto import tqdm
+import sys
 
 __all__ = ["Progress", "TrainingBar"]
+
+
+class _NoBar:
+    """What tqdm's bar offers the commands, doing nothing: for a run without tqdm."""
+
+    disable = True
+
+    def __init__(self, iterable=None, /, *, total=None, **kwargs):
+        self.iterable, self.total, self.n = iterable, total, 0
+
+    def __iter__(self):
+        return iter(self.iterable if self.iterable is not None else ())
+
+    def update(self, n=1) -> None:
+        self.n += n
+
+    def set_postfix_str(self, *args, **kwargs) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def _tqdm(quiet: bool):
+    """tqdm's bar factory, or :class:`_NoBar` without tqdm (said once, where bars would have shown)."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        if not quiet and sys.stderr.isatty():
+            from ._cli import note_missing
+
+            note_missing("tqdm", skipped="no progress bars are shown")
+        return _NoBar
+    return tqdm
 
 
 class Progress:
@@ -20,8 +61,9 @@ class Progress:
 
     def __call__(self, iterable=None, /, *, desc=None, total=None, unit="it", leave=False, **kwargs):
         """A tqdm bar around ``iterable`` (tqdm-like: usable as ``progress(iterable)``)."""
-        return tqdm(iterable, desc=desc, total=total, unit=unit, leave=leave, disable=self.disable,
-                    dynamic_ncols=True, **kwargs)
+        bar = _tqdm(self.disable is True)
+        return bar(iterable, desc=desc, total=total, unit=unit, leave=leave, disable=self.disable, dynamic_ncols=True,
+                   **kwargs)
 
     def wrapper(self, *, desc: str, unit: str = "it"):
         """A one-argument ``progress(iterable)`` for library functions that take a progress hook."""

@@ -2,7 +2,8 @@
 
 A run folder holds ``results.json`` (hyperparameters, accuracies, times, curves), one PNG per
 picture and one checkpoint per trained model. It defaults to a new ``runs/<timestamp>-<what>``
-(``runs/`` is git-ignored). Matplotlib draws off-screen (Agg): no display is needed.
+(``runs/`` is git-ignored). Matplotlib draws off-screen (Agg): no display is needed; without
+matplotlib (a bare install) the run draws nothing and says so once.
 
 A run claims its folder before writing anything (:func:`claim_run_dir`): it holds a lock on it
 while it runs (a second run into the same folder is refused), and an ``INCOMPLETE`` marker says,
@@ -15,6 +16,7 @@ never leaves old results beside new weights. Every file is written atomically
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -24,15 +26,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the off-screen backend)
-import matplotlib.ticker  # noqa: E402
-import numpy as np  # noqa: E402
+from ..backend.io import atomic_write, temp_token
+from ._locks import LockedError, LockRefused, clean_stale_temp_files, file_lock
 
-from ..backend.io import atomic_write, temp_token  # noqa: E402
-from ._locks import LockedError, LockRefused, clean_stale_temp_files, file_lock  # noqa: E402
+try:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # (after choosing the off-screen backend)
+    import matplotlib.ticker
+except ImportError:  # a bare install: the plot_* functions draw nothing (see _drawing)
+    matplotlib = plt = None
 
 __all__ = [
     "INCOMPLETE",
@@ -563,6 +569,18 @@ def _cell(v, spec: str = "") -> str:
     return str(v)
 
 
+def _drawing(plot):
+    """``plot`` when matplotlib is installed; without it, a function that draws nothing and says so once."""
+    @functools.wraps(plot)
+    def draw(*args, **kwargs):
+        if plt is None:
+            from ._cli import note_missing
+
+            return note_missing("matplotlib", skipped="no pictures are drawn")
+        return plot(*args, **kwargs)
+    return draw
+
+
 def _save(fig, path) -> None:
     """Write ``fig`` to ``path`` atomically (a killed run leaves no truncated picture), then close it."""
     try:
@@ -573,6 +591,7 @@ def _save(fig, path) -> None:
     note_written(path)
 
 
+@_drawing
 def plot_curves(path, title: str, loss, accuracy: dict | None = None, *, accuracy_xlabel: str = "epoch") -> None:
     """Loss per iteration (raw and smoothed) and, when given, accuracy curves side by side.
 
@@ -607,6 +626,7 @@ def _to_image(v: np.ndarray) -> np.ndarray:
     return (v - lo) / (hi - lo) if hi > lo else np.zeros_like(v)
 
 
+@_drawing
 def plot_image_grid(path, vectors, image_shape, *, titles=None, title: str = "", max_images: int = 100) -> None:
     """Each column of ``vectors`` (D, K) drawn as an ``image_shape`` (H, W, C) image, scaled to its range.
 
@@ -633,9 +653,11 @@ def plot_image_grid(path, vectors, image_shape, *, titles=None, title: str = "",
     _save(fig, path)
 
 
+@_drawing
 def plot_image(path, image, *, title: str = "") -> None:
     """One (H, W, C) image with values in [0, 1] (a grid made by the library, for instance)."""
-    image = np.asarray(image, dtype=np.float64)
+    # Clipped: a float32 grid scaled to [0, 1] can end a rounding error above 1, which imshow warns about.
+    image = np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0)
     fig, ax = plt.subplots(figsize=(6, 6 * image.shape[0] / image.shape[1] + 0.4))
     grey = image.shape[-1] == 1
     ax.imshow(image[..., 0] if grey else image, cmap="gray" if grey else None, interpolation="nearest")
@@ -646,6 +668,7 @@ def plot_image(path, image, *, title: str = "") -> None:
     _save(fig, path)
 
 
+@_drawing
 def plot_decision_regions(path, predict, X, y, *, title: str = "", steps: int = 200) -> None:
     """For 2-d data: the predicted class over the plane, with the points on top.
 
@@ -663,6 +686,7 @@ def plot_decision_regions(path, predict, X, y, *, title: str = "", steps: int = 
     _save(fig, path)
 
 
+@_drawing
 def plot_search(path, trials: list[dict], params: list[str], *, log_params=(), title: str = "") -> None:
     """Validation accuracy over each searched hyperparameter (coarse and fine trials apart), and,
     with two or more, the first two against each other coloured by validation accuracy."""

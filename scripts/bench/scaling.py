@@ -3,7 +3,7 @@
 Each point times xpml beside its peer (faiss-cpu ``add`` + ``search`` + vote for kNN; the
 hand-written PyTorch loop for the net), interleaved, and the floor of that point: its FLOPs at
 the best measured GEMM rate. :func:`plot` draws them (log-log) as ``knn_scaling.png`` and
-``net_scaling.png``; ``xpml bench --plots DIR`` runs this section and writes the figures into
+``net_scaling.png``; ``scripts/bench/run.py --plots DIR`` runs this section and writes the figures into
 DIR (default: the run folder).
 """
 
@@ -130,7 +130,7 @@ TITLES = {
 
 def plot(points: list[dict], folder: pathlib.Path, subtitle: str) -> list[pathlib.Path]:
     """Draw the scaling points (log-log, one line per tool, the floor dashed) into ``folder``."""
-    from .. import _runs  # matplotlib, off-screen
+    from xpml.cli import _runs  # matplotlib, off-screen
 
     plt, matplotlib = _runs.plt, _runs.matplotlib
     written = []

@@ -24,10 +24,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ... import backend
-from ...backend.io import atomic_write
-from .. import _runs
-from .._download import default_data_dir, find_cifar10
+from xpml import backend
+from xpml.backend.io import atomic_write
+from xpml.cli import _runs
+from xpml.cli._download import default_data_dir, find_cifar10
 
 __all__ = [
     "MiB",
@@ -373,7 +373,7 @@ class Data:
             self.source = f"RANDOM data of CIFAR-10's shapes, not CIFAR-10 ({why}): accuracies are meaningless"
             self.real = False
         else:
-            from ...classifiers.data_utils import load_CIFAR10
+            from xpml.classifiers.data_utils import load_CIFAR10
 
             Xtr, ytr, Xte, yte = (backend.to_numpy(a) for a in load_CIFAR10(root, dtype="float32"))
             Xtr, Xte = Xtr.reshape(Xtr.shape[0], -1), Xte.reshape(Xte.shape[0], -1)

@@ -17,7 +17,8 @@ import dataclasses
 
 import numpy as np
 
-from ... import backend
+from xpml import backend
+
 from .common import Bench, Place, Tool, host, paired_ratio
 
 __all__ = ["raw_numpy", "run"]
@@ -136,8 +137,9 @@ def cases(bench: Bench):
     The kernels are the public losses (``svm_loss_vectorized``, ``TwoLayerNet.loss``), with their
     input checks; the loops are the public ``train`` methods at the suite's iteration counts.
     """
-    from ...classifiers import LinearSVM, Softmax, softmax_loss_vectorized, svm_loss_vectorized
-    from ...nets import TwoLayerNet
+    from xpml.classifiers import LinearSVM, Softmax, softmax_loss_vectorized, svm_loss_vectorized
+    from xpml.nets import TwoLayerNet
+
     from .nets import twolayer_case
 
     d = bench.data

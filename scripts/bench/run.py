@@ -1,11 +1,15 @@
 """Time xpml beside the libraries a user would pick instead, side by side, in the same run.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE xpml bench --data-dir DIR   # the recorded run
-    xpml bench --only knn,net --repeats 5          # some sections
-    xpml bench --only scaling --plots docs         # the scaling plots, written into docs/
-    xpml bench --quick                             # tiny random shapes: a smoke run, not a figure
+Run from a checkout (the benchmarks are not installed with xpml), with the ``bench`` extra:
 
-Sections (``--only``, comma-separated; default all but ``scaling``, ``masks`` and ``compile``):
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python scripts/bench/run.py --data-dir DIR   # the recorded run
+    python scripts/bench/run.py --only knn,net --repeats 5     # some sections
+    python scripts/bench/run.py --only scaling --plots docs    # the scaling plots, written into docs/
+    python scripts/bench/run.py --only knn-dask,knn-model      # kNN in depth
+    python scripts/bench/run.py --quick                        # tiny random shapes: a smoke run, not a figure
+    python -m scripts.bench ...                                # the same, from the checkout's root
+
+Sections (``--only``, comma-separated; default all but ``scaling`` and the ``knn-*`` ones):
 
 - ``floor``: the float32 matrix-product rate of this machine (NumPy's BLAS and PyTorch's). The
   floor of a workload is the FLOPs of its products at that rate.
@@ -19,9 +23,13 @@ Sections (``--only``, comma-separated; default all but ``scaling``, ``masks`` an
 - ``linear``: ``LinearSVM`` / ``Softmax`` training against PyTorch (autograd and hand-written).
 - ``shim``: xpml's NumPy backend against the same code on the plain numpy module.
 - ``scaling``: kNN against training rows and queries, a net step against batch and width.
-- ``masks``: dropout masks drawn by the device generator against the host draws they replaced.
-- ``compile``: a two-layer step eager against compiled (``jax.jit``, ``torch.compile``) on
-  ``--backends`` (say ``numpy,torch:cpu,jax:cpu``), with the weights both reach.
+- ``knn-precision``: kNN on NumPy and torch with ``precision="exact"`` against torch's bfloat16
+  candidates (``"auto"``), with the exact re-ranks per query each needs.
+- ``knn-dask``: ``kneighbors`` on ``--workers`` local Dask workers against one process.
+- ``knn-overlap``: whether the search's block loop gains from computing the next product while
+  this block's candidates are selected.
+- ``knn-model``: time and memory of 1,000,000 x 3,072 training rows over 8 GPU workers, from a
+  per-shard rate (``--rate-tflops``, measured on one worker) and the network (``--net-gbps``).
 
 The contenders of a section run interleaved (A B C, C B A, ...) after a warm-up, each phase
 closed by a device synchronisation; rows give the median and best time, and each ratio is the
@@ -54,12 +62,16 @@ import platform
 import shlex
 import sys
 
-import numpy as np
+if __package__ in (None, ""):  # run as a file (python scripts/bench/run.py): import it as scripts.bench
+    _root = str(pathlib.Path(__file__).resolve().parents[2])
+    sys.path[:] = [_root, *(p for p in sys.path if pathlib.Path(p or ".").resolve() != pathlib.Path(__file__).parent)]
 
-from .. import backend
-from . import _cli, _runs
-from .benchmarks import DEFAULT_SECTIONS, ON_REQUEST, SECTIONS
-from .benchmarks.common import Bench, Place, cifar10_root, describe_blas, load_average, optional
+import numpy as np  # noqa: E402
+
+from scripts.bench import DEFAULT_SECTIONS, ON_REQUEST, SECTIONS  # noqa: E402
+from scripts.bench.common import Bench, Place, cifar10_root, describe_blas, load_average, optional  # noqa: E402
+from xpml import backend  # noqa: E402
+from xpml.cli import _cli, _runs  # noqa: E402
 
 __all__ = ["build_parser", "main"]
 
@@ -86,7 +98,7 @@ def _names(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _cli.ArgumentParser(prog="xpml bench", description=__doc__.split("\n\n")[0],
+    p = _cli.ArgumentParser(prog="scripts/bench/run.py", description=__doc__.split("\n\n")[0],
                             epilog="\n\n".join(__doc__.split("\n\n")[1:]),
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", type=_sections, metavar="SECTIONS",
@@ -119,6 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fc-epochs", type=_cli.count, default=4, metavar="N",
                    help="FullyConnectedNet epochs (245 iterations each at batch 200)")
     p.add_argument("--linear-iters", type=_cli.count, default=1500, metavar="N", help="linear classifier iterations")
+    g = p.add_argument_group("kNN in depth (the knn-* sections)")
+    g.add_argument("--workers", type=_cli.count, default=2, metavar="N", help="knn-dask: local worker processes")
+    g.add_argument("--dask-queries", type=_cli.count, default=10000, metavar="N", help="knn-dask: queries")
+    g.add_argument("--rate-tflops", type=_cli.positive, metavar="X",
+                   help="knn-model: the per-shard product rate, measured on one worker (default: 100, assumed)")
+    g.add_argument("--net-gbps", type=_cli.positive, default=100.0, metavar="X", help="knn-model: the driver's link")
+    g.add_argument("--block", type=_cli.count, default=2048, metavar="N", help="knn-model: queries per block")
+    g.add_argument("--cols", type=_cli.count, default=65536, metavar="N",
+                   help="knn-model: training columns per key block")
     p.add_argument("--threads", type=_cli.count, metavar="N",
                    help="threads for every library (default: all cores); 1 compares code paths on a loaded machine")
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
@@ -150,7 +171,7 @@ def _limit_threads(threads: int, sections: list[str], faiss_coretype: str):
     if not isinstance(torch, Exception):
         torch.set_num_threads(threads)
     if {"knn", "scaling"} & set(sections):
-        from .benchmarks.knn import faiss_installed, load_faiss
+        from scripts.bench.knn import faiss_installed, load_faiss
 
         if faiss_installed():
             load_faiss(faiss_coretype, threads)
@@ -172,7 +193,8 @@ def _main(argv) -> int:
         raise _cli.UsageError(f"--gpu only, but no GPU backend is usable here ({why_no_gpu})")
     places = ([] if args.gpu == "only" else [Place("cpu", cpu_backends, "cpu")]) + ([gpu] if gpu else [])
     cifar10_root(args.data_dir, quick=args.quick)  # a --data-dir without CIFAR-10 fails at once
-    command = " ".join(shlex.quote(a) for a in ["xpml", "bench", *(argv if argv is not None else sys.argv[1:])])
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = " ".join(shlex.quote(a) for a in ["python", "scripts/bench/run.py", *argv])
     # Claimed before any work, so a bad or busy --out fails at once; released whatever happens.
     folder = _runs.claim_run_dir(args.out, "bench", overwrite=args.overwrite, command=command)
     try:
@@ -220,7 +242,7 @@ def _measure(args, sections, places, gpu, why_no_gpu, out_dir, command) -> int:
                 points += result
             bench.save()
     if args.plots is not None and points:
-        from .benchmarks.scaling import plot
+        from scripts.bench.scaling import plot
 
         folder = out_dir if args.plots == "" else pathlib.Path(args.plots).expanduser()
         subtitle = (f"{bench.env()['cpu']}, {bench.threads} threads, {bench.started:%Y-%m-%d}; "

@@ -160,7 +160,7 @@ def _xpml(place: Place, case: KnnCase, what: str, query, *, options: dict | None
     for an option of the classifier (a low-precision candidate search, say) is
     ``_xpml(place, case, "predict (option)", query, options={...}, backends=[those it runs on])``.
     """
-    from ...classifiers import KNearestNeighbor
+    from xpml.classifiers import KNearestNeighbor
 
     tools = []
     for bk in place.backends if backends is None else backends:

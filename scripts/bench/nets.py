@@ -28,7 +28,8 @@ import dataclasses
 
 import numpy as np
 
-from ... import backend
+from xpml import backend
+
 from .common import Bench, Place, Tool, Unavailable, host, optional, paired_ratio, torch_or_unavailable
 from .floor import net_flops
 
@@ -88,7 +89,7 @@ def twolayer_case(bench: Bench, *, hidden: int | None = None, batch: int | None 
     from ``backend.Generator(seed)`` reproduces ``params``, the PyTorch loops continue that
     stream for their minibatches (the same minibatches as xpml's); otherwise they draw their own.
     """
-    from ...nets import TwoLayerNet, init
+    from xpml.nets import TwoLayerNet, init
 
     d = bench.data
     H, B = (100, 200) if not bench.quick else (32, 50)
@@ -111,7 +112,7 @@ def twolayer_case(bench: Bench, *, hidden: int | None = None, batch: int | None 
 
 
 def xpml_twolayer(bench: Bench, place: Place, case: NetCase) -> list[Tool]:
-    from ...nets import TwoLayerNet
+    from xpml.nets import TwoLayerNet
 
     D, H, C = case.dims
     tools = []

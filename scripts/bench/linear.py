@@ -15,7 +15,8 @@ import dataclasses
 
 import numpy as np
 
-from ... import backend
+from xpml import backend
+
 from .common import Bench, Place, Tool, host, paired_ratio, torch_or_unavailable
 
 __all__ = ["TOOLS", "run"]
@@ -39,7 +40,7 @@ class LinearCase:
 
 
 def xpml_linear(bench: Bench, place: Place, case: LinearCase) -> list[Tool]:
-    from ... import classifiers
+    from xpml import classifiers
 
     Cls = getattr(classifiers, case.cls_name)
     tools = []
