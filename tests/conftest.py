@@ -100,8 +100,18 @@ BACKEND_CASES = list(_backend_cases())
 BACKEND_CASES.append(pytest.param(READONLY_BACKEND, id="numpy:readonly"))
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--exhaustive", action="store_true", default=os.environ.get("XPML_EXHAUSTIVE") == "1",
+        help="run every combination of a test's options on every backend (the full matrix; also XPML_EXHAUSTIVE=1); "
+        "by default NumPy runs every combination and the other backends share them out")
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "readonly_backend: also run on the numpy:readonly backend case")
+    config.addinivalue_line(
+        "markers", "every_combination: options that interact with the backend: run every combination on every "
+        "backend, also without --exhaustive")
 
 
 def _on_readonly(item) -> bool:
@@ -109,11 +119,55 @@ def _on_readonly(item) -> bool:
     return callspec is not None and callspec.params.get("bk") is READONLY_BACKEND
 
 
+def _covering(items) -> list:
+    """Items of the default run: each property on every backend, each combination of options once.
+
+    A test parametrized over the backend and over options (dtype, normalization, activation, ...)
+    is a product; most options do not interact with the backend. NumPy runs every combination;
+    each other usable backend runs its share of them (combination j on the (j mod B)-th backend)
+    and at least one, so every combination runs somewhere and every backend runs every test.
+    A skipped backend keeps one item per test, so its reason still shows in the summary.
+    """
+    groups: dict = {}
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is None or "bk" not in callspec.params or item.get_closest_marker("every_combination"):
+            continue
+        options = tuple(sorted((k, repr(v)) for k, v in callspec.params.items() if k != "bk"))
+        if options:
+            groups.setdefault((item.path, item.cls, item.originalname), []).append((item, options))
+    dropped = []
+    for members in groups.values():
+        combos = list(dict.fromkeys(options for _, options in members))
+        by_backend: dict = {}
+        for item, options in members:
+            by_backend.setdefault(_backend_id(item), []).append((item, options))
+        usable = [b for b, its in by_backend.items() if b != "numpy" and not its[0][0].get_closest_marker("skip")]
+        for b, its in by_backend.items():
+            if b == "numpy":
+                continue
+            if b not in usable:
+                dropped.extend(item for item, _ in its[1:])
+                continue
+            i = usable.index(b)
+            share = {combos[j] for j in range(len(combos)) if j % len(usable) == i} | {combos[i % len(combos)]}
+            dropped.extend(item for item, options in its if options not in share)
+    return dropped
+
+
+def _backend_id(item) -> str:
+    return BACKEND_CASES[item.callspec.indices["bk"]].id
+
+
 def pytest_collection_modifyitems(config, items):
     dropped = [item for item in items if _on_readonly(item) and item.get_closest_marker("readonly_backend") is None]
+    if not config.getoption("--exhaustive"):
+        gone = set(dropped)
+        dropped += _covering([item for item in items if item not in gone])
     if dropped:
         config.hook.pytest_deselected(items=dropped)
-        items[:] = [item for item in items if item not in set(dropped)]
+        gone = set(dropped)
+        items[:] = [item for item in items if item not in gone]
 
 
 @pytest.fixture(autouse=True)
