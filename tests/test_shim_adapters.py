@@ -19,10 +19,11 @@ from ._readonly import READONLY_BACKEND, ReadOnlyNumpyAdapter
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 _ADAPTER_FILES = {"numpy_backend.py", "cupy_backend.py", "strict_backend.py", "torch_backend.py", "jax_backend.py"}
 # A test on a backend's name, or a namespace check standing in for one.
+_NAMES = "(numpy|cupy|torch|jax|array_api_strict)"
 _BRANCH = re.compile(
-    r"""(\.name|\bname|\bbase)\s*(==|!=|\bin\b|\bnot in\b)\s*[\(\[{]?\s*["'](numpy|cupy|torch|jax|array_api_strict)["']"""
-    r"""|["'](numpy|cupy|torch|jax|array_api_strict)["']\s*(==|\bin\b)"""
-    r"""|is_(numpy|cupy|torch|jax|array_api_strict)_(namespace|array)\(""")
+    rf"""(\.name|\bname|\bbase)\s*(==|!=|\bin\b|\bnot in\b)\s*[\(\[{{]?\s*["']{_NAMES}["']"""
+    rf"""|["']{_NAMES}["']\s*(==|\bin\b)"""
+    rf"""|is_{_NAMES}_(namespace|array)\(""")
 
 
 def _branches(folder, skip=()):
@@ -151,3 +152,49 @@ def test_the_adapters_share_one_import_hook():
         source = (ROOT / "backend" / f"{name}.py").read_text(encoding="utf-8")
         assert "importlib" not in source, name
     assert callable(_adapter._import)
+
+
+# -- JAX's compilation cache ------------------------------------------------------------------------
+
+
+class _FakeConfig:
+    def __init__(self, **values):
+        self.values = {"jax_compilation_cache_dir": None, "jax_persistent_cache_min_compile_time_secs": 1.0,
+                       **values}
+
+    def __getattr__(self, name):
+        return self.values[name]
+
+    def update(self, name, value):
+        self.values[name] = value
+
+
+def _set_up(monkeypatch, config):
+    from xpml.backend import jax_backend
+
+    monkeypatch.setattr(jax_backend, "_CACHE_SET_UP", False)
+    jax_backend._set_up_cache(type("FakeJax", (), {"config": config})())
+    return config.values
+
+
+def test_jax_compiles_once_into_the_user_cache_folder(monkeypatch, tmp_path):
+    platformdirs = pytest.importorskip("platformdirs")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    monkeypatch.delenv("XPML_JAX_CACHE", raising=False)
+    values = _set_up(monkeypatch, _FakeConfig())
+    want = pathlib.Path(platformdirs.user_cache_dir("xpml")) / "jax"
+    assert pathlib.Path(values["jax_compilation_cache_dir"]) == want and want.is_dir()
+    assert values["jax_persistent_cache_min_compile_time_secs"] == 0.0  # xpml's kernels compile fast
+
+
+def test_a_users_own_jax_cache_setting_wins_and_it_can_be_turned_off(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("XPML_JAX_CACHE", raising=False)
+    assert _set_up(monkeypatch, _FakeConfig(jax_compilation_cache_dir="/mine"))["jax_compilation_cache_dir"] == "/mine"
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "/theirs")
+    assert _set_up(monkeypatch, _FakeConfig())["jax_compilation_cache_dir"] is None  # JAX reads the variable itself
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR")
+    monkeypatch.setenv("XPML_JAX_CACHE", "0")
+    assert _set_up(monkeypatch, _FakeConfig())["jax_compilation_cache_dir"] is None
+    assert not (tmp_path / "xpml").exists()
