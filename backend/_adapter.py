@@ -135,6 +135,10 @@ class Adapter:
     native_conv2d = None
 
     # -- the namespace and its arrays ------------------------------------------------------------
+    def first_use(self) -> None:
+        """Set-up the first time xpml uses this backend in a process (JAX: its compilation cache).
+        Called by :meth:`namespace` and when arrays of this backend first reach xpml."""
+
     def namespace(self):
         """The array namespace module of this backend (importing it)."""
         return _import(f"array_api_compat.{self.name}")

@@ -53,6 +53,7 @@ def adapter_of_namespace(xp, /) -> Adapter | None:
         for candidate in ADAPTERS.values():
             if candidate.owns_namespace(xp):
                 found = _BY_NAMESPACE[id(xp)] = candidate
+                candidate.first_use()  # arrays made outside xpml reach it: set the backend up
                 break
     return found
 

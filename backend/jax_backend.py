@@ -71,8 +71,11 @@ class JaxAdapter(Adapter):
 
     def namespace(self):
         jnp = _adapter._import("jax.numpy")
-        _set_up_cache(_adapter._import("jax"))
+        self.first_use()
         return jnp
+
+    def first_use(self) -> None:
+        _set_up_cache(_adapter._import("jax"))
 
     def probe(self) -> BackendStatus:
         try:
