@@ -203,6 +203,17 @@ class Adapter:
 
         return np.asarray(x)
 
+    def draws_on_host(self, device) -> bool:
+        """Whether the generator should compute its words with NumPy in host memory and hand them
+        over with :meth:`wrap_host` (where the device is the host and its own integer kernels are
+        slow): the same words either way."""
+        return False
+
+    def wrap_host(self, a):
+        """A NumPy array ``a`` as an array of this backend sharing its memory (no copy); only
+        called where :meth:`draws_on_host` is true."""
+        raise NotImplementedError(f"{self.name} does not share host memory with NumPy")
+
     # -- execution ------------------------------------------------------------------------------
     def synchronize(self, device) -> None:
         """Block until all work queued on ``device`` is done (eager backends: at once)."""
