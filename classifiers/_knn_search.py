@@ -291,7 +291,7 @@ def _scale_exponent(xp, X) -> int:
     if math.prod(X.shape) == 0:
         return 0
     info = xp.finfo(X.dtype)
-    biggest = float(xp.max(xp.abs(X)))
+    biggest = max(float(xp.max(X)), -float(xp.min(X)))  # no |X| temporary of the training set's size
     if not 0.0 < biggest < math.sqrt(float(info.smallest_normal)) / float(info.eps):
         return 0
     return -math.floor(math.log2(biggest))

@@ -145,9 +145,11 @@ def test_the_teaching_loops_rank_as_the_search_does(case):
 
 
 def _all_bounds(knn, Xq):
-    """Lower and upper bounds (N, M) on the true squared distance, as the search computes them."""
+    """Lower and upper bounds (N, M) on the true squared distance, as the search computes them
+    (on the data scaled by ``2**ts.scale_exp``; returned scaled back, in float64)."""
     ts = knn._ts
     xp = backend.get_namespace(ts.X)
+    Xq = _knn_search.times_pow2(xp, Xq, ts.scale_exp)
     num, dim = ts.X.shape
     u, tiny, _ = _knn_search._constants(xp, Xq.dtype)
     xn = _knn_search.row_norms(xp, Xq, ts.product, 2**28, "X")
@@ -156,7 +158,8 @@ def _all_bounds(knn, Xq):
     r = xp.reshape(xp.broadcast_to(xp.arange(n)[:, None], (n, num)), (-1,))
     c = xp.reshape(xp.broadcast_to(xp.arange(num)[None, :], (n, num)), (-1,))
     cand = _knn_search._bounded(xp, ts, u, tiny, 0.0, r, c, xp.reshape(key, (-1,)), xn)
-    return backend.to_numpy(cand.lower).reshape(n, num), backend.to_numpy(cand.upper).reshape(n, num)
+    back = 2.0 ** (-2 * ts.scale_exp)
+    return tuple(backend.to_numpy(a).astype(np.float64).reshape(n, num) * back for a in (cand.lower, cand.upper))
 
 
 def _true_sq(Xte, Xtr):
