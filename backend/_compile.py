@@ -21,12 +21,8 @@ __all__ = ["advance_counter", "compiler", "counter_words", "traced_generator"]
 
 
 def compiler(bk: Backend, /):
-    """The compiler of pure functions of arrays on ``bk``: ``jax.jit`` on JAX, None elsewhere."""
-    if bk.name != "jax":
-        return None
-    import jax
-
-    return jax.jit
+    """The compiler of pure functions of arrays on ``bk`` (its adapter's: ``jax.jit`` on JAX), or None."""
+    return bk.adapter.compiler()
 
 
 def counter_words(rng: Generator, /, counter: int | None = None):

@@ -47,10 +47,10 @@ def float_dtype(xp, device=None, dtype=None, /):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     supported = xp.__array_namespace_info__().dtypes(device=device, kind="real floating")
     if name not in supported:
-        hint = "Use dtype='float32' or another device."
-        if xp.__name__ == "jax.numpy":
-            hint = ("JAX runs without 64-bit types: enable them with jax.config.update('jax_enable_x64', True) "
-                    "(or JAX_ENABLE_X64=1) before any JAX array is created, or use dtype='float32'.")
+        from . import _registry
+
+        adapter = _registry.adapter_of_namespace(xp)
+        hint = adapter.float64_hint() if adapter is not None else "Use dtype='float32' or another device."
         raise ValueError(
             f"device {device!r} of {xp.__name__} does not support {name}; it supports "
             f"{', '.join(supported)}. {hint}"

@@ -14,9 +14,10 @@ backend against that statement.
 from __future__ import annotations
 
 import array_api_compat
-import array_api_extra as xpx
 
-__all__ = ["kth_smallest", "sqrt", "sum_of_squares"]
+from . import _registry
+
+__all__ = ["flushes_subnormals", "holds_flushed_subnormals", "kth_smallest", "sqrt", "sum_of_squares"]
 
 
 def sum_of_squares(V, /):
@@ -30,10 +31,7 @@ def sum_of_squares(V, /):
     squares lost to underflow ``D tiny``.
     """
     xp = array_api_compat.array_namespace(V)
-    if array_api_compat.is_torch_namespace(xp):
-        norm = xp.linalg.vector_norm(V, axis=-1)  # one fused pass, no (.., D) temporary
-        return norm * norm
-    return xp.vecdot(V, V)
+    return _registry.adapter_of_namespace(xp).sum_of_squares(xp, V)
 
 
 def kth_smallest(x, k: int, /):
@@ -41,9 +39,7 @@ def kth_smallest(x, k: int, /):
     xp = array_api_compat.array_namespace(x)
     if not 1 <= k <= x.shape[-1]:
         raise ValueError(f"k={k} is outside 1..{x.shape[-1]}, the length of the last axis")
-    if array_api_compat.is_torch_namespace(xp):  # the k smallest, unordered: no sort, no copy of x
-        return x.topk(k, dim=-1, largest=False, sorted=False).values.amax(dim=-1)
-    return xpx.partition(x, k - 1, axis=-1, xp=xp)[..., k - 1]
+    return _registry.adapter_of_namespace(xp).kth_smallest(xp, x, k)
 
 
 def sqrt(x, /):
@@ -57,6 +53,33 @@ def sqrt(x, /):
     are correctly rounded as they are.
     """
     xp = array_api_compat.array_namespace(x)
-    if array_api_compat.is_torch_namespace(xp) and x.dtype == xp.float32:
-        return xp.astype(xp.sqrt(xp.astype(x, xp.float64)), xp.float32)
-    return xp.sqrt(x)
+    return _registry.adapter_of_namespace(xp).sqrt(xp, x)
+
+
+def flushes_subnormals(x, /) -> bool:
+    """Whether arithmetic in ``x``'s dtype on ``x``'s device flushes subnormal values to zero.
+
+    JAX on the CPU does (XLA sets the processor's flush-to-zero and denormals-are-zero modes);
+    NumPy, array-api-strict and PyTorch on the CPU keep them (unless ``torch.set_flush_denormal``).
+    Measured on the device (a product whose exact result is subnormal, elementwise and through a
+    matrix product), not assumed.
+    """
+    xp, device = array_api_compat.array_namespace(x), array_api_compat.device(x)
+    return _registry.adapter_of_namespace(xp).flushes_subnormals(xp, device, x.dtype)
+
+
+def holds_flushed_subnormals(x, /) -> bool:
+    """Whether ``x`` holds subnormal values that its device's arithmetic reads as zero.
+
+    False where the device keeps subnormals (:func:`flushes_subnormals`). Where it flushes them,
+    its own comparisons see them as zero too, so the stored values are looked at on the host
+    (a device that flushes is a CPU here: the copy is free or cheap).
+    """
+    if not flushes_subnormals(x):
+        return False
+    from ._transfer import to_numpy
+
+    host = to_numpy(x)
+    tiny = float(array_api_compat.array_namespace(x).finfo(x.dtype).smallest_normal)
+    magnitude = abs(host)
+    return bool(((magnitude < tiny) & (magnitude > 0)).any())

@@ -3,30 +3,39 @@
 Some hardware multiplies bfloat16 matrices several times faster than float32 ones: CPUs with
 AMX or AVX-512-BF16 through PyTorch's oneDNN kernels, NVIDIA tensor cores. The array API has no
 way to ask for such a product with a float32 result (a bfloat16 product rounds its result to
-bfloat16, which loses most of it), so each backend's native call lives here, behind one small
-interface the math can use without importing the backend: :class:`LowPrecisionProduct`.
+bfloat16, which loses most of it), so each backend's adapter offers its native call
+(``Adapter.low_precision_candidate``) behind one small interface the math can use without
+importing the backend: :class:`LowPrecisionProduct`.
 
-A product is only offered where it is known to round its inputs to nearest in the format and to
-accumulate in float32, which is what an error bound built on it assumes (see
-:class:`LowPrecisionProduct`); a one-off self-check on a tiny product confirms both on first use.
+A candidate is used only after it has been measured on the machine it runs on (once per process
+and device, :func:`_self_check`): its error from the exact product of the rounded inputs must
+stay within a quarter of the bound kNN's exactness proof assumes (float32 accumulation of exact
+products of inputs rounded to nearest), or its error from the exact product of the inputs within
+a quarter of the float32 product's bound. Hardware whose kernel does otherwise (truncated inputs,
+a bfloat16 result or accumulator) gets no low-precision product: the float32 one is used.
+``precision="auto"`` further uses it only where it was measured faster than the float32 product.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
-import threading
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import array_api_compat
 
+from . import _registry
 from ._kernels import sum_of_squares
 
 __all__ = ["PRODUCT_PRECISIONS", "LowPrecisionProduct", "exact_matmul", "low_precision_product"]
 
 PRODUCT_PRECISIONS = ("auto", "exact", "bfloat16")
-_LOCK = threading.Lock()  # the oneDNN precision switch is process-wide: one product at a time
+# name, unit roundoff, smallest normal, accumulation unit roundoff, default (set by measurement)
+BFLOAT16 = ("bfloat16", 2.0**-8, 2.0**-126, 2.0**-24, False)
+# The measured error must stay within bound / _MARGIN, and the product be this much faster for "auto".
+_MARGIN = 4.0
+_MIN_SPEEDUP = 1.2
 
 
 @dataclass(frozen=True)
@@ -87,33 +96,14 @@ class LowPrecisionProduct:
         return self._matmul(a, b, _reusable(a, b, out))
 
 
-def _with_torch_precision(torch, precision, product):
-    """Run ``product()`` with PyTorch's float32 matmul precision set to ``precision`` on the CPU
-    (oneDNN) and on CUDA, and put the settings back: PyTorch has no per-call form of them."""
-    switches = [(torch.backends.mkldnn.matmul, precision)]
-    cuda = getattr(torch.backends.cuda, "matmul", None)
-    if cuda is not None and hasattr(cuda, "fp32_precision"):
-        switches.append((cuda, "ieee"))  # no float32 product on CUDA goes through here reduced
-    with _LOCK:
-        before = [switch.fp32_precision for switch, _ in switches]
-        try:
-            for switch, value in switches:
-                switch.fp32_precision = value
-            return product()
-        finally:
-            for (switch, _), value in zip(switches, before, strict=True):
-                switch.fp32_precision = value
-
-
 def _reusable(a, b, out):
     """``out`` if the product ``a @ b`` can be written into it (same shape, dtype and device, a
     namespace whose matmul takes ``out=``, a writeable array), else None."""
     if out is None or tuple(out.shape) != (a.shape[0], b.shape[1]) or out.dtype != a.dtype:
         return None
     xp = array_api_compat.array_namespace(a, b, out)
-    native = (array_api_compat.is_numpy_namespace(xp) or array_api_compat.is_cupy_namespace(xp)
-              or array_api_compat.is_torch_namespace(xp))
-    if not native or not array_api_compat.is_writeable_array(out):
+    adapter = _registry.adapter_of_namespace(xp)
+    if adapter is None or not adapter.matmul_out or not array_api_compat.is_writeable_array(out):
         return None
     return out if array_api_compat.device(out) == array_api_compat.device(a) else None
 
@@ -133,88 +123,107 @@ def exact_matmul(a, b, /, *, out=None):
     few elementwise passes. Elsewhere a new array is returned. Always use the returned array.
     """
     xp = array_api_compat.array_namespace(a, b)
-    out = _reusable(a, b, out)
-    if array_api_compat.is_torch_namespace(xp):
-        torch = importlib.import_module("torch")
-        return _with_torch_precision(torch, "ieee", lambda: torch.matmul(a, b, out=out))
-    if array_api_compat.is_jax_namespace(xp):
-        return xp.matmul(a, b, precision="highest")
-    if out is not None:  # NumPy or CuPy
-        return importlib.import_module(xp.__name__.split(".")[-1]).matmul(a, b, out=out)
-    return a @ b
+    return _registry.adapter_of_namespace(xp).exact_matmul(xp, a, b, _reusable(a, b, out))
 
 
-def _torch_cpu_matmul(torch):
-    def matmul(a, b, out):
-        # oneDNN computes a float32 product from bfloat16-rounded inputs when this switch is on.
-        return _with_torch_precision(torch, "bf16", lambda: torch.matmul(a, b, out=out))
+def _self_check(product, xp, device, /) -> bool:
+    """Whether ``product`` obeys, on this machine, the error model kNN's exactness proof relies on.
 
-    return matmul
+    A (64, D) by (D, 256) product of seeded data (D = 512: large enough for the fast kernels),
+    positive so that a biased rounding (truncated inputs) adds up instead of cancelling, with
+    entries spread over several binades, is compared with two references computed in float64
+    from the same float32 inputs: the exact product of the inputs rounded to the format (what
+    the proof assumes) and the exact product of the inputs themselves (a plain float32 product,
+    more accurate than assumed, which some kernels pick for some sizes). Every entry must be
+    within ``1 / _MARGIN`` of its bound from one of them:
 
+    - rounded inputs: ``gamma_(2D)(u_acc) |round(x)| |round(t)| + 2 D smallest_normal``;
+    - plain product: ``gamma_D(2**-24) |x| |t|``.
 
-def _torch_cuda_matmul(torch):
-    def matmul(a, b, out):  # out unused: the GPU's allocator reuses memory by itself
-        return torch.mm(a.to(torch.bfloat16), b.to(torch.bfloat16), out_dtype=torch.float32)
-
-    return matmul
-
-
-def _probe(xp, device):
-    """The bfloat16 product of this namespace and device, or None."""
-    if not array_api_compat.is_torch_namespace(xp):
-        return None
-    torch = importlib.import_module("torch")
-    kind = getattr(device, "type", str(device))
-    if kind == "cpu":
-        cpu = torch.cpu
-        fast = (getattr(cpu, "_is_amx_tile_supported", lambda: False)()
-                or getattr(cpu, "_is_avx512_bf16_supported", lambda: False)())
-        if not (torch.backends.mkldnn.is_available() and fast):
-            return None
-        # Measured on a 2-core Xeon with AMX: 2,000 x 3,072 @ 3,072 x 10,000 runs about 3x faster.
-        return LowPrecisionProduct("bfloat16", 2.0**-8, 2.0**-126, 2.0**-24, True,
-                                   _torch_cpu_matmul(torch), torch.bfloat16, ("torch", device))
-    if kind == "cuda":
-        major, _ = torch.cuda.get_device_capability(device)
-        if major < 8:  # bfloat16 tensor cores from Ampere on
-            return None
-        # Not measured here yet: offered on request (precision="bfloat16"), not by "auto".
-        return LowPrecisionProduct("bfloat16", 2.0**-8, 2.0**-126, 2.0**-24, False,
-                                   _torch_cuda_matmul(torch), torch.bfloat16, ("torch", device))
-    return None
-
-
-def _self_check(product, xp, device) -> bool:
-    """Whether a product large enough for the fast kernel rounds its inputs to nearest and keeps a
-    float32 result (the two things an error bound built on it assumes).
-
-    Every input is ``c = 1 + 2**-8 + 2**-12``, which rounds to ``1 + 2**-7`` in bfloat16 (to
-    nearest) but to 1 when truncated. Each entry of the (64, 64) result is 256 rounded inputs:
-    258 if rounded to nearest, 257.0625 if the kernel skipped rounding (a plain float32 product,
-    more accurate than assumed, which some sizes get); 256 means truncation and 260 or 256 a
-    result rounded to bfloat16.
+    A product that raises (an unsupported call on this build or device), returns another dtype
+    or shape, or misses both bounds anywhere is refused.
     """
-    c = 1.0 + 2.0**-8 + 2.0**-12
-    a = xp.full((64, 256), c, dtype=xp.float32, device=device)
-    b = xp.ones((256, 64), dtype=xp.float32, device=device)
+    import numpy as np
+
+    from ._transfer import to_numpy
+
+    n, dim, m = 64, 512, 256
+    rng = np.random.default_rng(20240607)
+    host_a = (rng.random((n, dim)) * np.exp2(rng.integers(-3, 4, (n, dim)))).astype(np.float32)
+    host_b = (rng.random((dim, m)) * np.exp2(rng.integers(-3, 4, (dim, m)))).astype(np.float32)
     try:
+        a = xp.asarray(host_a, device=device)
+        b = xp.asarray(host_b, device=device)
         got = product.matmul(a, b)
-        return got.dtype == xp.float32 and float(xp.min(got)) == float(xp.max(got)) and float(got[0, 0]) in (
-            258.0, 256.0 * c)
+        if got.dtype != xp.float32 or tuple(got.shape) != (n, m):
+            return False
+        got = to_numpy(got).astype(np.float64)
+        ra = to_numpy(product.round(a)).astype(np.float64)
+        rb = to_numpy(product.round(b)).astype(np.float64)
     except Exception:  # an unsupported call on this build or device means: not available
+        return False
+    return bool(_within_model(product, got, ra, rb, host_a.astype(np.float64), host_b.astype(np.float64)))
+
+
+def _within_model(product, got, ra, rb, a, b):
+    """Whether each entry of ``got`` meets the rounded-input bound or the plain float32 bound
+    (float64 host arrays; see :func:`_self_check`)."""
+    import math
+
+    import numpy as np
+
+    dim = a.shape[1]
+
+    def gamma(k, u):
+        return k * u / (1 - k * u)
+
+    norms_a, norms_b = np.linalg.norm(ra, axis=1), np.linalg.norm(rb, axis=0)
+    rounded_bound = (gamma(2 * dim, product.accumulation_unit_roundoff) * np.outer(norms_a, norms_b)
+                     + 2 * dim * product.smallest_normal)
+    plain_bound = gamma(dim, 2.0**-24) * np.outer(np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=0))
+    rounded_ok = np.abs(got - ra @ rb) <= rounded_bound / _MARGIN
+    plain_ok = np.abs(got - a @ b) <= plain_bound / _MARGIN
+    return math.isfinite(float(np.sum(got))) and bool(np.all(rounded_ok | plain_ok))
+
+
+def _faster(product, xp, device, /) -> bool:
+    """Whether ``product`` beats the float32 product by ``_MIN_SPEEDUP`` on a kNN-sized block here
+    (best of three each, after a warm-up)."""
+    from ._sync import synchronize
+
+    a = xp.ones((512, 1024), dtype=xp.float32, device=device)
+    b = xp.ones((1024, 2048), dtype=xp.float32, device=device)
+
+    def best(matmul):
+        out = None
+        times = []
+        for _ in range(4):
+            start = time.perf_counter()
+            out = matmul(a, b, out=out)
+            synchronize(out)
+            times.append(time.perf_counter() - start)
+        return min(times[1:])
+
+    try:
+        return best(exact_matmul) * 1.0 >= _MIN_SPEEDUP * best(product.matmul)
+    except Exception:
         return False
 
 
 @functools.cache
 def _checked(xp, device):
-    """The product of this namespace and device if it passes the self-check (once per process)."""
-    product = _probe(xp, device)
-    return product if product is not None and _self_check(product, xp, device) else None
+    """The product of this namespace and device if it passes the self-check (once per process),
+    with ``default`` saying whether it was measured faster than the float32 product."""
+    adapter = _registry.adapter_of_namespace(xp)
+    product = None if adapter is None else adapter.low_precision_candidate(xp, device)
+    if product is None or not _self_check(product, xp, device):
+        return None
+    return replace(product, default=_faster(product, xp, device))
 
 
 def _find_again(name: str, namespace: str, device) -> LowPrecisionProduct | None:
     """The product ``name`` of ``array_api_compat.<namespace>`` on ``device`` in this process, or None."""
-    product = _checked(importlib.import_module(f"array_api_compat.{namespace}"), device)
+    product = _checked(_registry.adapter(namespace).namespace(), device)
     return product if product is not None and product.name == name else None
 
 
@@ -222,8 +231,9 @@ def low_precision_product(xp, device, /, precision: str = "auto") -> LowPrecisio
     """The low-precision product to use for ``precision`` on ``device`` of ``xp``, or None.
 
     ``"exact"``: None (use the working dtype's own product). ``"auto"``: the backend's product
-    where it was measured to be faster (torch on a CPU with AMX or AVX-512-BF16), else None.
-    ``"bfloat16"``: that product, or a ValueError saying why there is none here.
+    where it passed its self-check here and was measured faster than the float32 product, else
+    None. ``"bfloat16"``: the product that passed its self-check, or a ValueError saying why there
+    is none here.
     """
     if precision not in PRODUCT_PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(map(repr, PRODUCT_PRECISIONS))}, got {precision!r}")
@@ -235,7 +245,8 @@ def low_precision_product(xp, device, /, precision: str = "auto") -> LowPrecisio
     if product is None:
         raise ValueError(
             f"precision={precision!r}: no bfloat16 product with float32 accumulation on {xp.__name__} "
-            f"device {device!r} (available with torch on a CPU with AMX or AVX-512-BF16, or a CUDA GPU "
-            "from Ampere on); use precision='auto' or 'exact'"
+            f"device {device!r} (offered with torch on a CPU with AMX or AVX-512-BF16, or a CUDA GPU "
+            "from Ampere on, where its self-check finds inputs rounded to nearest and float32 "
+            "accumulation); use precision='auto' or 'exact'"
         )
     return product

@@ -31,9 +31,6 @@ _MASK32 = 0xFFFFFFFF
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 _PARITY = 0x1BD11BDA
 _GROUPS = 5
-# Backends whose uint32 lacks the arithmetic the cipher needs (torch 2.13 has no add, shift or
-# compare kernels for it) hold each 32-bit word in int64 and mask it back to 32 bits.
-_WIDE_WORDS = frozenset({"torch"})
 
 
 def key_schedule(k0: int, k1: int, /) -> list[tuple[int, int]]:
@@ -124,11 +121,12 @@ class _Stream:
 
     def __init__(self, bk: Backend, key: tuple[int, int]):
         self.xp, self.device = bk.xp, bk.device
-        self.wide = bk.name in _WIDE_WORDS
+        # Where uint32 lacks the cipher's arithmetic, words live in int64 masked to 32 bits.
+        self.wide = bk.adapter.wide_words
         self.dtype = self.xp.int64 if self.wide else self.xp.uint32
         # Filled on the device word by word: not even the key is copied from the host.
         pairs = [(self.full(a), self.full(b)) for a, b in key_schedule(*key)]
-        self.jit = bk.name == "jax"
+        self.jit = bk.adapter.compiled_draws
         self.keys = self.xp.stack([self.xp.stack(pair) for pair in pairs]) if self.jit else pairs
         # On a CPU, chunks whose temporaries stay in cache are fastest; a GPU wants few launches.
         self.chunk = 2**16 if bk.on_cpu else 2**24

@@ -9,6 +9,7 @@ from __future__ import annotations
 import array_api_compat
 import numpy as np
 
+from . import _registry
 from ._select import Backend, as_backend, get_backend
 
 __all__ = ["to_backend", "to_numpy"]
@@ -29,23 +30,13 @@ def to_numpy(x, /) -> np.ndarray:
     """
     if isinstance(x, np.ndarray):
         return x
-    if array_api_compat.is_cupy_array(x):
-        return x.get()
-    if array_api_compat.is_torch_array(x):
-        if x.requires_grad:
-            raise TypeError(
-                "to_numpy got a torch tensor with requires_grad=True; xpml never detaches behind your "
-                "back: pass x.detach()"
-            )
-        return x.cpu().numpy()
-    if array_api_compat.is_jax_array(x):
-        return np.asarray(x)
-    # Lists and Python numbers have no __array_namespace__; only ask the namespace of arrays.
-    if hasattr(x, "__array_namespace__") and array_api_compat.is_array_api_strict_namespace(x.__array_namespace__()):
-        xp = array_api_compat.array_namespace(x)
-        return np.asarray(x.to_device(xp.__array_namespace_info__().default_device()))
-    if array_api_compat.is_array_api_obj(x) and hasattr(x, "__dlpack__"):
-        return np.from_dlpack(x)
+    # Lists and Python numbers have no namespace; only ask the namespace of arrays.
+    if array_api_compat.is_array_api_obj(x):
+        adapter = _registry.adapter_of_array(x)
+        if adapter is not None:
+            return adapter.to_numpy(x)
+        if hasattr(x, "__dlpack__"):
+            return np.from_dlpack(x)
     return np.asarray(x)
 
 

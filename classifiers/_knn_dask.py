@@ -68,12 +68,14 @@ def _worker_status(name: str) -> str:
     return ""
 
 
-def _load_shard(X_host, start: int, name: str, metric: str, precision: str, memory_budget: int) -> _Shard:
+def _load_shard(X_host, start: int, name: str, metric: str, precision: str, memory_budget: int,
+                scale_exp: int = 0) -> _Shard:
     # Always a fresh array: what Dask deserialises can sit at any byte offset of a network frame,
     # and NumPy takes rows of a misaligned float32 array one element at a time (the exact re-rank's
     # gathers then cost 20-40 times as much as the products).
     X = backend.get_backend(name).asarray(X_host, copy=True)
-    ts = _knn_search.build(X, metric=metric, precision=precision, memory_budget=memory_budget)
+    # The whole training set's scale (tiny data), so that every shard's values compare.
+    ts = _knn_search.build(X, metric=metric, precision=precision, memory_budget=memory_budget, scale_exp=scale_exp)
     return _Shard(ts, start, memory_budget)
 
 
@@ -162,7 +164,8 @@ def _place(model, client, address) -> Shards:
     for worker, rows in zip(workers, slices, strict=False):
         [data] = client.scatter([backend.to_numpy(model.X_train[rows, :])], workers=[worker], hash=False)
         futures.append(client.submit(_load_shard, data, rows.start, name, model.metric, model.precision,
-                                     model.memory_budget, workers=[worker], allow_other_workers=False, pure=False))
+                                     model.memory_budget, model._ts.scale_exp, workers=[worker],
+                                     allow_other_workers=False, pure=False))
     for f in futures:  # wait without fetching the shards; raise a worker's error (data too large, say)
         error = f.exception()
         if error is not None:

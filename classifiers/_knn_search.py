@@ -189,6 +189,7 @@ class TrainingSet:
     product: Any = None
     norms: Norms | None = None
     worst: Norms | None = None
+    scale_exp: int = 0  # X holds the data times 2**scale_exp (see _scale_exponent)
 
     @property
     def precision_used(self) -> str:
@@ -251,8 +252,11 @@ def _cache_rows(dim: int, itemsize: int, budget: int) -> int:
     return max(1, min(budget // (3 * dim * itemsize), _CACHE_BYTES // (dim * itemsize)))
 
 
-def build(X, /, *, metric: str, precision: str, memory_budget: int) -> TrainingSet:
+def build(X, /, *, metric: str, precision: str, memory_budget: int, scale_exp: int | None = None) -> TrainingSet:
     """Prepare ``X`` (M, D) for :func:`search`: O(M D) time, temporaries within the budget.
+
+    ``scale_exp``: the power of two the data are scaled by (:func:`_scale_exponent` of ``X`` when
+    None); the shards of one training set share the whole set's, so their values compare.
 
     Raises ValueError where an L2 distance could overflow the dtype, or for a precision this
     backend or dtype does not have.
@@ -261,10 +265,66 @@ def build(X, /, *, metric: str, precision: str, memory_budget: int) -> TrainingS
     product = backend.low_precision_product(xp, backend.get_device(X), precision) if X.dtype == xp.float32 else None
     if precision not in ("auto", "exact") and X.dtype != xp.float32:
         raise ValueError(f"precision={precision!r} needs float32 data; this training set is {X.dtype}")
+    refuse_flushed(xp, X, "X")
+    scale_exp = _scale_exponent(xp, X) if scale_exp is None else scale_exp
+    X = times_pow2(xp, X, scale_exp)
     if metric != "l2":
-        return TrainingSet(X, metric)
+        return TrainingSet(X, metric, scale_exp=scale_exp)
     norms = row_norms(xp, X, product, memory_budget, "X")
-    return TrainingSet(X, metric, product, norms, norms.map(xp.max))
+    return TrainingSet(X, metric, product, norms, norms.map(xp.max), scale_exp)
+
+
+# -- tiny data ----------------------------------------------------------------------------------------
+#
+# Squared differences of data below about 2**-40 (float32) are subnormal or underflow to zero:
+# every distance would be 0 (or flushed to 0 by hardware that does not keep subnormals, such as
+# JAX on the CPU), and the neighbours would be the first rows, not the nearest. Such data are
+# scaled up by a power of two first, which is exact (no rounding, subnormal inputs included), so
+# the ranking is that of the data with an unbounded exponent range; the values returned are
+# scaled back. Subnormal inputs on a device that flushes them are refused: they would be read as
+# zeros before any scaling could keep them.
+
+
+def _scale_exponent(xp, X) -> int:
+    """``e`` such that ``X * 2**e`` has its largest magnitude in [1, 2), when the data are so small
+    that their squared differences would be subnormal; 0 otherwise (and for all-zero data)."""
+    if math.prod(X.shape) == 0:
+        return 0
+    info = xp.finfo(X.dtype)
+    biggest = max(float(xp.max(X)), -float(xp.min(X)))  # no |X| temporary of the training set's size
+    if not 0.0 < biggest < math.sqrt(float(info.smallest_normal)) / float(info.eps):
+        return 0
+    return -math.floor(math.log2(biggest))
+
+
+def times_pow2(xp, a, e: int):
+    """``a * 2**e``, exact while the results are normal, in steps whose factors the dtype holds."""
+    while e:
+        step = max(-100, min(100, e))
+        a = a * (2.0**step)
+        e -= step
+    return a
+
+
+def distances(xp, values, scale_exp: int, metric: str, /, *, squared: bool = False):
+    """The distances of the data from ranking values of the data times ``2**scale_exp``: the L2
+    root (``backend.sqrt``) taken before scaling back, so that a distance whose square is
+    subnormal (or flushed) is still returned; with ``squared``, the squared L2 distances."""
+    if metric == "l2" and not squared:
+        return times_pow2(xp, backend.sqrt(values), -scale_exp)
+    return times_pow2(xp, values, -(2 if metric == "l2" else 1) * scale_exp)
+
+
+def refuse_flushed(xp, V, name: str) -> None:
+    """A ValueError where ``V`` holds subnormal values and its device flushes them to zero."""
+    if backend.holds_flushed_subnormals(V):
+        tiny = float(xp.finfo(V.dtype).smallest_normal)
+        raise ValueError(
+            f"there are subnormal values in {name} (nonzero, below {tiny:.3g} in magnitude), which this device "
+            f"({backend.backend_of(V).label}) flushes to zero, so their distances would be wrong; scale "
+            "the data up first (multiply training data and queries by the same power of two, e.g. 2.0**64, "
+            "on a backend that keeps subnormals, such as NumPy) or use float64"
+        )
 
 
 def _check_magnitude(V, sq, big: float, name: str):
@@ -328,6 +388,9 @@ def search(ts: TrainingSet, Xq, k: int, /, *, memory_budget: int, progress=None,
     the number of (query, row) pairs re-ranked exactly, a host int (N k at least for L2; 0 for L1,
     whose blocks are exact). With ``ordered=False`` the rows of the result are the right sets of
     k neighbours, not in order, and some values are -1 (L2: see :func:`_certain_first`).
+
+    The values are those of the data times ``2**ts.scale_exp`` (tiny data are scaled up: see
+    :func:`_scale_exponent`); :func:`distances` turns them into the data's distances.
     """
     xp = backend.get_namespace(ts.X)
     num, dim = ts.X.shape
@@ -337,6 +400,8 @@ def search(ts: TrainingSet, Xq, k: int, /, *, memory_budget: int, progress=None,
         rows, cols = block_shape(Xq.shape[0], num, dim, itemsize, memory_budget)
     else:
         rows = l1_rows(num, dim, itemsize, memory_budget)
+    refuse_flushed(xp, Xq, "the queries")
+    Xq = times_pow2(xp, Xq, ts.scale_exp)
     query_chunks = chunks(Xq.shape[0], rows)
     dists, idx, pairs = [], [], []
     for chunk in query_chunks if progress is None else progress(query_chunks):

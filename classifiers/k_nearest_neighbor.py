@@ -160,13 +160,18 @@ class KNearestNeighbor(VersionedState):
             raise RuntimeError("the classifier is not trained yet: call train(X, y) first")
         xp, _ = backend.namespace_and_device(self.X_train, X)
         check_features(X, dim=self.X_train.shape[1])
-        return xp, xp.astype(X, self.X_train.dtype, copy=False)
+        X = xp.astype(X, self.X_train.dtype, copy=False)
+        _knn_search.refuse_flushed(xp, X, "the queries")
+        return xp, X
 
-    def _pair(self, xp, diff, *, squared=False):
+    def _pair(self, xp, diff, *, squared=False, ranking=False):
         # The exact distance of the class notes: the same value every path computes. Ranking is by
         # the squared L2 distance, whose value every backend computes alike (see _knn_search).
-        key = _knn_search.pair_key(xp, diff, self.metric)
-        return key if squared or self.metric == "l1" else backend.sqrt(key)
+        # Tiny data are ranked as the search ranks them: scaled up by its power of two (exact), so
+        # their squares do not underflow (``ranking``: that value, for the vote), then scaled back.
+        e = self._ts.scale_exp
+        key = _knn_search.pair_key(xp, _knn_search.times_pow2(xp, diff, e), self.metric)
+        return key if ranking else _knn_search.distances(xp, key, e, self.metric, squared=squared)
 
     def compute_distances_two_loops(self, X, /, *, squared: bool = False):
         """Distances (N, M) from each query row to each training row, one pair at a time.
@@ -174,17 +179,23 @@ class KNearestNeighbor(VersionedState):
         For teaching and as a test oracle: N * M Python iterations. ``squared`` returns squared
         L2 distances (what the neighbours are ranked by).
         """
+        return self._two_loops(X, squared=squared)
+
+    def _two_loops(self, X, **how):
         xp, X = self._queries(X)
         rows = []
         for i in range(X.shape[0]):
-            row = [self._pair(xp, X[i, :] - self.X_train[j, :], squared=squared) for j in range(self.X_train.shape[0])]
+            row = [self._pair(xp, X[i, :] - self.X_train[j, :], **how) for j in range(self.X_train.shape[0])]
             rows.append(xp.stack(row))
         return xp.stack(rows)
 
     def compute_distances_one_loop(self, X, /, *, squared: bool = False):
         """Distances (N, M), one query row at a time against all training rows (broadcasting)."""
+        return self._one_loop(X, squared=squared)
+
+    def _one_loop(self, X, **how):
         xp, X = self._queries(X)
-        return xp.stack([self._pair(xp, X[i, :] - self.X_train, squared=squared) for i in range(X.shape[0])])
+        return xp.stack([self._pair(xp, X[i, :] - self.X_train, **how) for i in range(X.shape[0])])
 
     def compute_distances_no_loops(self, X, /):
         """Distances (N, M) without Python loops over examples, in query chunks within the budget.
@@ -209,7 +220,9 @@ class KNearestNeighbor(VersionedState):
             Xq = X[chunk, :]
             if self.metric == "l2":
                 key = (-2.0 * Xq) @ self.X_train.T
-                key += self._ts.norms.sq  # in place: this matrix is the largest temporary
+                # In place: this matrix is the largest temporary. (The search's norms are of its
+                # scaled copy where the data are tiny.)
+                key += self._ts.norms.sq if not self._ts.scale_exp else backend.sum_of_squares(self.X_train)
                 out.append(xp.sqrt(xp.clip(backend.sum_of_squares(Xq)[:, None] + key, min=0.0)))
             else:
                 step = max(1, self.memory_budget // (3 * Xq.shape[0] * dim * itemsize))
@@ -247,8 +260,7 @@ class KNearestNeighbor(VersionedState):
         if not isinstance(return_distance, bool):
             raise TypeError(f"return_distance must be True or False, got {return_distance!r}")
         xp, dists, idx = self._search(X, k, client=client, progress=progress, ordered=True)
-        if self.metric == "l2":
-            dists = backend.sqrt(dists)
+        dists = _knn_search.distances(xp, dists, self._ts.scale_exp, self.metric)
         return (dists, idx) if return_distance else idx
 
     def _search(self, X, k, *, client, progress, ordered):
@@ -305,8 +317,8 @@ class KNearestNeighbor(VersionedState):
             return _vote(xp, _labels_of(xp, self.y_train, idx), self.num_classes)
         if client is not None:
             raise ValueError("client= needs num_loops=0: the teaching loops run in process")
-        loops = self.compute_distances_one_loop if num_loops == 1 else self.compute_distances_two_loops
-        return self.predict_labels(loops(X, squared=True), k=k)
+        loops = self._one_loop if num_loops == 1 else self._two_loops
+        return self.predict_labels(loops(X, ranking=True), k=k)
 
 
 def _itemsize(xp, dtype) -> int:

@@ -13,6 +13,11 @@ in-place fast paths and the functional paths give the same numbers.
 NumPy's own functions still write into their own temporaries (``np.mean`` divides its sum in
 place, ``np.isclose`` combines its masks in place), and what a test reads back through
 ``backend.to_numpy`` is a plain writeable copy.
+
+The backend itself is registered here, from outside the package, the way any new backend is: an
+adapter (:class:`ReadOnlyNumpyAdapter`, NumPy's with its own name) and one
+``backend.register_backend`` call. ``backend.get_backend("numpy_readonly")`` then returns it;
+it is left out of ``backend.list_backends()``, being for tests only.
 """
 
 from __future__ import annotations
@@ -26,11 +31,23 @@ import array_api_compat.numpy as compat_numpy
 import numpy as np
 
 from xpml import backend
+from xpml.backend.numpy_backend import NumpyAdapter
 
-__all__ = ["READONLY_BACKEND", "ReadOnlyArray", "readonly_arrays"]
+__all__ = ["READONLY_BACKEND", "ReadOnlyArray", "ReadOnlyNumpyAdapter", "readonly_arrays"]
 
-# Equal to the numpy backend by value (the same namespace and device), told apart by identity.
-READONLY_BACKEND = backend.get_backend("numpy")
+
+class ReadOnlyNumpyAdapter(NumpyAdapter):
+    """NumPy under another name: its arrays are NumPy arrays (their namespace stays NumPy's, so
+    ``backend.backend_of`` names them ``numpy``); :func:`readonly_arrays` makes them refuse writes."""
+
+    name = "numpy_readonly"
+
+    def owns_namespace(self, xp) -> bool:
+        return False  # array_api_compat.numpy belongs to the numpy backend
+
+
+backend.register_backend(ReadOnlyNumpyAdapter(), listed=False)
+READONLY_BACKEND = backend.get_backend("numpy_readonly")
 
 
 def _freeze(out):

@@ -12,7 +12,8 @@ Cases, with their pytest ids:
   them). JAX runs with 64-bit types enabled here, as the float64 gradient checks need; the tests
   of JAX without them turn them off locally.
 - ``torch:cuda:0``, ``jax:gpu:0``: the same on CUDA device 0, when usable.
-- ``numpy:readonly``: NumPy whose arrays refuse writes (tests/_readonly.py), for the training
+- ``numpy:readonly``: NumPy whose arrays refuse writes (the ``numpy_readonly`` backend, registered
+  by tests/_readonly.py through ``backend.register_backend``), for the training
   tests, which opt in with ``@pytest.mark.readonly_backend``; elsewhere it is skipped.
 
 Unusable backends are skipped with the reason the shim gives (``backend.list_backends()``, or

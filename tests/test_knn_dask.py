@@ -98,22 +98,22 @@ def test_shards_are_sent_once_and_released_on_retrain(client):
 
 
 def _break_backend(name):
-    from xpml.backend import _select
+    from xpml.backend import _adapter
 
-    real = _select._import
+    real = _adapter._import
 
     def fake(module):
         if module.split(".")[0] == name:
             raise ImportError(f"No module named {name!r}")
         return real(module)
 
-    _select._real_import, _select._import = real, fake
+    _adapter._real_import, _adapter._import = real, fake
 
 
 def _repair_backend():
-    from xpml.backend import _select
+    from xpml.backend import _adapter
 
-    _select._import = getattr(_select, "_real_import", _select._import)
+    _adapter._import = getattr(_adapter, "_real_import", _adapter._import)
 
 
 def test_workers_without_the_backend_are_named(client):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from xpml import backend
-from xpml.backend import _select
+from xpml.backend import _adapter, _select, cupy_backend
 
 
 def test_list_backends_covers_every_name():
@@ -46,7 +46,7 @@ def test_unknown_device_is_an_error():
 
 
 def _fake_import(missing=(), modules=None):
-    real = _select._import
+    real = _adapter._import
 
     def fake(name):
         if name in missing:
@@ -83,7 +83,7 @@ def _fake_cupy(device_count=1, kernel_error=None, count_error=None):
 
 
 def test_cupy_not_installed(monkeypatch):
-    monkeypatch.setattr(_select, "_import", _fake_import(missing={"cupy"}))
+    monkeypatch.setattr(_adapter, "_import", _fake_import(missing={"cupy"}))
     status = {s.name: s for s in backend.list_backends()}["cupy"]
     assert not status.usable and status.reason.startswith("not installed")
     with pytest.raises(backend.BackendUnavailableError, match="'cupy' is not usable: not installed"):
@@ -94,28 +94,28 @@ def test_cupy_not_installed(monkeypatch):
 
 def test_cupy_without_device(monkeypatch):
     fake = _fake_cupy(device_count=0)
-    monkeypatch.setattr(_select, "_import", _fake_import(modules={"cupy": fake, "array_api_compat.cupy": fake}))
+    monkeypatch.setattr(_adapter, "_import", _fake_import(modules={"cupy": fake, "array_api_compat.cupy": fake}))
     with pytest.raises(backend.BackendUnavailableError, match="no CUDA device"):
         backend.get_backend("cupy")
 
 
 def test_cupy_driver_error_is_no_device(monkeypatch):
     fake = _fake_cupy(count_error=RuntimeError("cudaErrorNoDevice: no CUDA-capable device is detected"))
-    monkeypatch.setattr(_select, "_import", _fake_import(modules={"cupy": fake, "array_api_compat.cupy": fake}))
+    monkeypatch.setattr(_adapter, "_import", _fake_import(modules={"cupy": fake, "array_api_compat.cupy": fake}))
     with pytest.raises(backend.BackendUnavailableError, match="no CUDA device: cudaErrorNoDevice"):
         backend.get_backend("cupy")
 
 
 def test_cupy_broken_kernel(monkeypatch):
     fake = _fake_cupy(kernel_error=RuntimeError("nvrtc: compilation failed"))
-    monkeypatch.setattr(_select, "_import", _fake_import(modules={"cupy": fake, "array_api_compat.cupy": fake}))
+    monkeypatch.setattr(_adapter, "_import", _fake_import(modules={"cupy": fake, "array_api_compat.cupy": fake}))
     with pytest.raises(backend.BackendUnavailableError, match="CUDA present but broken: a test kernel failed"):
         backend.get_backend("cupy")
     assert backend.get_backend("auto").name == "numpy"
 
 
 def test_strict_not_installed(monkeypatch):
-    monkeypatch.setattr(_select, "_import", _fake_import(missing={"array_api_strict"}))
+    monkeypatch.setattr(_adapter, "_import", _fake_import(missing={"array_api_strict"}))
     with pytest.raises(backend.BackendUnavailableError, match="not installed"):
         backend.get_backend("array_api_strict")
 
@@ -140,8 +140,8 @@ def test_cupy_driver_missing_or_broken(monkeypatch, driver, expected):
     # What CuPy's runtime says on a machine with no NVIDIA driver, and on one with a driver too old
     # for the runtime: the first has no GPU, the second a broken CUDA set-up.
     fake = _fake_cupy(count_error=RuntimeError("cudaErrorInsufficientDriver: CUDA driver version is insufficient"))
-    monkeypatch.setattr(_select, "_import", _fake_import(modules={"cupy": fake, "array_api_compat.cupy": fake}))
-    monkeypatch.setattr(_select, "_driver_present", lambda: driver)
+    monkeypatch.setattr(_adapter, "_import", _fake_import(modules={"cupy": fake, "array_api_compat.cupy": fake}))
+    monkeypatch.setattr(cupy_backend, "_driver_present", lambda: driver)
     with pytest.raises(backend.BackendUnavailableError, match=expected):
         backend.get_backend("cupy")
 
@@ -215,7 +215,7 @@ def _fake_torch(cuda_version=None, count=0, cpu_error=None, cuda_error=None):
 
 
 def test_torch_cpu_build_has_no_cuda_device(monkeypatch):
-    monkeypatch.setattr(_select, "_import", _fake_import(modules=_fake_torch()))
+    monkeypatch.setattr(_adapter, "_import", _fake_import(modules=_fake_torch()))
     status = {s.name: s for s in backend.list_backends()}["torch"]
     assert status.usable and "no CUDA device: this torch (9.9.9+fake) is a CPU-only build" in str(status)
     assert backend.get_backend("torch").label == "torch:cpu"
@@ -224,14 +224,14 @@ def test_torch_cpu_build_has_no_cuda_device(monkeypatch):
 
 
 def test_torch_cuda_build_on_a_machine_without_gpu(monkeypatch):
-    monkeypatch.setattr(_select, "_import", _fake_import(modules=_fake_torch(cuda_version="12.8", count=0)))
+    monkeypatch.setattr(_adapter, "_import", _fake_import(modules=_fake_torch(cuda_version="12.8", count=0)))
     with pytest.raises(backend.BackendUnavailableError, match="no CUDA device: torch.cuda.is_available\\(\\) is False"):
         backend.get_backend("torch", device="cuda")
 
 
 def test_torch_cuda_present_but_broken(monkeypatch):
     fake = _fake_torch(cuda_version="12.8", count=1, cuda_error=RuntimeError("CUDA error: no kernel image"))
-    monkeypatch.setattr(_select, "_import", _fake_import(modules=fake))
+    monkeypatch.setattr(_adapter, "_import", _fake_import(modules=fake))
     assert backend.get_backend("torch:cpu").name == "torch"  # the CPU still works
     broken = "CUDA present but broken: on cuda:0, a test kernel failed"
     with pytest.raises(backend.BackendUnavailableError, match=broken):
@@ -240,10 +240,10 @@ def test_torch_cuda_present_but_broken(monkeypatch):
 
 def test_torch_broken_or_missing(monkeypatch):
     fake = _fake_torch(cpu_error=RuntimeError("illegal instruction"))
-    monkeypatch.setattr(_select, "_import", _fake_import(modules=fake))
+    monkeypatch.setattr(_adapter, "_import", _fake_import(modules=fake))
     with pytest.raises(backend.BackendUnavailableError, match="'torch' is not usable: broken on the CPU"):
         backend.get_backend("torch")
-    monkeypatch.setattr(_select, "_import", _fake_import(missing={"torch", "jax"}))
+    monkeypatch.setattr(_adapter, "_import", _fake_import(missing={"torch", "jax"}))
     for name in ("torch", "jax"):  # the hint of a wheel (xpml[torch]) or of a checkout (.[torch])
         with pytest.raises(backend.BackendUnavailableError, match=f"not installed.*(xpml|\\.)\\[{name}\\]"):
             backend.get_backend(name)

@@ -238,26 +238,17 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                    help="replace the run in --out: its results.json and the files it lists are removed first")
     g.add_argument("--json", action="store_true", help="print the results as JSON on stdout instead of a table")
     g.add_argument("--cpu-threads", type=count, metavar="N",
-                   help="BLAS threads on the CPU (default: 1 for digits and spiral, whose small matrix products "
-                        "only lose from threads; the BLAS default for CIFAR-10)")
+                   help="CPU threads of every backend's pools: BLAS, OpenMP, PyTorch's, XLA's (default: 1 for "
+                        "digits and spiral, whose small matrix products only lose from threads; for CIFAR-10 the "
+                        "cores this process may use less those already busy)")
     g.add_argument("-q", "--quiet", action="store_true",
                    help="no progress bars (they are also off when stderr is not a terminal)")
 
 
 def cpu_threads(n: int | None):
-    """A context limiting the CPU's BLAS threads to ``n`` (None: leave them as they are).
-
-    Without threadpoolctl the BLAS keeps its own default, and the run says so once.
-    """
-    import contextlib
-
-    if n is None:
-        return contextlib.nullcontext()
-    tpc = optional("threadpoolctl", package="threadpoolctl",
-                   skipped="the BLAS threads are left at their default (--cpu-threads has no effect)")
-    if tpc is None:
-        return contextlib.nullcontext()
-    return tpc.threadpool_limits(limits=n, user_api="blas")
+    """A context limiting every backend's CPU thread pools (BLAS, OpenMP, PyTorch's, XLA's before JAX
+    starts) to ``n`` threads; None: the cores this process may use less those already busy."""
+    return backend.cpu_threads(n)
 
 
 def choose_backend(name: str | None) -> backend.Backend:
