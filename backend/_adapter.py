@@ -16,22 +16,30 @@ An adapter may offer a library's own kernel where the portable form is slow. Eac
 attribute that is None (no native kernel: callers use the portable code) or a callable with the
 contract stated here, which the tests check against the portable one:
 
-``native_conv2d(x, w, /, *, stride, padding)``
-    ``x`` (N, C, H, W), ``w`` (F, C, HH, WW), both of this backend and one float dtype; returns the
-    cross-correlation (N, F, H', W') the course's ``conv_forward_naive`` computes (no bias), with
-    ``stride`` and zero ``padding`` in both spatial axes. Meant for ``torch.nn.functional.conv2d``,
-    ``jax.lax.conv_general_dilated`` and CuPy's cuDNN convolution. None everywhere for now.
+``native_conv2d() -> NativeConv2d or None``
+    The backend's own convolution and max-pooling kernels (PyTorch's ``conv2d`` and its two
+    gradients, JAX's ``lax.conv_general_dilated`` and ``reduce_window``), or None (the default:
+    NumPy, array-api-strict, CuPy for now), where :mod:`nets.conv_layers` uses its portable path.
+    Every kernel takes and returns arrays of its own namespace, NCHW inputs and OIHW filters,
+    square stride, padding and dilation as Python ints, and never checks its arguments (the layers
+    have): ``conv_forward(x, w, b, stride, pad, dilation) -> out``,
+    ``conv_backward(dout, x, w, stride, pad, dilation) -> (dx, dw, db)``,
+    ``pool_forward(x, pool_height, pool_width, stride) -> (out, aux)``,
+    ``pool_backward(dout, x, aux, pool_height, pool_width, stride) -> dx``. Each is tested equal to
+    the portable path to float rounding (tests/test_conv_layers.py).
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import array_api_compat
 
-__all__ = ["Adapter", "BackendStatus", "BackendUnavailableError", "cpu_count", "cpu_name"]
+__all__ = ["Adapter", "BackendStatus", "NativeConv2d", "BackendUnavailableError", "cpu_count", "cpu_name"]
 
 
 from .errors import BackendUnavailableError  # defined with xpml's other errors; re-exported here
@@ -105,6 +113,17 @@ def kernel_fails(xp, device) -> str:
     return "" if total == 56.0 else f"a test reduction gave {total}, not 56"
 
 
+class NativeConv2d(NamedTuple):
+    """A backend's convolution and max-pooling kernels (see the module docstring for signatures)."""
+
+    name: str
+    conv_forward: Callable
+    conv_backward: Callable
+    pool_forward: Callable
+    pool_backward: Callable
+
+
+
 class Adapter:
     """What one backend does its own way. Subclasses set :attr:`name` and override what differs.
 
@@ -122,8 +141,6 @@ class Adapter:
         its ~120 operations one by one.
     matmul_out : bool
         Whether the library's own ``matmul`` writes into an ``out=`` array (:meth:`exact_matmul`).
-    native_conv2d : callable or None
-        The native convolution hook (see the module's docstring); None: the portable code.
     """
 
     name: str = ""
@@ -131,7 +148,11 @@ class Adapter:
     wide_words: bool = False
     compiled_draws: bool = False
     matmul_out: bool = False
-    native_conv2d = None
+
+    def native_conv2d(self):
+        """The backend's own convolution and pooling kernels (:class:`NativeConv2d`), or None: the
+        portable code (see the module's docstring)."""
+        return None
 
     # -- the namespace and its arrays ------------------------------------------------------------
     def first_use(self) -> None:

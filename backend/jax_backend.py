@@ -9,11 +9,12 @@ folder the user chose (``JAX_COMPILATION_CACHE_DIR`` or ``jax.config``) is left 
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 
 from . import _adapter
-from ._adapter import Adapter, BackendStatus, BackendUnavailableError, cpu_name, kernel_fails
+from ._adapter import Adapter, BackendStatus, BackendUnavailableError, NativeConv2d, cpu_name, kernel_fails
 
 __all__ = ["JaxAdapter", "X64_HINT", "compilation_cache_dir"]
 
@@ -62,8 +63,52 @@ def _set_up_cache(jax) -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
+@functools.cache
+def _native_conv2d() -> NativeConv2d:
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+    def conv(x, w, stride, pad, dilation):
+        # HIGHEST: full float32 products on GPUs too (the default may use TF32 there).
+        return lax.conv_general_dilated(x, w, (stride, stride), [(pad, pad), (pad, pad)],
+                                        rhs_dilation=(dilation, dilation),
+                                        dimension_numbers=("NCHW", "OIHW", "NCHW"),
+                                        precision=lax.Precision.HIGHEST)
+
+    @functools.partial(jax.jit, static_argnums=(3, 4, 5))
+    def conv_forward(x, w, b, stride, pad, dilation):
+        return conv(x, w, stride, pad, dilation) + b[None, :, None, None]
+
+    @functools.partial(jax.jit, static_argnums=(3, 4, 5))
+    def conv_backward(dout, x, w, stride, pad, dilation):
+        _, vjp = jax.vjp(lambda x, w: conv(x, w, stride, pad, dilation), x, w)
+        dx, dw = vjp(dout)
+        return dx, dw, jnp.sum(dout, axis=(0, 2, 3))
+
+    def pool(x, ph, pw, stride):
+        return lax.reduce_window(x, -jnp.inf, lax.max, (1, 1, ph, pw),
+                                 (1, 1, stride, stride), "VALID")
+
+    @functools.partial(jax.jit, static_argnums=(1, 2, 3))
+    def pool_forward(x, ph, pw, stride):
+        return pool(x, ph, pw, stride), None
+
+    @functools.partial(jax.jit, static_argnums=(3, 4, 5))
+    def pool_backward(dout, x, aux, ph, pw, stride):
+        _, vjp = jax.vjp(lambda x: pool(x, ph, pw, stride), x)
+        return vjp(dout)[0]
+
+    return NativeConv2d("jax", conv_forward, conv_backward, pool_forward, pool_backward)
+
+
+
 class JaxAdapter(Adapter):
     """JAX's own array-API namespace (``jax.numpy``), on its CPU and GPU devices."""
+
+    def native_conv2d(self):
+        return _native_conv2d()
+
 
     name = "jax"
     install = "{xpml[jax]} (with CUDA: pip install 'jax[cuda12]')"

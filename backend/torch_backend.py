@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 
 from . import _adapter
-from ._adapter import Adapter, BackendStatus, BackendUnavailableError, cpu_name, kernel_fails
+from ._adapter import Adapter, BackendStatus, BackendUnavailableError, NativeConv2d, cpu_name, kernel_fails
 
 __all__ = ["TorchAdapter"]
 
@@ -31,8 +32,38 @@ def _with_precision(torch, precision, product):
                 switch.fp32_precision = value
 
 
+@functools.cache
+def _native_conv2d() -> NativeConv2d:
+    import torch
+    import torch.nn.functional as F
+
+    def conv_forward(x, w, b, stride, pad, dilation):
+        return F.conv2d(x, w, b, stride=stride, padding=pad, dilation=dilation)
+
+    def conv_backward(dout, x, w, stride, pad, dilation):
+        # The layers accept only sizes where (H + 2P - F) is a multiple of S, so the input size
+        # is determined by the output size and conv2d_input needs no output padding.
+        dx = torch.nn.grad.conv2d_input(tuple(x.shape), w, dout, stride=stride, padding=pad, dilation=dilation)
+        dw = torch.nn.grad.conv2d_weight(x, tuple(w.shape), dout, stride=stride, padding=pad, dilation=dilation)
+        return dx, dw, torch.sum(dout, dim=(0, 2, 3))
+
+    def pool_forward(x, ph, pw, stride):
+        return F.max_pool2d(x, (ph, pw), stride=stride, return_indices=True)
+
+    def pool_backward(dout, x, indices, ph, pw, stride):
+        return torch.ops.aten.max_pool2d_with_indices_backward(
+            dout, x, [ph, pw], [stride, stride], [0, 0], [1, 1], False, indices)
+
+    return NativeConv2d("torch", conv_forward, conv_backward, pool_forward, pool_backward)
+
+
+
 class TorchAdapter(Adapter):
     """PyTorch through array-api-compat, on the CPU and CUDA devices."""
+
+    def native_conv2d(self):
+        return _native_conv2d()
+
 
     name = "torch"
     install = ("{xpml[torch]} (the CPU build: pip install torch --index-url "

@@ -7,7 +7,7 @@ every ``*_forward`` returns ``(out, cache)`` and the matching ``*_backward`` tak
 - ``conv_forward_naive`` / ``conv_backward_naive``: one loop over the output positions, the
   course's reference.
 - ``conv_forward_fast`` / ``conv_backward_fast``: the namespace's own convolution where it has one
-  (PyTorch, JAX: :func:`backend._conv_native.native_conv2d`), else a portable path: the input
+  (PyTorch, JAX: :meth:`backend.Adapter.native_conv2d`), else a portable path: the input
   windows gathered by HH x WW strided slices into a column matrix (im2col) and one matrix
   product, in chunks of the batch so the column matrix never exceeds a memory budget.
 - ``max_pool_forward_*`` / ``max_pool_backward_*``: the same two kinds for max pooling.
@@ -30,7 +30,6 @@ from typing import NamedTuple
 import array_api_extra as xpx
 
 from .. import backend
-from ..backend._conv_native import native_conv2d
 from .layers import (
     batchnorm_backward,
     batchnorm_forward,
@@ -166,7 +165,7 @@ def _pad(xp, x, pad: int):
 
 
 def _native(x):
-    return native_conv2d(backend.backend_of(x).name)
+    return backend.backend_of(x).adapter.native_conv2d()
 
 
 # ---- convolution: naive ----------------------------------------------------------------------------
