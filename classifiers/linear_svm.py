@@ -85,5 +85,8 @@ def _svm_loss(xp, device, W, X, y, reg: float):
     known): the scores ``X W``, the loss layer on them, and the L2 penalty."""
     scores = X @ W
     loss, dscores = _svm(xp, device, scores, y)
-    penalty, dW = _l2(xp, W, reg)
-    return loss + penalty, iadd(X.T @ dscores, dW)
+    dW = X.T @ dscores
+    if not reg:  # the training loop's data term: its L2 is the Solver's transform
+        return loss, dW
+    penalty, dW_reg = _l2(xp, W, reg)
+    return loss + penalty, iadd(dW, dW_reg)
