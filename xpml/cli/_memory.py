@@ -13,14 +13,14 @@ from __future__ import annotations
 import contextlib
 import os
 
+from ..nets.rules import state_size
 from ._cli import UsageError
 
 __all__ = ["check_fits", "device_memory", "format_bytes", "net_bytes"]
 
 # Copies of the parameters alive during a step: the parameters, their gradients, the gradient of
-# the regularization and the update's temporary; plus the rule's state (per parameter).
+# the regularization and the update's temporary; plus the rule's state (nets.rules.state_size).
 _STEP_COPIES = 4
-_RULE_STATE = {"sgd": 0, "momentum": 1, "nesterov": 1, "adagrad": 1, "rmsprop": 1, "adam": 2}
 
 
 def net_bytes(layer_sizes, *, batch_size: int, eval_rows: int, itemsize: int, update_rule: str = "sgd") -> int:
@@ -36,7 +36,7 @@ def net_bytes(layer_sizes, *, batch_size: int, eval_rows: int, itemsize: int, up
     sizes = [int(n) for n in layer_sizes]
     params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
     hidden = sum(sizes[1:-1]) + sizes[-1]
-    copies = _STEP_COPIES + _RULE_STATE.get(update_rule, 2)
+    copies = _STEP_COPIES + state_size(update_rule)
     return itemsize * (copies * params + 4 * batch_size * hidden + 2 * eval_rows * hidden)
 
 

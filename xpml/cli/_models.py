@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import backend
+from ..nets import layers, rules
 from . import _cli, _runs
 
 __all__ = ["MODELS", "Fit", "defaults", "evaluate", "fit", "save"]
@@ -22,9 +23,10 @@ MODELS = ("knn", "svm", "softmax", "twolayer", "fc")
 LINEAR = ("svm", "softmax")
 TITLES = {"knn": "k-nearest neighbour", "svm": "linear SVM", "softmax": "softmax", "twolayer": "two-layer net",
           "fc": "fully connected net"}
-UPDATE_RULES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
-NORMALIZATIONS = ("none", "batchnorm", "layernorm")
-ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "maxout")
+# The library's vocabularies: the rule table, the normalizations (None spelled "none") and activations.
+UPDATE_RULES = tuple(rules.RULES)
+NORMALIZATIONS = ("none", *(n for n in layers.NORMALIZATIONS if n))
+ACTIVATIONS = tuple(layers.ACTIVATIONS)
 
 # Hyperparameters each model takes, with defaults chosen on the digits (pixels scaled to [0, 1],
 # mean subtracted); DATASET_DEFAULTS adjusts them where another dataset needs it.
@@ -162,11 +164,7 @@ def evaluate(fit_: Fit, data, split: str) -> float:
 
 
 def _update_rule(name: str):
-    if name == "sgd":
-        return None
-    from ..nets import get_update_rule
-
-    return get_update_rule(name)
+    return None if name == "sgd" else name
 
 
 def _fit_linear(model, data, bk, params, *, seed, dtype, progress, test):
