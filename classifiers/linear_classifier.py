@@ -12,8 +12,7 @@ from __future__ import annotations
 from .. import backend
 from ..backend.validation import check_labels, check_positive
 from ..nets import Solver, checkpoint, rules
-from ..nets._model import as_float, as_int, check_size, dtype_name
-from ..nets._state import VersionedState
+from ..nets.model import VersionedState, as_float, as_int, check_size, dtype_name
 from ._checks import check_features, check_loss_inputs, check_train_set
 from .linear_svm import _svm_loss
 from .softmax import _softmax_loss

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..backend._arith import iadd
 from ..nets.layers import _svm
-from ..nets.regularization import _l2
+from ..nets.regularization import l2_penalty
 from ._checks import check_loss_inputs
 from ._naive_loss import naive_loss
 
@@ -88,5 +88,5 @@ def _svm_loss(xp, device, W, X, y, reg: float):
     dW = X.T @ dscores
     if not reg:  # the training loop's data term: its L2 is the Solver's transform
         return loss, dW
-    penalty, dW_reg = _l2(xp, W, reg)
+    penalty, dW_reg = l2_penalty(W, reg)
     return loss + penalty, iadd(dW, dW_reg)

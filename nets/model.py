@@ -13,8 +13,11 @@ from typing import Any, Protocol, runtime_checkable
 
 from .. import backend
 from ..backend.validation import check_data, check_labels
+from ._model import as_float, as_int, check_size, dtype_name
+from ._state import ModelVersionError, VersionedState
 
-__all__ = ["CourseFace", "CourseModel", "Model"]
+__all__ = ["CourseFace", "CourseModel", "Model", "ModelVersionError", "VersionedState", "as_float", "as_int",
+           "check_size", "dtype_name"]
 
 
 @runtime_checkable
