@@ -12,7 +12,6 @@ import functools
 from .. import backend
 from ..backend._arith import iadd
 from ._model import Net, as_float, as_int, check_size, dtype_name
-from .model import CourseFace
 from .checkpoint import register_model
 from .init import INIT_SCHEMES, init_weights
 from .layers import (
@@ -25,6 +24,7 @@ from .layers import (
     check_normalization,
     keep_probability,
 )
+from .model import CourseFace
 from .regularization import _l2
 
 __all__ = ["MAXOUT_PIECES", "FullyConnectedNet", "network_loss", "network_scores"]

@@ -103,6 +103,12 @@ class Solver:
     check_data : bool, keyword-only
         Check the data's values (finite, labels in range) once; False when the caller did.
 
+    Notes
+    -----
+    On NumPy, CuPy and PyTorch the update writes into the arrays of ``model.params`` (as the
+    course's rules did): a reference taken before training sees the new values; copy it to keep
+    the old ones. ``best_params`` and the averaged parameters are copies.
+
     Attributes
     ----------
     loss_history, train_acc_history, val_acc_history, learning_rate_history : list of float
@@ -246,8 +252,9 @@ class Solver:
             X, y = xp.take(X, idx, axis=0), xp.take(y, idx, axis=0)
         X = self._as_model_dtype(X)
         params, state = self._evaluated_params(), self._impl.state
-        chunks = [xp.argmax(self._impl.scores(params, X[i:i + batch_size, ...], state=state), axis=1)
-                  for i in range(0, X.shape[0], batch_size)]
+        n = X.shape[0]
+        chunks = [xp.argmax(self._impl.scores(params, X[i:min(i + batch_size, n), ...], state=state), axis=1)
+                  for i in range(0, n, batch_size)]
         return accuracy(chunks[0] if len(chunks) == 1 else xp.concat(chunks), y)
 
     def check_accuracy(self, X, y, num_samples=None, batch_size=100) -> float:

@@ -85,7 +85,8 @@ def test_in_place_and_functional_updates_agree_bitwise(bk, name):
                     np.testing.assert_array_equal(b, a)  # nothing it was given changed
             params = new
         return {k: backend.to_numpy(v).copy() for k, v in params.items()} | \
-            {f"slot/{k}/{i}": backend.to_numpy(v).copy() for k, s in state["slots"].items() for i, v in enumerate(s)} | \
+            {f"slot/{k}/{i}": backend.to_numpy(v).copy()
+             for k, s in state["slots"].items() for i, v in enumerate(s)} | \
             {f"average/{k}": backend.to_numpy(v).copy() for k, v in opt.averaged(state).items()}
 
     functional, in_place = run(False), run(True)

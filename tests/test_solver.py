@@ -185,12 +185,14 @@ def test_l1_and_max_norm():
     for l1 in (0.0, 0.5):
         model = _net(bk, hidden_dims=[16])
         W0 = [backend.to_numpy(model.params[k]).copy() for k in ("W1", "W2")]  # the update writes in place
-        solver = Solver(model, data, transforms=[rules.l1(l1)], optim_config={"learning_rate": 0.05}, **_quiet(num_iters=1))
+        solver = Solver(model, data, transforms=[rules.l1(l1)], optim_config={"learning_rate": 0.05},
+                        **_quiet(num_iters=1))
         solver.train()
         losses[l1] = solver.loss_history[0]
     assert losses[0.5] == pytest.approx(losses[0.0] + 0.5 * sum(np.abs(w).sum() for w in W0), rel=1e-5)
     model = _net(bk, weight_scale=1.0)
-    Solver(model, data, transforms=[rules.max_norm(0.5)], optim_config={"learning_rate": 0.5}, restore_best=False, **_quiet()).train()
+    Solver(model, data, transforms=[rules.max_norm(0.5)], optim_config={"learning_rate": 0.5}, restore_best=False,
+           **_quiet()).train()
     for k in ("W1", "W2", "W3"):
         assert np.linalg.norm(backend.to_numpy(model.params[k]), axis=0).max() <= 0.5 * (1 + 1e-5)
 
@@ -199,8 +201,10 @@ def test_running_average_of_the_parameters(bk):
     data = _data(bk)
     model = _net(bk, hidden_dims=[8])
     seen = []
-    solver = Solver(model, data, transforms=[rules.averaging(0.9)], optim_config={"learning_rate": 0.1}, restore_best=False,
-                    callback=lambda it, loss: seen.append({k: backend.to_numpy(v).copy() for k, v in model.params.items()}),
+    solver = Solver(model, data, transforms=[rules.averaging(0.9)], optim_config={"learning_rate": 0.1},
+                    restore_best=False,
+                    callback=lambda it, loss: seen.append({k: backend.to_numpy(v).copy()
+                                                           for k, v in model.params.items()}),
                     **_quiet(num_iters=7))
     initial = {k: backend.to_numpy(v).copy() for k, v in model.params.items()}  # updated in place
     solver.train()
