@@ -9,7 +9,7 @@ import array_api_extra as xpx
 
 from .. import backend
 from ..backend.validation import check_data, check_labels, check_positive
-from ..nets._state import VersionedState
+from ..nets.model import VersionedState
 from . import _knn_search
 from ._checks import check_features
 from ._topk import chunks as _chunks

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 from .. import backend
 from ..backend.validation import check_labels, check_positive
-from ..nets import checkpoint
-from ..nets._model import as_float, as_int, check_size, dtype_name
-from ..nets._state import VersionedState
-from ..nets.optim import get_update_rule
-from ..nets.solver import Solver
+from ..nets import Solver, checkpoint, rules
+from ..nets.model import VersionedState, as_float, as_int, check_size, dtype_name
 from ._checks import check_features, check_loss_inputs, check_train_set
 from .linear_svm import _svm_loss
 from .softmax import _softmax_loss
@@ -44,6 +41,10 @@ class LinearClassifier(VersionedState):
         The weights (``params["W"]``), None before the first :meth:`train`.
     params : dict
         ``{"W": W}`` once trained: the parameters as :class:`nets.Solver` and the checkpoints see them.
+    state : dict
+        Empty (:class:`nets.model.Model`: a linear model keeps no running statistics).
+    rng : backend.Generator or None
+        Seeded with ``seed`` at the first :meth:`train`; draws the initial weights and minibatches.
     diverged_at : int or None
         After :meth:`train`: the first iteration whose loss was not finite, else None.
     """
@@ -52,7 +53,8 @@ class LinearClassifier(VersionedState):
         self.seed = seed
         self.dtype = dtype
         self.params = {}
-        self._rng = None
+        self.state = {}
+        self.rng = None
         self.diverged_at = None
 
     @property
@@ -68,6 +70,35 @@ class LinearClassifier(VersionedState):
 
     def _loss(self, xp, device, W, X, y, reg):
         raise NotImplementedError("LinearClassifier is abstract: use LinearSVM or Softmax")
+
+    # ---- the model contract (nets.model.Model) ---------------------------------------------------
+
+    @property
+    def num_classes(self) -> int:
+        """C, the columns of ``W`` (after training)."""
+        if self.W is None:
+            raise RuntimeError("the classifier is not trained yet: it has no classes until train(X, y)")
+        return int(self.W.shape[1])
+
+    def init_state(self) -> dict:
+        return {}
+
+    def validate(self, X, y, /, *, names=("X", "y")) -> None:
+        """Raise a clear error unless ``(X, y)`` fits the weights (:class:`nets.model.Model`)."""
+        backend.namespace_and_device(self.W, X, y)
+        check_features(X, dim=self.W.shape[0], name=names[0])
+        check_labels(y, name=names[1], n=X.shape[0], num_classes=self.W.shape[1])
+
+    def scores(self, params, X, /, *, state):
+        """``X @ W`` (N, C), unchecked."""
+        return X @ params["W"]
+
+    def loss_and_grads(self, params, X, y, /, *, state, rng=None, training=True):
+        """``(loss, {"W": dW}, state)`` of the data term, unchecked; :meth:`train` gives ``reg`` to the
+        Solver as an L2 transform."""
+        xp, device = backend.namespace_and_device(X)
+        loss, dW = self._loss(xp, device, params["W"], X, y, 0.0)
+        return loss, {"W": dW}, state
 
     def train(self, X, y, learning_rate=1e-3, reg=1e-5, num_iters=100, batch_size=200, verbose=False, *,
               update_rule=None, optim_config=None, callback=None) -> list[float]:
@@ -85,9 +116,10 @@ class LinearClassifier(VersionedState):
             Steps to take and examples per minibatch (drawn with replacement, as the course does).
         verbose : bool
             Print the loss every 100 iterations (a read-back from the device each time).
-        update_rule : str or callable, keyword-only
-            A rule of :mod:`nets.optim` by name or ``rule(w, dw, config) -> (next_w, config)`` as in
-            the course's ``optim.py``; None is plain SGD, ``W - learning_rate * dW``.
+        update_rule : str, Rule or callable, keyword-only
+            A rule of :data:`nets.rules.RULES` by name, a :class:`nets.rules.Rule`, or
+            ``rule(w, dw, config) -> (next_w, config)`` as in the course's ``optim.py``; None is plain
+            SGD, ``W - learning_rate * dW``.
         optim_config : dict, keyword-only
             The rule's starting config; ``learning_rate`` is added when absent.
         callback : callable, keyword-only
@@ -106,13 +138,12 @@ class LinearClassifier(VersionedState):
         reg = as_float(reg, name="reg", allow_zero=True)
         num_iters = int(check_positive(num_iters, name="num_iters", allow_zero=True, integer=True))
         batch_size = as_int(batch_size, name="batch_size")
-        rule = get_update_rule("sgd" if update_rule is None else update_rule)
         dt = backend.float_dtype(xp, device, dtype_name(X.dtype if self.dtype is None else self.dtype))
         X = xp.astype(X, dt, copy=False)
         num_train, dim = X.shape
         if self.W is None:
-            self._rng = backend.Generator(self.seed, xp=xp, device=device)
-            self.W = 0.001 * self._rng.normal((dim, num_classes), dtype=dt)
+            self.rng = backend.Generator(self.seed, xp=xp, device=device)
+            self.W = 0.001 * self.rng.normal((dim, num_classes), dtype=dt)
         else:
             # A second call continues training: the data must fit the weights it continues from.
             backend.namespace_and_device(self.W, X)
@@ -129,10 +160,12 @@ class LinearClassifier(VersionedState):
             if verbose and it % 100 == 0:
                 print(f"iteration {it} / {num_iters}: loss {float(backend.to_numpy(loss)):f}")
 
-        solver = Solver(_LinearTraining(self, reg), {"X_train": X, "y_train": y}, update_rule=rule,
+        # train() checked the data at its entry: the Solver need not read it again.
+        solver = Solver(self, {"X_train": X, "y_train": y}, update_rule="sgd" if update_rule is None else update_rule,
                         optim_config={"learning_rate": learning_rate, **(optim_config or {})}, batch_size=batch_size,
-                        num_iters=num_iters, callback=on_step if callback is not None or verbose else None,
-                        rng=self._rng, restore_best=False, check_ends=False, train_accuracy=None, verbose=False)
+                        num_iters=num_iters, transforms=[rules.l2(reg)] if reg else [],
+                        callback=on_step if callback is not None or verbose else None, rng=self.rng,
+                        restore_best=False, check_ends=False, train_accuracy=None, verbose=False, check_data=False)
         solver.train()
         self.diverged_at = solver.diverged_at
         return solver.loss_history
@@ -174,7 +207,7 @@ class LinearClassifier(VersionedState):
         bk = backend.as_backend(xp, device=device)
         dt = backend.float_dtype(bk.xp, bk.device, dtype_name(dtype if dtype is not None else config["dtype"]))
         clf = cls(seed=config["seed"], dtype=None if dtype is None else dt)
-        clf._rng = backend.Generator(clf.seed, xp=bk)
+        clf.rng = backend.Generator(clf.seed, xp=bk)
         clf.W = bk.asarray(arrays["param/W"], dtype=dt)
         return clf
 
@@ -184,29 +217,6 @@ class LinearClassifier(VersionedState):
         if self.W is None:
             raise RuntimeError("the classifier is not trained yet: it lives nowhere until train(X, y)")
         return backend.backend_of(self.W)
-
-
-class _LinearTraining:
-    """A linear classifier as :class:`nets.Solver` sees it inside :meth:`LinearClassifier.train`: its
-    own parameter dict (every update lands in ``W``) and the loss with train()'s ``reg``."""
-
-    def __init__(self, clf: LinearClassifier, reg: float):
-        self.clf, self.reg = clf, reg
-        self.params = clf.params
-        self.backend = backend.backend_of(clf.W)
-        self.num_classes = clf.W.shape[1]
-
-    def loss(self, X, y=None):
-        return self._solver_loss(X, y, None)
-
-    def _solver_loss(self, X, y, rng):
-        if y is None:
-            return X @ self.params["W"]
-        loss, dW = self.clf._loss(self.backend.xp, self.backend.device, self.params["W"], X, y, self.reg)
-        return loss, {"W": dW}
-
-    def _check_labelled(self, X, y, names):
-        """train() has checked the data already (once, at its entry)."""
 
 
 @checkpoint.register_model

@@ -87,5 +87,8 @@ def _svm_loss(xp, device, W, X, y, reg: float, *, squared: bool = False):
     known): the scores ``X W``, the loss layer on them, and the L2 penalty."""
     scores = X @ W
     loss, dscores = svm_loss(scores, y, squared=squared, xp=xp, device=device)
-    penalty, dW = l2_penalty(W, reg, xp=xp)
-    return loss + penalty, iadd(X.T @ dscores, dW)
+    dW = X.T @ dscores
+    if not reg:  # the training loop's data term: its L2 is the Solver's transform
+        return loss, dW
+    penalty, dW_reg = l2_penalty(W, reg, xp=xp)
+    return loss + penalty, iadd(dW, dW_reg)

@@ -76,5 +76,8 @@ def _softmax_loss(xp, device, W, X, y, reg: float):
     known): the scores ``X W``, the loss layer on them, and the L2 penalty."""
     scores = X @ W
     loss, dscores = softmax_loss(scores, y, xp=xp, device=device)
-    penalty, dW = l2_penalty(W, reg, xp=xp)
-    return loss + penalty, iadd(X.T @ dscores, dW)
+    dW = X.T @ dscores
+    if not reg:  # the training loop's data term: its L2 is the Solver's transform
+        return loss, dW
+    penalty, dW_reg = l2_penalty(W, reg, xp=xp)
+    return loss + penalty, iadd(dW, dW_reg)

@@ -4,9 +4,12 @@
   with the course's names and conventions; :mod:`nets.losses` the losses on class scores;
   :mod:`nets.landscape` the optimization chapter (loss landscapes, three search strategies).
 - :class:`FullyConnectedNet`, :class:`TwoLayerNet`: the nets, built from those layers.
+- :class:`Model` (:mod:`nets.model`): the contract every model implements, and the course's face
+  built on it.
 - :class:`Solver`: the one training loop, for every model (the linear classifiers train on it
-  too); :mod:`nets.optim` its update rules, :mod:`nets.schedules` its learning-rate schedules,
-  :mod:`nets.augment` its on-device minibatch augmentation.
+  too); :mod:`nets.rules` its update rules and transforms (init/update pairs; :mod:`nets.optim`
+  the course's ``sgd(w, dw, config)``... over them), :mod:`nets.schedules` its learning-rate
+  schedules, :mod:`nets.augment` its on-device minibatch augmentation.
 - :func:`save_model` / :func:`load_model` and :class:`Ensemble`: checkpoints of any model and
   averages of several.
 """
@@ -22,9 +25,11 @@ from . import (
     layers,
     losses,
     metrics,
+    model,
     optim,
     preprocessing,
     regularization,
+    rules,
     schedules,
 )
 from .checkpoint import load_model, save_model
@@ -32,11 +37,12 @@ from .convnet import ConvNet, ThreeLayerConvNet
 from .ensemble import Ensemble
 from .fc_net import FullyConnectedNet
 from .metrics import accuracy
+from .model import CourseModel, Model
 from .optim import get_update_rule
 from .preprocessing import PCA, MeanSubtraction, Standardization
 from .schedules import ExponentialDecay, InverseTimeDecay, StepDecay, get_schedule
 from .search import SearchIncomplete, SearchResult, diverged_at, random_search
-from .solver import Solver
+from .solver import Checkpoints, Solver
 from .two_layer_net import TwoLayerNet
 
 __all__ = [
@@ -45,11 +51,14 @@ __all__ = [
     "conv_layers",
     "convnet",
     "PCA",
+    "Checkpoints",
+    "CourseModel",
     "Ensemble",
     "ExponentialDecay",
     "FullyConnectedNet",
     "InverseTimeDecay",
     "MeanSubtraction",
+    "Model",
     "SearchIncomplete",
     "SearchResult",
     "Solver",
@@ -69,10 +78,12 @@ __all__ = [
     "load_model",
     "losses",
     "metrics",
+    "model",
     "optim",
     "preprocessing",
     "random_search",
     "regularization",
+    "rules",
     "save_model",
     "schedules",
 ]

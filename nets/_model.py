@@ -99,6 +99,10 @@ class Net(VersionedState):
         X = self._check_X(X, names[0])
         return X, self._check_y(y, X.shape[0], names[1])
 
+    def validate(self, X, y, /, *, names=("X", "y")) -> None:
+        """Raise a clear error unless ``(X, y)`` is data this net takes (:class:`nets.model.Model`)."""
+        self._check_labelled(X, y, tuple(names))
+
     # ---- prediction -----------------------------------------------------------------------------
 
     def _row_chunks(self, n: int):

@@ -15,8 +15,9 @@ random initialization.
 
 A model class takes part by registering itself (:func:`register_model`) and providing
 ``_checkpoint_config()``, ``_checkpoint_state()``, ``_checkpoint_shapes(config)`` and
-``_from_checkpoint(config, arrays, xp=, device=, dtype=)``. The nets register here; the linear
-classifiers register when :mod:`xpml.classifiers` is imported.
+``_from_checkpoint(config, arrays, xp=, device=, dtype=)``. Each model registers in its own module
+with the decorator; this module imports no model (the nets register when :mod:`xpml.nets` is
+imported, the linear classifiers when :mod:`xpml.classifiers` is).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def _decode(host):
 
 
 def save_model(path, model, /, *, hyperparams: dict | None = None, history: dict | None = None,
-               arrays: dict | None = None) -> None:
+               arrays: dict | None = None, params: dict | None = None, state: dict | None = None) -> None:
     """Save ``model`` to ``path`` (``.npz``), with optional training ``hyperparams``, ``history`` and ``arrays``.
 
     Parameters
@@ -101,14 +102,16 @@ def save_model(path, model, /, *, hyperparams: dict | None = None, history: dict
     arrays : dict, keyword-only
         Names to arrays of any backend that the model needs besides its parameters, e.g. the
         fitted preprocessing (``{"mean": pre.mean_, "scale": pre.scale_}``).
+    params, state : dict, keyword-only
+        Parameters and state to save instead of the model's own (averaged or best parameters).
     """
     check_savable(model)
     out = {"format_version": FORMAT_VERSION, "model": type(model).__name__}
     for name, value in model._checkpoint_config().items():
         out[f"config/{name}"] = _encode(value)
-    for name, value in model.params.items():
+    for name, value in (model.params if params is None else params).items():
         out[f"param/{name}"] = backend.to_numpy(value)
-    for name, value in model._checkpoint_state().items():
+    for name, value in (model._checkpoint_state() if state is None else state).items():
         out[f"state/{name}"] = backend.to_numpy(value)
     for name, value in (hyperparams or {}).items():
         if not isinstance(value, (*_NUMBER_TYPES, str)) and value is not None:
@@ -283,13 +286,3 @@ def _load(path: str, bk, dtype, max_bytes: int):
                 history[top] = vals
     return model, {"hyperparams": hyper, "history": history, "arrays": extra}
 
-
-def _register_nets() -> None:
-    from .fc_net import FullyConnectedNet
-    from .two_layer_net import TwoLayerNet
-
-    register_model(TwoLayerNet)
-    register_model(FullyConnectedNet)
-
-
-_register_nets()

@@ -12,6 +12,7 @@ import functools
 from .. import backend
 from ..backend._arith import iadd
 from ._model import Net, as_float, as_int, check_size, dtype_name
+from .checkpoint import register_model
 from .init import INIT_SCHEMES, init_weights
 from .layers import (
     affine_backward,
@@ -23,6 +24,7 @@ from .layers import (
     keep_probability,
 )
 from .losses import l2_penalty, softmax_loss
+from .model import CourseFace
 
 __all__ = ["MAXOUT_PIECES", "FullyConnectedNet", "network_loss", "network_scores"]
 
@@ -148,7 +150,8 @@ def _dims(hidden_dims) -> tuple[int, ...]:
     return tuple(int(h) for h in dims)
 
 
-class FullyConnectedNet(Net):
+@register_model
+class FullyConnectedNet(Net, CourseFace):
     """A fully connected net with any number of hidden layers, a softmax output and L2 regularization.
 
     Parameters
@@ -282,31 +285,79 @@ class FullyConnectedNet(Net):
 
     # ---- forward and backward -----------------------------------------------------------------
 
-    def _set_mode(self, mode: str) -> None:
-        # The course threads the mode through these dicts; the loss sets it on every call.
-        self.dropout_param["mode"] = mode
-        for p in self.bn_params:
-            p["mode"] = mode
+    # ---- the model contract (nets.model.Model) -----------------------------------------------
 
-    def _network(self):
+    @property
+    def state(self) -> dict:
+        """The batch-norm running statistics, ``{"bn1/running_mean": ..., "bn1/running_var": ...}``
+        (empty without batch norm); kept in :attr:`bn_params`, as the course keeps them."""
+        if self.normalization != "batchnorm":
+            return {}
+        return {f"bn{i}/{k}": p[k] for i, p in enumerate(self.bn_params, start=1)
+                for k in ("running_mean", "running_var")}
+
+    @state.setter
+    def state(self, state: dict) -> None:
+        for key, value in state.items():
+            layer, _, stat = key.partition("/")
+            self.bn_params[int(layer.removeprefix("bn")) - 1][stat] = value
+
+    def init_state(self) -> dict:
+        """Zero running statistics (empty without batch norm)."""
+        xp, device = self.backend.xp, self.backend.device
+        if self.normalization != "batchnorm":
+            return {}
+        return {f"bn{i}/{k}": xp.zeros((self._fan_out(i),), dtype=self.dtype, device=device)
+                for i in range(1, self.num_layers) for k in ("running_mean", "running_var")}
+
+    def _norm_params(self, state: dict, mode: str) -> list:
+        """One ``bn_param`` / ``ln_param`` per hidden layer for one call: the settings of
+        :attr:`bn_params` (eps, momentum) with ``mode`` and the running statistics of ``state``."""
+        out = []
+        for i, p in enumerate(self.bn_params, start=1):
+            param = {k: v for k, v in p.items() if k not in ("running_mean", "running_var")}
+            param["mode"] = mode
+            if self.normalization == "batchnorm":
+                param["running_mean"], param["running_var"] = state[f"bn{i}/running_mean"], state[f"bn{i}/running_var"]
+            out.append(param)
+        return out
+
+    def _new_state(self, norm_params: list) -> dict:
+        if self.normalization != "batchnorm":
+            return {}
+        return {f"bn{i}/{k}": p[k] for i, p in enumerate(norm_params, start=1) for k in ("running_mean", "running_var")}
+
+    def _network(self, norm_params):
         return dict(num_layers=self.num_layers, normalization=self.normalization, activation=self.activation,
-                    norm_params=self.bn_params)
+                    norm_params=norm_params)
+
+    def scores(self, params, X, /, *, state):
+        """Class scores (N, C) in test mode (no dropout, running statistics), unchecked."""
+        return _network_scores(self.backend.xp, self.backend.device, params, X,
+                               **self._network(self._norm_params(state, "test")))
 
     def _scores(self, X):
-        self._set_mode("test")
-        return _network_scores(self.backend.xp, self.backend.device, self.params, X, **self._network())
+        return self.scores(self.params, X, state=self.state)
 
-    def _solver_loss(self, X, y, rng):
-        """The loss without entry checks, for :class:`nets.Solver`: scores when ``y`` is None, else
-        ``(loss, grads)`` with dropout masks drawn from ``rng`` when given."""
-        if y is None:
-            return self._scores(X)
-        self._set_mode("train")
+    def loss_and_grads(self, params, X, y, /, *, state, rng=None, training=True):
+        """``(loss, grads, state)`` for unchecked inputs (see :class:`nets.model.Model`).
+
+        In training mode dropout masks come from ``rng`` (None: the net's fixed-seed mask, as the
+        course's gradient checks need) and batch norm uses the batch statistics, returning the
+        updated running statistics. The loss includes ``0.5 * reg * sum(W**2)``.
+        """
+        if training and self.normalization == "batchnorm" and X.shape[0] < 2:
+            raise ValueError("batch norm in training mode needs at least 2 examples per batch (the variance of one "
+                             f"example is 0); got a batch of {X.shape[0]}: use a larger batch_size")
+        norm_params = self._norm_params(state, "train" if training else "test")
         dropout_param = None
         if self.use_dropout:
-            dropout_param = self.dropout_param if rng is None else {**self.dropout_param, "generator": rng}
-        return _network_loss(self.backend.xp, self.backend.device, self.params, X, y, dropout_param=dropout_param,
-                             l2=0.5 * self.reg, **self._network())
+            dropout_param = {**self.dropout_param, "mode": "train" if training else "test"}
+            if rng is not None:
+                dropout_param["generator"] = rng
+        loss, grads = _network_loss(self.backend.xp, self.backend.device, params, X, y, dropout_param=dropout_param,
+                                    l2=0.5 * self.reg, **self._network(norm_params))
+        return loss, grads, self._new_state(norm_params)
 
     def loss(self, X, y=None):
         """Scores, or the loss and its gradients, as the course's ``FullyConnectedNet.loss``.
@@ -323,18 +374,24 @@ class FullyConnectedNet(Net):
         scores : array (N, C)
             When ``y`` is None.
         (loss, grads) : (0-d array, dict)
-            Otherwise (training mode: dropout and batch statistics); ``grads`` has the keys and
-            shapes of :attr:`params`. The loss stays on the device (``float(loss)`` reads it).
+            Otherwise (training mode: dropout and batch statistics, which are stored back into
+            :attr:`bn_params`); ``grads`` has the keys and shapes of :attr:`params`. The loss
+            stays on the device (``float(loss)`` reads it).
 
         Notes
         -----
         ``L = -(1/N) sum_i log softmax(s_i)_{y_i} + 0.5 reg sum_l |W_l|^2``; the gradients follow
         from the layers' backward passes in reverse order.
         """
+        # The course threads the mode through these dicts; kept for code that reads them.
+        mode = "test" if y is None else "train"
+        self.dropout_param["mode"] = mode
+        for p in self.bn_params:
+            p["mode"] = mode
         if y is None:
             return self._scores(self._check_X(X))
         X, y = self._check_labelled(X, y)
-        return self._solver_loss(X, y, None)
+        return CourseFace.loss(self, X, y)
 
     # ---- checkpoints --------------------------------------------------------------------------
 
@@ -345,16 +402,7 @@ class FullyConnectedNet(Net):
                 "activation": self.activation, "init": self.init}
 
     def _checkpoint_state(self) -> dict:
-        if self.normalization != "batchnorm":
-            return {}
-        return {f"bn{i}/{k}": p[k] for i, p in enumerate(self.bn_params, start=1)
-                for k in ("running_mean", "running_var")}
-
-    def _restore_state(self, state: dict) -> None:
-        """Put back what :meth:`_checkpoint_state` returned (the batch-norm running statistics)."""
-        for key, value in state.items():
-            layer, _, stat = key.partition("/")
-            self.bn_params[int(layer.removeprefix("bn")) - 1][stat] = value
+        return self.state
 
     @classmethod
     def _checkpoint_shapes(cls, config: dict) -> dict:

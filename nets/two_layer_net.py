@@ -14,19 +14,21 @@ import math
 from .. import backend
 from ..backend._arith import iadd
 from ..backend.validation import check_same_length
+from . import rules
 from ._model import Net, as_float, as_int, check_size, dtype_name
+from .checkpoint import register_model
 from .fc_net import _network_loss, _network_scores
 from .init import INIT_SCHEMES, init_weights
-from .optim import get_update_rule
+from .model import CourseFace
 from .regularization import l1_penalty
-from .solver import Solver
 
 __all__ = ["TwoLayerNet"]
 
 _NETWORK = dict(num_layers=2, normalization=None, activation="relu", norm_params=None)
 
 
-class TwoLayerNet(Net):
+@register_model
+class TwoLayerNet(Net, CourseFace):
     """A two-layer fully connected net with a ReLU hidden layer and a softmax output.
 
     Parameters
@@ -56,6 +58,10 @@ class TwoLayerNet(Net):
     ----------
     params : dict
         ``W1`` (D, H), ``b1`` (H,), ``W2`` (H, C), ``b2`` (C,), on the net's backend.
+    state : dict
+        Empty: the net keeps no running statistics (:class:`nets.model.Model`).
+    rng : backend.Generator
+        Seeded with ``seed``; draws the minibatches and dropout masks of :meth:`train`.
     backend : backend.Backend
         Where the parameters live.
     """
@@ -76,11 +82,12 @@ class TwoLayerNet(Net):
         self.dtype = backend.float_dtype(xp, device, dtype_name(dtype))
         self.input_size, self.hidden_size, self.output_size = input_size, hidden_size, output_size
         self.std, self.init, self.seed, self.dropout = std, init, seed, dropout
-        self._rng = backend.Generator(seed, xp=self.backend)
+        self.rng = backend.Generator(seed, xp=self.backend)
+        self.state = {}
         self.params = {
-            "W1": init_weights(self._rng, (input_size, hidden_size), scheme=init, std=std, dtype=self.dtype),
+            "W1": init_weights(self.rng, (input_size, hidden_size), scheme=init, std=std, dtype=self.dtype),
             "b1": xp.zeros((hidden_size,), dtype=self.dtype, device=device),
-            "W2": init_weights(self._rng, (hidden_size, output_size), scheme=init, std=std, dtype=self.dtype),
+            "W2": init_weights(self.rng, (hidden_size, output_size), scheme=init, std=std, dtype=self.dtype),
             "b2": xp.zeros((output_size,), dtype=self.dtype, device=device),
         }
 
@@ -103,33 +110,25 @@ class TwoLayerNet(Net):
 
     # ---- forward and backward -----------------------------------------------------------------
 
+    def init_state(self) -> dict:
+        return {}
+
+    def scores(self, params, X, /, *, state):
+        """Class scores (N, C), unchecked (:class:`nets.model.Model`)."""
+        return _network_scores(self.backend.xp, self.backend.device, params, X, **_NETWORK)
+
     def _scores(self, X):
-        return _network_scores(self.backend.xp, self.backend.device, self.params, X, **_NETWORK)
+        return self.scores(self.params, X, state=self.state)
 
-    def _loss_and_grads(self, X, y, reg: float, *, l1: float = 0.0, mask=None, rng=None, drop: float = 0.0):
-        """Loss (0-d) and gradients for checked inputs; the body of :meth:`loss` and of training.
-
-        Dropout uses ``mask`` when given, else draws a mask from ``rng`` when ``drop`` > 0.
-        """
+    def loss_and_grads(self, params, X, y, /, *, state, rng=None, training=True):
+        """``(loss, grads, state)`` of the data term (no regularization: :meth:`train` gives L2 and
+        L1 to the Solver as transforms), with the net's ``dropout`` drawn from ``rng`` in training."""
         dropout_param = None
-        if mask is not None:
-            dropout_param = {"mode": "train", "mask": mask}
-        elif drop and rng is not None:
-            dropout_param = {"mode": "train", "p": 1.0 - drop, "generator": rng}
-        loss, grads = _network_loss(self.backend.xp, self.backend.device, self.params, X, y,
-                                    dropout_param=dropout_param, l2=float(reg), **_NETWORK)
-        if l1:
-            for k in ("W1", "W2"):
-                penalty, dW = l1_penalty(self.params[k], l1)
-                loss = loss + penalty
-                grads[k] = iadd(grads[k], dW)
-        return loss, grads
-
-    def _solver_loss(self, X, y, rng):
-        """For :class:`nets.Solver`: scores, or the loss without regularization and with the net's dropout."""
-        if y is None:
-            return self._scores(X)
-        return self._loss_and_grads(X, y, 0.0, rng=rng, drop=self.dropout)
+        if training and self.dropout and rng is not None:
+            dropout_param = {"mode": "train", "p": 1.0 - self.dropout, "generator": rng}
+        loss, grads = _network_loss(self.backend.xp, self.backend.device, params, X, y,
+                                    dropout_param=dropout_param, l2=0.0, **_NETWORK)
+        return loss, grads, state
 
     def loss(self, X, y=None, reg: float = 0.0, *, l1: float = 0.0, dropout_mask=None):
         """Scores, or the loss and its gradients.
@@ -170,9 +169,17 @@ class TwoLayerNet(Net):
         X, y = self._check_labelled(X, y)
         reg = as_float(reg, name="reg", allow_zero=True)
         l1 = as_float(l1, name="l1", allow_zero=True)
+        dropout_param = None
         if dropout_mask is not None:
-            dropout_mask = self._own_mask(dropout_mask, X.shape[0])
-        return self._loss_and_grads(X, y, reg, l1=l1, mask=dropout_mask)
+            dropout_param = {"mode": "train", "mask": self._own_mask(dropout_mask, X.shape[0])}
+        loss, grads = _network_loss(self.backend.xp, self.backend.device, self.params, X, y,
+                                    dropout_param=dropout_param, l2=reg, **_NETWORK)
+        if l1:
+            for k in ("W1", "W2"):
+                penalty, dW = l1_penalty(self.params[k], l1)
+                loss = loss + penalty
+                grads[k] = iadd(grads[k], dW)
+        return loss, grads
 
     def _own_mask(self, mask, n: int):
         xp, device = backend.namespace_and_device(mask)
@@ -208,9 +215,10 @@ class TwoLayerNet(Net):
             all of ``X`` at every step (full batch, one epoch per step).
         verbose : bool
             Print the loss and accuracies once per epoch (the values of the per-epoch read).
-        update_rule : str or callable, keyword-only
-            A rule of :mod:`nets.optim` by name (``"sgd"``, ``"momentum"``, ``"nesterov"``,
-            ``"adagrad"``, ``"rmsprop"``, ``"adam"``) or a callable with the same signature.
+        update_rule : str, Rule or callable, keyword-only
+            A rule of :data:`nets.rules.RULES` by name (``"sgd"``, ``"momentum"``, ``"nesterov"``,
+            ``"adagrad"``, ``"rmsprop"``, ``"adam"``), a :class:`nets.rules.Rule`, or a course rule
+            ``rule(w, dw, config) -> (next_w, config)``.
         optim_config : dict, keyword-only
             Hyperparameters of the rule (``momentum``, ``beta1``, ...), copied for each parameter.
             Its ``learning_rate`` is overridden by ``learning_rate`` / ``schedule``.
@@ -218,8 +226,8 @@ class TwoLayerNet(Net):
             ``schedule(epoch) -> learning rate`` (see :mod:`nets.schedules`), called with the
             number of completed epochs; replaces ``learning_rate`` and ``learning_rate_decay``.
         dropout : float, keyword-only
-            Probability of dropping a hidden unit (inverted dropout); default the net's
-            ``dropout``.
+            Probability of dropping a hidden unit (inverted dropout); when given, it becomes the
+            net's ``dropout``.
         l1 : float, keyword-only
             L1 strength; with ``reg`` this is the elastic net.
         max_norm : float, keyword-only
@@ -249,21 +257,27 @@ class TwoLayerNet(Net):
         iterations in one call, from the net's generator, so runs with the same seed match across
         backends.
         """
-        # Where the data lives is checked here, under train()'s argument names; the Solver checks the values.
+        # The data is checked here, under train()'s argument names; the Solver need not check it again.
         self._own(X, "X")
         backend.check_on_backend(y, self.backend, name="y", owner="this net", target="net.backend")
+        check_same_length(("X", X), ("y", y))
+        X, y = self._check_labelled(X, y)
         if (X_val is None) != (y_val is None):
             raise ValueError("give both X_val and y_val, or neither")
-        check_same_length(("X", X), ("y", y))
         data = {"X_train": X, "y_train": y}
         if X_val is not None:
             self._own(X_val, "X_val")
             backend.check_on_backend(y_val, self.backend, name="y_val", owner="this net", target="net.backend")
             check_same_length(("X_val", X_val), ("y_val", y_val))
+            X_val, y_val = self._check_labelled(X_val, y_val, ("X_val", "y_val"))
             data |= {"X_val": X_val, "y_val": y_val}
         learning_rate = as_float(learning_rate, name="learning_rate")
-        drop = _check_dropout(self.dropout if dropout is None else dropout)
-        trainer = _Training(self, as_float(reg, name="reg", allow_zero=True), drop)
+        if dropout is not None:
+            self.dropout = _check_dropout(dropout)
+        reg = as_float(reg, name="reg", allow_zero=True)
+        l1 = as_float(l1, name="l1", allow_zero=True)
+        transforms = ([rules.l2(reg)] if reg else []) + ([rules.l1(l1)] if l1 else []) + \
+            ([rules.max_norm(max_norm)] if max_norm is not None else [])
 
         def report(solver):
             val = f", val acc {solver.val_acc_history[-1]:.4f}" if solver.val_acc_history else ""
@@ -271,12 +285,14 @@ class TwoLayerNet(Net):
                   f"{solver.loss_history[-1]:.6f}, train acc {solver.train_acc_history[-1]:.4f}{val}, "
                   f"learning rate {solver.learning_rate_history[-1]:.3g}")
 
-        solver = Solver(trainer, data, update_rule=get_update_rule(update_rule),
+        from .solver import Solver  # the Solver trains models; models do not need it to exist
+
+        solver = Solver(self, data, update_rule=update_rule,
                         optim_config={**(optim_config or {}), "learning_rate": learning_rate},
                         lr_decay=learning_rate_decay, batch_size=batch_size, num_iters=num_iters, schedule=schedule,
-                        l1=l1, max_norm=max_norm, record_update_ratios=record_update_ratios, callback=callback,
-                        epoch_callback=report if verbose else None, rng=self._rng, restore_best=False, check_ends=False,
-                        train_accuracy="batch", verbose=False)
+                        transforms=transforms, record_update_ratios=record_update_ratios, callback=callback,
+                        epoch_callback=report if verbose else None, rng=self.rng, restore_best=False,
+                        check_ends=False, train_accuracy="batch", verbose=False, check_data=False)
         solver.train()
         history = {
             "loss_history": solver.loss_history,
@@ -297,7 +313,7 @@ class TwoLayerNet(Net):
                 "seed": self.seed}
 
     def _checkpoint_state(self) -> dict:
-        return {}
+        return self.state
 
     @classmethod
     def _checkpoint_shapes(cls, config: dict) -> dict:
@@ -323,38 +339,10 @@ class TwoLayerNet(Net):
         net.init = config["init"]
         net.dropout = _check_dropout(config["dropout"])
         net.seed = config["seed"]
-        net._rng = backend.Generator(net.seed, xp=bk)
+        net.rng = backend.Generator(net.seed, xp=bk)
+        net.state = {}
         net.params = {k: bk.asarray(arrays[f"param/{k}"], dtype=net.dtype) for k in ("W1", "b1", "W2", "b2")}
         return net
-
-
-class _Training:
-    """A TwoLayerNet as :class:`nets.Solver` sees it inside :meth:`TwoLayerNet.train`: the net's own
-    parameter dict (so every update lands in the net), its checks under train()'s argument names,
-    and the loss with train()'s regularization and dropout."""
-
-    _NAMES = {("data['X_train']", "data['y_train']"): ("X", "y"),
-              ("data['X_val']", "data['y_val']"): ("X_val", "y_val")}
-
-    def __init__(self, net: TwoLayerNet, reg: float, drop: float):
-        self.net, self.reg, self.drop = net, reg, drop
-        self.params = net.params
-        self.backend = net.backend
-        self.num_classes = net.output_size
-
-    def loss(self, X, y=None):
-        return self.net.loss(X, y, self.reg)
-
-    def _solver_loss(self, X, y, rng):
-        if y is None:
-            return self.net._scores(X)
-        return self.net._loss_and_grads(X, y, self.reg, rng=rng, drop=self.drop)
-
-    def _predict(self, X):
-        return self.net._predict(X)
-
-    def _check_labelled(self, X, y, names):
-        return self.net._check_labelled(X, y, self._NAMES.get(tuple(names), names))
 
 
 def _check_dropout(p) -> float:

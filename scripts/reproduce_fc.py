@@ -120,7 +120,8 @@ def cmd_best(args, bk):
                          update_rule=cfg["update_rule"], optim_config={"learning_rate": cfg["learning_rate"]},
                          lr_decay=cfg["lr_decay"], batch_size=cfg["batch_size"], num_epochs=cfg["num_epochs"],
                          augment=nets.augment.Compose(augment) if augment else None,
-                         ema_decay=cfg["ema_decay"] or None, checkpoint_name=ckpt, epoch_callback=report,
+                         transforms=[nets.rules.averaging(cfg["ema_decay"])] if cfg["ema_decay"] else [],
+                         checkpoint_name=ckpt, epoch_callback=report,
                          check_ends=False, verbose=False)
     solver.train()
     secs = time.perf_counter() - t0

@@ -1,13 +1,13 @@
-"""Functional state (rule 3): updates return new arrays that are stored back; in place only as a
-guarded fast path on fresh temporaries, which gives the same numbers as the functional path."""
+"""Functional state (rule 3): updates return new arrays; the owner of a state (the Solver) may
+update it in place as a fast path, which gives the same numbers as the functional path, bit for bit."""
 
 import numpy as np
 import pytest
 
 from xpml import backend, nets
 from xpml.backend import _arith
-from xpml.classifiers import Softmax
-from xpml.nets import optim
+from xpml.classifiers import LinearSVM, Softmax
+from xpml.nets import optim, rules
 
 from ._readonly import READONLY_BACKEND, readonly_arrays
 
@@ -58,29 +58,42 @@ def test_rules_leave_their_inputs_alone_and_store_new_state(bk, name):
         assert config[key] is not state and config[key].shape == (3, 2)
 
 
-@pytest.mark.parametrize("name,key", [("sgd_momentum", "velocity"), ("adagrad", "cache"), ("rmsprop", "cache"),
-                                      ("adam", "v")])
-def test_only_state_a_rule_made_itself_is_updated_in_place(name, key):
-    rule = getattr(optim, name)
-    rng = np.random.default_rng(3)
-    w, dw = rng.standard_normal(4), rng.standard_normal(4)
-    config = {}
-    rule(w, dw, config)
-    mine = config[key]
-    rule(w, dw, config)
-    assert config[key] is mine  # the fast path: the rule's own array, updated in place on NumPy
-    copy = dict(config)
-    before = mine.copy()
-    rule(w, dw, copy)
-    assert copy[key] is not mine  # a copied config does not own the arrays it shares
-    np.testing.assert_array_equal(config[key], before)
-    users = np.abs(rng.standard_normal(4))
-    snapshot = users.copy()
-    given = {key: users}
-    rule(w, dw, given)
-    rule(w, dw, given)
-    np.testing.assert_array_equal(users, snapshot)  # an array the caller put in config never changes
-    assert given[key] is not users
+@pytest.mark.readonly_backend
+@pytest.mark.parametrize("name", list(rules.RULES))
+def test_in_place_and_functional_updates_agree_bitwise(bk, name):
+    # Every rule with every transform: the in-place update (the Solver's, on writeable arrays)
+    # writes into the parameters and state it was given; the functional one changes nothing it was
+    # given. Same operations in the same order: the very same numbers.
+    rng = np.random.default_rng(4)
+    host_params = {"W": rng.standard_normal((4, 3)), "b": rng.standard_normal(3)}
+    host_grads = [{k: rng.standard_normal(v.shape) for k, v in host_params.items()} for _ in range(3)]
+    opt = rules.chain(rules.l2(0.1), rules.l1(0.01), rules.max_norm(1.0), rules.averaging(0.9),
+                      rules.get_rule(name))
+
+    def run(in_place):
+        params = {k: bk.asarray(v, dtype=bk.xp.float32) for k, v in host_params.items()}
+        state = opt.init(params)
+        for step, grads in enumerate(host_grads):
+            grads = {k: bk.asarray(v, dtype=bk.xp.float32) for k, v in grads.items()}
+            before = [backend.to_numpy(a).copy() for a in (*params.values(), *grads.values())]
+            new, state = opt.update(grads, state, params, 0.1 / (1 + step), in_place=in_place)
+            if in_place:
+                assert all((new[k] is w) == _arith.writeable(w) for k, w in params.items())
+            else:
+                after = [backend.to_numpy(a) for a in (*params.values(), *grads.values())]
+                for a, b in zip(before, after, strict=True):
+                    np.testing.assert_array_equal(b, a)  # nothing it was given changed
+            params = new
+        return {k: backend.to_numpy(v).copy() for k, v in params.items()} | \
+            {f"slot/{k}/{i}": backend.to_numpy(v).copy()
+             for k, s in state["slots"].items() for i, v in enumerate(s)} | \
+            {f"average/{k}": backend.to_numpy(v).copy() for k, v in opt.averaged(state).items()}
+
+    functional, in_place = run(False), run(True)
+    assert functional.keys() == in_place.keys()
+    for k in functional:
+        np.testing.assert_array_equal(in_place[k], functional[k], err_msg=k)
+    assert opt.state_size == rules.state_size(name) + 1  # the average is one more array per parameter
 
 
 def _train_everything(bk):
@@ -91,9 +104,10 @@ def _train_everything(bk):
     fc = nets.FullyConnectedNet([8, 8], input_dim=6, num_classes=3, normalization="batchnorm",
                                 dropout_keep_ratio=0.7, seed=0, xp=bk)
     solver = nets.Solver(fc, {"X_train": X, "y_train": y, "X_val": X, "y_val": y}, update_rule="adam",
-                         ema_decay=0.9, l1=1e-3, max_norm=2.0, batch_size=8, num_epochs=2, verbose=False)
+                         transforms=[rules.averaging(0.9), rules.l1(1e-3), rules.max_norm(2.0)], batch_size=8,
+                         num_epochs=2, verbose=False)
     solver.train()
-    out |= {f"fc/{k}": v for k, v in fc.params.items()} | {f"ema/{k}": v for k, v in solver.ema_params.items()}
+    out |= {f"fc/{k}": v for k, v in fc.params.items()} | {f"ema/{k}": v for k, v in solver.averaged_params.items()}
     out["fc/running_var"] = fc.bn_params[1]["running_var"]
     net = nets.TwoLayerNet(6, 7, 3, 0.1, seed=0, xp=bk, dropout=0.3)
     net.train(X, y, num_iters=10, batch_size=8, update_rule="rmsprop", reg=1e-2, l1=1e-3)
@@ -101,6 +115,9 @@ def _train_everything(bk):
     clf = Softmax(seed=0)
     clf.train(X, y, num_iters=10, batch_size=8, update_rule=optim.nesterov_momentum)
     out["softmax/W"] = clf.W
+    svm = LinearSVM(seed=0)
+    svm.train(X, y, num_iters=10, batch_size=8, reg=1e-2)  # SGD with L2: the fused update
+    out["svm/W"] = svm.W
     return {k: backend.to_numpy(v).copy() for k, v in out.items()}
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from xpml import backend
 from xpml.backend.testing import assert_placement
-from xpml.nets import optim
+from xpml.nets import optim, rules
 
 # The training and update-rule tests run on arrays that refuse writes too (tests/_readonly.py).
 pytestmark = pytest.mark.readonly_backend
@@ -110,3 +110,72 @@ def test_linear_classifiers_train_with_the_rules(bk, name):
     losses = clf.train(append_bias(X), y, reg=1e-3, num_iters=60, batch_size=50,
                        update_rule=optim.get_update_rule(name), optim_config={"learning_rate": 0.05})
     assert losses[-1] < 0.9 * losses[0]
+
+
+# ---- nets.rules: the rule table and the transforms -----------------------------------------------
+
+
+def test_the_rule_table_states_each_rules_state_size():
+    assert dict((k, rules.state_size(k)) for k in rules.RULES) == {
+        "sgd": 0, "momentum": 1, "nesterov": 1, "adagrad": 1, "rmsprop": 1, "adam": 2}
+    assert rules.state_size("sgd_momentum") == 1 and rules.state_size("Nesterov_Momentum") == 1
+    params = {"W": np.zeros((3, 2)), "b": np.zeros(2)}
+    for name in rules.RULES:
+        state = rules.get_rule(name).init(params)
+        assert all(len(s) == rules.state_size(name) for s in state["slots"].values())
+    with pytest.raises(ValueError, match="unknown update rule 'adamw'; choose one of: sgd, momentum"):
+        rules.state_size("adamw")
+    with pytest.raises(TypeError, match="adam takes the hyperparameters"):
+        rules.get_rule("adam", momentum=0.9)
+    with pytest.raises(ValueError, match="beta1 must be in"):
+        rules.get_rule("adam", beta1=1.0)
+    with pytest.raises(TypeError):
+        rules.RULES["mine"] = rules.SGD  # the shared table is read-only
+
+
+def test_the_command_line_speaks_the_librarys_vocabulary():
+    from xpml.cli import _memory, _models
+
+    assert _models.UPDATE_RULES == tuple(rules.RULES)
+    sgd, adam = (_memory.net_bytes((10, 5, 2), batch_size=4, eval_rows=4, itemsize=4, update_rule=r)
+                 for r in ("sgd", "adam"))
+    assert adam - sgd == 4 * 2 * (10 * 5 + 5 + 5 * 2 + 2)  # two arrays per parameter
+    with pytest.raises(ValueError, match="unknown update rule"):
+        _memory.net_bytes((10, 5, 2), batch_size=4, eval_rows=4, itemsize=4, update_rule="adamw")
+
+
+def test_sgd_with_l2_l1_and_max_norm_matches_the_course_formulas(bk):
+    host = np.random.default_rng(5)
+    W0, b0 = host.standard_normal((4, 3)), host.standard_normal(3)
+    grads = [{"W": host.standard_normal((4, 3)), "b": host.standard_normal(3)} for _ in range(3)]
+    reg, l1, c, lr = 0.1, 0.05, 1.5, 0.2
+    opt = rules.chain(rules.l2(reg), rules.l1(l1), rules.max_norm(c), rules.get_rule("sgd"))
+    params = {"W": bk.asarray(W0), "b": bk.asarray(b0)}
+    state = opt.init(params)
+    W, b = W0, b0
+    for g in grads:
+        penalty = opt.penalty(params)
+        np.testing.assert_allclose(float(penalty), reg * (W * W).sum() + l1 * np.abs(W).sum(), rtol=1e-12)
+        params, state = opt.update({k: bk.asarray(v) for k, v in g.items()}, state, params, lr)
+        W = W - lr * (g["W"] + 2 * reg * W + l1 * np.sign(W))
+        W = W * np.minimum(1.0, c / np.linalg.norm(W, axis=0))
+        b = b - lr * g["b"]  # biases are not regularized
+    np.testing.assert_allclose(backend.to_numpy(params["W"]), W, rtol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(params["b"]), b, rtol=1e-12)
+    assert state["count"] == 3
+    assert_placement(params["W"], backend=bk, shape=(4, 3), dtype=bk.xp.float64)
+
+
+def test_averaging_and_a_negative_learning_rate():
+    params = {"W": np.ones((2, 2))}
+    opt = rules.chain(rules.averaging(0.5), rules.get_rule("sgd"))
+    state = opt.init(params)
+    new, state = opt.update({"W": np.ones((2, 2))}, state, params, 1.0)
+    # Step 1 moves the average by 1 - min(0.5, 1/10) = 0.9 towards the new parameters (0).
+    np.testing.assert_allclose(opt.averaged(state)["W"], 0.1)
+    with pytest.raises(ValueError, match="must be a finite number >= 0"):
+        optim.sgd(np.zeros(2), np.zeros(2), {"learning_rate": -0.1})
+    with pytest.raises(TypeError, match="the last argument must be an update rule"):
+        rules.chain(rules.get_rule("sgd"), rules.l2(0.1))
+    with pytest.raises(ValueError, match="reg must be a number >= 0"):
+        rules.l2(-1.0)

@@ -9,7 +9,7 @@ import pytest
 
 from xpml import backend, nets
 from xpml.backend.testing import assert_placement
-from xpml.nets import Ensemble, FullyConnectedNet, Solver, StepDecay, TwoLayerNet
+from xpml.nets import Ensemble, FullyConnectedNet, Solver, StepDecay, TwoLayerNet, rules
 
 # The training tests run on arrays that refuse writes too (tests/_readonly.py).
 pytestmark = pytest.mark.readonly_backend
@@ -184,13 +184,15 @@ def test_l1_and_max_norm():
     losses = {}
     for l1 in (0.0, 0.5):
         model = _net(bk, hidden_dims=[16])
-        W0 = [backend.to_numpy(model.params[k]) for k in ("W1", "W2")]
-        solver = Solver(model, data, l1=l1, optim_config={"learning_rate": 0.05}, **_quiet(num_iters=1))
+        W0 = [backend.to_numpy(model.params[k]).copy() for k in ("W1", "W2")]  # the update writes in place
+        solver = Solver(model, data, transforms=[rules.l1(l1)], optim_config={"learning_rate": 0.05},
+                        **_quiet(num_iters=1))
         solver.train()
         losses[l1] = solver.loss_history[0]
     assert losses[0.5] == pytest.approx(losses[0.0] + 0.5 * sum(np.abs(w).sum() for w in W0), rel=1e-5)
     model = _net(bk, weight_scale=1.0)
-    Solver(model, data, max_norm=0.5, optim_config={"learning_rate": 0.5}, restore_best=False, **_quiet()).train()
+    Solver(model, data, transforms=[rules.max_norm(0.5)], optim_config={"learning_rate": 0.5}, restore_best=False,
+           **_quiet()).train()
     for k in ("W1", "W2", "W3"):
         assert np.linalg.norm(backend.to_numpy(model.params[k]), axis=0).max() <= 0.5 * (1 + 1e-5)
 
@@ -199,16 +201,18 @@ def test_running_average_of_the_parameters(bk):
     data = _data(bk)
     model = _net(bk, hidden_dims=[8])
     seen = []
-    solver = Solver(model, data, ema_decay=0.9, optim_config={"learning_rate": 0.1}, restore_best=False,
-                    callback=lambda it, loss: seen.append({k: backend.to_numpy(v) for k, v in model.params.items()}),
+    solver = Solver(model, data, transforms=[rules.averaging(0.9)], optim_config={"learning_rate": 0.1},
+                    restore_best=False,
+                    callback=lambda it, loss: seen.append({k: backend.to_numpy(v).copy()
+                                                           for k, v in model.params.items()}),
                     **_quiet(num_iters=7))
-    initial = {k: backend.to_numpy(v) for k, v in model.params.items()}
+    initial = {k: backend.to_numpy(v).copy() for k, v in model.params.items()}  # updated in place
     solver.train()
     expected = dict(initial)
     for t, params in enumerate(seen):
         rate = 1 - min(0.9, (1 + t) / (10 + t))
         expected = {k: expected[k] + rate * (params[k] - expected[k]) for k in params}
-    for k, v in solver.ema_params.items():
+    for k, v in solver.averaged_params.items():
         np.testing.assert_allclose(backend.to_numpy(v), expected[k], rtol=1e-5, atol=1e-7)
         assert_placement(v, like=model.params[k])
 
@@ -310,7 +314,11 @@ def test_bad_data_and_arguments():
             Solver(model, bad)
     for kwargs, err, match in [({"update_rule": "adamw"}, ValueError, "unknown update rule"),
                                ({"batch_size": 0}, ValueError, "batch_size must be > 0"),
-                               ({"ema_decay": 1.0}, ValueError, "ema_decay"),
+                               ({"transforms": "l2"}, TypeError, "transforms must be a sequence"),
+                               ({"transforms": [0.1]}, TypeError, "chain"),
+                               ({"optim_config": {"learning_rate": -1e-3}}, ValueError, "negative rate"),
+                               ({"optim_config": {"learning_rate": 0.1, "momentum": 1.5},
+                                 "update_rule": "momentum"}, ValueError, "momentum must be in"),
                                ({"train_accuracy": "all"}, ValueError, "train_accuracy"),
                                ({"lr_decay": -1}, ValueError, "lr_decay"),
                                ({"optim_config": [1]}, TypeError, "optim_config must be a dict"),
@@ -331,4 +339,12 @@ def test_numpy_scalar_hyperparameters_keep_float32():
                     update_rule="sgd_momentum", lr_decay=np.float64(0.9), **_quiet())
     solver.train()
     assert all(v.dtype == np.float32 for v in model.params.values())
-    assert all(c["velocity"].dtype == np.float32 for c in solver.optim_configs.values())
+    assert all(v.dtype == np.float32 for (v,) in solver.optimizer_state["slots"].values())
+
+
+def test_a_schedule_giving_a_negative_learning_rate_is_refused():
+    bk = backend.get_backend("numpy")
+    solver = Solver(_net(bk), _data(bk), schedule=lambda epoch: 0.1 - 0.1 * epoch, **_quiet())
+    with pytest.raises(ValueError, match="schedule's learning rate must be a finite number >= 0"):
+        solver.train()
+    assert solver.epoch == 2  # epochs 0 and 1 ran at 0.1 and 0.0

@@ -13,7 +13,7 @@ import pytest
 
 from xpml import backend, nets
 from xpml.classifiers import LinearSVM, Softmax
-from xpml.nets import FullyConnectedNet, Solver, TwoLayerNet
+from xpml.nets import FullyConnectedNet, Solver, TwoLayerNet, rules
 from xpml.nets._compile import CompiledStep
 
 N, D, C = 60, 8, 3
@@ -77,7 +77,7 @@ def test_fc_net_with_batchnorm_dropout_and_adam(jax_cpu, dtype):
     assert s1._compiled is not None and s1._compiled.traces == 1 and s2._compiled is None
     assert s1.rng.counter == s2.rng.counter  # the same minibatches and dropout masks were drawn
     _assert_same(compiled.params, eager.params, dtype)
-    _assert_same(compiled._checkpoint_state(), eager._checkpoint_state(), dtype)
+    _assert_same(compiled.state, eager.state, dtype)
     np.testing.assert_allclose(s1.loss_history, s2.loss_history, rtol=20 * TOL[dtype])
     np.testing.assert_allclose(s1.update_ratio_history["W1"], s2.update_ratio_history["W1"], rtol=1e3 * TOL[dtype])
     X = data["X_train"]
@@ -91,12 +91,13 @@ def test_two_layer_net_with_momentum_l1_and_max_norm(jax_cpu, dtype):
     def run(compile):
         net = TwoLayerNet(D, 12, C, std=0.1, seed=0, xp=jax_cpu, dtype=dtype, dropout=0.3)
         solver = _train(net, data, compile, update_rule="sgd_momentum", optim_config={"learning_rate": 0.05},
-                        l1=1e-3, max_norm=3.0)
+                        transforms=[rules.l1(1e-3), rules.max_norm(3.0), rules.averaging(0.9)])
         return net, solver
 
     (compiled, s1), (eager, s2) = run(True), run(False)
     assert s1._compiled.traces == 1
     _assert_same(compiled.params, eager.params, dtype)
+    _assert_same(s1.averaged_params, s2.averaged_params, dtype)
     np.testing.assert_allclose(s1.loss_history, s2.loss_history, rtol=20 * TOL[dtype])
 
 
@@ -168,7 +169,7 @@ def test_the_pure_step_is_the_eager_step(rule):
         return net, solver
 
     (a, s1), (b, s2) = run(True), run(False)
-    assert s1._compiled.traces == len(s1.loss_history) - 1  # every step after the first, untraced
+    assert s1._compiled.traces == len(s1.loss_history)  # every step, untraced
     assert s1.rng.counter == s2.rng.counter
     # Adam's bias corrections from a step count held in an array are computed as
     # -expm1(t log b) in the array's namespace, from a Python int as 1 - b**t: equal to ~1e-16,
@@ -177,6 +178,6 @@ def test_the_pure_step_is_the_eager_step(rule):
         lambda x, y, err_msg: np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-9, err_msg=err_msg)
     for k in a.params:
         same(a.params[k], b.params[k], err_msg=k)
-    for k, v in a._checkpoint_state().items():
-        same(v, b._checkpoint_state()[k], err_msg=k)
+    for k, v in a.state.items():
+        same(v, b.state[k], err_msg=k)
     same(s1.loss_history, s2.loss_history, err_msg="loss")

@@ -365,7 +365,8 @@ class LinearSVMClassifier(_Linear):
     batch_size : int, keyword-only
         Examples per step, drawn with replacement.
     update_rule : str or callable, keyword-only
-        ``"sgd"`` or another rule of :mod:`xpml.nets.optim` (``"sgd_momentum"``, ``"adam"``, ...).
+        ``"sgd"`` or another name of the rule table :data:`xpml.nets.rules.RULES` (``"momentum"``,
+        ``"adam"``, ...), or a course rule ``rule(w, dw, config)``.
     fit_intercept : bool, keyword-only
         Learn one intercept per class (the course's bias trick: a column of ones appended to X;
         the intercepts are regularized with the weights).
@@ -442,7 +443,7 @@ class FullyConnectedClassifier(_Classifier):
         Standard deviation of the initial weights for ``init="std"``.
     init : {"he", "xavier", "std"}, keyword-only
     update_rule : str, keyword-only
-        A rule of :mod:`xpml.nets.optim` (``"adam"``, ``"sgd_momentum"``, ...).
+        A name of the rule table :data:`xpml.nets.rules.RULES` (``"adam"``, ``"momentum"``, ...).
     learning_rate : float, keyword-only
     lr_decay : float, keyword-only
         Learning-rate factor after each epoch (an epoch is ``N // batch_size`` steps, at least 1).

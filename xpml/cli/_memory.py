@@ -15,15 +15,15 @@ import contextlib
 import math
 import os
 
+from ..nets.rules import state_size
 from ._cli import UsageError
 
 __all__ = ["batch_bytes", "check_fits", "data_bytes", "device_memory", "format_bytes", "linear_bytes", "net_bytes",
            "picture_bytes", "training_check"]
 
 # Copies of the parameters alive during a step: the parameters, their gradients, the gradient of
-# the regularization and the update's temporary; plus the rule's state (per parameter).
+# the regularization and the update's temporary; plus the rule's state (nets.rules.state_size).
 _STEP_COPIES = 4
-_RULE_STATE = {"sgd": 0, "momentum": 1, "nesterov": 1, "adagrad": 1, "rmsprop": 1, "adam": 2}
 
 
 def net_bytes(layer_sizes, *, batch_size: int, eval_rows: int, itemsize: int, update_rule: str = "sgd") -> int:
@@ -39,7 +39,7 @@ def net_bytes(layer_sizes, *, batch_size: int, eval_rows: int, itemsize: int, up
     sizes = [int(n) for n in layer_sizes]
     params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
     hidden = sum(sizes[1:-1]) + sizes[-1]
-    copies = _STEP_COPIES + _RULE_STATE.get(update_rule, 2)
+    copies = _STEP_COPIES + state_size(update_rule)
     return itemsize * (copies * params + 4 * batch_size * hidden + 2 * eval_rows * hidden)
 
 
@@ -107,7 +107,7 @@ def linear_bytes(num_features: int, num_classes: int, *, batch_size: int, eval_r
     evaluated rows.
     """
     params = (int(num_features) + 1) * int(num_classes)
-    copies = _STEP_COPIES + _RULE_STATE.get(update_rule, 2)
+    copies = _STEP_COPIES + state_size(update_rule)
     b, c = int(batch_size), int(num_classes)
     return itemsize * (copies * params + b * (int(num_features) + 1) + 3 * b * c + int(eval_rows) * c) + 8 * b
 

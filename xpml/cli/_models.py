@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import backend
-from ..nets import layers
+from ..nets import layers, rules
 from . import _cli, _runs
 
 __all__ = ["MODELS", "Fit", "defaults", "evaluate", "fit", "save"]
@@ -23,8 +23,8 @@ MODELS = ("knn", "svm", "softmax", "twolayer", "fc")
 LINEAR = ("svm", "softmax")
 TITLES = {"knn": "k-nearest neighbour", "svm": "linear SVM", "softmax": "softmax", "twolayer": "two-layer net",
           "fc": "fully connected net"}
-UPDATE_RULES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
-# The library's vocabularies; "none" spells the nets' None on the command line.
+# The library's vocabularies: the rule table, the normalizations (None spelled "none") and activations.
+UPDATE_RULES = tuple(rules.RULES)
 NORMALIZATIONS = ("none", *layers.NORMALIZATIONS)
 ACTIVATIONS = tuple(layers.ACTIVATIONS)
 
@@ -164,11 +164,7 @@ def evaluate(fit_: Fit, data, split: str) -> float:
 
 
 def _update_rule(name: str):
-    if name == "sgd":
-        return None
-    from ..nets import get_update_rule
-
-    return get_update_rule(name)
+    return None if name == "sgd" else name
 
 
 def _fit_linear(model, data, bk, params, *, seed, dtype, progress, test):
