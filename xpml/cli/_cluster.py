@@ -143,8 +143,9 @@ class WorkerData(WorkerPlugin):
         with self._lock:  # two trials on a worker with two threads load once
             if self._loaded is None:
                 spec = dict(self.spec)
-                bk, threads = _cli.choose_backend(spec.pop("backend")), spec.pop("threads")
-                with _cli.cpu_threads(threads):
+                threads = spec.pop("threads")
+                with _cli.cpu_threads(threads):  # before the backend: JAX reads its thread flags as it starts
+                    bk = _cli.choose_backend(spec.pop("backend"))
                     data = _datasets.load_dataset(spec.pop("dataset"), bk, **spec)
                 self._loaded = (data, bk, threads)
             return self._loaded

@@ -501,21 +501,23 @@ def start(args, dataset: str, what: str, *, check=None):
     from . import _cli, _datasets
     from ._progress import Progress
 
-    bk = _cli.choose_backend(args.backend)
-    if check is not None:
-        check(bk)
     threads = _datasets.cpu_threads(args, dataset)
-    folder = claim_run_dir(args.out, what, resume=getattr(args, "resume", False),
-                           overwrite=getattr(args, "overwrite", False), command=f"xpml run {what}",
-                           fingerprint=fingerprint(args, dataset, what, bk))
-    try:
-        with _cli.cpu_threads(threads), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            run = Run(args, bk, Progress(quiet=args.quiet), threads, run_dir=folder.path, folder=folder)
-            run.data = _datasets.load_from_args(args, bk, dataset)
-            yield run
-    except BaseException:
-        folder.abort()
-        raise
+    # The thread limits come first: choosing JAX starts XLA, which reads its thread flags only then.
+    with _cli.cpu_threads(threads):
+        bk = _cli.choose_backend(args.backend)
+        if check is not None:
+            check(bk)
+        folder = claim_run_dir(args.out, what, resume=getattr(args, "resume", False),
+                               overwrite=getattr(args, "overwrite", False), command=f"xpml run {what}",
+                               fingerprint=fingerprint(args, dataset, what, bk))
+        try:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                run = Run(args, bk, Progress(quiet=args.quiet), threads, run_dir=folder.path, folder=folder)
+                run.data = _datasets.load_from_args(args, bk, dataset)
+                yield run
+        except BaseException:
+            folder.abort()
+            raise
 
 
 def headline(data, args) -> str:
