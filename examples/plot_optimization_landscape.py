@@ -64,7 +64,8 @@ fig.tight_layout()
 # ----------------
 # Random search draws 1000 weight matrices; random local search takes 1000 random steps from a
 # random start and keeps those that lower the loss; gradient descent takes 1000 steps down the
-# analytic gradient. Each curve is the loss after each try or step.
+# analytic gradient. The curves: the best loss so far of random search, the loss of the other two
+# after (local search) or before (gradient) each step.
 
 tries = 1000
 W_rs, rs_losses = landscape.random_search(X_train, y_train, num_classes=C, tries=tries, scale=0.01, rng=rng)
@@ -78,15 +79,16 @@ curves = {
 }
 finals = {"random search": W_rs, "random local search": W_ls, "following the gradient": W_gd}
 
-fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 4))
+fig, ax0 = plt.subplots(figsize=(6, 4))
 for name, losses in curves.items():
     ax0.plot(np.arange(1, tries + 1), losses, label=f"{name} ({test_accuracy(finals[name]):.0%} test)")
     print(f"{name}: loss {losses[-1]:.3f}, test accuracy {test_accuracy(finals[name]):.1%}")
 ax0.set_xscale("log")
 ax0.set_xlabel("try / step")
-ax0.set_ylabel("training loss (best so far)")
+ax0.set_ylabel("training loss")
 ax0.set_title("Three strategies")
 ax0.legend()
+fig.tight_layout()
 
 # %%
 # The step size
@@ -99,6 +101,7 @@ loss0, after = landscape.step_size_table(X_train, y_train, W0, step_sizes)
 print(f"loss before the step: {float(loss0):.3f}")
 for s, v in zip(step_sizes, after, strict=True):
     print(f"  step size {s:.0e}: loss {v:.3f}")
+fig, ax1 = plt.subplots(figsize=(6, 4))
 ax1.semilogx(step_sizes, after, "o-", label="after one step")
 ax1.axhline(float(loss0), color="gray", linestyle="--", label="before")
 ax1.set_xlabel("step size")

@@ -49,6 +49,9 @@ def test_the_same_loss_and_gradients_as_the_dense_scores(bk, labels):
     np.testing.assert_allclose(backend.to_numpy(loss), -logp[np.arange(len(yh)), yh].mean(), rtol=1e-12)
     flat, _ = softmax_loss(logp, yh)
     np.testing.assert_allclose(backend.to_numpy(loss), flat, rtol=1e-12)
+    for i in range(0, len(yh), 4):  # example by example: each log-probability, not only their mean
+        one, _ = hierarchical_softmax_loss_from_features(args[0][i:i + 1, :], *args[1:], y[i:i + 1], TREE)
+        np.testing.assert_allclose(backend.to_numpy(one), -logp[i, yh[i]], rtol=1e-12)
     # The gradients: the dense loss's dx through the linear layer by the chain rule.
     _, dx = hierarchical_softmax_loss(x, yh, TREE)
     G = TREE.num_groups
