@@ -105,7 +105,8 @@ def hierarchical_softmax_loss_from_features(X, W_groups, b_groups, W_classes, b_
     members, position, group_of, back = _tables(tree, xp, device, backend.index_dtype(xp, device))
     labels = xp.astype(y, group_of.dtype)
     gy = xp.take(group_of, labels, axis=0)                                  # (N,) the label's group
-    onehot_g = xp.astype(xp.reshape(gy, (-1, 1)) == xp.arange(G, dtype=gy.dtype, device=device), X.dtype)
+    in_g = xp.reshape(gy, (-1, 1)) == xp.arange(G, dtype=gy.dtype, device=device)
+    onehot_g = xp.astype(in_g, X.dtype)
 
     # Level one: the G group scores of every example.
     sg = X @ W_groups + b_groups
@@ -118,7 +119,8 @@ def hierarchical_softmax_loss_from_features(X, W_groups, b_groups, W_classes, b_
 
     # Level two: the examples sorted by group, so that each group's are one contiguous slice.
     order = xp.argsort(gy, stable=True)
-    counts = [int(n) for n in backend.to_numpy(xp.sum(onehot_g, axis=0))]  # the one host read
+    # The one host read; counted in integers, exact for any N.
+    counts = [int(n) for n in backend.to_numpy(xp.sum(xp.astype(in_g, gy.dtype), axis=0))]
     Xs = xp.take(X, order, axis=0)
     local = xp.take(position, xp.take(labels, order, axis=0), axis=0)       # label's place in its group
     dXs, dWc, dbc = [], [], []
