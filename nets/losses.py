@@ -6,6 +6,8 @@
 - :func:`attribute_loss`: attribute classification, one binary hinge per attribute (y of +1/-1).
 - :func:`hierarchical_softmax_loss` over a :class:`ClassTree`: a softmax over groups of classes,
   then over the classes of the label's group.
+- :func:`hierarchical_softmax_loss_from_features`: the same loss from features and weights, at
+  O(sqrt(C)) work per example (:mod:`nets.hierarchical`).
 - :func:`l2_penalty`: the L2 penalty on a weight matrix, with its gradient.
 
 Each returns ``(loss, grad)``: the loss averaged over the N examples as a 0-d array on the scores'
@@ -23,7 +25,15 @@ import math
 from .. import backend
 from ..backend._arith import iadd, imul, isub, itruediv
 
-__all__ = ["ClassTree", "attribute_loss", "hierarchical_softmax_loss", "l2_penalty", "softmax_loss", "svm_loss"]
+__all__ = [
+    "ClassTree",
+    "attribute_loss",
+    "hierarchical_softmax_loss",
+    "hierarchical_softmax_loss_from_features",
+    "l2_penalty",
+    "softmax_loss",
+    "svm_loss",
+]
 
 # Soft-target rows must sum to one within this (relative to float32's resolution, with room for
 # targets that were themselves computed in float32: a softmax of C classes sums to 1 +- C ulp).
@@ -391,3 +401,7 @@ def l2_penalty(W, /, reg: float, *, xp=None):
     # matmul, not xp.vecdot: array-api-compat's vecdot for torch broadcasts (100x slower there).
     flat = xp.reshape(W, (-1,))
     return reg * (flat @ flat), (2.0 * reg) * W
+
+
+# At the end: nets.hierarchical needs nothing from this module, and its loss belongs with the others.
+from .hierarchical import hierarchical_softmax_loss_from_features  # noqa: E402
