@@ -108,11 +108,16 @@ class AttributeClassifier:
         self.backend = backend.as_backend(xp, device=device)
         xp, device = self.backend.xp, self.backend.device
         self.dtype = backend.float_dtype(xp, device, dtype_name(dtype))
+        # One generator: the initial weights, then the Solver's minibatches (nets.Model's ``rng``).
+        self.rng = backend.Generator(seed, xp=self.backend)
         self.params = {
-            "W": init_weights(backend.Generator(seed, xp=self.backend), (self.input_dim, self.num_attributes),
+            "W": init_weights(self.rng, (self.input_dim, self.num_attributes),
                               std=self.std, dtype=self.dtype),
             "b": xp.zeros((self.num_attributes,), dtype=self.dtype, device=device),
         }
+        # What nets.Model declares: no running state; the Solver draws minibatches from this generator.
+        self.state: dict = {}
+        self.num_classes = self.num_attributes
 
     def __repr__(self) -> str:
         return (f"AttributeClassifier({self.input_dim}, {self.num_attributes}, reg={self.reg}, "
@@ -127,23 +132,29 @@ class AttributeClassifier:
         check_data(X, name=name)
         return X if X.dtype == self.dtype else self.backend.xp.astype(X, self.dtype)
 
-    def _check_labelled(self, X, y, names) -> None:
+    # ---- the model contract (nets.Model): pure functions of explicit parameters -------------------
+
+    def init_state(self) -> dict:
+        return {}
+
+    def validate(self, X, y, /, *, names=("X", "y")) -> None:
         """The Solver's one check of a labelled split: features and +1/-1 attributes."""
         self._own(X, names[0])
         backend.check_on_backend(y, self.backend, name=names[1], owner="this model", target="model.backend")
         _check_attributes(self.backend.xp, y, name=names[1], shape=(X.shape[0], self.num_attributes))
 
-    # ---- the model -----------------------------------------------------------------------------
+    def scores(self, params, X, /, *, state=None):
+        """The attribute scores ``X W + b`` (N, C) with the given parameters."""
+        return X @ params["W"] + params["b"]
 
-    def _scores(self, X):
-        return X @ self.params["W"] + self.params["b"]
-
-    def _loss_and_grads(self, X, y):
+    def loss_and_grads(self, params, X, y, /, *, state=None, rng=None, training=True):
+        """The attribute hinge loss with the L2 term, its gradients and the (empty) state; no checks
+        and no reads back to the host (the Solver has checked its data once)."""
         xp = self.backend.xp
-        data_loss, dscores = attribute_loss(self._scores(X), y, check=False, xp=xp)
-        reg_loss, dW_reg = l2_penalty(self.params["W"], self.reg, xp=xp)
+        data_loss, dscores = attribute_loss(self.scores(params, X), y, check=False, xp=xp)
+        reg_loss, dW_reg = l2_penalty(params["W"], self.reg, xp=xp)
         grads = {"W": xp.matrix_transpose(X) @ dscores + dW_reg, "b": xp.sum(dscores, axis=0)}
-        return data_loss + reg_loss, grads
+        return data_loss + reg_loss, grads, {} if state is None else state
 
     def loss(self, X, y=None):
         """Scores (N, C) without attributes; ``(loss, grads)`` with them (the course's contract).
@@ -160,16 +171,13 @@ class AttributeClassifier:
         """
         X = self._own(X)
         if y is None:
-            return self._scores(X)
-        self._check_labelled(X, y, ("X", "y"))
-        return self._loss_and_grads(X, y)
-
-    def _solver_loss(self, X, y, rng):
-        # The Solver has checked its data once; no read-back per step.
-        return self._scores(X) if y is None else self._loss_and_grads(X, y)
+            return self.scores(self.params, X)
+        self.validate(X, y)
+        loss, grads, _ = self.loss_and_grads(self.params, X, y)
+        return loss, grads
 
     def predict(self, X):
         """The predicted attributes (N, C): +1 where the score is positive, else -1 (int8)."""
         xp = self.backend.xp
-        return xp.where(self._scores(self._own(X)) > 0, xp.asarray(1, dtype=xp.int8, device=self.backend.device),
-                        xp.asarray(-1, dtype=xp.int8, device=self.backend.device))
+        one = xp.asarray(1, dtype=xp.int8, device=self.backend.device)
+        return xp.where(self.scores(self.params, self._own(X)) > 0, one, -one)

@@ -4,7 +4,7 @@ training it on a separable problem, per-attribute accuracy, and clear errors for
 import numpy as np
 import pytest
 
-from xpml import backend
+from xpml import nets, backend
 from xpml.backend.testing import assert_placement
 from xpml.classifiers import AttributeClassifier, attribute_accuracy, eval_numerical_gradient_array, rel_error
 from xpml.nets import Solver
@@ -62,6 +62,7 @@ def test_the_solver_learns_separable_attributes(bk):
     model = AttributeClassifier(D, C, dtype="float64", xp=bk)
     Xd, Yd = bk.asarray(X, dtype=bk.xp.float64), bk.asarray(Y)
     before = backend.to_numpy(attribute_accuracy(model.predict(Xd), Yd))
+    assert isinstance(model, nets.Model)  # trained through the contract, not the course-model adapter
     solver = Solver(model, {"X_train": Xd, "y_train": Yd}, optim_config={"learning_rate": 0.5},
                     batch_size=None, num_epochs=100, train_accuracy=None, verbose=False)
     solver.train()
