@@ -4,7 +4,7 @@ training it on a separable problem, per-attribute accuracy, and clear errors for
 import numpy as np
 import pytest
 
-from xpml import nets, backend
+from xpml import backend, nets
 from xpml.backend.testing import assert_placement
 from xpml.classifiers import AttributeClassifier, attribute_accuracy, eval_numerical_gradient_array, rel_error
 from xpml.nets import Solver
