@@ -30,6 +30,7 @@ from typing import NamedTuple
 import array_api_extra as xpx
 
 from .. import backend
+from ..backend._arith import writeable
 from .layers import (
     batchnorm_backward,
     batchnorm_forward,
@@ -160,6 +161,32 @@ def _window(start: int, count: int, stride: int) -> slice:
     return slice(start, start + stride * (count - 1) + 1, stride)
 
 
+def _spread(xp, device, v, axis: int, window: slice, length: int):
+    """``v`` (size n along ``axis``) placed at rows ``window`` of a zero array of ``length`` rows there."""
+    n, step = v.shape[axis], window.step or 1
+    if step > 1:
+        # Each row followed by step - 1 zero rows, then the trailing zeros cut: rows start + i step.
+        zeros = xp.zeros(v.shape, dtype=v.dtype, device=device)
+        shape = list(v.shape)
+        shape[axis] = n * step
+        v = xp.reshape(xp.stack([v] + [zeros] * (step - 1), axis=axis + 1), tuple(shape))
+        keep = [slice(None)] * v.ndim
+        keep[axis] = slice(0, (n - 1) * step + 1)
+        v = v[tuple(keep)]
+    before, after = window.start, length - window.start - v.shape[axis]
+    pads = [(0, 0)] * v.ndim
+    pads[axis] = (before, after)
+    return xpx.pad(v, tuple(pads), xp=xp) if before or after else v
+
+
+def _add_at(xp, device, a, rows: slice, cols: slice, value):
+    """``a[:, :, rows, cols] += value``: in place where ``a`` is writeable, else as a new array
+    (JAX, read-only NumPy), adding the same numbers in the same order."""
+    if writeable(a):
+        return xpx.at(a)[:, :, rows, cols].add(value)
+    return a + _spread(xp, device, _spread(xp, device, value, 2, rows, a.shape[2]), 3, cols, a.shape[3])
+
+
 def _pad(xp, x, pad: int):
     return x if pad == 0 else xpx.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), xp=xp)
 
@@ -231,7 +258,7 @@ def conv_backward_naive(dout, cache, /):
             rows, cols = _window(i * g.stride, HH, g.dilation), _window(j * g.stride, WW, g.dilation)
             d = dout[:, :, i, j]
             dw = dw + xp.tensordot(d, xpad[:, :, rows, cols], axes=([0], [0]))
-            dxpad = xpx.at(dxpad)[:, :, rows, cols].add(xp.tensordot(d, w, axes=([1], [0])))
+            dxpad = _add_at(xp, device, dxpad, rows, cols, xp.tensordot(d, w, axes=([1], [0])))
     H, W = x.shape[2], x.shape[3]
     dx = dxpad[:, :, g.pad:g.pad + H, g.pad:g.pad + W]
     return dx, dw, xp.sum(dout, axis=(0, 2, 3))
@@ -277,7 +304,7 @@ def _col2im(xp, device, dcols, x_shape, HH: int, WW: int, g: _ConvGeometry):
     for k in range(HH):
         for m in range(WW):
             rows, cols = _window(k * g.dilation, g.out_h, g.stride), _window(m * g.dilation, g.out_w, g.stride)
-            dxpad = xpx.at(dxpad)[:, :, rows, cols].add(dcols[:, :, k, m, :, :])
+            dxpad = _add_at(xp, device, dxpad, rows, cols, dcols[:, :, k, m, :, :])
     return dxpad[:, :, g.pad:g.pad + H, g.pad:g.pad + W]
 
 
@@ -427,7 +454,7 @@ def max_pool_backward_naive(dout, cache, /):
             first = xp.argmax(xp.reshape(x[:, :, rows, cols], (N, C, K)), axis=2)
             mask = xp.astype(xp.expand_dims(first, axis=2) == taps, dout.dtype)
             grad = mask * xp.expand_dims(dout[:, :, i, j], axis=2)
-            dx = xpx.at(dx)[:, :, rows, cols].add(xp.reshape(grad, (N, C, g.pool_height, g.pool_width)))
+            dx = _add_at(xp, device, dx, rows, cols, xp.reshape(grad, (N, C, g.pool_height, g.pool_width)))
     return dx
 
 
@@ -468,8 +495,8 @@ def max_pool_backward_fast(dout, cache, /):
     dx = xp.zeros(x.shape, dtype=dout.dtype, device=device)
     for k in range(g.pool_height):
         for m in range(g.pool_width):
-            dx = xpx.at(dx)[:, :, _window(k, g.out_h, g.stride), _window(m, g.out_w, g.stride)].add(
-                grad[:, :, k * g.pool_width + m, :, :])
+            dx = _add_at(xp, device, dx, _window(k, g.out_h, g.stride), _window(m, g.out_w, g.stride),
+                         grad[:, :, k * g.pool_width + m, :, :])
     return dx
 
 

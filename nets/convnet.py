@@ -37,6 +37,7 @@ import re
 from dataclasses import dataclass
 
 from .. import backend
+from ..backend._arith import iadd
 from ..backend.validation import check_data
 from ._model import Net, as_float, as_int, check_size, dtype_name
 from .checkpoint import register_model
@@ -62,8 +63,9 @@ from .layers import (
     keep_probability,
     relu_backward,
     relu_forward,
-    softmax_loss,
 )
+from .losses import l2_penalty, softmax_loss
+from .model import CourseFace
 
 __all__ = ["VGG16", "ConvNet", "Layer", "Summary", "ThreeLayerConvNet", "parse_architecture", "summarize"]
 
@@ -345,8 +347,11 @@ def summarize(architecture, input_dim, /, *, bytes_per_value: int = 4) -> Summar
 
 # ---- the net ------------------------------------------------------------------------------------------
 
+_STATS = ("running_mean", "running_var")
+
+
 @register_model
-class ConvNet(Net):
+class ConvNet(Net, CourseFace):
     """A convolutional net of the notes' pattern, given in their notation, with a softmax loss.
 
     Parameters
@@ -363,16 +368,25 @@ class ConvNet(Net):
         Standard deviation of the initial weights for ``init="std"``.
     dtype, seed, init, xp, device : keyword-only
         As :class:`nets.FullyConnectedNet`; ``init="he"`` scales each layer by ``sqrt(2 / fan_in)``
-        with ``fan_in = C FH FW`` for a convolution.
+        with ``fan_in = C FH FW`` for a convolution. As there, ``seed`` also fixes the dropout
+        masks of direct :meth:`loss` calls (for gradient checks); :class:`nets.Solver` draws
+        fresh masks from its generator.
 
     Attributes
     ----------
     params : dict
         ``W1, b1, ...`` for every CONV and FC layer in order (``W`` of a CONV is (F, C, FH, FW), of
         an FC (D, M)), ``gamma<k>``, ``beta<k>`` for normalized ones.
+    state : dict
+        The batch-norm running statistics, ``bn<k>/running_mean`` and ``bn<k>/running_var`` (K,)
+        of every batch-normalized layer k (numbered as the parameters); ``{}`` without batch norm.
     layers : tuple of :class:`Layer`
-    bn_params : dict
-        ``k -> bn_param`` (running statistics) of every batch-normalized layer k.
+
+    Notes
+    -----
+    The net implements :class:`nets.model.Model`: :meth:`loss_and_grads` and :meth:`scores` are
+    functions of the parameters and state they are given (the running statistics come back as
+    a new state), so the Solver traces them into one compiled step on JAX.
     """
 
     def __init__(self, architecture, input_dim=(3, 32, 32), *, reg=0.0, weight_scale=1e-3, dtype=None, seed=None,
@@ -390,7 +404,7 @@ class ConvNet(Net):
                 self.params[name] = xp.ones(shape, dtype=self.dtype, device=device)
             else:
                 self.params[name] = xp.zeros(shape, dtype=self.dtype, device=device)
-        self.bn_params = self._fresh_norm_params()
+        self.state = self.init_state()
 
     def _configure(self, architecture, input_dim, reg, weight_scale, dtype, seed, init, xp, device):
         self.layers = parse_architecture(architecture) if isinstance(architecture, str) else tuple(architecture)
@@ -412,19 +426,9 @@ class ConvNet(Net):
         self.rng = backend.Generator(seed, xp=self.backend)
         self.seed = None if seed is None else int(seed)
 
-    def _fresh_norm_params(self) -> dict:
-        xp, device = self.backend.xp, self.backend.device
-        out = {}
-        k = 0
-        for layer in self.layers:
-            if layer.kind == "pool":
-                continue
-            k += 1
-            if layer.norm == "batchnorm":
-                out[k] = {"mode": "train",
-                          "running_mean": xp.zeros((layer.outputs,), dtype=self.dtype, device=device),
-                          "running_var": xp.zeros((layer.outputs,), dtype=self.dtype, device=device)}
-        return out
+    def _numbered(self):
+        """``(k, layer)`` of every CONV and FC layer, k numbering its parameters from 1."""
+        return [(k, layer) for k, layer in enumerate((la for la in self.layers if la.kind != "pool"), start=1)]
 
     def _widths(self):
         return [math.prod(s) for s in self._out_shapes] + [self.input_dim]
@@ -448,11 +452,18 @@ class ConvNet(Net):
             X = self.backend.xp.reshape(X, (X.shape[0], *self.image_shape))
         return X
 
+    def _images(self, X):
+        """Rows (N, C*H*W) as images (N, C, H, W): a reshape, so it traces (checked data only)."""
+        return X if X.ndim == 4 else self.backend.xp.reshape(X, (X.shape[0], *self.image_shape))
+
     # ---- forward and backward -------------------------------------------------------------------
 
-    def _forward(self, X, mode: str, rng):
-        xp = self.backend.xp
-        h, caches, k = X, [], 0
+    def _forward(self, params, X, *, state, training: bool, rng):
+        """Scores (N, K), the caches of every layer, and the new state (the running statistics
+        after this batch in training mode; ``state`` itself in test mode)."""
+        xp, device = self.backend.xp, self.backend.device
+        mode = "train" if training else "test"
+        h, caches, new_state, k = self._images(X), [], dict(state), 0
         for layer in self.layers:
             if layer.kind == "pool":
                 h, cache = max_pool_forward_fast(h, {"pool_height": layer.size[0], "pool_width": layer.size[1],
@@ -460,47 +471,71 @@ class ConvNet(Net):
                 caches.append((cache,))
                 continue
             k += 1
-            W, b = self.params[f"W{k}"], self.params[f"b{k}"]
+            W, b = params[f"W{k}"], params[f"b{k}"]
             if layer.kind == "conv":
                 h, c_main = conv_forward_fast(h, W, b, {"stride": layer.stride, "pad": layer.pad,
                                                         "dilation": layer.dilation})
             else:
-                h, c_main = affine_forward(h, W, b)
+                h, c_main = affine_forward(h, W, b, xp=xp)
             c_norm = c_relu = c_drop = None
             if layer.norm == "batchnorm":
-                bn_param = self.bn_params[k]
-                bn_param["mode"] = mode
-                norm = spatial_batchnorm_forward if layer.kind == "conv" else batchnorm_forward
-                h, c_norm = norm(h, self.params[f"gamma{k}"], self.params[f"beta{k}"], bn_param)
+                # A fresh bn_param per call: the layer stores the new statistics into it, and
+                # they are read back from there into the new state; nothing the caller gave changes.
+                bn_param = {"mode": mode, **{s: state[f"bn{k}/{s}"] for s in _STATS}}
+                if layer.kind == "conv":
+                    h, c_norm = spatial_batchnorm_forward(h, params[f"gamma{k}"], params[f"beta{k}"], bn_param)
+                else:
+                    h, c_norm = batchnorm_forward(h, params[f"gamma{k}"], params[f"beta{k}"], bn_param, xp=xp,
+                                                  device=device)
+                if training:
+                    new_state.update({f"bn{k}/{s}": bn_param[s] for s in _STATS})
             elif layer.norm == "groupnorm":
-                h, c_norm = spatial_groupnorm_forward(h, self.params[f"gamma{k}"], self.params[f"beta{k}"],
-                                                      layer.groups, {})
+                h, c_norm = spatial_groupnorm_forward(h, params[f"gamma{k}"], params[f"beta{k}"], layer.groups, {})
             if layer.relu:
-                h, c_relu = relu_forward(h)
-            if layer.keep != 1.0 and mode == "train":
+                h, c_relu = relu_forward(h, xp=xp)
+            if layer.keep != 1.0 and training:
                 param = {"mode": "train", "p": layer.keep}
                 if rng is not None:
                     param["generator"] = rng
                 elif self.seed is not None:
                     param["seed"] = self.seed + k
-                h, c_drop = dropout_forward(h, param)
+                h, c_drop = dropout_forward(h, param, xp=xp, device=device)
             caches.append((c_main, c_norm, c_relu, c_drop))
         if h.ndim == 4:  # the convolutional form on the size it was built for: (N, K, 1, 1)
             h = xp.reshape(h, (h.shape[0], h.shape[1]))
-        return h, caches
+        return h, caches, new_state
+
+    # ---- the model contract (nets.model.Model) -----------------------------------------------------
+
+    def init_state(self) -> dict:
+        """Zero running statistics of every batch-normalized layer (empty without batch norm)."""
+        xp, device = self.backend.xp, self.backend.device
+        return {f"bn{k}/{s}": xp.zeros((layer.outputs,), dtype=self.dtype, device=device)
+                for k, layer in self._numbered() if layer.norm == "batchnorm" for s in _STATS}
+
+    def scores(self, params, X, /, *, state):
+        """Class scores (N, K) in test mode (no dropout, running statistics), unchecked."""
+        return self._forward(params, X, state=state, training=False, rng=None)[0]
 
     def _scores(self, X):
-        return self._forward(X, "test", None)[0]
+        return self.scores(self.params, X, state=self.state)
 
-    def _solver_loss(self, X, y, rng):
-        """The loss without entry checks, for :class:`nets.Solver` (see :meth:`loss`)."""
-        if y is None:
-            return self._scores(X)
-        xp = self.backend.xp
-        scores, caches = self._forward(X, "train", rng)
-        loss, dout = softmax_loss(scores, y)
+    def loss_and_grads(self, params, X, y, /, *, state, rng=None, training=True):
+        """``(loss, grads, state)`` for unchecked inputs (see :class:`nets.model.Model`).
+
+        In training mode the dropout masks come from ``rng`` (None: the net's fixed-seed masks,
+        as the course's gradient checks need) and batch norm uses the batch statistics, returning
+        the updated running statistics. The loss includes ``0.5 * reg * sum(W**2)``. Nothing is
+        read back to the host.
+        """
+        if training and X.shape[0] < 2 and any(layer.norm == "batchnorm" for layer in self.layers):
+            raise ValueError("batch norm in training mode needs at least 2 examples per batch (the variance of one "
+                             f"example is 0); got a batch of {X.shape[0]}: use a larger batch_size")
+        xp, device = self.backend.xp, self.backend.device
+        scores, caches, new_state = self._forward(params, X, state=state, training=training, rng=rng)
+        loss, dout = softmax_loss(scores, y, xp=xp, device=device)
         grads = {}
-        k = sum(1 for layer in self.layers if layer.kind != "pool")
+        k = len(self._numbered())
         for i in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[i]
             if layer.kind == "pool":
@@ -508,27 +543,28 @@ class ConvNet(Net):
                 continue
             c_main, c_norm, c_relu, c_drop = caches[i]
             if c_drop is not None:
-                dout = dropout_backward(dout, c_drop)
+                dout = dropout_backward(dout, c_drop, xp=xp)
             if c_relu is not None:
-                dout = relu_backward(dout, c_relu)
-            if layer.norm:
-                back = {"groupnorm": spatial_groupnorm_backward,
-                        "batchnorm": spatial_batchnorm_backward if layer.kind == "conv" else batchnorm_backward}
-                dout, grads[f"gamma{k}"], grads[f"beta{k}"] = back[layer.norm](dout, c_norm)
+                dout = relu_backward(dout, c_relu, xp=xp)
+            if layer.norm == "groupnorm":
+                dout, grads[f"gamma{k}"], grads[f"beta{k}"] = spatial_groupnorm_backward(dout, c_norm)
+            elif layer.norm == "batchnorm":
+                back = spatial_batchnorm_backward if layer.kind == "conv" else batchnorm_backward
+                dout, grads[f"gamma{k}"], grads[f"beta{k}"] = back(dout, c_norm)
             if layer.kind == "conv":
                 if dout.ndim == 2:
                     dout = xp.reshape(dout, (*dout.shape, 1, 1))
                 dout, grads[f"W{k}"], grads[f"b{k}"] = conv_backward_fast(dout, c_main)
             else:
-                dout, grads[f"W{k}"], grads[f"b{k}"] = affine_backward(dout, c_main)
+                dout, grads[f"W{k}"], grads[f"b{k}"] = affine_backward(dout, c_main, need_dx=i > 0, xp=xp)
             k -= 1
         if self.reg:
             for name in self._pshapes:
                 if name.startswith("W"):
-                    W = self.params[name]
-                    loss = loss + 0.5 * self.reg * xp.sum(W * W)
-                    grads[name] = grads[name] + self.reg * W
-        return loss, grads
+                    penalty, dW = l2_penalty(params[name], 0.5 * self.reg, xp=xp)
+                    loss = loss + penalty
+                    grads[name] = iadd(grads[name], dW)
+        return loss, grads, new_state
 
     def loss(self, X, y=None):
         """Scores, or the loss and its gradients, as the course's ``ThreeLayerConvNet.loss``.
@@ -545,7 +581,8 @@ class ConvNet(Net):
         scores : array (N, K)
             When ``y`` is None.
         (loss, grads) : (0-d array, dict)
-            Otherwise (training mode); ``grads`` has the keys and shapes of :attr:`params`.
+            Otherwise (training mode: dropout and batch statistics, the new running statistics
+            stored in :attr:`state`); ``grads`` has the keys and shapes of :attr:`params`.
 
         Notes
         -----
@@ -554,7 +591,7 @@ class ConvNet(Net):
         if y is None:
             return self._scores(self._check_X(X))
         X, y = self._check_labelled(X, y)
-        return self._solver_loss(X, y, None)
+        return CourseFace.loss(self, X, y)
 
     # ---- fully connected layers as convolutions --------------------------------------------------
 
@@ -598,7 +635,7 @@ class ConvNet(Net):
         net._configure(tuple(layers), self.image_shape, self.reg, self.weight_scale, self.dtype_name, self.seed,
                        self.init, self.backend, None)
         net.params = params
-        net.bn_params = {k: dict(p) for k, p in self.bn_params.items()}
+        net.state = dict(self.state)
         net.num_classes = self.num_classes
         return net
 
@@ -610,12 +647,7 @@ class ConvNet(Net):
                 "dtype": self.dtype_name, "seed": self.seed, "init": self.init}
 
     def _checkpoint_state(self) -> dict:
-        return {f"bn{k}/{s}": p[s] for k, p in self.bn_params.items() for s in ("running_mean", "running_var")}
-
-    def _restore_state(self, state: dict) -> None:
-        for key, value in state.items():
-            layer, _, stat = key.partition("/")
-            self.bn_params[int(layer.removeprefix("bn"))][stat] = value
+        return self.state
 
     @classmethod
     def _checkpoint_shapes(cls, config: dict) -> dict:
@@ -628,7 +660,7 @@ class ConvNet(Net):
             if layer.kind != "pool":
                 k += 1
                 if layer.norm == "batchnorm":
-                    for s in ("running_mean", "running_var"):
+                    for s in _STATS:
                         shapes[f"state/bn{k}/{s}"] = (layer.outputs,)
         return shapes
 
@@ -637,13 +669,58 @@ class ConvNet(Net):
         net = cls.__new__(cls)
         net._configure(config["architecture"], config["input_dim"], config["reg"], config["weight_scale"],
                        dtype if dtype is not None else config["dtype"], config["seed"], config["init"], xp, device)
-        put = net.backend.asarray
-        net.params = {k: put(arrays[f"param/{k}"], dtype=net.dtype) for k in net._pshapes}
-        net.bn_params = net._fresh_norm_params()
-        for k, p in net.bn_params.items():
-            for s in ("running_mean", "running_var"):
-                p[s] = put(arrays[f"state/bn{k}/{s}"], dtype=net.dtype)
+        net._set_arrays(arrays)
         return net
+
+    def _set_arrays(self, arrays: dict) -> None:
+        put = self.backend.asarray
+        self.params = {k: put(arrays[f"param/{k}"], dtype=self.dtype) for k in self._pshapes}
+        self.state = {k: put(arrays[f"state/{k}"], dtype=self.dtype) for k in self.init_state()}
+
+    def load_params(self, path, /) -> None:
+        """Put the parameters and running statistics of the checkpoint at ``path`` into this net.
+
+        The checkpoint may come from any backend and dtype, and from a net of another class with
+        the same layers (a :class:`ThreeLayerConvNet` into the equivalent :class:`ConvNet`);
+        its arrays are placed on this net's backend in its dtype.
+
+        Raises
+        ------
+        ValueError
+            When the checkpoint's net has other layers: the message names the first layer of this
+            net whose parameters the checkpoint lacks or holds with another shape, with both shapes.
+        """
+        from .checkpoint import load_model
+
+        other, _ = load_model(path)
+        theirs = {f"param/{k}": v for k, v in other.params.items()}
+        theirs.update({f"state/{k}": v for k, v in getattr(other, "state", {}).items()})
+        expected = {f"param/{k}": v for k, v in self._pshapes.items()}
+        expected.update({f"state/{k}": tuple(v.shape) for k, v in self.init_state().items()})
+        layer_of = {}
+        for (k, layer), i in zip(self._numbered(), [j for j, la in enumerate(self.layers, 1) if la.kind != "pool"],
+                                 strict=True):
+            for name in (f"W{k}", f"b{k}", f"gamma{k}", f"beta{k}", *(f"bn{k}/{s}" for s in _STATS)):
+                layer_of[name] = f"layer {i} ({layer.token})"
+        extra = sorted(set(k.partition("/")[2] for k in theirs) - set(k.partition("/")[2] for k in expected))
+        for key, shape in expected.items():
+            name = key.partition("/")[2]
+            got = tuple(theirs[key].shape) if key in theirs else None
+            if got != tuple(shape):
+                held = "lacks it" if got is None else f"holds {got}"
+                raise ValueError(f"{path}: {layer_of[name]} of this {type(self).__name__} needs {name} of shape "
+                                 f"{tuple(shape)}; the checkpoint (a {type(other).__name__}) {held}: it was saved "
+                                 f"from a net of another architecture ({_describe(other)})")
+        if extra:
+            raise ValueError(f"{path}: the checkpoint (a {type(other).__name__}, {_describe(other)}) has "
+                             f"{', '.join(extra)}, which this net lacks: it was saved from a net of another "
+                             f"architecture than {self.architecture!r}")
+        self._set_arrays({k: backend.to_numpy(v) for k, v in theirs.items()})
+
+
+def _describe(model) -> str:
+    arch = getattr(model, "architecture", None)
+    return f"architecture {arch!r}" if arch else repr(model)
 
 
 class _FullyConvolutional(ConvNet):
@@ -675,7 +752,7 @@ class _FullyConvolutional(ConvNet):
                                      {"stride": layer.stride, "pad": layer.pad, "dilation": layer.dilation})
             if layer.norm == "batchnorm":
                 h, _ = spatial_batchnorm_forward(h, self.params[f"gamma{k}"], self.params[f"beta{k}"],
-                                                 {**self.bn_params[k], "mode": "test"})
+                                                 {"mode": "test", **{s: self.state[f"bn{k}/{s}"] for s in _STATS}})
             elif layer.norm == "groupnorm":
                 h, _ = spatial_groupnorm_forward(h, self.params[f"gamma{k}"], self.params[f"beta{k}"],
                                                  layer.groups, {})
@@ -744,6 +821,5 @@ class ThreeLayerConvNet(ConvNet):
         net.hyper = {k: as_int(config[k], name=k) for k in keys}
         net._configure(cls._architecture(**net.hyper), config["input_dim"], config["reg"], config["weight_scale"],
                        dtype if dtype is not None else config["dtype"], config["seed"], "std", xp, device)
-        net.params = {k: net.backend.asarray(arrays[f"param/{k}"], dtype=net.dtype) for k in net._pshapes}
-        net.bn_params = {}
+        net._set_arrays(arrays)
         return net

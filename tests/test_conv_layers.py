@@ -10,6 +10,8 @@ from xpml.backend.testing import assert_close, assert_placement
 from xpml.classifiers.gradient_check import eval_numerical_gradient_array, rel_error
 from xpml.nets import conv_layers as L
 
+from ._readonly import READONLY_BACKEND, readonly_arrays
+
 
 def _arrays(bk, *shapes, seed=0, dtype="float64"):
     host = np.random.default_rng(seed)
@@ -362,3 +364,33 @@ def test_mixed_backends_are_refused(bk):
     x, w, b = _arrays(bk, (1, 1, 4, 4), (1, 1, 3, 3), (1,))
     with pytest.raises(backend.BackendMismatchError):
         L.conv_forward_fast(x, backend.to_numpy(w), b, {})
+
+
+def test_backward_passes_on_read_only_arrays_agree_bitwise(monkeypatch):
+    # Where an array refuses writes (read-only NumPy here, JAX), the gradients are added into a
+    # new array instead of in place: the same numbers in the same order, so the same bits.
+    def grads(bk):
+        out = []
+        for x_shape, w_shape, conv_param in SHAPES:
+            x, w, b = _arrays(bk, x_shape, w_shape, (w_shape[0],))
+            for forward, backward_ in ((L.conv_forward_naive, L.conv_backward_naive),
+                                       (lambda *a: L.conv_forward_fast(*a, native=False), L.conv_backward_fast)):
+                y, cache = forward(x, w, b, conv_param)
+                (dout,) = _arrays(bk, tuple(y.shape), seed=1)
+                out += [_np(g).copy() for g in backward_(dout, cache)]
+        for x_shape, pool_param in POOLS:
+            (x,) = _arrays(bk, x_shape)
+            for forward, backward_ in ((L.max_pool_forward_naive, L.max_pool_backward_naive),
+                                       (lambda *a: L.max_pool_forward_fast(*a, native=False),
+                                        L.max_pool_backward_fast)):
+                y, cache = forward(x, pool_param)
+                (dout,) = _arrays(bk, tuple(y.shape), seed=1)
+                out.append(_np(backward_(dout, cache)).copy())
+        return out
+
+    in_place = grads(backend.get_backend("numpy"))
+    with readonly_arrays(monkeypatch):
+        functional = grads(READONLY_BACKEND)
+    assert len(functional) == len(in_place)
+    for got, want in zip(functional, in_place, strict=True):
+        np.testing.assert_array_equal(got, want)

@@ -8,10 +8,24 @@ import numpy as np
 import pytest
 
 from xpml import backend
+from xpml.backend._compile import compiler
 from xpml.backend.testing import assert_close, assert_placement
 from xpml.classifiers.gradient_check import eval_numerical_gradient, param_loss, rel_error
-from xpml.nets import ConvNet, Solver, ThreeLayerConvNet, load_model, save_model
+from xpml.nets import (
+    ConvNet,
+    Ensemble,
+    FullyConnectedNet,
+    Model,
+    Solver,
+    ThreeLayerConvNet,
+    load_model,
+    rules,
+    save_model,
+)
+from xpml.nets.augment import Compose, RandomFlip, RandomShift
 from xpml.nets.convnet import VGG16, Layer, parse_architecture, summarize
+
+from ._readonly import READONLY_BACKEND, readonly_arrays
 
 
 def _data(bk, n, shape, num_classes, seed=0, dtype="float64"):
@@ -220,3 +234,204 @@ def test_the_solver_overfits_fifty_examples_the_same_way_on_two_backends():
         assert solver.train_acc_history[-1] == 1.0
         histories.append(np.asarray(solver.loss_history, dtype=np.float64))
     np.testing.assert_allclose(histories[0], histories[1], rtol=1e-4)
+
+
+# ---- the model contract -------------------------------------------------------------------------------
+
+# A tiny net with every kind of layer the contract threads something through: spatial batch norm
+# (state), dropout (masks from the generator), pooling and an FC head.
+TINY = "CONV3-4 BN POOL2 FC-8 DROP0.75 FC-3"
+TINY_INPUT = (2, 6, 6)
+
+
+def _tiny(bk, dtype="float32", seed=0, **kw):
+    return ConvNet(TINY, TINY_INPUT, reg=1e-3, weight_scale=0.3, dtype=dtype, seed=seed, xp=bk, **kw)
+
+
+def _host(tree):
+    return {k: backend.to_numpy(v).copy() for k, v in tree.items()}
+
+
+def _train(bk, dtype="float32", *, compile=True, num_iters=6, **kw):
+    """A tiny ConvNet trained a few Solver steps on ``bk``: (net, solver)."""
+    X, y = _data(bk, 24, TINY_INPUT, 3, dtype=dtype)
+    net = _tiny(bk, dtype)
+    solver = Solver(net, {"X_train": X, "y_train": y, "X_val": X, "y_val": y}, update_rule="sgd_momentum",
+                    optim_config={"learning_rate": 0.05}, batch_size=8, num_iters=num_iters, verbose=False, seed=3,
+                    compile=compile, **kw)
+    solver.train()
+    return net, solver
+
+
+def test_a_convnet_is_a_model_and_its_loss_and_grads_is_pure(bk):
+    net = _tiny(bk, "float64")
+    assert isinstance(net, Model) and isinstance(ThreeLayerConvNet(seed=0, xp=bk), Model)
+    assert set(net.state) == {"bn1/running_mean", "bn1/running_var"}
+    X, y = _data(bk, 4, TINY_INPUT, 3)
+    params, state = _host(net.params), _host(net.state)
+    loss, grads, new_state = net.loss_and_grads(net.params, X, y, state=net.state, rng=backend.Generator(1, xp=bk))
+    assert_placement(loss, backend=bk, shape=(), dtype=bk.xp.float64)
+    assert set(grads) == set(net.params)
+    for k, v in new_state.items():
+        assert_placement(v, like=net.state[k])
+    # Nothing it was given changed; the batch moved the running statistics in the new state.
+    for k, v in _host(net.params).items():
+        np.testing.assert_array_equal(v, params[k])
+    for k, v in _host(net.state).items():
+        np.testing.assert_array_equal(v, state[k])
+    assert np.max(np.abs(backend.to_numpy(new_state["bn1/running_mean"]))) > 0
+    # Test mode: the running statistics are used and kept, and the loss is that of the scores.
+    loss_t, _, kept = net.loss_and_grads(net.params, X, y, state=new_state, training=False)
+    assert all(kept[k] is new_state[k] for k in new_state)
+    scores = backend.to_numpy(net.scores(net.params, X, state=new_state))
+    s = scores - scores.max(axis=1, keepdims=True)
+    ref = -np.mean(s[np.arange(4), backend.to_numpy(y)] - np.log(np.exp(s).sum(axis=1)))
+    ref += 0.5 * net.reg * sum(float(np.sum(w ** 2)) for k, w in params.items() if k.startswith("W"))
+    assert abs(float(backend.to_numpy(loss_t)) - ref) < 1e-12
+    # The course face stores the new statistics back.
+    net.loss(X, y)
+    np.testing.assert_allclose(backend.to_numpy(net.state["bn1/running_var"]),
+                               backend.to_numpy(new_state["bn1/running_var"]), rtol=1e-12)
+
+
+def test_the_init_state_is_zero_running_statistics(bk):
+    net = _tiny(bk)
+    fresh = net.init_state()
+    assert set(fresh) == set(net.state)
+    for v in fresh.values():
+        assert_placement(v, backend=bk, shape=(4,), dtype=bk.xp.float32)
+        assert not np.any(backend.to_numpy(v))
+    assert ConvNet("CONV3-2 FC-2", (1, 4, 4), xp=bk).init_state() == {}
+
+
+@pytest.mark.readonly_backend
+def test_the_solver_trains_a_convnet_on_the_contract(bk):
+    net, solver = _train(bk, num_iters=12)
+    assert solver._impl is net  # no adapter: the Solver calls the contract itself
+    assert (solver._compiled is not None) == (compiler(bk) is not None)
+    assert np.isfinite(solver.loss_history).all()
+    assert np.mean(solver.loss_history[-3:]) < solver.loss_history[0]
+    for v in net.state.values():
+        assert_placement(v, backend=bk, shape=(4,), dtype=bk.xp.float32)
+    assert np.max(np.abs(backend.to_numpy(net.state["bn1/running_mean"]))) > 0
+
+
+def test_the_same_seed_gives_the_same_run_on_every_backend(bk):
+    # float64, so that what differs is only the order of the sums: the masks, minibatches and
+    # initial weights are the same draws everywhere.
+    net, solver = _train(bk, "float64")
+    ref_net, ref = _train(backend.get_backend("numpy"), "float64")
+    np.testing.assert_allclose(solver.loss_history, ref.loss_history, rtol=1e-9)
+    for k, v in _host(ref_net.params).items():
+        np.testing.assert_allclose(backend.to_numpy(net.params[k]), v, rtol=1e-8, atol=1e-12, err_msg=k)
+    for k, v in _host(ref_net.state).items():
+        np.testing.assert_allclose(backend.to_numpy(net.state[k]), v, rtol=1e-8, atol=1e-12, err_msg=k)
+
+
+def test_the_compiled_step_and_the_eager_one_agree(bk):
+    if compiler(bk) is None:
+        pytest.skip(f"{bk.label} has no compiler: its step is the eager one")
+    for dtype, rtol, atol in (("float32", 2e-4, 1e-6), ("float64", 1e-10, 1e-13)):
+        compiled_net, compiled = _train(bk, dtype, compile=True)
+        eager_net, eager = _train(bk, dtype, compile=False)
+        assert compiled._compiled.traces == 1 and eager._compiled is None
+        np.testing.assert_allclose(compiled.loss_history, eager.loss_history, rtol=rtol, err_msg=dtype)
+        for k, v in _host(eager_net.params).items():
+            np.testing.assert_allclose(backend.to_numpy(compiled_net.params[k]), v, rtol=rtol, atol=atol, err_msg=k)
+        for k, v in _host(eager_net.state).items():
+            np.testing.assert_allclose(backend.to_numpy(compiled_net.state[k]), v, rtol=rtol, atol=atol, err_msg=k)
+
+
+def test_in_place_and_functional_training_agree_bitwise(monkeypatch):
+    # On NumPy the Solver updates parameters in place; on read-only arrays every update and every
+    # running statistic is a new array. Same seed, same operations: the very same numbers.
+    def run(bk):
+        net, solver = _train(bk, transforms=[rules.l2(1e-3)])
+        return _host(net.params) | {f"state/{k}": v for k, v in _host(net.state).items()}, solver.loss_history
+
+    fast, fast_losses = run(backend.get_backend("numpy"))
+    with readonly_arrays(monkeypatch):
+        functional, functional_losses = run(READONLY_BACKEND)
+    assert fast.keys() == functional.keys()
+    for k in fast:
+        np.testing.assert_array_equal(functional[k], fast[k], err_msg=k)
+    assert functional_losses == fast_losses
+
+
+def test_ensembles_of_convnets_from_checkpoints_and_from_seeds_predict(bk, tmp_path):
+    X, y = _data(bk, 24, TINY_INPUT, 3, dtype="float32")
+    net = _tiny(bk)
+    Solver(net, {"X_train": X, "y_train": y, "X_val": X, "y_val": y}, update_rule="adam", batch_size=8,
+           num_epochs=2, verbose=False, checkpoint_name=tmp_path / "tiny").train()
+    from_checkpoints = Ensemble.from_checkpoints(tmp_path / "tiny", last=2, xp=bk)
+    assert len(from_checkpoints.models) == 2
+    assert all(isinstance(m, ConvNet) and m.state for m in from_checkpoints.models)
+    from_seeds = Ensemble([_tiny(bk, seed=s) for s in range(3)])
+    for ensemble in (from_checkpoints, from_seeds):
+        proba = ensemble.predict_proba(X)
+        assert_placement(proba, backend=bk, shape=(24, 3), dtype=bk.xp.float32)
+        mean = np.mean([backend.to_numpy(m.predict_proba(X)) for m in ensemble.models], axis=0)
+        np.testing.assert_allclose(backend.to_numpy(proba), mean, rtol=1e-5, atol=1e-7)
+        labels = ensemble.predict(X)
+        assert_placement(labels, backend=bk, shape=(24,))
+        np.testing.assert_array_equal(backend.to_numpy(labels), mean.argmax(axis=1))
+
+
+def test_augmentations_take_image_batches_and_train_a_convnet(bk):
+    X, y = _data(bk, 24, TINY_INPUT, 3, dtype="float32")
+    C, H, W = TINY_INPUT
+    host = backend.to_numpy(X)
+    flipped = RandomFlip((H, W, C), channels_last=False, p=1.0)(X, backend.Generator(0, xp=bk))
+    assert_placement(flipped, like=X)
+    np.testing.assert_array_equal(backend.to_numpy(flipped), host[..., ::-1])
+    shift = RandomShift((H, W, C), channels_last=False, max_shift=2)
+    shifted = backend.to_numpy(shift(X, backend.Generator(0, xp=bk)))
+    assert shifted.shape == host.shape
+    # Each image is its original, translated, with zeros shifted in.
+    padded = np.pad(host, ((0, 0), (0, 0), (2, 2), (2, 2)))
+    for i in range(host.shape[0]):
+        assert any(np.array_equal(shifted[i], padded[i, :, a:a + H, b:b + W]) for a in range(5) for b in range(5))
+    net = _tiny(bk)
+    before = _host(net.params)
+    solver = Solver(net, {"X_train": X, "y_train": y}, update_rule="adam", batch_size=8, num_iters=4, verbose=False,
+                    augment=Compose([shift, RandomFlip((H, W, C), channels_last=False)]), seed=0)
+    solver.train()
+    assert np.isfinite(solver.loss_history).all()
+    assert any(not np.array_equal(backend.to_numpy(net.params[k]), v) for k, v in before.items())
+
+
+def test_state_travels_through_checkpoints_and_load_params(bk, tmp_path):
+    net, _ = _train(bk)
+    path = tmp_path / "tiny.npz"
+    save_model(path, net)
+    loaded, _ = load_model(path, xp=bk)
+    for k, v in net.state.items():
+        assert_placement(loaded.state[k], like=v)
+        np.testing.assert_array_equal(backend.to_numpy(loaded.state[k]), backend.to_numpy(v))
+    fresh = _tiny(bk, seed=7)
+    fresh.load_params(path)
+    X, _ = _data(bk, 5, TINY_INPUT, 3, dtype="float32")
+    assert_close(fresh.loss(X), net.loss(X))
+
+
+@pytest.mark.parametrize(("other", "match"), [
+    (lambda: ConvNet("CONV3-4 BN POOL2 FC-16 FC-3", TINY_INPUT, seed=0),
+     r"layer 3 \(FC-8\) of this ConvNet needs W2 of shape \(36, 8\); the checkpoint \(a ConvNet\) holds \(36, 16\)"),
+    (lambda: ConvNet("CONV5-4 BN POOL2 FC-8 FC-3", TINY_INPUT, seed=0),
+     r"layer 1 \(CONV3-4\) of this ConvNet needs W1 of shape \(4, 2, 3, 3\); .* holds \(4, 2, 5, 5\)"),
+    (lambda: ConvNet("CONV3-4 POOL2 FC-8 FC-3", TINY_INPUT, seed=0),
+     r"layer 1 \(CONV3-4\) of this ConvNet needs gamma1 of shape \(4,\); the checkpoint .* lacks it"),
+    (lambda: FullyConnectedNet([8], input_dim=72, num_classes=3, seed=0),
+     r"layer 1 \(CONV3-4\) .* needs W1 of shape \(4, 2, 3, 3\); the checkpoint \(a FullyConnectedNet\) holds"),
+    (lambda: ConvNet("CONV3-4 BN POOL2 FC-8 BN FC-3", TINY_INPUT, seed=0),
+     r"has beta2, bn2/running_mean, bn2/running_var, gamma2, which this net lacks"),
+])
+def test_a_checkpoint_of_another_architecture_is_refused_naming_the_layer(tmp_path, other, match):
+    path = tmp_path / "other.npz"
+    save_model(path, other())
+    net = _tiny(backend.get_backend("numpy"))
+    before = _host(net.params)
+    with pytest.raises(ValueError, match=match):
+        net.load_params(path)
+    for k, v in _host(net.params).items():  # nothing half-loaded
+        np.testing.assert_array_equal(v, before[k])
