@@ -21,6 +21,7 @@ PACKAGES = ("xpml.backend", "xpml.classifiers", "xpml.nets", "xpml.sklearn", "xp
 # Modules whose every public function and class (its __all__) carries an Examples section. Add a
 # module here once its examples are written, so that a new public name without one is noticed.
 COMPLETE = (
+    "xpml.backend",
     "xpml.backend.errors",
     "xpml.backend.testing",
     "xpml.backend.validation",
