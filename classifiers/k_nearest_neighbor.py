@@ -28,6 +28,16 @@ class SearchStats:
     ``"float64"``; ``"direct"`` for L1), ``candidates`` the number of (query, training row) pairs
     whose distance was computed exactly (at least ``queries * k``), ``shards`` the number of Dask
     workers searched (0 in process) and ``seconds`` the wall time of the call.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.classifiers import KNearestNeighbor
+    >>> knn = KNearestNeighbor().train(np.array([[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]]), np.array([0, 0, 1]))
+    >>> _ = knn.kneighbors(np.array([[0.2, 0.1]]), k=2)
+    >>> stats = knn.last_search_
+    >>> stats.queries, stats.k
+    (1, 2)
     """
 
     product: str
@@ -112,6 +122,20 @@ class KNearestNeighbor(VersionedState):
     the margin ``m = 2 gamma_(3 + depth) + 8u`` covers the exact distance's own error (``depth``
     additions per term in the fixed-order sum), so the k rows are certainly and strictly nearer
     after the exact computation too. The survivors are re-ranked exactly.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.classifiers import KNearestNeighbor
+    >>> knn = KNearestNeighbor().train(np.array([[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]]), np.array([0, 0, 1]))
+    >>> X = np.array([[0.2, 0.1], [4.0, 4.0]])
+    >>> knn.predict(X, k=1)
+    array([0, 1])
+    >>> dists, idx = knn.kneighbors(X[:1], k=2)
+    >>> dists.round(3), idx
+    (array([[0.224, 1.204]]), array([[0, 1]]))
+    >>> knn.compute_distances_no_loops(X[:1]).round(3)
+    array([[0.224, 1.204, 6.859]])
     """
 
     def __init__(self, metric: str = "l2", *, memory_budget: int = 256 * 2**20, precision: str = "auto"):

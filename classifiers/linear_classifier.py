@@ -47,6 +47,18 @@ class LinearClassifier(VersionedState):
         Seeded with ``seed`` at the first :meth:`train`; draws the initial weights and minibatches.
     diverged_at : int or None
         After :meth:`train`: the first iteration whose loss was not finite, else None.
+
+    Examples
+    --------
+    >>> from xpml.classifiers.data_utils import make_spiral
+    >>> from xpml.classifiers.linear_classifier import LinearSVM
+    >>> X, y = make_spiral(20, 3, seed=0)
+    >>> svm = LinearSVM(seed=0)  # a LinearClassifier with the SVM loss
+    >>> history = svm.train(X, y, learning_rate=0.1, reg=1e-3, num_iters=50, batch_size=30)
+    >>> len(history), history[-1] < history[0]
+    (50, True)
+    >>> svm.W.shape, svm.predict(X).shape
+    ((2, 3), (60,))
     """
 
     def __init__(self, *, seed: int = 0, dtype=None):
@@ -225,6 +237,16 @@ class LinearSVM(LinearClassifier):
 
     ``loss="squared_hinge"`` (keyword-only) trains on the squared hinge (the L2-SVM) instead of
     the hinge (``"hinge"``, the default).
+
+    Examples
+    --------
+    >>> from xpml.classifiers.data_utils import make_spiral
+    >>> from xpml.classifiers.linear_classifier import LinearSVM
+    >>> X, y = make_spiral(20, 3, seed=0)
+    >>> svm = LinearSVM(seed=0)
+    >>> history = svm.train(X, y, learning_rate=0.1, reg=1e-3, num_iters=50, batch_size=30)
+    >>> round(history[0], 2), round(history[-1], 2)
+    (2.0, 1.18)
     """
 
     LOSSES = ("hinge", "squared_hinge")
@@ -241,7 +263,18 @@ class LinearSVM(LinearClassifier):
 
 @checkpoint.register_model
 class Softmax(LinearClassifier):
-    """A linear classifier trained on the softmax loss (:func:`softmax_loss_vectorized`)."""
+    """A linear classifier trained on the softmax loss (:func:`softmax_loss_vectorized`).
+
+    Examples
+    --------
+    >>> from xpml.classifiers.data_utils import make_spiral
+    >>> from xpml.classifiers.linear_classifier import Softmax
+    >>> X, y = make_spiral(20, 3, seed=0)
+    >>> softmax = Softmax(seed=0)
+    >>> history = softmax.train(X, y, learning_rate=1.0, reg=1e-3, num_iters=50, batch_size=30)
+    >>> round(history[0], 2), round(history[-1], 2)  # starts near log(3) = 1.10
+    (1.1, 0.79)
+    """
 
     def _loss(self, xp, device, W, X, y, reg):
         return _softmax_loss(xp, device, W, X, y, reg)
