@@ -36,6 +36,8 @@ COMPLETE = (
     "xpml.nets.diagnostics",
     "xpml.nets.init",
     "xpml.nets.metrics",
+    "xpml.nets.optim",
+    "xpml.nets.schedules",
 )
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
