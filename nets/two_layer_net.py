@@ -64,6 +64,21 @@ class TwoLayerNet(Net, CourseFace):
         Seeded with ``seed``; draws the minibatches and dropout masks of :meth:`train`.
     backend : backend.Backend
         Where the parameters live.
+
+    Examples
+    --------
+    >>> from xpml.classifiers.data_utils import make_spiral
+    >>> from xpml.nets import TwoLayerNet
+    >>> X, y = make_spiral(20, 3, seed=0)
+    >>> net = TwoLayerNet(2, 10, 3, std=0.1, seed=0)
+    >>> net.loss(X).shape  # without labels: the class scores
+    (60, 3)
+    >>> loss, grads = net.loss(X, y)
+    >>> round(float(loss), 2), sorted(grads)  # small weights: about log(3) = 1.10
+    (1.1, ['W1', 'W2', 'b1', 'b2'])
+    >>> history = net.train(X, y, X, y, learning_rate=1.0, num_iters=100, batch_size=30, reg=1e-3)
+    >>> history["loss_history"][-1] < history["loss_history"][0], net.predict(X).shape
+    (True, (60,))
     """
 
     def __init__(self, input_size: int, hidden_size: int, output_size: int, std: float = 1e-4, *,

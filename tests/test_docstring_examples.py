@@ -33,11 +33,15 @@ COMPLETE = (
     "xpml.classifiers.linear_svm",
     "xpml.classifiers.softmax",
     "xpml.nets.augment",
+    "xpml.nets.checkpoint",
     "xpml.nets.diagnostics",
+    "xpml.nets.ensemble",
     "xpml.nets.init",
     "xpml.nets.metrics",
     "xpml.nets.optim",
+    "xpml.nets.preprocessing",
     "xpml.nets.schedules",
+    "xpml.nets.two_layer_net",
 )
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
