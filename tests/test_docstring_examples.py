@@ -41,6 +41,7 @@ COMPLETE = (
     "xpml.nets.optim",
     "xpml.nets.preprocessing",
     "xpml.nets.schedules",
+    "xpml.nets.search",
     "xpml.nets.two_layer_net",
 )
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
