@@ -37,6 +37,7 @@ COMPLETE = (
     "xpml.nets.diagnostics",
     "xpml.nets.ensemble",
     "xpml.nets.init",
+    "xpml.nets.landscape",
     "xpml.nets.metrics",
     "xpml.nets.optim",
     "xpml.nets.preprocessing",
