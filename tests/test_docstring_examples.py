@@ -44,6 +44,7 @@ COMPLETE = (
     "xpml.nets.schedules",
     "xpml.nets.search",
     "xpml.nets.two_layer_net",
+    "xpml.sklearn",
 )
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
