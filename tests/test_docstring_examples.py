@@ -23,8 +23,10 @@ PACKAGES = ("xpml.backend", "xpml.classifiers", "xpml.nets", "xpml.sklearn", "xp
 COMPLETE = (
     "xpml.backend",
     "xpml.backend.errors",
+    "xpml.backend.io",
     "xpml.backend.testing",
     "xpml.backend.validation",
+    "xpml.classifiers",
     "xpml.classifiers.cross_validation",
     "xpml.classifiers.data_utils",
     "xpml.classifiers.gradient_check",
