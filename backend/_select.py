@@ -108,6 +108,13 @@ class Backend:
         Nothing is narrowed silently: float64 data for JAX without 64-bit types is an error that
         says how to enable them (or to convert the data to float32 first). Integer data there
         becomes int32, JAX's index dtype, when its values fit.
+
+        Examples
+        --------
+        >>> from xpml import backend
+        >>> bk = backend.get_backend("array_api_strict")
+        >>> bk.asarray([1, 2]).dtype, bk.asarray([1.0], dtype=bk.xp.float32).dtype
+        (array_api_strict.int64, array_api_strict.float32)
         """
         obj = self.adapter.admissible(obj, dtype)
         return self.xp.asarray(obj, dtype=dtype, device=self.device, copy=copy)

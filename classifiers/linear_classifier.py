@@ -183,7 +183,18 @@ class LinearClassifier(VersionedState):
         return solver.loss_history
 
     def predict(self, X, /):
-        """Predicted labels ``argmax_j (X W)_j``: an integer array (N,) on X's device."""
+        """Predicted labels ``argmax_j (X W)_j``: an integer array (N,) on X's device.
+
+        Examples
+        --------
+        >>> from xpml.classifiers.data_utils import make_spiral
+        >>> from xpml.classifiers.linear_classifier import Softmax
+        >>> X, y = make_spiral(20, 3, seed=0)
+        >>> model = Softmax(seed=0)
+        >>> history = model.train(X, y, num_iters=5)
+        >>> model.predict(X[:4])
+        array([0, 2, 2, 2])
+        """
         if self.W is None:
             raise RuntimeError("the classifier is not trained yet: call train(X, y) first")
         xp, _ = backend.namespace_and_device(self.W, X)
@@ -191,7 +202,19 @@ class LinearClassifier(VersionedState):
         return xp.argmax(xp.astype(X, self.W.dtype, copy=False) @ self.W, axis=1)
 
     def loss(self, X_batch, y_batch, reg):
-        """Loss and gradient ``(loss, dW)`` of the current ``W`` on a minibatch (see the subclass's loss)."""
+        """Loss and gradient ``(loss, dW)`` of the current ``W`` on a minibatch (see the subclass's loss).
+
+        Examples
+        --------
+        >>> from xpml.classifiers.data_utils import make_spiral
+        >>> from xpml.classifiers.linear_classifier import Softmax
+        >>> X, y = make_spiral(20, 3, seed=0)
+        >>> model = Softmax(seed=0)
+        >>> history = model.train(X, y, num_iters=5)
+        >>> loss, dW = model.loss(X, y, 0.0)
+        >>> round(float(loss), 3), dW.shape
+        (1.098, (2, 3))
+        """
         if self.W is None:
             raise RuntimeError("the classifier has no weights yet: call train(X, y) first")
         xp, device = check_loss_inputs(self.W, X_batch, y_batch, reg)

@@ -260,7 +260,17 @@ class PCA(_Preprocessor):
         return out
 
     def inverse_transform(self, Z, /):
-        """Map (N, K) back to (N, D); exact when K = D."""
+        """Map (N, K) back to (N, D); exact when K = D.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from xpml.nets.preprocessing import PCA
+        >>> X = np.random.default_rng(0).normal(size=(10, 3))
+        >>> pca = PCA().fit(X)  # all components kept: the round trip is exact up to rounding
+        >>> bool(np.allclose(pca.inverse_transform(pca.transform(X)), X))
+        True
+        """
         xp = backend.get_namespace(Z)
         if self.whiten:
             Z = Z * xp.sqrt(self.explained_variance_ + self.eps)
