@@ -51,6 +51,15 @@ class BackendStatus:
 
     ``note`` says what a usable backend lacks (PyTorch without a CUDA device, JAX without 64-bit
     types).
+
+    Examples
+    --------
+    >>> from xpml import backend
+    >>> status = backend.list_backends()[0]
+    >>> status.name, status.usable
+    ('numpy', True)
+    >>> print(status)
+    numpy: usable (devices: cpu)
     """
 
     name: str
@@ -141,6 +150,13 @@ class Adapter:
         its ~120 operations one by one.
     matmul_out : bool
         Whether the library's own ``matmul`` writes into an ``out=`` array (:meth:`exact_matmul`).
+
+    Examples
+    --------
+    >>> from xpml import backend
+    >>> adapter = backend.get_backend("numpy").adapter
+    >>> isinstance(adapter, backend.Adapter), adapter.name
+    (True, 'numpy')
     """
 
     name: str = ""

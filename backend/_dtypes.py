@@ -37,6 +37,17 @@ def float_dtype(xp, device=None, dtype=None, /):
     on ``device``.
 
     None means float32. Raises ValueError for a non-floating dtype and for one the device lacks.
+
+    Examples
+    --------
+    >>> from xpml import backend
+    >>> xp = backend.get_backend("numpy").xp
+    >>> backend.float_dtype(xp), backend.float_dtype(xp, "cpu", "float64")
+    (dtype('float32'), dtype('float64'))
+    >>> backend.float_dtype(xp, "cpu", "int64")
+    Traceback (most recent call last):
+    ...
+    ValueError: ...
     """
     if dtype is None:
         dtype = "float32"
@@ -60,10 +71,26 @@ def float_dtype(xp, device=None, dtype=None, /):
 
 def index_dtype(xp, device=None, /):
     """The integer dtype the namespace uses for indices on ``device``: int64, or int32 for JAX
-    without 64-bit types."""
+    without 64-bit types.
+
+    Examples
+    --------
+    >>> from xpml import backend
+    >>> backend.index_dtype(backend.get_backend("numpy").xp)
+    dtype('int64')
+    """
     return xp.__array_namespace_info__().default_dtypes(device=device)["indexing"]
 
 
 def is_floating(xp, x, /) -> bool:
-    """Whether ``x`` has a real floating dtype."""
+    """Whether ``x`` has a real floating dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml import backend
+    >>> xp = backend.get_namespace(np.zeros(1))
+    >>> backend.is_floating(xp, np.zeros(2)), backend.is_floating(xp, np.arange(2))
+    (True, False)
+    """
     return xp.isdtype(x.dtype, "real floating")

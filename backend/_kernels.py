@@ -29,13 +29,28 @@ def sum_of_squares(V, /):
     ``gamma_(D+3) s + D tiny`` (``gamma_n = n u / (1 - n u)``): D products and D - 1 additions
     in any order give ``gamma_D``, the square root and the squaring three roundings more, tiny
     squares lost to underflow ``D tiny``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml import backend
+    >>> backend.sum_of_squares(np.array([[3.0, 4.0], [1.0, 2.0]]))
+    array([25.,  5.])
     """
     xp = array_api_compat.array_namespace(V)
     return _registry.adapter_of_namespace(xp).sum_of_squares(xp, V)
 
 
 def kth_smallest(x, k: int, /):
-    """The k-th smallest value (``k`` from 1) along the last axis of ``x``, which holds no NaN."""
+    """The k-th smallest value (``k`` from 1) along the last axis of ``x``, which holds no NaN.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml import backend
+    >>> backend.kth_smallest(np.array([[3.0, 1.0, 2.0], [0.5, 9.0, 4.0]]), 2)
+    array([2., 4.])
+    """
     xp = array_api_compat.array_namespace(x)
     if not 1 <= k <= x.shape[-1]:
         raise ValueError(f"k={k} is outside 1..{x.shape[-1]}, the length of the last axis")
@@ -51,6 +66,13 @@ def sqrt(x, /):
     (relative) from a rounding boundary of float32, farther than the float64 root's error. Float64
     tensors keep PyTorch's own root (within one unit in the last place). Other backends' roots
     are correctly rounded as they are.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml import backend
+    >>> backend.sqrt(np.array([4.0, 2.0], dtype=np.float32))
+    array([2.       , 1.4142135], dtype=float32)
     """
     xp = array_api_compat.array_namespace(x)
     return _registry.adapter_of_namespace(xp).sqrt(xp, x)
@@ -63,6 +85,13 @@ def flushes_subnormals(x, /) -> bool:
     NumPy, array-api-strict and PyTorch on the CPU keep them (unless ``torch.set_flush_denormal``).
     Measured on the device (a product whose exact result is subnormal, elementwise and through a
     matrix product), not assumed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml import backend
+    >>> backend.flushes_subnormals(np.zeros(2))  # NumPy keeps subnormal numbers
+    False
     """
     xp, device = array_api_compat.array_namespace(x), array_api_compat.device(x)
     return _registry.adapter_of_namespace(xp).flushes_subnormals(xp, device, x.dtype)
@@ -74,6 +103,13 @@ def holds_flushed_subnormals(x, /) -> bool:
     False where the device keeps subnormals (:func:`flushes_subnormals`). Where it flushes them,
     its own comparisons see them as zero too, so the stored values are looked at on the host
     (a device that flushes is a CPU here: the copy is free or cheap).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml import backend
+    >>> backend.holds_flushed_subnormals(np.array([1e-310, 1.0]))  # NumPy does not flush them
+    False
     """
     if not flushes_subnormals(x):
         return False

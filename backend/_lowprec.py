@@ -55,6 +55,14 @@ class LowPrecisionProduct:
         Of the accumulator (2**-24, float32). Products of two inputs are exact in it.
     default : bool
         Whether ``precision="auto"`` uses it: only where it was measured to be faster.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml import backend
+    >>> xp, device = backend.namespace_and_device(np.zeros(1))
+    >>> backend.low_precision_product(xp, device) is None  # NumPy has no faster low-precision product
+    True
     """
 
     name: str
@@ -121,6 +129,13 @@ def exact_matmul(a, b, /, *, out=None):
     result's shape, dtype and device, the product is written there and ``out`` returned: no
     fresh memory per block, whose pages cost the operating system about as much to hand out as a
     few elementwise passes. Elsewhere a new array is returned. Always use the returned array.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml import backend
+    >>> backend.exact_matmul(np.array([[1.0, 2.0]]), np.array([[3.0], [4.0]]))
+    array([[11.]])
     """
     xp = array_api_compat.array_namespace(a, b)
     return _registry.adapter_of_namespace(xp).exact_matmul(xp, a, b, _reusable(a, b, out))
@@ -234,6 +249,14 @@ def low_precision_product(xp, device, /, precision: str = "auto") -> LowPrecisio
     where it passed its self-check here and was measured faster than the float32 product, else
     None. ``"bfloat16"``: the product that passed its self-check, or a ValueError saying why there
     is none here.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml import backend
+    >>> xp, device = backend.namespace_and_device(np.zeros(1))
+    >>> print(backend.low_precision_product(xp, device))
+    None
     """
     if precision not in PRODUCT_PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(map(repr, PRODUCT_PRECISIONS))}, got {precision!r}")

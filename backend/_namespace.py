@@ -48,6 +48,19 @@ def namespace_and_device(*arrays):
     TypeError
         If no array is given, an input is not an array of any supported namespace, or it is a
         torch tensor that requires grad.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import array_api_strict as xs
+    >>> from xpml import backend
+    >>> xp, device = backend.namespace_and_device(np.zeros(2), np.ones(3))
+    >>> xp.__name__, device
+    ('array_api_compat.numpy', 'cpu')
+    >>> backend.namespace_and_device(np.zeros(2), xs.zeros(2))
+    Traceback (most recent call last):
+    ...
+    xpml.backend.errors.BackendMismatchError: arrays from two namespaces: 'numpy' and 'array_api_strict'. ...
     """
     arrays = _arrays(arrays)
     if not arrays:
@@ -88,10 +101,26 @@ def namespace_and_device(*arrays):
 
 
 def get_namespace(*arrays):
-    """Return the array-api-compat namespace shared by ``arrays`` (see :func:`namespace_and_device`)."""
+    """Return the array-api-compat namespace shared by ``arrays`` (see :func:`namespace_and_device`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml import backend
+    >>> backend.get_namespace(np.zeros(2)).__name__
+    'array_api_compat.numpy'
+    """
     return namespace_and_device(*arrays)[0]
 
 
 def get_device(*arrays):
-    """Return the device shared by ``arrays`` (see :func:`namespace_and_device`)."""
+    """Return the device shared by ``arrays`` (see :func:`namespace_and_device`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml import backend
+    >>> backend.get_device(np.zeros(2))
+    'cpu'
+    """
     return namespace_and_device(*arrays)[1]

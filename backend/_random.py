@@ -306,6 +306,22 @@ class Generator:
     in one call (a leading axis) spreads the per-call cost. On torch's CPU, whose eager operations
     cost ~10 us each and lack uint32, NumPy computes Bernoulli and dropout masks in the tensor's
     (host) memory, handed over without a copy; on a torch GPU they run in int64 holding 32-bit words.
+
+    Examples
+    --------
+    >>> from xpml import backend
+    >>> g = backend.Generator(0)
+    >>> g
+    Generator(seed=0, backend='numpy', counter=0)
+    >>> g.normal((2, 3)).round(3)
+    array([[-0.186, -0.402, -0.519],
+           [-1.024, -0.771,  0.854]], dtype=float32)
+    >>> g.integers(0, 10, shape=(5,))
+    array([6, 1, 1, 1, 2])
+    >>> a = backend.Generator(7).uniform((4,))
+    >>> b = backend.Generator(7, xp="array_api_strict").uniform((4,))
+    >>> bool((a == backend.to_numpy(b)).all())  # same seed, same draws on every backend
+    True
     """
 
     def __init__(self, seed: int | None = None, /, *, xp=None, device=None):
@@ -368,7 +384,15 @@ class Generator:
     # ---- draws ----------------------------------------------------------------------------------
 
     def normal(self, shape, /, *, loc: float = 0.0, scale: float = 1.0, dtype=None):
-        """Draws from N(loc, scale**2) of the given shape; float32 unless ``dtype`` says otherwise."""
+        """Draws from N(loc, scale**2) of the given shape; float32 unless ``dtype`` says otherwise.
+
+        Examples
+        --------
+        >>> from xpml import backend
+        >>> g = backend.Generator(0)
+        >>> g.normal((3,), loc=1.0, scale=0.1).round(3)
+        array([0.918, 0.984, 1.065], dtype=float32)
+        """
         shape = _shape(shape)
         dt = float_dtype(self.xp, self.device, dtype)
         n = math.prod(shape)
@@ -381,7 +405,15 @@ class Generator:
         return self.backend.asarray(host.reshape(shape), dtype=dt)
 
     def uniform(self, shape, /, *, low: float = 0.0, high: float = 1.0, dtype=None):
-        """Draws from U[low, high), made on the device; float32 unless ``dtype`` says otherwise."""
+        """Draws from U[low, high), made on the device; float32 unless ``dtype`` says otherwise.
+
+        Examples
+        --------
+        >>> from xpml import backend
+        >>> g = backend.Generator(0)
+        >>> g.uniform((3,), low=-1.0, high=1.0).round(3)
+        array([-0.163, -0.371,  0.201], dtype=float32)
+        """
         shape = _shape(shape)
         low, high = float(low), float(high)
         if not (math.isfinite(low) and math.isfinite(high) and low < high):
@@ -393,7 +425,15 @@ class Generator:
         return self.xp.reshape(u, shape)
 
     def integers(self, low: int, high: int | None = None, /, shape=()):
-        """Integers in [low, high) (or [0, low) with one bound), of the index dtype, made on the device."""
+        """Integers in [low, high) (or [0, low) with one bound), of the index dtype, made on the device.
+
+        Examples
+        --------
+        >>> from xpml import backend
+        >>> g = backend.Generator(0)
+        >>> g.integers(0, 10, shape=(4,))
+        array([4, 3, 3, 7])
+        """
         if high is None:
             low, high = 0, low
         low, high = operator.index(low), operator.index(high)
@@ -421,7 +461,15 @@ class Generator:
         return self.xp.reshape(out, shape)
 
     def choice(self, n: int, /, size, *, replace: bool = True):
-        """Indices into range(n): ``size`` of them, with or without replacement."""
+        """Indices into range(n): ``size`` of them, with or without replacement.
+
+        Examples
+        --------
+        >>> from xpml import backend
+        >>> g = backend.Generator(0)
+        >>> g.choice(10, 3, replace=False)
+        array([7, 8, 9])
+        """
         n = operator.index(n)
         if n <= 0:
             raise ValueError(f"cannot choose from an empty range (n={n})")
@@ -433,7 +481,15 @@ class Generator:
         return self.xp.reshape(self.permutation(n)[: math.prod(shape)], shape)
 
     def permutation(self, n: int, /):
-        """A random permutation of range(n), of the index dtype, made on the device."""
+        """A random permutation of range(n), of the index dtype, made on the device.
+
+        Examples
+        --------
+        >>> from xpml import backend
+        >>> g = backend.Generator(0)
+        >>> g.permutation(5)
+        array([1, 2, 0, 4, 3])
+        """
         n = operator.index(n)
         if n < 0:
             raise ValueError(f"permutation needs n >= 0, got {n}")
@@ -445,7 +501,16 @@ class Generator:
         return xp.astype(xp.take(by_low, order, axis=0), index_dtype(xp, self.device))
 
     def bernoulli(self, shape, /, *, p: float, dtype=None):
-        """A 0/1 mask, 1 with probability ``p``, as floats of ``dtype``, made on the device."""
+        """A 0/1 mask, 1 with probability ``p``, as floats of ``dtype``, made on the device.
+
+        Examples
+        --------
+        >>> from xpml import backend
+        >>> g = backend.Generator(0)
+        >>> mask = g.bernoulli((10000,), p=0.25)
+        >>> mask.dtype, round(float(mask.mean()), 3)
+        (dtype('float32'), 0.245)
+        """
         return self._mask(shape, *_bernoulli_field(_probability(p, "p")), dtype=dtype, scale=None)
 
     def dropout_mask(self, shape, /, *, keep: float, dtype=None):
@@ -454,6 +519,14 @@ class Generator:
         The keep decisions are :meth:`bernoulli`'s (the same fields of the same words, so the keep
         rate is within ``2**-33`` of ``keep``) and the kept units carry exactly ``1 / keep`` (rounded
         once to ``dtype``), as the course defines inverted dropout.
+
+        Examples
+        --------
+        >>> from xpml import backend
+        >>> g = backend.Generator(0)
+        >>> g.dropout_mask((2, 4), keep=0.5)  # kept units scaled by 1 / keep
+        array([[0., 2., 2., 0.],
+               [0., 2., 0., 2.]], dtype=float32)
         """
         keep = _probability(keep, "keep")
         bits, t = _bernoulli_field(keep)
@@ -461,7 +534,14 @@ class Generator:
 
     @staticmethod
     def dropout_keep_probability(keep: float, /) -> float:
-        """The exact probability with which :meth:`dropout_mask` keeps a unit: ``keep`` to 32 bits, ``t / 2**bits``."""
+        """The exact probability with which :meth:`dropout_mask` keeps a unit: ``keep`` to 32 bits, ``t / 2**bits``.
+
+        Examples
+        --------
+        >>> from xpml import backend
+        >>> backend.Generator.dropout_keep_probability(0.5), round(backend.Generator.dropout_keep_probability(0.2), 9)
+        (0.5, 0.2)
+        """
         bits, t = _bernoulli_field(_probability(keep, "keep"))
         return t / 2**bits
 
@@ -501,7 +581,18 @@ class Generator:
         return self.xp.reshape(mask, shape)
 
     def spawn(self) -> Generator:
-        """An independent child generator on the same backend, keyed by this one's next block."""
+        """An independent child generator on the same backend, keyed by this one's next block.
+
+        Examples
+        --------
+        >>> from xpml import backend
+        >>> g = backend.Generator(0)
+        >>> child = g.spawn()
+        >>> g  # the parent moved past the block that keyed the child
+        Generator(seed=0, backend='numpy', counter=1)
+        >>> child.uniform((2,)).round(3)
+        array([0.97 , 0.187], dtype=float32)
+        """
         words = self._words(2, host=True)
         child = Generator.__new__(Generator)
         child._setup(self.backend, None, (int(words[0]), int(words[1])), 0)

@@ -30,6 +30,15 @@ def register_backend(adapter: Adapter, /, *, listed: bool = True) -> Adapter:
 
     ``listed=False`` keeps it out of :func:`backend.list_backends` (a test-only backend).
     Registering a name again replaces the adapter.
+
+    Examples
+    --------
+    >>> from xpml import backend
+    >>> adapter = backend.get_backend("numpy").adapter
+    >>> backend.register_backend(adapter).name  # registering a name again replaces its adapter
+    'numpy'
+    >>> backend.get_backend("numpy").adapter is adapter
+    True
     """
     if not isinstance(adapter, Adapter) or not adapter.name or ":" in adapter.name:
         raise TypeError("register_backend needs an Adapter instance whose name is a non-empty word without ':'")

@@ -61,6 +61,18 @@ class Backend:
     -----
     A backend pickles (and deep-copies) as its :attr:`label`, so an object holding one can be
     saved and loaded, or sent to another process, where that backend is usable too.
+
+    Examples
+    --------
+    >>> from xpml import backend
+    >>> bk = backend.get_backend("numpy")
+    >>> bk
+    Backend(name='numpy', device='cpu')
+    >>> bk.label, bk.on_cpu
+    ('numpy', True)
+    >>> x = bk.asarray([1.0, 2.0])
+    >>> x.dtype, backend.backend_of(x) == bk
+    (dtype('float64'), True)
     """
 
     name: str
@@ -96,6 +108,13 @@ class Backend:
         Nothing is narrowed silently: float64 data for JAX without 64-bit types is an error that
         says how to enable them (or to convert the data to float32 first). Integer data there
         becomes int32, JAX's index dtype, when its values fit.
+
+        Examples
+        --------
+        >>> from xpml import backend
+        >>> bk = backend.get_backend("array_api_strict")
+        >>> bk.asarray([1, 2]).dtype, bk.asarray([1.0], dtype=bk.xp.float32).dtype
+        (array_api_strict.int64, array_api_strict.float32)
         """
         obj = self.adapter.admissible(obj, dtype)
         return self.xp.asarray(obj, dtype=dtype, device=self.device, copy=copy)
@@ -108,7 +127,16 @@ class Backend:
 
 
 def list_backends() -> list[BackendStatus]:
-    """Every backend xpml knows, with whether it is usable here and, if not, why."""
+    """Every backend xpml knows, with whether it is usable here and, if not, why.
+
+    Examples
+    --------
+    >>> from xpml import backend
+    >>> [status.name for status in backend.list_backends()][:3]
+    ['numpy', 'cupy', 'array_api_strict']
+    >>> backend.list_backends()[0].usable
+    True
+    """
     return [_PROBES[name]() for name in _registry.LISTED]
 
 
@@ -134,6 +162,19 @@ def get_backend(name: str | Backend | None = None, /, *, device=None) -> Backend
     BackendUnavailableError
         For a backend that is not usable here; the message says why (not installed, no CUDA
         device, or CUDA present but broken). There is no fallback to another backend.
+
+    Examples
+    --------
+    >>> from xpml import backend
+    >>> backend.get_backend("numpy")
+    Backend(name='numpy', device='cpu')
+    >>> backend.get_backend("array_api_strict").name
+    'array_api_strict'
+    >>> try:
+    ...     backend.get_backend("tensorflow")
+    ... except ValueError as exc:
+    ...     print(exc)
+    unknown backend 'tensorflow'; choose one of: numpy, cupy, array_api_strict, torch, jax, auto
     """
     if isinstance(name, Backend):
         return name
@@ -170,6 +211,15 @@ def as_backend(xp=None, /, *, device=None) -> Backend:
     A namespace with a device object, as arrays report theirs (``backend.namespace_and_device``),
     is taken as it is: the usability probe that names go through (a test kernel on the device)
     is skipped, so code that builds a backend from its inputs' namespace pays nothing for it.
+
+    Examples
+    --------
+    >>> import array_api_strict
+    >>> from xpml import backend
+    >>> backend.as_backend()
+    Backend(name='numpy', device='cpu')
+    >>> backend.as_backend(array_api_strict).name
+    'array_api_strict'
     """
     if xp is None:
         return get_backend("numpy", device=device)
@@ -191,7 +241,15 @@ def as_backend(xp=None, /, *, device=None) -> Backend:
 
 
 def backend_of(x, /) -> Backend:
-    """The :class:`Backend` an array lives on."""
+    """The :class:`Backend` an array lives on.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml import backend
+    >>> backend.backend_of(np.zeros(3))
+    Backend(name='numpy', device='cpu')
+    """
     import array_api_compat
 
     xp = array_api_compat.array_namespace(x)
@@ -207,6 +265,17 @@ def check_on_backend(x, bk: Backend, /, *, name: str = "x", owner: str = "the mo
     For objects whose state lives on one backend (a fitted net, a fitted preprocessor): the message
     names both places and the ``backend.to_backend(name, target)`` call that moves ``x``, where
     ``target`` is how the caller reaches ``bk`` (default: its label).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml import backend
+    >>> bk = backend.get_backend("array_api_strict")
+    >>> backend.check_on_backend(np.zeros(2), bk, name="X")
+    Traceback (most recent call last):
+    ...
+    xpml.backend.errors.BackendMismatchError: X lives on 'numpy' but the model lives on 'array_api_strict';
+    move it first with backend.to_backend(X, 'array_api_strict')
     """
     from ._namespace import BackendMismatchError, namespace_and_device
 

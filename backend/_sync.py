@@ -18,6 +18,15 @@ def synchronize(obj=None, /) -> None:
     (nothing happens where they see no device). Use it before reading a clock, never inside a
     training loop. Each backend's way of waiting is its adapter's (``synchronize``,
     ``synchronize_array``, ``synchronize_all``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml import backend
+    >>> x = np.ones(3) * 2
+    >>> backend.synchronize(x)  # NumPy computes eagerly: nothing to wait for
+    >>> float(x.sum())
+    6.0
     """
     if isinstance(obj, Backend):
         obj.adapter.synchronize(obj.device)

@@ -25,7 +25,14 @@ __all__ = ["cpu_threads", "default_cpu_threads"]
 
 def default_cpu_threads() -> int:
     """The threads a CPU run uses when not told: the cores in this process's affinity mask less
-    the busy ones (the load average), at least 1."""
+    the busy ones (the load average), at least 1.
+
+    Examples
+    --------
+    >>> from xpml import backend
+    >>> backend.default_cpu_threads() >= 1
+    True
+    """
     return cpu_count()
 
 
@@ -49,6 +56,13 @@ def cpu_threads(n: int | None = None, /):
     ``torch.set_num_threads`` (its inter-op pool only before its first parallel work), XLA's with
     ``XLA_FLAGS`` before JAX starts (after that, not at all: see the module's docstring). The
     settings that can be undone are put back after the block.
+
+    Examples
+    --------
+    >>> from xpml import backend
+    >>> with backend.cpu_threads(1) as n:
+    ...     print(n)
+    1
     """
     n = default_cpu_threads() if n is None else operator.index(n)
     if n < 1:

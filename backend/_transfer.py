@@ -27,6 +27,13 @@ def to_numpy(x, /) -> np.ndarray:
     ------
     TypeError
         For a torch tensor with ``requires_grad=True``: detach it first (``x.detach()``).
+
+    Examples
+    --------
+    >>> from xpml import backend
+    >>> x = backend.get_backend("array_api_strict").asarray([1.0, 2.0])
+    >>> backend.to_numpy(x)
+    array([1., 2.])
     """
     if isinstance(x, np.ndarray):
         return x
@@ -47,6 +54,14 @@ def to_backend(x, backend: Backend | str | None = None, /, *, device=None):
     Returns ``x`` itself when it already lives there. Data goes through the host, so this is for
     the edges of a program, never inside a loop. The dtype is kept: float64 data for JAX without
     64-bit types is an error saying how to enable them, never a silent rounding to float32.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml import backend
+    >>> x = backend.to_backend(np.arange(3.0), "array_api_strict")
+    >>> backend.backend_of(x).name, x.dtype
+    ('array_api_strict', array_api_strict.float64)
     """
     if backend is None:
         backend = get_backend(None, device=device)  # $XPML_BACKEND, else auto

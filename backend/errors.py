@@ -36,20 +36,64 @@ __all__ = [
 
 
 class XpmlError(Exception):
-    """Base of every exception xpml raises on purpose; its message says what to do."""
+    """Base of every exception xpml raises on purpose; its message says what to do.
+
+    Examples
+    --------
+    >>> from xpml.backend import errors
+    >>> [issubclass(cls, errors.XpmlError) for cls in (errors.InputError, errors.InputTypeError,
+    ...                                                  errors.BackendUnavailableError)]
+    [True, True, True]
+    """
 
 
 class InputError(XpmlError, ValueError):
-    """A bad value given to xpml: a wrong shape, a value out of range, NaN, an unknown name."""
+    """A bad value given to xpml: a wrong shape, a value out of range, NaN, an unknown name.
+
+    Examples
+    --------
+    >>> from xpml.backend import errors, validation
+    >>> try:
+    ...     validation.check_positive(-1, name="k")
+    ... except ValueError as exc:  # an InputError is also a ValueError
+    ...     print(type(exc).__name__)
+    InputError
+    """
 
 
 class InputTypeError(XpmlError, TypeError):
-    """A value of the wrong type given to xpml: an integer array where floats are needed, a list."""
+    """A value of the wrong type given to xpml: an integer array where floats are needed, a list.
+
+    Examples
+    --------
+    >>> from xpml.backend import errors
+    >>> issubclass(errors.InputTypeError, TypeError)
+    True
+    """
 
 
 class BackendMismatchError(InputError):
-    """Arrays from two namespaces, or from two devices, were passed to one call."""
+    """Arrays from two namespaces, or from two devices, were passed to one call.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import array_api_strict as xs
+    >>> from xpml import backend
+    >>> try:
+    ...     backend.namespace_and_device(np.zeros(2), xs.zeros(2))
+    ... except backend.BackendMismatchError as exc:
+    ...     isinstance(exc, ValueError)
+    True
+    """
 
 
 class BackendUnavailableError(XpmlError, RuntimeError):
-    """The backend asked for is not installed, has no device, or fails to run a kernel."""
+    """The backend asked for is not installed, has no device, or fails to run a kernel.
+
+    Examples
+    --------
+    >>> from xpml.backend import errors
+    >>> issubclass(errors.BackendUnavailableError, RuntimeError)
+    True
+    """

@@ -63,7 +63,19 @@ _MAX_NDIM = 32
 
 
 class CorruptFileError(ValueError):
-    """A data file is truncated, corrupt, too big, or holds something it should not."""
+    """A data file is truncated, corrupt, too big, or holds something it should not.
+
+    Examples
+    --------
+    >>> from xpml.backend import io
+    >>> with open("bad.npz", "wb") as f:
+    ...     _ = f.write(b"not a zip")
+    >>> io.load_npz("bad.npz")
+    Traceback (most recent call last):
+    ...
+    xpml.backend.io.CorruptFileError: bad.npz: not a valid .npz file (File is not a zip file);
+    it is corrupt or truncated
+    """
 
 
 # ---- writing: atomic, following the umask, cleaning up after killed writers ----------------------
@@ -90,7 +102,15 @@ _TEMP_TOKEN = secrets.token_hex(8)
 
 
 def temp_token() -> str:
-    """The token (16 hex digits) this process puts in its temporary files' names (see :func:`atomic_write`)."""
+    """The token (16 hex digits) this process puts in its temporary files' names (see :func:`atomic_write`).
+
+    Examples
+    --------
+    >>> import re
+    >>> from xpml.backend import io
+    >>> bool(re.fullmatch("[0-9a-f]{16}", io.temp_token())), io.temp_token() == io.temp_token()
+    (True, True)
+    """
     return _TEMP_TOKEN
 
 
@@ -124,6 +144,14 @@ def atomic_write(path, /, *, text: bool = False):
         The file to write; its directory is created if needed.
     text : bool, keyword-only
         Yield a UTF-8 text file instead of a binary one.
+
+    Examples
+    --------
+    >>> from xpml.backend import io
+    >>> with io.atomic_write("note.txt", text=True) as f:
+    ...     _ = f.write("hello")
+    >>> open("note.txt").read()
+    'hello'
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
@@ -153,6 +181,15 @@ def save_npz_atomic(path, arrays: dict, /) -> None:
     """Write ``arrays`` (name -> host array or scalar) to ``path`` as ``.npz``, atomically.
 
     See :func:`atomic_write`: readers see either the old file or the complete new one.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.backend import io
+    >>> io.save_npz_atomic("arrays.npz", {"w": np.arange(6.0).reshape(2, 3), "n": 3})
+    >>> io.load_npz("arrays.npz")["w"]
+    array([[0., 1., 2.],
+           [3., 4., 5.]])
     """
     with atomic_write(path) as f:
         np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
@@ -368,6 +405,25 @@ def load_restricted_pickle(path, /, *, encoding: str = "latin1", sha256: str | N
     CorruptFileError
         The file is too big, truncated or corrupt, does not match ``sha256``, or references
         anything beyond plain data; the message names the file.
+
+    Examples
+    --------
+    >>> import os, pickle
+    >>> from xpml.backend import io
+    >>> with open("data.pkl", "wb") as f:
+    ...     pickle.dump({"labels": [1, 2]}, f)
+    >>> io.load_restricted_pickle("data.pkl")
+    {'labels': [1, 2]}
+    >>> class Payload:  # a pickle that would run a command when loaded
+    ...     def __reduce__(self):
+    ...         return (os.system, ("echo owned",))
+    >>> with open("evil.pkl", "wb") as f:
+    ...     pickle.dump(Payload(), f)
+    >>> io.load_restricted_pickle("evil.pkl")
+    Traceback (most recent call last):
+    ...
+    xpml.backend.io.CorruptFileError: evil.pkl: not a valid data pickle (UnpicklingError: global ...system
+    is not admitted: ...
     """
     path = os.fspath(path)
     with open(path, "rb") as f:
@@ -467,6 +523,14 @@ def npz_members(path, /, *, max_bytes: int | None = None) -> dict:
 
     Nothing is unpacked and no array is allocated: use it to check a file's shapes before building
     what will hold them. The checks of :func:`load_npz` apply (member sizes, headers, the limit).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.backend import io
+    >>> io.save_npz_atomic("arrays.npz", {"w": np.arange(6.0).reshape(2, 3), "n": 3})
+    >>> io.npz_members("arrays.npz")
+    {'w': ((2, 3), dtype('float64')), 'n': ((), dtype('int64'))}
     """
     def read(zf, members):
         return {info.filename[:-4]: (tuple(shape), dtype) for info, shape, _, dtype in members}
@@ -483,6 +547,15 @@ def load_npz(path, /, *, max_bytes: int | None = None) -> dict:
     :data:`DEFAULT_MAX_BYTES`, 1 GiB, or the file's own size if larger: a file stored without
     compression, as :func:`save_npz_atomic` writes it, always loads). A truncated or corrupt file
     raises :class:`CorruptFileError` naming it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.backend import io
+    >>> io.save_npz_atomic("arrays.npz", {"w": np.arange(6.0).reshape(2, 3), "n": 3})
+    >>> arrays = io.load_npz("arrays.npz")
+    >>> sorted(arrays), arrays["n"]
+    (['n', 'w'], array(3))
     """
     def read(zf, members):
         out = {}
@@ -500,7 +573,16 @@ _CHECKSUM_LINE = re.compile(r"([0-9a-f]{64}) [ *]([^/\\\x00]+)")
 
 
 def sha256_file(path, /) -> str:
-    """The SHA-256 (hex) of a file's contents."""
+    """The SHA-256 (hex) of a file's contents.
+
+    Examples
+    --------
+    >>> from xpml.backend import io
+    >>> with open("note.txt", "w") as f:
+    ...     _ = f.write("hello")
+    >>> io.sha256_file("note.txt")
+    '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824'
+    """
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
@@ -509,7 +591,17 @@ def sha256_file(path, /) -> str:
 
 
 def record_checksums(directory, names, /) -> None:
-    """Write ``directory/SHA256SUMS`` with the SHA-256 of each file in ``names`` (``sha256sum`` format)."""
+    """Write ``directory/SHA256SUMS`` with the SHA-256 of each file in ``names`` (``sha256sum`` format).
+
+    Examples
+    --------
+    >>> from xpml.backend import io
+    >>> with open("note.txt", "w") as f:
+    ...     _ = f.write("hello")
+    >>> io.record_checksums(".", ["note.txt"])
+    >>> print(open("SHA256SUMS").read(), end="")
+    2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824  note.txt
+    """
     directory = os.fspath(directory)
     lines = [f"{sha256_file(os.path.join(directory, name))}  {name}\n" for name in names]
     with atomic_write(os.path.join(directory, CHECKSUMS_NAME), text=True) as f:
@@ -517,7 +609,19 @@ def record_checksums(directory, names, /) -> None:
 
 
 def read_checksums(directory, /) -> dict | None:
-    """``{file name: SHA-256}`` from ``directory/SHA256SUMS``, or None when there is no such file."""
+    """``{file name: SHA-256}`` from ``directory/SHA256SUMS``, or None when there is no such file.
+
+    Examples
+    --------
+    >>> from xpml.backend import io
+    >>> with open("note.txt", "w") as f:
+    ...     _ = f.write("hello")
+    >>> print(io.read_checksums("."))  # no SHA256SUMS here yet
+    None
+    >>> io.record_checksums(".", ["note.txt"])
+    >>> io.read_checksums(".")
+    {'note.txt': '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824'}
+    """
     path = os.path.join(os.fspath(directory), CHECKSUMS_NAME)
     try:
         with open(path, encoding="utf-8") as f:

@@ -41,6 +41,16 @@ def check_data(X, /, *, name: str = "X", ndim: int | tuple[int, ...] = 2, allow_
         ``X`` is not an array or not of a real floating dtype.
     InputError (a ValueError)
         Wrong number of dimensions, no rows, or NaN / inf values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.backend.validation import check_data
+    >>> check_data(np.zeros((2, 3)))  # a valid matrix: nothing happens
+    >>> check_data(np.array([[1.0, np.nan]]))
+    Traceback (most recent call last):
+    ...
+    xpml.backend.errors.InputError: X contains 1 NaN or infinite value(s); clean or impute them first
     """
     from ._namespace import get_namespace
 
@@ -93,6 +103,17 @@ def check_labels(y, /, *, name: str = "y", n: int | None = None, num_classes: in
     0..C-1 occur in ``y``. Labels that leave most classes empty are refused with an error that
     says how to relabel them (``np.unique(y, return_inverse=True)``); give ``num_classes``
     explicitly to have classes without examples on purpose.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.backend.validation import check_labels
+    >>> check_labels(np.array([0, 2, 1, 2]))
+    3
+    >>> check_labels(np.array([0, 3]), num_classes=3)
+    Traceback (most recent call last):
+    ...
+    xpml.backend.errors.InputError: y has label 3, out of range for 3 classes (labels must be 0..2)
     """
     from ._namespace import get_namespace
 
@@ -134,7 +155,17 @@ def check_labels(y, /, *, name: str = "y", n: int | None = None, num_classes: in
 
 def check_features(X, /, *, dim: int, name: str = "X") -> None:
     """Check a matrix ``X`` (N, dim) a fitted model is applied to: floating, finite, non-empty,
-    ``dim`` columns (the number the model was fitted on)."""
+    ``dim`` columns (the number the model was fitted on).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.backend.validation import check_features
+    >>> check_features(np.zeros((2, 5)), dim=4)
+    Traceback (most recent call last):
+    ...
+    xpml.backend.errors.InputError: X has 5 features per row but the model was trained on 4
+    """
     check_data(X, name=name)
     if X.shape[1] != dim:
         raise InputError(f"{name} has {X.shape[1]} features per row but the model was trained on {dim}")
@@ -152,6 +183,17 @@ def check_split(X, y=None, /, *, dim: int | None = None, num_classes: int | None
     -------
     int or None
         The number of classes (see :func:`check_labels`), or None without ``y``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.backend.validation import check_split
+    >>> check_split(np.zeros((4, 3)), np.array([0, 1, 1, 0]), dim=3)
+    2
+    >>> check_split(np.zeros((4, 3)), np.array([0, 1]))
+    Traceback (most recent call last):
+    ...
+    xpml.backend.errors.InputError: y has 2 labels but the data has 4 rows
     """
     from ._namespace import namespace_and_device
 
@@ -167,7 +209,17 @@ def check_split(X, y=None, /, *, dim: int | None = None, num_classes: int | None
 
 
 def check_same_length(*pairs: tuple[str, object]) -> None:
-    """Check that named arrays have the same number of rows: ``check_same_length(("X", X), ("y", y))``."""
+    """Check that named arrays have the same number of rows: ``check_same_length(("X", X), ("y", y))``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.backend.validation import check_same_length
+    >>> check_same_length(("X", np.zeros((3, 2))), ("y", np.zeros(2)))
+    Traceback (most recent call last):
+    ...
+    xpml.backend.errors.InputError: inputs must have the same number of rows: X has 3, y has 2
+    """
     lengths = {name: a.shape[0] for name, a in pairs}
     if len(set(lengths.values())) > 1:
         desc = ", ".join(f"{k} has {v}" for k, v in lengths.items())
@@ -180,6 +232,19 @@ def check_positive(value, /, *, name: str, allow_zero: bool = False, integer: bo
     Python numbers and NumPy scalars (``np.int64(3)``, ``np.float32(0.1)``) are accepted; booleans
     are not. Returns the value as a Python ``int`` (integers) or ``float``: callers use the returned
     value, so a NumPy scalar never meets an array of another namespace.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.backend.validation import check_positive
+    >>> check_positive(np.int64(3), name="k", integer=True)
+    3
+    >>> check_positive(0.0, name="reg", allow_zero=True)
+    0.0
+    >>> check_positive(True, name="k")
+    Traceback (most recent call last):
+    ...
+    xpml.backend.errors.InputTypeError: k must be a number, got True
     """
     is_int = isinstance(value, numbers.Integral)
     if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)

@@ -102,7 +102,23 @@ def _load_raw(root):
 
 
 def load_CIFAR_batch(path, /, *, dtype="float64"):
-    """One CIFAR-10 batch file: images (n, 32, 32, 3) of ``dtype`` (HWC order) and labels (n,), on the host."""
+    """One CIFAR-10 batch file: images (n, 32, 32, 3) of ``dtype`` (HWC order) and labels (n,), on the host.
+
+    Examples
+    --------
+    >>> import os, pickle
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> os.makedirs("cifar-10-batches-py", exist_ok=True)  # a made-up CIFAR-10 of 4 images a batch
+    >>> for name in [f"data_batch_{b}" for b in range(1, 6)] + ["test_batch"]:
+    ...     batch = {"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), "labels": [0, 1, 2, 3]}
+    ...     with open(os.path.join("cifar-10-batches-py", name), "wb") as f:
+    ...         pickle.dump(batch, f)
+    >>> from xpml.classifiers.data_utils import load_CIFAR_batch
+    >>> images, labels = load_CIFAR_batch("cifar-10-batches-py/test_batch", dtype="float32")
+    >>> images.shape, images.dtype, labels
+    ((4, 32, 32, 3), dtype('float32'), array([0, 1, 2, 3]))
+    """
     images, labels = _load_raw_batch(os.fspath(path))
     hxp = backend.get_namespace(images)
     return hxp.astype(images, getattr(hxp, dtype)), labels
@@ -131,6 +147,21 @@ def load_CIFAR10(root, /, *, dtype="float64"):
         A batch file is missing (the message names it and the layout expected).
     backend.io.CorruptFileError
         A file is truncated, corrupt, holds code, or has the wrong structure (named in the message).
+
+    Examples
+    --------
+    >>> import os, pickle
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> os.makedirs("cifar-10-batches-py", exist_ok=True)  # a made-up CIFAR-10 of 4 images a batch
+    >>> for name in [f"data_batch_{b}" for b in range(1, 6)] + ["test_batch"]:
+    ...     batch = {"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), "labels": [0, 1, 2, 3]}
+    ...     with open(os.path.join("cifar-10-batches-py", name), "wb") as f:
+    ...         pickle.dump(batch, f)
+    >>> from xpml.classifiers.data_utils import load_CIFAR10
+    >>> Xtr, ytr, Xte, yte = load_CIFAR10("cifar-10-batches-py")
+    >>> Xtr.shape, Xtr.dtype, ytr.shape, Xte.shape, yte.shape
+    ((20, 32, 32, 3), dtype('float64'), (20,), (4, 32, 32, 3), (4,))
     """
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
@@ -140,14 +171,31 @@ def load_CIFAR10(root, /, *, dtype="float64"):
 
 
 def mean_image(X, /):
-    """The mean row of ``X`` (N, D): shape (D,), on X's device; subtract it from every split."""
+    """The mean row of ``X`` (N, D): shape (D,), on X's device; subtract it from every split.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.classifiers.data_utils import mean_image
+    >>> mean_image(np.array([[1.0, 2.0], [3.0, 4.0]]))
+    array([2., 3.])
+    """
     check_data(X, name="X", ndim=(2, 4))
     return backend.get_namespace(X).mean(X, axis=0)
 
 
 def append_bias(X, /):
     """The bias trick: ``X`` (N, D) with a column of ones appended, (N, D + 1), so that ``X W``
-    includes a bias in the last row of W."""
+    includes a bias in the last row of W.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.classifiers.data_utils import append_bias
+    >>> append_bias(np.array([[2.0, 3.0], [4.0, 5.0]]))
+    array([[2., 3., 1.],
+           [4., 5., 1.]])
+    """
     check_data(X, name="X")
     return _with_ones(X)
 
@@ -182,6 +230,24 @@ def get_CIFAR10_data(root, /, num_training=49000, num_validation=1000, num_test=
         ``X_train`` (num_training, D), ``y_train``, ``X_val``, ``y_val``, ``X_test``, ``y_test``,
         ``X_dev``, ``y_dev``, with D = 3072 (+1 with the bias trick), rows flattened in (height,
         width, channel) order; and ``mean_image`` (3072,) when ``subtract_mean``.
+
+    Examples
+    --------
+    >>> import os, pickle
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> os.makedirs("cifar-10-batches-py", exist_ok=True)  # a made-up CIFAR-10 of 4 images a batch
+    >>> for name in [f"data_batch_{b}" for b in range(1, 6)] + ["test_batch"]:
+    ...     batch = {"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), "labels": [0, 1, 2, 3]}
+    ...     with open(os.path.join("cifar-10-batches-py", name), "wb") as f:
+    ...         pickle.dump(batch, f)
+    >>> from xpml.classifiers.data_utils import get_CIFAR10_data
+    >>> data = get_CIFAR10_data("cifar-10-batches-py", num_training=16, num_validation=4, num_test=4, num_dev=2)
+    >>> {name: tuple(a.shape) for name, a in sorted(data.items())}  # rows carry the bias column
+    {'X_dev': (2, 3073), 'X_test': (4, 3073), 'X_train': (16, 3073), 'X_val': (4, 3073),
+     'mean_image': (3072,), 'y_dev': (2,), 'y_test': (4,), 'y_train': (16,), 'y_val': (4,)}
+    >>> data["X_train"].dtype
+    dtype('float32')
     """
     num_training, num_validation, num_test, num_dev = (
         check_positive(value, name=name, integer=True, allow_zero=name != "num_training")
@@ -258,6 +324,13 @@ def make_spiral(N: int, K: int, /, *, D: int = 2, noise: float = 0.2, seed: int 
     For class ``j`` and ``i = 0..N-1``: ``r_i = i / (N - 1)``, ``t_i = 4 j + 4 i / (N - 1) + noise * z_i``
     with ``z_i ~ N(0, 1)``, and the point is ``r_i * (sin t_i, cos t_i)``, as in
     ``r = np.linspace(0, 1, N); t = np.linspace(j*4, (j+1)*4, N) + np.random.randn(N)*0.2``.
+
+    Examples
+    --------
+    >>> from xpml.classifiers.data_utils import make_spiral
+    >>> X, y = make_spiral(5, 3, seed=0)
+    >>> X.shape, X.dtype, y
+    ((15, 2), dtype('float32'), array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2]))
     """
     N = check_positive(N, name="N", integer=True)
     K = check_positive(K, name="K", integer=True)

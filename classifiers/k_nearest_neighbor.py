@@ -28,6 +28,16 @@ class SearchStats:
     ``"float64"``; ``"direct"`` for L1), ``candidates`` the number of (query, training row) pairs
     whose distance was computed exactly (at least ``queries * k``), ``shards`` the number of Dask
     workers searched (0 in process) and ``seconds`` the wall time of the call.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.classifiers import KNearestNeighbor
+    >>> knn = KNearestNeighbor().train(np.array([[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]]), np.array([0, 0, 1]))
+    >>> _ = knn.kneighbors(np.array([[0.2, 0.1]]), k=2)
+    >>> stats = knn.last_search_
+    >>> stats.queries, stats.k
+    (1, 2)
     """
 
     product: str
@@ -112,6 +122,20 @@ class KNearestNeighbor(VersionedState):
     the margin ``m = 2 gamma_(3 + depth) + 8u`` covers the exact distance's own error (``depth``
     additions per term in the fixed-order sum), so the k rows are certainly and strictly nearer
     after the exact computation too. The survivors are re-ranked exactly.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.classifiers import KNearestNeighbor
+    >>> knn = KNearestNeighbor().train(np.array([[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]]), np.array([0, 0, 1]))
+    >>> X = np.array([[0.2, 0.1], [4.0, 4.0]])
+    >>> knn.predict(X, k=1)
+    array([0, 1])
+    >>> dists, idx = knn.kneighbors(X[:1], k=2)
+    >>> dists.round(3), idx
+    (array([[0.224, 1.204]]), array([[0, 1]]))
+    >>> knn.compute_distances_no_loops(X[:1]).round(3)
+    array([[0.224, 1.204, 6.859]])
     """
 
     def __init__(self, metric: str = "l2", *, memory_budget: int = 256 * 2**20, precision: str = "auto"):
@@ -178,6 +202,19 @@ class KNearestNeighbor(VersionedState):
 
         For teaching and as a test oracle: N * M Python iterations. ``squared`` returns squared
         L2 distances (what the neighbours are ranked by).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from xpml.classifiers import KNearestNeighbor
+        >>> knn = KNearestNeighbor().train(np.array([[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]]), np.array([0, 0, 1]))
+        >>> X = np.array([[0.2, 0.1], [4.0, 4.0]])
+        >>> knn.compute_distances_two_loops(X).round(3)
+        array([[0.224, 1.204, 6.859],
+               [5.657, 4.243, 1.414]])
+        >>> knn.compute_distances_two_loops(X, squared=True).round(3)
+        array([[ 0.05,  1.45, 47.05],
+               [32.  , 18.  ,  2.  ]])
         """
         return self._two_loops(X, squared=squared)
 
@@ -190,7 +227,17 @@ class KNearestNeighbor(VersionedState):
         return xp.stack(rows)
 
     def compute_distances_one_loop(self, X, /, *, squared: bool = False):
-        """Distances (N, M), one query row at a time against all training rows (broadcasting)."""
+        """Distances (N, M), one query row at a time against all training rows (broadcasting).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from xpml.classifiers import KNearestNeighbor
+        >>> knn = KNearestNeighbor().train(np.array([[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]]), np.array([0, 0, 1]))
+        >>> X = np.array([[0.2, 0.1], [4.0, 4.0]])
+        >>> bool(np.allclose(knn.compute_distances_one_loop(X), knn.compute_distances_two_loops(X)))
+        True
+        """
         return self._one_loop(X, squared=squared)
 
     def _one_loop(self, X, **how):
@@ -207,6 +254,15 @@ class KNearestNeighbor(VersionedState):
         make the sum slightly negative for near-identical rows (it is clamped at 0 before the
         square root), and near ties may rank differently. L1 has no such identity and is
         computed exactly from ``|x - t|`` blocks.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from xpml.classifiers import KNearestNeighbor
+        >>> knn = KNearestNeighbor().train(np.array([[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]]), np.array([0, 0, 1]))
+        >>> X = np.array([[0.2, 0.1], [4.0, 4.0]])
+        >>> bool(np.allclose(knn.compute_distances_no_loops(X), knn.compute_distances_two_loops(X)))
+        True
         """
         xp, X = self._queries(X)
         itemsize = _itemsize(xp, X.dtype)
@@ -286,6 +342,16 @@ class KNearestNeighbor(VersionedState):
         """Labels (N,) by majority vote of the k nearest, given distances ``dists`` (N, M).
 
         Ties in distance go to the earlier training row; ties in the vote to the smaller label.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from xpml.classifiers import KNearestNeighbor
+        >>> knn = KNearestNeighbor().train(np.array([[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]]), np.array([0, 0, 1]))
+        >>> X = np.array([[0.2, 0.1], [4.0, 4.0]])
+        >>> dists = knn.compute_distances_no_loops(X)
+        >>> knn.predict_labels(dists, k=1), knn.predict_labels(dists, k=3)  # with k=3 class 0 wins 2 votes to 1
+        (array([0, 1]), array([0, 0]))
         """
         if self.X_train is None:
             raise RuntimeError("the classifier is not trained yet: call train(X, y) first")
@@ -306,6 +372,15 @@ class KNearestNeighbor(VersionedState):
         (:meth:`kneighbors`, in process or on the Dask ``client``), 1 or 2 the teaching
         versions, which build the full distance matrix. All give the same labels. ``progress``
         and ``client`` apply to ``num_loops=0``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from xpml.classifiers import KNearestNeighbor
+        >>> knn = KNearestNeighbor().train(np.array([[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]]), np.array([0, 0, 1]))
+        >>> X = np.array([[0.2, 0.1], [4.0, 4.0]])
+        >>> knn.predict(X, k=1), knn.predict(X, k=1, num_loops=2)
+        (array([0, 1]), array([0, 1]))
         """
         if isinstance(num_loops, bool) or num_loops not in (0, 1, 2):
             raise ValueError(f"num_loops must be 0, 1 or 2, got {num_loops!r}")

@@ -47,6 +47,18 @@ class LinearClassifier(VersionedState):
         Seeded with ``seed`` at the first :meth:`train`; draws the initial weights and minibatches.
     diverged_at : int or None
         After :meth:`train`: the first iteration whose loss was not finite, else None.
+
+    Examples
+    --------
+    >>> from xpml.classifiers.data_utils import make_spiral
+    >>> from xpml.classifiers.linear_classifier import LinearSVM
+    >>> X, y = make_spiral(20, 3, seed=0)
+    >>> svm = LinearSVM(seed=0)  # a LinearClassifier with the SVM loss
+    >>> history = svm.train(X, y, learning_rate=0.1, reg=1e-3, num_iters=50, batch_size=30)
+    >>> len(history), history[-1] < history[0]
+    (50, True)
+    >>> svm.W.shape, svm.predict(X).shape
+    ((2, 3), (60,))
     """
 
     def __init__(self, *, seed: int = 0, dtype=None):
@@ -171,7 +183,18 @@ class LinearClassifier(VersionedState):
         return solver.loss_history
 
     def predict(self, X, /):
-        """Predicted labels ``argmax_j (X W)_j``: an integer array (N,) on X's device."""
+        """Predicted labels ``argmax_j (X W)_j``: an integer array (N,) on X's device.
+
+        Examples
+        --------
+        >>> from xpml.classifiers.data_utils import make_spiral
+        >>> from xpml.classifiers.linear_classifier import Softmax
+        >>> X, y = make_spiral(20, 3, seed=0)
+        >>> model = Softmax(seed=0)
+        >>> history = model.train(X, y, num_iters=5)
+        >>> model.predict(X[:4])
+        array([0, 2, 2, 2])
+        """
         if self.W is None:
             raise RuntimeError("the classifier is not trained yet: call train(X, y) first")
         xp, _ = backend.namespace_and_device(self.W, X)
@@ -179,7 +202,19 @@ class LinearClassifier(VersionedState):
         return xp.argmax(xp.astype(X, self.W.dtype, copy=False) @ self.W, axis=1)
 
     def loss(self, X_batch, y_batch, reg):
-        """Loss and gradient ``(loss, dW)`` of the current ``W`` on a minibatch (see the subclass's loss)."""
+        """Loss and gradient ``(loss, dW)`` of the current ``W`` on a minibatch (see the subclass's loss).
+
+        Examples
+        --------
+        >>> from xpml.classifiers.data_utils import make_spiral
+        >>> from xpml.classifiers.linear_classifier import Softmax
+        >>> X, y = make_spiral(20, 3, seed=0)
+        >>> model = Softmax(seed=0)
+        >>> history = model.train(X, y, num_iters=5)
+        >>> loss, dW = model.loss(X, y, 0.0)
+        >>> round(float(loss), 3), dW.shape
+        (1.098, (2, 3))
+        """
         if self.W is None:
             raise RuntimeError("the classifier has no weights yet: call train(X, y) first")
         xp, device = check_loss_inputs(self.W, X_batch, y_batch, reg)
@@ -225,6 +260,16 @@ class LinearSVM(LinearClassifier):
 
     ``loss="squared_hinge"`` (keyword-only) trains on the squared hinge (the L2-SVM) instead of
     the hinge (``"hinge"``, the default).
+
+    Examples
+    --------
+    >>> from xpml.classifiers.data_utils import make_spiral
+    >>> from xpml.classifiers.linear_classifier import LinearSVM
+    >>> X, y = make_spiral(20, 3, seed=0)
+    >>> svm = LinearSVM(seed=0)
+    >>> history = svm.train(X, y, learning_rate=0.1, reg=1e-3, num_iters=50, batch_size=30)
+    >>> round(history[0], 2), round(history[-1], 2)
+    (2.0, 1.18)
     """
 
     LOSSES = ("hinge", "squared_hinge")
@@ -241,7 +286,18 @@ class LinearSVM(LinearClassifier):
 
 @checkpoint.register_model
 class Softmax(LinearClassifier):
-    """A linear classifier trained on the softmax loss (:func:`softmax_loss_vectorized`)."""
+    """A linear classifier trained on the softmax loss (:func:`softmax_loss_vectorized`).
+
+    Examples
+    --------
+    >>> from xpml.classifiers.data_utils import make_spiral
+    >>> from xpml.classifiers.linear_classifier import Softmax
+    >>> X, y = make_spiral(20, 3, seed=0)
+    >>> softmax = Softmax(seed=0)
+    >>> history = softmax.train(X, y, learning_rate=1.0, reg=1e-3, num_iters=50, batch_size=30)
+    >>> round(history[0], 2), round(history[-1], 2)  # starts near log(3) = 1.10
+    (1.1, 0.79)
+    """
 
     def _loss(self, xp, device, W, X, y, reg):
         return _softmax_loss(xp, device, W, X, y, reg)

@@ -41,6 +41,15 @@ def svm_loss_naive(W, X, y, reg, /, *, squared: bool = False):
     Notes
     -----
     See :func:`svm_loss_vectorized` for the formula.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.classifiers.linear_svm import svm_loss_naive
+    >>> X, y = np.array([[1.0, 2.0], [3.0, -1.0]]), np.array([0, 2])
+    >>> loss, dW = svm_loss_naive(np.zeros((2, 3)), X, y, 0.0)
+    >>> float(loss), dW.shape  # zero weights: every wrong class violates the margin by 1
+    (2.0, (2, 3))
     """
     return naive_loss(W, X, y, reg, squared_hinge_example if squared else _svm_example)
 
@@ -77,6 +86,17 @@ def svm_loss_vectorized(W, X, y, reg, /, *, squared: bool = False):
     ``dW = X^T (dL/ds) + 2 reg W``. The penalty ``reg * sum(W * W)`` with gradient ``2 reg W`` is
     the current course's convention (older versions used ``0.5 * reg``). With ``squared=True`` each
     hinge is squared (:func:`nets.losses.svm_loss`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.classifiers.linear_svm import svm_loss_naive, svm_loss_vectorized
+    >>> rng = np.random.default_rng(0)
+    >>> W, X, y = rng.normal(size=(4, 3)), rng.normal(size=(5, 4)), np.array([0, 1, 2, 1, 0])
+    >>> loss, dW = svm_loss_vectorized(W, X, y, 0.1)
+    >>> loss_naive, dW_naive = svm_loss_naive(W, X, y, 0.1)
+    >>> bool(np.isclose(loss, loss_naive)), bool(np.allclose(dW, dW_naive))
+    (True, True)
     """
     xp, device = check_loss_inputs(W, X, y, reg)
     return _svm_loss(xp, device, W, X, y, float(reg), squared=bool(squared))

@@ -35,6 +35,15 @@ def softmax_loss_naive(W, X, y, reg, /):
     Notes
     -----
     See :func:`softmax_loss_vectorized` for the formula.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.classifiers.softmax import softmax_loss_naive
+    >>> X, y = np.array([[1.0, 2.0], [3.0, -1.0]]), np.array([0, 2])
+    >>> loss, dW = softmax_loss_naive(np.zeros((2, 3)), X, y, 0.0)
+    >>> round(float(loss), 4), round(float(np.log(3)), 4)  # zero weights: uniform over 3 classes
+    (1.0986, 1.0986)
     """
     return naive_loss(W, X, y, reg, _softmax_example)
 
@@ -66,6 +75,17 @@ def softmax_loss_vectorized(W, X, y, reg, /):
     ``s_ij - m_i - log sum_k exp(s_ik - m_i)`` with ``m_i = max_k s_ik``, which cannot overflow
     and never takes the log of 0. The penalty convention (``reg * sum(W * W)``, gradient
     ``2 reg W``) is the current course's.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.classifiers.softmax import softmax_loss_naive, softmax_loss_vectorized
+    >>> rng = np.random.default_rng(0)
+    >>> W, X, y = rng.normal(size=(4, 3)), rng.normal(size=(5, 4)), np.array([0, 1, 2, 1, 0])
+    >>> loss, dW = softmax_loss_vectorized(W, X, y, 0.1)
+    >>> loss_naive, dW_naive = softmax_loss_naive(W, X, y, 0.1)
+    >>> bool(np.isclose(loss, loss_naive)), bool(np.allclose(dW, dW_naive)), dW.shape
+    (True, True, (4, 3))
     """
     xp, device = check_loss_inputs(W, X, y, reg)
     return _softmax_loss(xp, device, W, X, y, float(reg))

@@ -58,6 +58,23 @@ class Ensemble(VersionedState):
     Notes
     -----
     ``p(c | x) = sum_m w_m p_m(c | x)``, ``predict = argmax_c p(c | x)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.classifiers.data_utils import make_spiral
+    >>> from xpml.nets import TwoLayerNet
+    >>> from xpml.nets.ensemble import Ensemble
+    >>> X, y = make_spiral(20, 3, seed=0)
+    >>> nets = [TwoLayerNet(2, 10, 3, std=0.1, seed=seed) for seed in (0, 1)]
+    >>> for net in nets:
+    ...     _ = net.train(X, y, learning_rate=1.0, num_iters=100, batch_size=30)
+    >>> ensemble = Ensemble(nets)
+    >>> probs = ensemble.predict_proba(X)
+    >>> probs.shape, bool(np.allclose(probs.sum(axis=1), 1.0))
+    ((60, 3), True)
+    >>> ensemble.predict(X).shape
+    (60,)
     """
 
     def __init__(self, models, /, *, weights=None):

@@ -117,6 +117,18 @@ def loss_along_line(X, y, W, W1, alphas, /, *, loss: str = "svm", reg: float = 0
     -----
     The scores are linear in ``a``: ``X (W + a W1) = X W + a X W1``, so two products serve
     every point, and the penalty is ``|W|^2 + 2 a <W, W1> + a^2 |W1|^2``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import landscape
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(size=(20, 2)), np.ones((20, 1))], axis=1)  # with the bias column
+    >>> y = rng.integers(0, 3, 20)
+    >>> W = rng.normal(scale=0.01, size=(3, 3))
+    >>> W1 = rng.normal(size=(3, 3))
+    >>> landscape.loss_along_line(X, y, W, W1, [-1.0, 0.0, 1.0]).round(3)
+    array([2.63 , 1.988, 2.296])
     """
     xp, device = _check(X, y, W, loss)
     a = _coefficients(xp, device, alphas, W.dtype, "alphas")
@@ -132,6 +144,19 @@ def loss_over_plane(X, y, W, W1, W2, alphas, betas, /, *, loss: str = "svm", reg
     Returns
     -------
     array (A, B): entry ``[i, j]`` is the loss at ``a = alphas[i]``, ``b = betas[j]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import landscape
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(size=(20, 2)), np.ones((20, 1))], axis=1)  # with the bias column
+    >>> y = rng.integers(0, 3, 20)
+    >>> W = rng.normal(scale=0.01, size=(3, 3))
+    >>> W1, W2 = rng.normal(size=(3, 3)), rng.normal(size=(3, 3))
+    >>> grid = landscape.loss_over_plane(X, y, W, W1, W2, [-1.0, 0.0, 1.0], [0.0, 1.0])
+    >>> grid.shape, round(float(grid[1, 0]), 3)  # at alpha = beta = 0: the loss at W
+    ((3, 2), 1.988)
     """
     xp, device = _check(X, y, W, loss)
     a = _coefficients(xp, device, alphas, W.dtype, "alphas")
@@ -175,6 +200,20 @@ def random_search(X, y, /, *, num_classes: int, tries: int = 1000, scale: float 
     -------
     W : array (D, C), the best weights found
     losses : array (tries,), the loss of each try, in order
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import landscape
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(size=(20, 2)), np.ones((20, 1))], axis=1)  # with the bias column
+    >>> y = rng.integers(0, 3, 20)
+    >>> W = rng.normal(scale=0.01, size=(3, 3))
+    >>> from xpml import backend
+    >>> W_best, losses = landscape.random_search(X, y, num_classes=3, tries=20, scale=1.0,
+    ...                                          rng=backend.Generator(0))
+    >>> W_best.shape, losses.shape
+    ((3, 3), (20,))
     """
     xp, device = backend.namespace_and_device(X, y)
     if loss not in LOSSES:
@@ -232,6 +271,19 @@ def random_local_search(X, y, W, /, *, steps: int = 1000, step_size: float = 1e-
     -------
     W : array (D, C), the final weights
     losses : array (steps,), the best loss after each step (non-increasing)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import landscape
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(size=(20, 2)), np.ones((20, 1))], axis=1)  # with the bias column
+    >>> y = rng.integers(0, 3, 20)
+    >>> W = rng.normal(scale=0.01, size=(3, 3))
+    >>> from xpml import backend
+    >>> W_end, losses = landscape.random_local_search(X, y, W, steps=50, step_size=0.1, rng=backend.Generator(0))
+    >>> losses.shape, bool((np.diff(losses) <= 0).all())  # the best loss never rises
+    ((50,), True)
     """
     xp, device = _check(X, y, W, loss)
     dt = _dtype_name(xp, W.dtype)
@@ -276,6 +328,18 @@ def follow_gradient(X, y, W, /, *, steps: int = 100, step_size: float = 1e-3, lo
     -------
     W : array (D, C)
     losses : array (steps,), the (minibatch) loss before each step
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import landscape
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(size=(20, 2)), np.ones((20, 1))], axis=1)  # with the bias column
+    >>> y = rng.integers(0, 3, 20)
+    >>> W = rng.normal(scale=0.01, size=(3, 3))
+    >>> W_end, losses = landscape.follow_gradient(X, y, W, steps=50, step_size=0.1)
+    >>> W_end.shape, bool(losses[-1] < losses[0])
+    ((3, 3), True)
     """
     xp, device = _check(X, y, W, loss)
     if batch_size is not None and rng is None:
@@ -303,6 +367,18 @@ def step_size_table(X, y, W, step_sizes, /, *, loss: str = "svm", reg: float = 0
     loss0 : 0-d array, ``L(W)``
     losses : array (S,), the loss after a step of each size (the notes' table of loss against
         step size: too small barely moves, too large overshoots)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import landscape
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(size=(20, 2)), np.ones((20, 1))], axis=1)  # with the bias column
+    >>> y = rng.integers(0, 3, 20)
+    >>> W = rng.normal(scale=0.01, size=(3, 3))
+    >>> loss0, losses = landscape.step_size_table(X, y, W, [1e-3, 1e-1, 10.0])
+    >>> round(float(loss0), 3), losses.round(3)  # too small barely moves, too large overshoots
+    (1.988, array([1.987, 1.939, 4.131]))
     """
     xp, device = _check(X, y, W, loss)
     value, dW = _loss_and_grad(X, y, W, loss=loss, reg=reg, xp=xp, device=device)

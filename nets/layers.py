@@ -88,6 +88,17 @@ def affine_forward(x, w, b, /, *, xp=None):
     -------
     out : array (N, M)
     cache : ``(x, w, b)``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import layers
+    >>> x = np.array([[1.0, -2.0, 3.0], [-1.0, 0.5, 2.0]])
+    >>> w, b = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), np.array([0.0, 1.0])
+    >>> out, cache = layers.affine_forward(x, w, b)
+    >>> out
+    array([[4. , 2. ],
+           [1. , 3.5]])
     """
     if xp is None:
         xp = backend.get_namespace(x, w, b)
@@ -120,6 +131,17 @@ def affine_backward(dout, cache, /, *, need_dx: bool = True, xp=None):
     Notes
     -----
     ``dx = dout w^T`` (reshaped to x's shape), ``dw = x^T dout``, ``db = sum_i dout_i``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import layers
+    >>> x = np.array([[1.0, -2.0, 3.0], [-1.0, 0.5, 2.0]])
+    >>> w, b = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), np.array([0.0, 1.0])
+    >>> out, cache = layers.affine_forward(x, w, b)
+    >>> dx, dw, db = layers.affine_backward(np.ones_like(out), cache)
+    >>> dx.shape, dw.shape, db
+    ((2, 3), (3, 2), array([2., 2.]))
     """
     x, w, _ = cache
     if xp is None:
@@ -140,14 +162,36 @@ def _rows(xp, x):
 # ---- activations ---------------------------------------------------------------------------------
 
 def relu_forward(x, /, *, xp=None):
-    """Rectified linear unit, ``max(0, x)``; the cache is ``x``."""
+    """Rectified linear unit, ``max(0, x)``; the cache is ``x``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import layers
+    >>> x = np.array([[1.0, -2.0, 3.0], [-1.0, 0.5, 2.0]])
+    >>> out, cache = layers.relu_forward(x)
+    >>> out
+    array([[1. , 0. , 3. ],
+           [0. , 0.5, 2. ]])
+    """
     if xp is None:
         xp = backend.get_namespace(x)
     return xp.maximum(x, 0.0), x
 
 
 def relu_backward(dout, cache, /, *, xp=None):
-    """``dout`` where the input was positive, 0 elsewhere."""
+    """``dout`` where the input was positive, 0 elsewhere.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import layers
+    >>> x = np.array([[1.0, -2.0, 3.0], [-1.0, 0.5, 2.0]])
+    >>> out, cache = layers.relu_forward(x)
+    >>> layers.relu_backward(np.ones_like(x), cache)
+    array([[1., 0., 1.],
+           [0., 1., 1.]])
+    """
     if xp is None:
         xp = backend.get_namespace(dout, cache)
     # A product with the 0/1 mask, not xp.where: on the CPU a select on a random mask costs ten
@@ -156,7 +200,18 @@ def relu_backward(dout, cache, /, *, xp=None):
 
 
 def leaky_relu_forward(x, /, alpha: float = 0.01, *, xp=None):
-    """Leaky ReLU, ``x`` for positive inputs and ``alpha * x`` otherwise; the cache is ``(x, alpha)``."""
+    """Leaky ReLU, ``x`` for positive inputs and ``alpha * x`` otherwise; the cache is ``(x, alpha)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import layers
+    >>> x = np.array([[1.0, -2.0, 3.0], [-1.0, 0.5, 2.0]])
+    >>> out, cache = layers.leaky_relu_forward(x, 0.1)
+    >>> out
+    array([[ 1. , -0.2,  3. ],
+           [-0.1,  0.5,  2. ]])
+    """
     if xp is None:
         xp = backend.get_namespace(x)
     alpha = float(alpha)
@@ -164,7 +219,18 @@ def leaky_relu_forward(x, /, alpha: float = 0.01, *, xp=None):
 
 
 def leaky_relu_backward(dout, cache, /, *, xp=None):
-    """``dout`` where the input was positive, ``alpha * dout`` elsewhere."""
+    """``dout`` where the input was positive, ``alpha * dout`` elsewhere.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import layers
+    >>> x = np.array([[1.0, -2.0, 3.0], [-1.0, 0.5, 2.0]])
+    >>> out, cache = layers.leaky_relu_forward(x, 0.1)
+    >>> layers.leaky_relu_backward(np.ones_like(x), cache)
+    array([[1. , 0.1, 1. ],
+           [0.1, 1. , 1. ]])
+    """
     x, alpha = cache
     if xp is None:
         xp = backend.get_namespace(dout, x)
@@ -177,6 +243,14 @@ def sigmoid_forward(x, /, *, xp=None):
     Notes
     -----
     With ``e = exp(-|x|)`` (at most 1): ``1 / (1 + e)`` for ``x >= 0`` and ``e / (1 + e)`` otherwise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import layers
+    >>> out, cache = layers.sigmoid_forward(np.array([0.0, 2.0, -1000.0]))  # no overflow warning
+    >>> out.round(4)
+    array([0.5   , 0.8808, 0.    ])
     """
     if xp is None:
         xp = backend.get_namespace(x)
@@ -187,13 +261,31 @@ def sigmoid_forward(x, /, *, xp=None):
 
 
 def sigmoid_backward(dout, cache, /, *, xp=None):
-    """``dout * s * (1 - s)`` with ``s`` the forward output (operators only: no namespace needed)."""
+    """``dout * s * (1 - s)`` with ``s`` the forward output (operators only: no namespace needed).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import layers
+    >>> out, cache = layers.sigmoid_forward(np.array([0.0, 2.0]))
+    >>> layers.sigmoid_backward(np.ones(2), cache).round(4)
+    array([0.25 , 0.105])
+    """
     s = cache
     return dout * imul(1.0 - s, s)
 
 
 def tanh_forward(x, /, *, xp=None):
-    """Hyperbolic tangent; the cache is the output."""
+    """Hyperbolic tangent; the cache is the output.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import layers
+    >>> out, cache = layers.tanh_forward(np.array([0.0, 1.0]))
+    >>> out.round(4)
+    array([0.    , 0.7616])
+    """
     if xp is None:
         xp = backend.get_namespace(x)
     out = xp.tanh(x)
@@ -201,7 +293,16 @@ def tanh_forward(x, /, *, xp=None):
 
 
 def tanh_backward(dout, cache, /, *, xp=None):
-    """``dout * (1 - tanh(x)**2)`` (operators only: no namespace needed)."""
+    """``dout * (1 - tanh(x)**2)`` (operators only: no namespace needed).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import layers
+    >>> out, cache = layers.tanh_forward(np.array([0.0, 1.0]))
+    >>> layers.tanh_backward(np.ones(2), cache).round(4)
+    array([1.  , 0.42])
+    """
     t = cache
     return dout * (1.0 - t * t)
 
@@ -227,6 +328,14 @@ def maxout_forward(x, /, pieces: int = 2, *, xp=None):
     -----
     ``out_j = max(x_{j k}, ..., x_{j k + k - 1})``; the gradient flows to the winning piece only
     (the first one on ties).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import layers
+    >>> out, cache = layers.maxout_forward(np.array([[1.0, 3.0, -1.0, -2.0]]), 2)
+    >>> out
+    array([[ 3., -1.]])
     """
     if xp is None:
         xp = backend.get_namespace(x)
@@ -239,7 +348,16 @@ def maxout_forward(x, /, pieces: int = 2, *, xp=None):
 
 
 def maxout_backward(dout, cache, /, *, xp=None):
-    """Route ``dout`` to the winning piece of each unit."""
+    """Route ``dout`` to the winning piece of each unit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import layers
+    >>> out, cache = layers.maxout_forward(np.array([[1.0, 3.0, -1.0, -2.0]]), 2)
+    >>> layers.maxout_backward(np.array([[10.0, 20.0]]), cache)
+    array([[ 0., 10., 20.,  0.]])
+    """
     winner, pieces, shape = cache
     if xp is None:
         xp = backend.get_namespace(dout, winner)
@@ -259,7 +377,18 @@ ACTIVATIONS = MappingProxyType({
 
 
 def check_activation(name, /) -> str:
-    """``name`` if it is a key of :data:`ACTIVATIONS`, else a ValueError listing them."""
+    """``name`` if it is a key of :data:`ACTIVATIONS`, else a ValueError listing them.
+
+    Examples
+    --------
+    >>> from xpml.nets import layers
+    >>> layers.check_activation("relu")
+    'relu'
+    >>> layers.check_activation("gelu")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown activation 'gelu'; choose one of: relu, leaky_relu, sigmoid, tanh, maxout
+    """
     if name not in ACTIVATIONS:
         raise ValueError(f"unknown activation {name!r}; choose one of: {', '.join(ACTIVATIONS)}")
     return name
@@ -335,6 +464,18 @@ def batchnorm_forward(x, gamma, beta, bn_param, /, *, xp=None, device=None):
     ``xhat = (x - mu) / sqrt(var + eps)``, ``out = gamma * xhat + beta``, and
     ``running = momentum * running + (1 - momentum) * batch statistic``. Test: the same with the
     running statistics in place of the batch's.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import layers
+    >>> x = np.random.default_rng(0).normal(3.0, 2.0, size=(8, 3))
+    >>> bn_param = {"mode": "train"}
+    >>> out, cache = layers.batchnorm_forward(x, np.ones(3), np.zeros(3), bn_param)
+    >>> out.mean(axis=0).round(6) + 0.0, out.std(axis=0).round(4)
+    (array([0., 0., 0.]), array([1., 1., 1.]))
+    >>> sorted(bn_param)  # the running statistics for test time
+    ['mode', 'running_mean', 'running_var']
     """
     if xp is None:
         xp, device = backend.namespace_and_device(x, gamma, beta)
@@ -370,6 +511,16 @@ def batchnorm_backward(dout, cache, /, *, xp=None):
     (the batch statistics depend on x), ``dx = g / sqrt(running_var + eps)`` in test mode.
     :func:`layernorm_backward` is the same formula with rows and features exchanged (the cache
     says along which axis).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import layers
+    >>> x = np.random.default_rng(0).normal(3.0, 2.0, size=(8, 3))
+    >>> out, cache = layers.batchnorm_forward(x, np.ones(3), np.zeros(3), {"mode": "train"})
+    >>> dx, dgamma, dbeta = layers.batchnorm_backward(np.ones_like(out), cache)
+    >>> dx.shape, dbeta
+    ((8, 3), array([8., 8., 8.]))
     """
     xhat, gamma, inv_std, axis, batch_stats = cache
     if xp is None:
@@ -412,6 +563,15 @@ def layernorm_forward(x, gamma, beta, ln_param, /, *, xp=None, device=None):
     -----
     ``xhat_i = (x_i - mean(x_i)) / sqrt(var(x_i) + eps)`` over the D features of row i,
     ``out = gamma * xhat + beta``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import layers
+    >>> x = np.random.default_rng(0).normal(3.0, 2.0, size=(8, 3))
+    >>> out, cache = layers.layernorm_forward(x, np.ones(3), np.zeros(3), {})
+    >>> out.shape, bool(np.allclose(out.mean(axis=1), 0.0))
+    ((8, 3), True)
     """
     if xp is None:
         xp = backend.get_namespace(x, gamma, beta)
@@ -435,7 +595,18 @@ NORMALIZATIONS = MappingProxyType({
 
 
 def check_normalization(name, /):
-    """``name`` if it is None or a key of :data:`NORMALIZATIONS`, else a ValueError listing them."""
+    """``name`` if it is None or a key of :data:`NORMALIZATIONS`, else a ValueError listing them.
+
+    Examples
+    --------
+    >>> from xpml.nets import layers
+    >>> print(layers.check_normalization(None))
+    None
+    >>> layers.check_normalization("group")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown normalization 'group'; choose one of: None, 'batchnorm', 'layernorm'
+    """
     if name is not None and name not in NORMALIZATIONS:
         raise ValueError(f"unknown normalization {name!r}; choose one of: None, "
                          f"{', '.join(repr(n) for n in NORMALIZATIONS)}")
@@ -445,7 +616,18 @@ def check_normalization(name, /):
 # ---- dropout -------------------------------------------------------------------------------------
 
 def keep_probability(p, /, *, name: str = "dropout_param['p']") -> float:
-    """``p`` as a Python float in (0, 1], the probability of *keeping* a unit; a clear error otherwise."""
+    """``p`` as a Python float in (0, 1], the probability of *keeping* a unit; a clear error otherwise.
+
+    Examples
+    --------
+    >>> from xpml.nets import layers
+    >>> layers.keep_probability(0.5)
+    0.5
+    >>> layers.keep_probability(0)
+    Traceback (most recent call last):
+    ...
+    ValueError: dropout_param['p'] is the probability of keeping a unit and must be in (0, 1], got 0
+    """
     if isinstance(p, (bool, str, bytes)):
         raise TypeError(f"{name} must be a number in (0, 1], got {p!r}")
     try:
@@ -483,6 +665,17 @@ def dropout_forward(x, dropout_param, /, *, xp=None, device=None):
     ``out = x * m / p`` with ``m_i ~ Bernoulli(p)``: the expectation of ``out`` is ``x``, so test
     time needs no rescaling. Each keep decision compares a 32-bit random word with ``p * 2**32``
     (:meth:`backend.Generator.dropout_mask`): the keep rate is within ``2**-33`` of ``p``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import layers
+    >>> out, cache = layers.dropout_forward(np.ones((2, 4)), {"mode": "train", "p": 0.5, "seed": 0})
+    >>> out  # kept units scaled by 1 / p
+    array([[0., 2., 2., 0.],
+           [0., 2., 0., 2.]])
+    >>> layers.dropout_forward(np.ones((1, 4)), {"mode": "test", "p": 0.5})[0]
+    array([[1., 1., 1., 1.]])
     """
     mode = _mode(dropout_param, "dropout_param")
     mask = dropout_param.get("mask")
@@ -504,7 +697,17 @@ def dropout_forward(x, dropout_param, /, *, xp=None, device=None):
 
 
 def dropout_backward(dout, cache, /, *, xp=None):
-    """Backward pass of :func:`dropout_forward`: ``dout * mask`` in training, ``dout`` in test mode."""
+    """Backward pass of :func:`dropout_forward`: ``dout * mask`` in training, ``dout`` in test mode.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import layers
+    >>> out, cache = layers.dropout_forward(np.ones((2, 4)), {"mode": "train", "p": 0.5, "seed": 0})
+    >>> layers.dropout_backward(np.ones((2, 4)), cache)
+    array([[0., 2., 2., 0.],
+           [0., 2., 0., 2.]])
+    """
     _, mask = cache
     return dout if mask is None else dout * mask
 
@@ -512,7 +715,19 @@ def dropout_backward(dout, cache, /, *, xp=None):
 # ---- composite layers ----------------------------------------------------------------------------
 
 def affine_relu_forward(x, w, b, /, *, xp=None):
-    """An affine layer followed by a ReLU (the course's ``layer_utils`` sandwich)."""
+    """An affine layer followed by a ReLU (the course's ``layer_utils`` sandwich).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import layers
+    >>> x = np.array([[1.0, -2.0, 3.0], [-1.0, 0.5, 2.0]])
+    >>> w, b = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), np.array([0.0, 1.0])
+    >>> out, cache = layers.affine_relu_forward(x, -w, b)
+    >>> out
+    array([[0., 0.],
+           [0., 0.]])
+    """
     if xp is None:
         xp = backend.get_namespace(x, w, b)
     a, fc_cache = affine_forward(x, w, b, xp=xp)
@@ -521,7 +736,18 @@ def affine_relu_forward(x, w, b, /, *, xp=None):
 
 
 def affine_relu_backward(dout, cache, /, *, xp=None):
-    """Backward pass of :func:`affine_relu_forward`: ``(dx, dw, db)``."""
+    """Backward pass of :func:`affine_relu_forward`: ``(dx, dw, db)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import layers
+    >>> x = np.array([[1.0, -2.0, 3.0], [-1.0, 0.5, 2.0]])
+    >>> w, b = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), np.array([0.0, 1.0])
+    >>> out, cache = layers.affine_relu_forward(x, w, b)
+    >>> [g.shape for g in layers.affine_relu_backward(np.ones_like(out), cache)]
+    [(2, 3), (3, 2), (2,)]
+    """
     fc_cache, relu_cache = cache
     if xp is None:
         xp = backend.get_namespace(dout, fc_cache[1])
@@ -550,6 +776,18 @@ def affine_norm_act_dropout_forward(x, w, b, gamma=None, beta=None, norm_param=N
     -------
     out : array (N, H)
     cache : for :func:`affine_norm_act_dropout_backward`
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import layers
+    >>> rng = np.random.default_rng(0)
+    >>> x, w, b = rng.normal(size=(4, 3)), rng.normal(size=(3, 5)), np.zeros(5)
+    >>> out, cache = layers.affine_norm_act_dropout_forward(
+    ...     x, w, b, np.ones(5), np.zeros(5), {"mode": "train"}, {"mode": "train", "p": 0.5, "seed": 0},
+    ...     normalization="batchnorm", activation="relu")
+    >>> out.shape, bool((out >= 0).all())
+    ((4, 5), True)
     """
     if xp is None:
         xp, device = backend.namespace_and_device(x, w, b)
@@ -573,7 +811,21 @@ def affine_norm_act_dropout_forward(x, w, b, gamma=None, beta=None, norm_param=N
 
 def affine_norm_act_dropout_backward(dout, cache, /, *, need_dx: bool = True, xp=None):
     """Backward pass of :func:`affine_norm_act_dropout_forward`: ``(dx, dw, db, dgamma, dbeta)``
-    (``dgamma`` and ``dbeta`` are None without normalization; ``dx`` is None with ``need_dx=False``)."""
+    (``dgamma`` and ``dbeta`` are None without normalization; ``dx`` is None with ``need_dx=False``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import layers
+    >>> rng = np.random.default_rng(0)
+    >>> x, w, b = rng.normal(size=(4, 3)), rng.normal(size=(3, 5)), np.zeros(5)
+    >>> out, cache = layers.affine_norm_act_dropout_forward(
+    ...     x, w, b, np.ones(5), np.zeros(5), {"mode": "train"}, {"mode": "train", "p": 0.5, "seed": 0},
+    ...     normalization="batchnorm", activation="relu")
+    >>> dx, dw, db, dgamma, dbeta = layers.affine_norm_act_dropout_backward(np.ones_like(out), cache)
+    >>> dx.shape, dw.shape, dgamma.shape
+    ((4, 3), (3, 5), (5,))
+    """
     fc_cache, norm_cache, act_cache, drop_cache, normalization, activation = cache
     if xp is None:
         xp = backend.get_namespace(dout, fc_cache[1])

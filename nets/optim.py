@@ -83,6 +83,17 @@ def sgd(w, dw, config=None):
     """Vanilla stochastic gradient descent: ``w <- w - lr * dw``.
 
     config: ``learning_rate`` (default 1e-2).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import optim
+    >>> w, dw = np.array([1.0, -2.0]), np.array([0.5, 0.5])
+    >>> w, config = optim.sgd(w, dw, {"learning_rate": 0.1})
+    >>> w.round(4)
+    array([ 0.95, -2.05])
+    >>> sorted(config)
+    ['learning_rate']
     """
     return _course_step("sgd", w, dw, config)
 
@@ -91,6 +102,17 @@ def sgd_momentum(w, dw, config=None):
     """SGD with momentum: ``v <- mu v - lr dw``; ``w <- w + v``.
 
     config: ``learning_rate`` (1e-2), ``momentum`` (0.9); state ``velocity``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import optim
+    >>> w, dw = np.array([1.0, -2.0]), np.array([0.5, 0.5])
+    >>> w, config = optim.sgd_momentum(w, dw, {"learning_rate": 0.1})
+    >>> w.round(4)
+    array([ 0.95, -2.05])
+    >>> sorted(config)
+    ['learning_rate', 'momentum', 'velocity']
     """
     return _course_step("momentum", w, dw, config)
 
@@ -99,6 +121,17 @@ def nesterov_momentum(w, dw, config=None):
     """Nesterov momentum in the notes' form (:class:`nets.rules.Nesterov`).
 
     config: ``learning_rate`` (1e-2), ``momentum`` (0.9); state ``velocity``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import optim
+    >>> w, dw = np.array([1.0, -2.0]), np.array([0.5, 0.5])
+    >>> w, config = optim.nesterov_momentum(w, dw, {"learning_rate": 0.1})
+    >>> w.round(4)
+    array([ 0.905, -2.095])
+    >>> sorted(config)
+    ['learning_rate', 'momentum', 'velocity']
     """
     return _course_step("nesterov", w, dw, config)
 
@@ -107,6 +140,17 @@ def adagrad(w, dw, config=None):
     """Adagrad: ``cache <- cache + dw^2``; ``w <- w - lr dw / (sqrt(cache) + eps)``.
 
     config: ``learning_rate`` (1e-2), ``epsilon`` (1e-8); state ``cache``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import optim
+    >>> w, dw = np.array([1.0, -2.0]), np.array([0.5, 0.5])
+    >>> w, config = optim.adagrad(w, dw, {"learning_rate": 0.1})
+    >>> w.round(4)
+    array([ 0.9, -2.1])
+    >>> sorted(config)
+    ['cache', 'epsilon', 'learning_rate']
     """
     return _course_step("adagrad", w, dw, config)
 
@@ -115,6 +159,17 @@ def rmsprop(w, dw, config=None):
     """RMSprop: a leaky average of squared gradients scales the steps.
 
     config: ``learning_rate`` (1e-2), ``decay_rate`` (0.99), ``epsilon`` (1e-8); state ``cache``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import optim
+    >>> w, dw = np.array([1.0, -2.0]), np.array([0.5, 0.5])
+    >>> w, config = optim.rmsprop(w, dw, {"learning_rate": 0.1})  # the first step divides by sqrt(0.01 dw**2)
+    >>> w.round(4)
+    array([ 0., -3.])
+    >>> sorted(config)
+    ['cache', 'decay_rate', 'epsilon', 'learning_rate']
     """
     return _course_step("rmsprop", w, dw, config)
 
@@ -124,6 +179,17 @@ def adam(w, dw, config=None):
 
     config: ``learning_rate`` (1e-3), ``beta1`` (0.9), ``beta2`` (0.999), ``epsilon`` (1e-8);
     state ``m``, ``v`` and the step count ``t`` (a Python int).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import optim
+    >>> w, dw = np.array([1.0, -2.0]), np.array([0.5, 0.5])
+    >>> w, config = optim.adam(w, dw, {"learning_rate": 0.1})  # the first step is lr * sign(dw)
+    >>> w.round(4)
+    array([ 0.9, -2.1])
+    >>> sorted(config)
+    ['beta1', 'beta2', 'epsilon', 'learning_rate', 'm', 't', 'v']
     """
     return _course_step("adam", w, dw, config)
 
@@ -137,7 +203,16 @@ UPDATE_RULES: Mapping[str, Callable] = MappingProxyType(
 
 def get_update_rule(rule, /) -> Callable:
     """The course function of the rule called ``rule`` (a key of :data:`UPDATE_RULES`), or ``rule`` itself
-    if callable."""
+    if callable.
+
+    Examples
+    --------
+    >>> from xpml.nets import optim
+    >>> optim.get_update_rule("adam") is optim.adam
+    True
+    >>> optim.get_update_rule("momentum").__name__
+    'sgd_momentum'
+    """
     if callable(rule):
         return rule
     if not isinstance(rule, str):

@@ -78,6 +78,21 @@ class MeanSubtraction(_Preprocessor):
     Notes
     -----
     ``X' = X - mean(X_train, axis=0)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets.preprocessing import MeanSubtraction
+    >>> X = np.array([[1.0, 2.0], [3.0, 6.0], [5.0, 10.0]])
+    >>> centering = MeanSubtraction().fit(X)
+    >>> centering.mean_
+    array([3., 6.])
+    >>> centering.transform(X)
+    array([[-2., -4.],
+           [ 0.,  0.],
+           [ 2.,  4.]])
+    >>> bool(np.allclose(centering.inverse_transform(centering.transform(X)), X))
+    True
     """
 
     def __init__(self):
@@ -114,6 +129,16 @@ class Standardization(_Preprocessor):
     ``X' = (X - mu) / (sigma + eps)`` with ``mu``, ``sigma`` the training mean and (population)
     standard deviation of each feature, computed on features scaled to [-1, 1] so that neither
     overflows nor underflows (see ``_mean_and_std``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets.preprocessing import Standardization
+    >>> X = np.array([[1.0, 2.0], [3.0, 6.0], [5.0, 10.0]])
+    >>> Standardization().fit(X).transform(X).round(4)
+    array([[-1.2247, -1.2247],
+           [ 0.    ,  0.    ],
+           [ 1.2247,  1.2247]])
     """
 
     def __init__(self, *, eps: float = 1e-8):
@@ -181,6 +206,21 @@ class PCA(_Preprocessor):
     whitened: ``X_rot / sqrt(S[:K] + eps)``. The eigendecomposition runs in the training data's
     dtype; computing it in float64 for float32 data is a choice left to the caller (fit on a
     float64 copy).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets.preprocessing import PCA
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(50, 3)) * np.array([3.0, 1.0, 0.1])  # three axes of decreasing spread
+    >>> pca = PCA(n_components=2).fit(X)
+    >>> pca.transform(X).shape, pca.components_.shape
+    ((50, 2), (3, 2))
+    >>> white = PCA(whiten=True).fit(X)
+    >>> np.cov(white.transform(X), rowvar=False).round(1) + 0.0  # whitened: unit variance, uncorrelated
+    array([[1., 0., 0.],
+           [0., 1., 0.],
+           [0., 0., 1.]])
     """
 
     def __init__(self, *, n_components: int | None = None, whiten: bool = False, eps: float = 1e-5):
@@ -220,7 +260,17 @@ class PCA(_Preprocessor):
         return out
 
     def inverse_transform(self, Z, /):
-        """Map (N, K) back to (N, D); exact when K = D."""
+        """Map (N, K) back to (N, D); exact when K = D.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from xpml.nets.preprocessing import PCA
+        >>> X = np.random.default_rng(0).normal(size=(10, 3))
+        >>> pca = PCA().fit(X)  # all components kept: the round trip is exact up to rounding
+        >>> bool(np.allclose(pca.inverse_transform(pca.transform(X)), X))
+        True
+        """
         xp = backend.get_namespace(Z)
         if self.whiten:
             Z = Z * xp.sqrt(self.explained_variance_ + self.eps)

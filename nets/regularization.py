@@ -16,14 +16,36 @@ __all__ = ["dropout_masks", "elastic_net_penalty", "l1_penalty", "l2_penalty", "
 
 
 def l1_penalty(W, /, reg: float):
-    """L1 penalty ``reg * sum(|W|)`` and its (sub)gradient ``reg * sign(W)`` (0 at 0)."""
+    """L1 penalty ``reg * sum(|W|)`` and its (sub)gradient ``reg * sign(W)`` (0 at 0).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> W = np.array([[1.0, -2.0], [0.0, 3.0]])
+    >>> from xpml.nets.regularization import l1_penalty
+    >>> penalty, dW = l1_penalty(W, 0.1)
+    >>> round(float(penalty), 6), dW
+    (0.6, array([[ 0.1, -0.1],
+           [ 0. ,  0.1]]))
+    """
     xp = backend.get_namespace(W)
     reg = float(reg)
     return reg * xp.sum(xp.abs(W)), reg * xp.sign(W)
 
 
 def elastic_net_penalty(W, /, *, l1: float, l2: float):
-    """Elastic net: ``l1 * sum(|W|) + l2 * sum(W**2)`` and its gradient."""
+    """Elastic net: ``l1 * sum(|W|) + l2 * sum(W**2)`` and its gradient.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> W = np.array([[1.0, -2.0], [0.0, 3.0]])
+    >>> from xpml.nets.regularization import elastic_net_penalty
+    >>> penalty, dW = elastic_net_penalty(W, l1=0.1, l2=0.01)
+    >>> round(float(penalty), 6), dW
+    (0.74, array([[ 0.12, -0.14],
+           [ 0.  ,  0.16]]))
+    """
     loss1, grad1 = l1_penalty(W, l1)
     loss2, grad2 = l2_penalty(W, l2)
     return loss1 + loss2, iadd(grad1, grad2)
@@ -38,6 +60,14 @@ def max_norm(W, /, max_norm: float):
     Notes
     -----
     ``w_j <- w_j * min(1, c / ||w_j||_2)``: a projection onto the ball, applied after the update.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets.regularization import max_norm
+    >>> max_norm(np.array([[3.0, 0.0], [4.0, 1.0]]), 1.0)  # column norms 5 and 1
+    array([[0.6, 0. ],
+           [0.8, 1. ]])
     """
     xp = backend.get_namespace(W)
     norms = xp.sqrt(xp.sum(W * W, axis=0))
@@ -54,6 +84,15 @@ def dropout_masks(rng: backend.Generator, shape, /, *, drop: float, dtype=None):
     ``shape`` is usually ``(iterations, N, H)``: one call draws the masks of many iterations.
     Multiplying activations by a mask at training time keeps their expectation, so nothing
     changes at test time.
+
+    Examples
+    --------
+    >>> from xpml import backend
+    >>> from xpml.nets.regularization import dropout_masks
+    >>> mask = dropout_masks(backend.Generator(0), (2, 4), drop=0.5)
+    >>> mask, mask.dtype
+    (array([[0., 2., 2., 0.],
+           [0., 2., 0., 2.]], dtype=float32), dtype('float32'))
     """
     if not 0.0 <= drop < 1.0:
         raise ValueError(f"dropout (the probability of dropping a unit) must be in [0, 1), got {drop!r}")

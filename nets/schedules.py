@@ -23,6 +23,13 @@ class StepDecay:
     Notes
     -----
     ``lr(t) = lr0 * gamma ** floor(t / step_size)``.
+
+    Examples
+    --------
+    >>> from xpml.nets.schedules import StepDecay
+    >>> schedule = StepDecay(0.1, step_size=2, gamma=0.5)
+    >>> [schedule(t) for t in range(5)]
+    [0.1, 0.1, 0.05, 0.05, 0.025]
     """
 
     learning_rate: float
@@ -57,6 +64,13 @@ class ExponentialDecay(_RateDecay):
     Notes
     -----
     ``lr(t) = lr0 * exp(-k t)``.
+
+    Examples
+    --------
+    >>> from xpml.nets.schedules import ExponentialDecay
+    >>> schedule = ExponentialDecay(0.1, k=0.05)
+    >>> [round(schedule(t), 5) for t in range(3)]
+    [0.1, 0.09512, 0.09048]
     """
 
     k: float = 0.05
@@ -72,6 +86,13 @@ class InverseTimeDecay(_RateDecay):
     Notes
     -----
     ``lr(t) = lr0 / (1 + k t)``.
+
+    Examples
+    --------
+    >>> from xpml.nets.schedules import InverseTimeDecay
+    >>> schedule = InverseTimeDecay(0.1, k=0.1)
+    >>> [round(schedule(t), 5) for t in range(3)]
+    [0.1, 0.09091, 0.08333]
     """
 
     k: float = 0.1
@@ -85,7 +106,16 @@ _SCHEDULES = MappingProxyType({"step": StepDecay, "exponential": ExponentialDeca
 
 
 def get_schedule(name: str, /, learning_rate: float, **options):
-    """Build a schedule by name (``"step"``, ``"exponential"``, ``"inverse_time"`` or ``"1/t"``)."""
+    """Build a schedule by name (``"step"``, ``"exponential"``, ``"inverse_time"`` or ``"1/t"``).
+
+    Examples
+    --------
+    >>> from xpml.nets.schedules import get_schedule
+    >>> get_schedule("step", 0.1, step_size=2)
+    StepDecay(learning_rate=0.1, step_size=2, gamma=0.5)
+    >>> get_schedule("1/t", 0.1)
+    InverseTimeDecay(learning_rate=0.1, k=0.1)
+    """
     try:
         cls = _SCHEDULES[name]
     except KeyError:

@@ -71,6 +71,16 @@ def check_ranges(ranges: Mapping, integers=(), /) -> tuple[dict, frozenset]:
 
     Raises ValueError naming the key for a reversed, non-positive or non-finite range, and for an
     integer key that is not searched.
+
+    Examples
+    --------
+    >>> from xpml.nets.search import check_ranges
+    >>> check_ranges({"lr": (1e-3, 1e-1), "hidden": (10.5, 100)}, ["hidden"])
+    ({'lr': (0.001, 0.1), 'hidden': (10, 100)}, frozenset({'hidden'}))
+    >>> check_ranges({"lr": (1e-1, 1e-3)})
+    Traceback (most recent call last):
+    ...
+    ValueError: the range of 'lr' is (0.1, 0.001): the low end is above the high end
     """
     if not isinstance(ranges, Mapping):
         raise ValueError(f"ranges must map each searched hyperparameter to (lo, hi), got {ranges!r}")
@@ -98,7 +108,18 @@ def check_ranges(ranges: Mapping, integers=(), /) -> tuple[dict, frozenset]:
 
 def check_choices(choices: Mapping | None, ranges: Mapping | None = None, /) -> dict:
     """Validated choices: ``{key: [value, ...]}``, each a non-empty list (or tuple: the order is part
-    of the draw), no key also in ``ranges``."""
+    of the draw), no key also in ``ranges``.
+
+    Examples
+    --------
+    >>> from xpml.nets.search import check_choices
+    >>> check_choices({"activation": ["relu", "tanh"]})
+    {'activation': ['relu', 'tanh']}
+    >>> check_choices({"lr": [0.1]}, {"lr": (1e-3, 1e-1)})
+    Traceback (most recent call last):
+    ...
+    ValueError: 'lr' is both in ranges and in choices: give it in one of them
+    """
     if choices is None:
         return {}
     if not isinstance(choices, Mapping):
@@ -139,6 +160,14 @@ def sample(gen: backend.Generator, ranges: Mapping, /, integers=(), *, choices: 
     -----
     ``value = 10 ** u`` with ``u ~ U[log10 lo, log10 hi)``: every decade of the range gets the
     same share of the draws.
+
+    Examples
+    --------
+    >>> from xpml import backend
+    >>> from xpml.nets.search import sample
+    >>> sample(backend.Generator(0), {"lr": (1e-4, 1e-1), "hidden": (10, 100)}, ["hidden"],
+    ...        choices={"act": ["relu", "tanh"]})
+    {'lr': 0.0018, 'hidden': 21, 'act': 'relu'}
     """
     out = {}
     for key, (lo, hi) in ranges.items():
@@ -153,7 +182,15 @@ def sample(gen: backend.Generator, ranges: Mapping, /, integers=(), *, choices: 
 def sample_settings(gen: backend.Generator, ranges: Mapping, count: int, /, integers=(), *,
                     choices: Mapping | None = None, digits: int | None = 3, tries: int = 50) -> list[dict]:
     """``count`` distinct settings (see :func:`sample`), fewer when ``tries`` draws in a row find no
-    new one (a small integer range such as k in 1..4 runs out)."""
+    new one (a small integer range such as k in 1..4 runs out).
+
+    Examples
+    --------
+    >>> from xpml import backend
+    >>> from xpml.nets.search import sample_settings
+    >>> sample_settings(backend.Generator(0), {"k": (1, 4)}, 10, ["k"])  # only four distinct ones exist
+    [{'k': 2}, {'k': 3}, {'k': 1}, {'k': 4}]
+    """
     seen, out = set(), []
     for _ in range(count):
         for _ in range(tries):
@@ -170,7 +207,15 @@ def sample_settings(gen: backend.Generator, ranges: Mapping, count: int, /, inte
 
 def narrow(ranges: Mapping, settings: list[Mapping], /, integers=()) -> dict:
     """The fine stage's ranges: the span of ``settings`` (the best coarse ones), a quarter decade
-    wider each way (integer ranges stay whole numbers >= 1)."""
+    wider each way (integer ranges stay whole numbers >= 1).
+
+    Examples
+    --------
+    >>> from xpml.nets.search import narrow
+    >>> lo, hi = narrow({"lr": (1e-4, 1e-1)}, [{"lr": 1e-3}, {"lr": 4e-3}])["lr"]
+    >>> round(lo, 6), round(hi, 5)  # the span of the best, a quarter decade wider each way
+    (0.000562, 0.00711)
+    """
     if not settings:
         raise ValueError("narrow needs at least one setting to span")
     out = {}
@@ -184,13 +229,29 @@ def narrow(ranges: Mapping, settings: list[Mapping], /, integers=()) -> dict:
 
 
 def narrow_choices(choices: Mapping, settings: list[Mapping], /) -> dict:
-    """The fine stage's choices: the values ``settings`` (the best coarse ones) took, in the given order."""
+    """The fine stage's choices: the values ``settings`` (the best coarse ones) took, in the given order.
+
+    Examples
+    --------
+    >>> from xpml.nets.search import narrow_choices
+    >>> narrow_choices({"act": ["relu", "tanh", "sigmoid"]}, [{"act": "tanh"}, {"act": "relu"}])
+    {'act': ['relu', 'tanh']}
+    """
     return {key: [v for v in values if any(s[key] == v for s in settings)] for key, values in choices.items()}
 
 
 def at_edge(value: float, lo: float, hi: float, *, integer: bool = False) -> bool:
     """Whether ``value`` lies in the outer tenth (in log scale) of [lo, hi], at an end that could move
-    (an integer range cannot go below 1): the best value there says the range should be wider."""
+    (an integer range cannot go below 1): the best value there says the range should be wider.
+
+    Examples
+    --------
+    >>> from xpml.nets.search import at_edge
+    >>> at_edge(0.1, 1e-4, 0.1), at_edge(0.003, 1e-4, 0.1)
+    (True, False)
+    >>> at_edge(1, 1, 10, integer=True)  # an integer range cannot go below 1
+    False
+    """
     if hi <= lo:
         return False
     pos = (math.log10(value) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))
@@ -201,7 +262,14 @@ def at_edge(value: float, lo: float, hi: float, *, integer: bool = False) -> boo
 
 def diverged_at(losses, /) -> int | None:
     """The iteration (index into ``losses``, a sequence of host numbers) of the first non-finite
-    loss, or None when every loss is finite."""
+    loss, or None when every loss is finite.
+
+    Examples
+    --------
+    >>> from xpml.nets.search import diverged_at
+    >>> diverged_at([2.3, 1.9, float("nan"), float("inf")]), diverged_at([1.0, 0.5])
+    (2, None)
+    """
     for i, value in enumerate(losses):
         if value is None or not math.isfinite(value):
             return i
@@ -210,7 +278,14 @@ def diverged_at(losses, /) -> int | None:
 
 def finite_or_none(obj, /):
     """``obj`` with every non-finite float (NaN, inf), at any depth of dicts, lists and tuples,
-    replaced by None: JSON has no NaN, and a diverged trial must still be written."""
+    replaced by None: JSON has no NaN, and a diverged trial must still be written.
+
+    Examples
+    --------
+    >>> from xpml.nets.search import finite_or_none
+    >>> finite_or_none({"loss": [1.0, float("nan")], "best": (float("inf"), 2)})
+    {'loss': [1.0, None], 'best': [None, 2]}
+    """
     if isinstance(obj, Mapping):
         return {k: finite_or_none(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -222,13 +297,33 @@ def finite_or_none(obj, /):
 
 def rank_key(trial: Mapping, /, score: str = "val_acc") -> tuple:
     """Sort key of a trial record, larger is better: trials that did not diverge first, then by
-    ``score``, then fine before coarse (a fine trial is fully trained, a coarse one is not)."""
+    ``score``, then fine before coarse (a fine trial is fully trained, a coarse one is not).
+
+    Examples
+    --------
+    >>> from xpml.nets.search import rank_key
+    >>> trials = [{"trial": 0, "stage": "coarse", "val_acc": 0.5, "diverged": False},
+    ...           {"trial": 1, "stage": "coarse", "val_acc": None, "diverged": True},
+    ...           {"trial": 2, "stage": "coarse", "val_acc": 0.7, "diverged": False}]
+    >>> rank_key(trials[0])
+    (True, 0.5, False)
+    """
     value = trial.get(score)
     return (not trial.get("diverged", False), value if value is not None else -math.inf, trial["stage"] == "fine")
 
 
 def rank(trials: list[Mapping], /, score: str = "val_acc") -> list:
-    """``trials`` best first (:func:`rank_key`); among equals, the one drawn first comes first."""
+    """``trials`` best first (:func:`rank_key`); among equals, the one drawn first comes first.
+
+    Examples
+    --------
+    >>> from xpml.nets.search import rank
+    >>> trials = [{"trial": 0, "stage": "coarse", "val_acc": 0.5, "diverged": False},
+    ...           {"trial": 1, "stage": "coarse", "val_acc": None, "diverged": True},
+    ...           {"trial": 2, "stage": "coarse", "val_acc": 0.7, "diverged": False}]
+    >>> [trial["trial"] for trial in rank(trials)]
+    [2, 0, 1]
+    """
     in_order = sorted(trials, key=lambda t: t.get("trial", 0))
     return sorted(in_order, key=lambda t: rank_key(t, score), reverse=True)  # a stable sort
 
@@ -265,6 +360,18 @@ class SearchResult:
         The trials (``"trial"`` numbers) whose models form :attr:`ensemble`, best first.
     ensemble_val_acc : float or None
         The ensemble's accuracy on the validation data, to read beside ``best["val_acc"]``.
+
+    Examples
+    --------
+    >>> import math
+    >>> from xpml.nets.search import random_search
+    >>> def objective(setting):  # a made-up validation score, best at lr = 0.01
+    ...     return 1 - abs(math.log10(setting["lr"]) + 2)
+    >>> result = random_search(objective, {"lr": (1e-4, 1.0)}, trials=6, fine_trials=3, top=2, seed=0)
+    >>> len(result.trials), result.planned, result.score
+    (9, 9, 'val_acc')
+    >>> round(result.best["val_acc"], 3), result.at_edges()
+    (0.711, [])
     """
 
     trials: list = field(default_factory=list)
@@ -301,7 +408,15 @@ class SearchResult:
 
 class SearchIncomplete(RuntimeError):
     """The search stopped before every trial finished (the Dask cluster went away, a worker kept
-    dying). ``result`` holds the trials that did finish, with ``complete`` False."""
+    dying). ``result`` holds the trials that did finish, with ``complete`` False.
+
+    Examples
+    --------
+    >>> from xpml.nets.search import SearchIncomplete, SearchResult
+    >>> error = SearchIncomplete("the cluster went away", SearchResult(planned=4))
+    >>> isinstance(error, RuntimeError), error.result.complete
+    (True, False)
+    """
 
     def __init__(self, message: str, result: SearchResult):
         super().__init__(message)
@@ -391,6 +506,20 @@ def random_search(objective: Callable, ranges: Mapping, /, *, trials: int = 12, 
     do not depend on where or in which order the trials run. Trials are ranked by
     :func:`rank_key`: diverged ones last, then by ``score``, ties to the fine stage, then to the
     trial drawn first.
+
+    Examples
+    --------
+    >>> import math
+    >>> from xpml.nets.search import random_search
+    >>> def objective(setting):  # a made-up validation score, best at lr = 0.01
+    ...     return 1 - abs(math.log10(setting["lr"]) + 2)
+    >>> result = random_search(objective, {"lr": (1e-4, 1.0)}, trials=6, fine_trials=3, top=2, seed=0)
+    >>> [trial["stage"] for trial in result.trials].count("fine"), result.complete
+    (3, True)
+    >>> result.best["params"], result.best["stage"]
+    ({'lr': 0.00514}, 'fine')
+    >>> result.ranges["fine"]["lr"][0] > 1e-3  # the fine stage narrowed the range around the best
+    True
     """
     if not callable(objective):
         raise TypeError(f"objective must be callable, got {type(objective).__name__}")

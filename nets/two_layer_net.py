@@ -64,6 +64,21 @@ class TwoLayerNet(Net, CourseFace):
         Seeded with ``seed``; draws the minibatches and dropout masks of :meth:`train`.
     backend : backend.Backend
         Where the parameters live.
+
+    Examples
+    --------
+    >>> from xpml.classifiers.data_utils import make_spiral
+    >>> from xpml.nets import TwoLayerNet
+    >>> X, y = make_spiral(20, 3, seed=0)
+    >>> net = TwoLayerNet(2, 10, 3, std=0.1, seed=0)
+    >>> net.loss(X).shape  # without labels: the class scores
+    (60, 3)
+    >>> loss, grads = net.loss(X, y)
+    >>> round(float(loss), 2), sorted(grads)  # small weights: about log(3) = 1.10
+    (1.1, ['W1', 'W2', 'b1', 'b2'])
+    >>> history = net.train(X, y, X, y, learning_rate=1.0, num_iters=100, batch_size=30, reg=1e-3)
+    >>> history["loss_history"][-1] < history["loss_history"][0], net.predict(X).shape
+    (True, (60,))
     """
 
     def __init__(self, input_size: int, hidden_size: int, output_size: int, std: float = 1e-4, *,
@@ -163,6 +178,16 @@ class TwoLayerNet(Net, CourseFace):
         With ``P = softmax(s)`` and ``Y`` the one-hot labels: ``dL/ds = (P - Y) / N``,
         ``dW2 = h^T ds + 2 reg W2``, ``dh = ds W2^T * mask * [h > 0]``, ``dW1 = X^T dh + 2 reg W1``,
         ``db = column sums``.
+
+        Examples
+        --------
+        >>> from xpml.classifiers.data_utils import make_spiral
+        >>> from xpml.nets import TwoLayerNet
+        >>> X, y = make_spiral(20, 3, seed=0)
+        >>> net = TwoLayerNet(2, 10, 3, std=0.1, seed=0)
+        >>> loss, grads = net.loss(X, y, reg=0.1)
+        >>> {name: grad.shape for name, grad in sorted(grads.items())}
+        {'W1': (2, 10), 'W2': (10, 3), 'b1': (10,), 'b2': (3,)}
         """
         if y is None:
             return self._scores(self._check_X(X))
@@ -256,6 +281,19 @@ class TwoLayerNet(Net, CourseFace):
         is multiplied by ``learning_rate_decay``. Minibatch indices are drawn for up to 1000
         iterations in one call, from the net's generator, so runs with the same seed match across
         backends.
+
+        Examples
+        --------
+        >>> from xpml.classifiers.data_utils import make_spiral
+        >>> from xpml.nets import TwoLayerNet
+        >>> X, y = make_spiral(20, 3, seed=0)
+        >>> net = TwoLayerNet(2, 10, 3, std=0.1, seed=0)
+        >>> history = net.train(X, y, X, y, num_iters=60, batch_size=30, update_rule="adam",
+        ...                     optim_config={"learning_rate": 1e-2})
+        >>> sorted(history)
+        ['diverged_at', 'learning_rate_history', 'loss_history', 'train_acc_history', 'val_acc_history']
+        >>> len(history["loss_history"]), len(history["val_acc_history"])  # one per iteration, one per epoch
+        (60, 30)
         """
         # The data is checked here, under train()'s argument names; the Solver need not check it again.
         self._own(X, "X")

@@ -21,12 +21,32 @@ PACKAGES = ("xpml.backend", "xpml.classifiers", "xpml.nets", "xpml.sklearn", "xp
 # Modules whose every public function and class (its __all__) carries an Examples section. Add a
 # module here once its examples are written, so that a new public name without one is noticed.
 COMPLETE = (
+    "xpml.backend",
+    "xpml.backend.errors",
+    "xpml.backend.io",
+    "xpml.backend.testing",
+    "xpml.backend.validation",
+    "xpml.classifiers",
     "xpml.classifiers.cross_validation",
+    "xpml.classifiers.data_utils",
     "xpml.classifiers.gradient_check",
+    "xpml.classifiers.k_nearest_neighbor",
+    "xpml.classifiers.linear_classifier",
+    "xpml.classifiers.linear_svm",
+    "xpml.classifiers.softmax",
     "xpml.nets.augment",
+    "xpml.nets.checkpoint",
     "xpml.nets.diagnostics",
+    "xpml.nets.ensemble",
     "xpml.nets.init",
+    "xpml.nets.landscape",
     "xpml.nets.metrics",
+    "xpml.nets.optim",
+    "xpml.nets.preprocessing",
+    "xpml.nets.schedules",
+    "xpml.nets.search",
+    "xpml.nets.two_layer_net",
+    "xpml.sklearn",
 )
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 

@@ -255,6 +255,18 @@ class KNNClassifier(_Classifier):
     the class that comes first in ``classes_``, a tie in distance to the earlier training row);
     ``predict_proba`` the fraction of the k votes each class got, as scikit-learn's
     ``KNeighborsClassifier`` with uniform weights.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> X, y = load_iris(return_X_y=True)  # 150 flowers, 4 features, 3 classes
+    >>> from sklearn.model_selection import cross_val_score
+    >>> from xpml.sklearn import KNNClassifier
+    >>> knn = KNNClassifier(n_neighbors=3).fit(X, y)
+    >>> knn.classes_, knn.predict_proba(X[:1])
+    (array([0, 1, 2]), array([[1., 0., 0.]]))
+    >>> cross_val_score(KNNClassifier(n_neighbors=3), X, y, cv=3).round(2)
+    array([0.98, 0.96, 0.98])
     """
 
     def __init__(self, n_neighbors=5, *, metric="l2", precision="auto", memory_budget=256 * 2**20):
@@ -393,6 +405,17 @@ class LinearSVMClassifier(_Linear):
     -----
     No ``predict_proba``: hinge-loss scores are not probabilities (see the module notes). Use
     ``decision_function``, or ``CalibratedClassifierCV(LinearSVMClassifier())``.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> X, y = load_iris(return_X_y=True)  # 150 flowers, 4 features, 3 classes
+    >>> from xpml.sklearn import LinearSVMClassifier
+    >>> svm = LinearSVMClassifier(learning_rate=0.01, num_iters=300, random_state=0).fit(X, y)
+    >>> svm.decision_function(X[:2]).shape, svm.score(X, y) > 0.85
+    ((2, 3), True)
+    >>> hasattr(svm, "predict_proba")  # margins are not probabilities
+    False
     """
 
     _model = LinearSVM
@@ -409,6 +432,19 @@ class SoftmaxClassifier(_Linear):
     -----
     ``predict_proba`` is the softmax of the class scores, the probabilities the model was trained
     to give.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> X, y = load_iris(return_X_y=True)  # 150 flowers, 4 features, 3 classes
+    >>> import numpy as np
+    >>> from xpml.sklearn import SoftmaxClassifier
+    >>> names = np.array(["setosa", "versicolor", "virginica"])[y]  # any labels: here strings
+    >>> clf = SoftmaxClassifier(learning_rate=0.1, num_iters=300, random_state=0).fit(X, names)
+    >>> clf.classes_, clf.predict(X[:2])
+    (array(['setosa', 'versicolor', 'virginica'], dtype='<U10'), array(['setosa', 'setosa'], dtype='<U10'))
+    >>> round(float(clf.predict_proba(X[:1]).sum()), 6), clf.score(X, names) > 0.9
+    (1.0, True)
     """
 
     _model = Softmax
@@ -470,6 +506,17 @@ class FullyConnectedClassifier(_Classifier):
     -----
     ``predict_proba`` is the softmax of the net's scores (in test mode: no dropout, batch norm with
     its running statistics).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> X, y = load_iris(return_X_y=True)  # 150 flowers, 4 features, 3 classes
+    >>> from xpml.sklearn import FullyConnectedClassifier
+    >>> clf = FullyConnectedClassifier((20,), num_iters=200, learning_rate=1e-2, random_state=0).fit(X, y)
+    >>> clf.model_
+    FullyConnectedNet([20], input_dim=4, num_classes=3, dtype='float64', backend='numpy')
+    >>> clf.predict_proba(X[:2]).shape, clf.score(X, y) > 0.9
+    ((2, 3), True)
     """
 
     def __init__(self, hidden_dims=(100,), *, activation="relu", normalization=None, dropout_keep_ratio=1.0,
