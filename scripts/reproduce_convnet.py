@@ -47,8 +47,8 @@ ARCH = dict(architecture="CONV3-32 BN CONV3-32 BN POOL2 CONV3-64 BN CONV3-64 BN 
 
 def load(args, bk, *, num_train: int = 49000):
     """The course's split as (N, 3, 32, 32) float32 arrays on ``bk``, standardized per channel."""
-    data = get_CIFAR10_data(args.data_dir, num_training=num_train, num_test=10000, num_dev=0, subtract_mean=False, bias_trick=False,
-                            dtype="float32")
+    data = get_CIFAR10_data(args.data_dir, num_training=num_train, num_test=10000, num_dev=0,
+                            subtract_mean=False, bias_trick=False, dtype="float32")
     # Rows come in (height, width, channel) order; a ConvNet takes (N, C, H, W).
     images = {s: np.ascontiguousarray(data[f"X_{s}"].reshape(-1, 32, 32, 3).transpose(0, 3, 1, 2))
               for s in ("train", "val", "test")}
