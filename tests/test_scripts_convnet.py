@@ -150,3 +150,24 @@ def test_search_convnet(tmp_path, capsys):
 def test_search_convnet_on_the_spiral_is_one_line(tmp_path, capsys):
     assert search.main(["convnet", "--dataset", "spiral", "--out", str(tmp_path / "x"), "--quiet"]) == 2
     assert "convnet trains on images" in _one_error_line(capsys)
+
+
+def test_bench_convnet_builds_the_same_net_and_counts_its_products():
+    import importlib.util
+
+    from xpml.nets.convnet import summarize
+
+    from ._scripts_support import SCRIPTS
+
+    spec = importlib.util.spec_from_file_location("bench_convnet", SCRIPTS / "bench_convnet.py")
+    bench_convnet = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_convnet)
+
+    arch = "CONV3-4 CONV3-6 POOL2 FC-7 FC-10"
+    net = bench_convnet._torch_layers(arch)
+    assert sum(p.numel() for p in net.parameters()) == summarize(arch, (3, 32, 32)).total_params
+    B = 2
+    # conv1: forward and dW (no dx for the input); conv2: forward, dW and dx; the FCs: three each.
+    want = [(4, 27, B * 1024), (4, B * 1024, 27), (6, 36, B * 1024), (6, B * 1024, 36), (36, 6, B * 1024),
+            (B, 6 * 16 * 16, 7), (6 * 16 * 16, B, 7), (B, 7, 6 * 16 * 16), (B, 7, 10), (7, B, 10), (B, 10, 7)]
+    assert bench_convnet._gemm_shapes(arch, B) == want
