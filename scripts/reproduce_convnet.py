@@ -42,12 +42,13 @@ from xpml.cli import _cli
 ARCH = dict(architecture="CONV3-32 BN CONV3-32 BN POOL2 CONV3-64 BN CONV3-64 BN POOL2 "
                          "CONV3-128 BN CONV3-128 BN POOL2 FC-10",
             init="he", reg=5e-4, update_rule="adam", learning_rate=2e-3, decay_k=0.2, batch_size=128,
-            num_epochs=15, shift=4, flip=True, ema_decay=0.999, num_train=49000, seed=0)
+            num_epochs=15, shift=4, flip=True, ema_decay=0.999, num_train=49000, num_val=1000,
+            num_test=10000, seed=0)
 
 
-def load(args, bk, *, num_train: int = 49000):
+def load(args, bk, *, num_train: int = 49000, num_val: int = 1000, num_test: int = 10000):
     """The course's split as (N, 3, 32, 32) float32 arrays on ``bk``, standardized per channel."""
-    data = get_CIFAR10_data(args.data_dir, num_training=num_train, num_test=10000, num_dev=0,
+    data = get_CIFAR10_data(args.data_dir, num_training=num_train, num_validation=num_val, num_test=num_test, num_dev=0,
                             subtract_mean=False, bias_trick=False, dtype="float32")
     # Rows come in (height, width, channel) order; a ConvNet takes (N, C, H, W).
     images = {s: np.ascontiguousarray(data[f"X_{s}"].reshape(-1, 32, 32, 3).transpose(0, 3, 1, 2))
@@ -102,7 +103,8 @@ def _main(argv):
     print(f"# convnet on {machine(bk)}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: "
           f"{cfg['architecture']} ({summary.total_params:,} parameters, "
           f"{summary.total_mult_adds:,} multiply-adds per image)", flush=True)
-    data, fitted = load(args, bk, num_train=cfg["num_train"])
+    data, fitted = load(args, bk, num_train=cfg["num_train"], num_val=cfg["num_val"],
+                        num_test=cfg["num_test"])
     augment = []
     if cfg["shift"]:
         augment.append(nets.augment.RandomShift((32, 32, 3), max_shift=cfg["shift"], channels_last=False))
@@ -118,13 +120,18 @@ def _main(argv):
                           "lr": solver.learning_rate_history[-1] if solver.learning_rate_history else None,
                           "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
 
+    def progress(it, loss):
+        if (it + 1) % 50 == 0:  # a long epoch shows signs of life; reading the loss every 50 steps is cheap
+            print(json.dumps({"iteration": it + 1, "loss": round(float(backend.to_numpy(loss)), 4),
+                              "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
+
     solver = nets.Solver(model, {k: data[k] for k in ("X_train", "y_train", "X_val", "y_val")},
                          update_rule=cfg["update_rule"], optim_config={"learning_rate": cfg["learning_rate"]},
                          schedule=nets.schedules.ExponentialDecay(cfg["learning_rate"], cfg["decay_k"]),
                          batch_size=cfg["batch_size"], num_epochs=cfg["num_epochs"],
                          augment=nets.augment.Compose(augment) if augment else None,
                          ema_decay=cfg["ema_decay"] or None, checkpoint_name=ckpt, epoch_callback=report,
-                         check_ends=False, verbose=False, seed=cfg["seed"])
+                         callback=progress, check_ends=False, verbose=False, seed=cfg["seed"])
     solver.train()
     secs = time.perf_counter() - t0
     val, test = accuracy(model, data["X_val"], data["y_val"]), accuracy(model, data["X_test"], data["y_test"])

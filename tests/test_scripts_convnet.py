@@ -171,3 +171,20 @@ def test_bench_convnet_builds_the_same_net_and_counts_its_products():
     want = [(4, 27, B * 1024), (4, B * 1024, 27), (6, 36, B * 1024), (6, B * 1024, 36), (36, 6, B * 1024),
             (B, 6 * 16 * 16, 7), (6 * 16 * 16, B, 7), (B, 7, 6 * 16 * 16), (B, 7, 10), (7, B, 10), (B, 10, 7)]
     assert bench_convnet._gemm_shapes(arch, B) == want
+
+
+def test_reproduce_convnet_on_tiny_cifar_files(tmp_path):
+    from ._cifar_files import write_cifar
+    from ._scripts_support import run_script
+
+    write_cifar(str(tmp_path / "data"), n_per_batch=8, n_test=6)
+    proc = run_script("reproduce_convnet.py", "--data-dir", tmp_path / "data", "--out", tmp_path / "out",
+                      "--runs", tmp_path / "runs", "--set", "num_epochs=1", "num_train=30", "num_val=10", "num_test=6",
+                      "batch_size=10", 'architecture="CONV3-2 POOL2 FC-10"', "shift=2")
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    final = lines[-1]
+    assert final["architecture"] == "CONV3-2 POOL2 FC-10" and 0 <= final["test_acc"] <= 1
+    assert final["machine"] and final["seconds"] >= 0 and lines[-2]["epoch"] == 1
+    assert_png(tmp_path / "out" / "convnet_filters.png")
+    assert (tmp_path / "runs" / "convnet.npz").is_file()
