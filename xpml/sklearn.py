@@ -13,6 +13,8 @@
   (:class:`xpml.classifiers.LinearSVM`, :class:`xpml.classifiers.Softmax`), trained by minibatch
   SGD (or any update rule of :mod:`xpml.nets.optim`) on :class:`xpml.nets.Solver`.
 - :class:`FullyConnectedClassifier`: :class:`xpml.nets.FullyConnectedNet` trained by the Solver.
+- :class:`ConvNetClassifier`: :class:`xpml.nets.ConvNet` (the notes' VGG notation) trained by the
+  Solver, on images (N, C, H, W) or their flattened rows with ``input_dim``.
 
 Each fitted estimator keeps its trained xpml model in ``model_`` (save it with
 :func:`xpml.nets.save_model`) and pickles, deep-copies and clones as scikit-learn expects.
@@ -63,10 +65,10 @@ from . import backend
 from .backend.validation import check_positive
 from .classifiers import KNearestNeighbor, LinearSVM, Softmax
 from .classifiers.data_utils import append_bias
-from .nets import FullyConnectedNet, Solver
+from .nets import ConvNet, FullyConnectedNet, Solver
 from .nets._state import VersionedState
 
-__all__ = ["FullyConnectedClassifier", "KNNClassifier", "LinearSVMClassifier", "SoftmaxClassifier"]
+__all__ = ["ConvNetClassifier", "FullyConnectedClassifier", "KNNClassifier", "LinearSVMClassifier", "SoftmaxClassifier"]
 
 
 # ---- inputs ----------------------------------------------------------------------------------------
@@ -94,7 +96,8 @@ def _validated(estimator, X, y=None, *, reset: bool):
     ``n_features_in_`` (and ``feature_names_in_``) recorded at fit and compared after."""
     kwargs = {"y": y} if reset else {}
     try:
-        return validate_data(estimator, X, reset=reset, dtype=_float_dtypes(X), **kwargs)
+        return validate_data(estimator, X, reset=reset, dtype=_float_dtypes(X), allow_nd=estimator._allow_nd,
+                             **kwargs)
     except ValueError as exc:
         if "could not convert string to float" in str(exc):
             raise ValueError(f"{exc}: {type(estimator).__name__} needs numeric features. Encode text or "
@@ -156,6 +159,8 @@ def _softmax(scores, /, *, log: bool = False):
 
 class _Classifier(ClassifierMixin, VersionedState, BaseEstimator):
     """fit/predict plumbing: validation, label encoding, placement; subclasses train and score."""
+
+    _allow_nd = False  # whether X may be more than 2-d (images)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -573,3 +578,114 @@ class FullyConnectedClassifier(_Classifier):
         n = X.shape[0]
         out = [_softmax(model.loss(X[i:min(i + rows, n), ...]), log=True) for i in range(0, max(n, 1), rows)]
         return out[0] if len(out) == 1 else xp.concat(out, axis=0)
+
+
+class ConvNetClassifier(_Classifier):
+    """A convolutional net (:class:`xpml.nets.ConvNet`) trained by :class:`xpml.nets.Solver`.
+
+    Parameters
+    ----------
+    architecture : str
+        The layers in the notes' VGG notation (see :mod:`xpml.nets.convnet`), e.g.
+        ``"CONV3-32 BN CONV3-32 BN POOL2 FC-10"``. When it does not end with an FC layer, an FC
+        layer of one output per class is appended (so ``"CONV3-16 POOL2"`` fits any labels); when
+        it does, that layer's outputs must be the number of classes.
+    input_dim : None or (C, H, W), keyword-only
+        The image shape of flattened rows: ``X`` (N, C*H*W) in (channel, height, width) order.
+        With images ``X`` (N, C, H, W) it may be left None (or must match). Rows without it are
+        read as D channels of a 1 x 1 image, so that plain tabular data works as well.
+    reg, weight_scale, init, update_rule, learning_rate, lr_decay, num_iters, batch_size, dtype, \
+random_state, verbose : keyword-only
+        As for :class:`FullyConnectedClassifier`.
+
+    Attributes
+    ----------
+    classes_ : array (C,)
+    n_features_in_ : int
+        D for rows; C (the channels) for images, as scikit-learn counts the second axis.
+    model_ : xpml.nets.ConvNet
+    loss_history_ : list of float
+    diverged_at_ : int or None
+
+    Notes
+    -----
+    ``predict_proba`` is the softmax of the net's scores in test mode (batch norm with its running
+    statistics, no dropout). Predictions take the same layout as ``fit``: images, or rows.
+    """
+
+    _allow_nd = True
+
+    def __init__(self, architecture="CONV3-16", *, input_dim=None, reg=1e-4, weight_scale=1e-2, init="he",
+                 update_rule="adam", learning_rate=1e-3, lr_decay=1.0, num_iters=1000, batch_size=200, dtype=None,
+                 random_state=None, verbose=False):
+        self.architecture = architecture
+        self.input_dim = input_dim
+        self.reg = reg
+        self.weight_scale = weight_scale
+        self.init = init
+        self.update_rule = update_rule
+        self.learning_rate = learning_rate
+        self.lr_decay = lr_decay
+        self.num_iters = num_iters
+        self.batch_size = batch_size
+        self.dtype = dtype
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _image_shape(self, X) -> tuple:
+        given = None if self.input_dim is None else tuple(int(v) for v in self.input_dim)
+        if X.ndim == 4:
+            if given is not None and given != tuple(X.shape[1:]):
+                raise ValueError(f"input_dim={given} but X holds images of shape {tuple(X.shape[1:])}; "
+                                 "leave input_dim None for images (N, C, H, W)")
+            return tuple(X.shape[1:])
+        if X.ndim != 2:
+            raise ValueError(f"X must be images (N, C, H, W) or rows (N, C*H*W) with input_dim, got shape "
+                             f"{tuple(X.shape)}")
+        if given is None:
+            return (int(X.shape[1]), 1, 1)
+        if len(given) != 3 or given[0] * given[1] * given[2] != X.shape[1]:
+            raise ValueError(f"input_dim={given} (C, H, W) must hold the {X.shape[1]} features of a row of X")
+        return given
+
+    def _fit(self, X, y):
+        from .nets.convnet import parse_architecture
+
+        bk = backend.backend_of(X)
+        C = int(self.classes_.shape[0])
+        text = self.architecture
+        try:
+            layers = parse_architecture(text)
+        except ValueError as exc:
+            if "must end with an FC layer" not in str(exc):
+                raise
+            text, layers = f"{text} FC-{C}", parse_architecture(f"{text} FC-{C}")
+        if layers[-1].outputs != C:
+            raise ValueError(f"architecture ends with {layers[-1].token}, {layers[-1].outputs} class scores, but y "
+                             f"holds {C} classes: end it with FC-{C}, or leave the last FC out to have it added")
+        shape = self._image_shape(X)
+        net = ConvNet(text, shape, reg=self.reg, weight_scale=self.weight_scale, init=self.init,
+                      dtype=_dtype_name(self.dtype, X), seed=_seed(self.random_state), xp=bk)
+        # The Solver hands its minibatches to the net as they are: images, not rows.
+        X = bk.xp.reshape(X, (X.shape[0], *shape))
+        solver = Solver(net, {"X_train": X, "y_train": y}, update_rule=self.update_rule,
+                        optim_config={"learning_rate": self.learning_rate}, lr_decay=self.lr_decay,
+                        batch_size=self.batch_size, num_iters=self.num_iters, train_accuracy=None, check_ends=False,
+                        restore_best=False, verbose=bool(self.verbose))
+        solver.train()
+        self.model_ = net
+        self._trained(solver.loss_history, solver.diverged_at)
+
+    def _predict_indices(self, X):
+        return self.model_.predict(X)
+
+    def predict_proba(self, X):
+        """Class probabilities (N, C), the softmax of the net's scores; columns as ``classes_``."""
+        X = self._queries(X, "predict_proba")
+        return self.model_.predict_proba(X)
+
+    def predict_log_proba(self, X):
+        """The logarithm of :meth:`predict_proba`."""
+        X = self._queries(X, "predict_log_proba")
+        proba = self.model_.predict_proba(X)
+        return backend.get_namespace(proba).log(proba)

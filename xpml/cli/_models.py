@@ -17,12 +17,15 @@ from .. import backend
 from ..nets import layers, rules
 from . import _cli, _runs
 
-__all__ = ["MODELS", "Fit", "defaults", "evaluate", "fit", "save"]
+__all__ = ["CHOICES", "MODELS", "Fit", "defaults", "evaluate", "fit", "save"]
 
-MODELS = ("knn", "svm", "softmax", "twolayer", "fc")
+MODELS = ("knn", "svm", "softmax", "twolayer", "fc")  # "all": the quick ones
+# Models trained when named: the convnet is slow on a CPU, so a plain `xpml train` leaves it out.
+CHOICES = (*MODELS, "convnet")
+IMAGE_MODELS = ("convnet",)
 LINEAR = ("svm", "softmax")
 TITLES = {"knn": "k-nearest neighbour", "svm": "linear SVM", "softmax": "softmax", "twolayer": "two-layer net",
-          "fc": "fully connected net"}
+          "fc": "fully connected net", "convnet": "convolutional net"}
 # The library's vocabularies: the rule table, the normalizations (None spelled "none") and activations.
 UPDATE_RULES = tuple(rules.RULES)
 NORMALIZATIONS = ("none", *layers.NORMALIZATIONS)
@@ -39,7 +42,12 @@ DEFAULTS = {
     "fc": {"hidden_dims": "100,100", "normalization": "batchnorm", "activation": "relu", "dropout_keep": 1.0,
            "learning_rate": 1e-2, "learning_rate_decay": 0.95, "reg": 1e-4, "num_iters": 1500, "batch_size": 100,
            "update_rule": "adam", "init": "he"},
+    "convnet": {"architecture": "CONV3-8 BN POOL2 CONV3-16 BN POOL2 FC-10", "learning_rate": 1e-2,
+                "learning_rate_decay": 0.95, "reg": 1e-4, "num_iters": 200, "batch_size": 100,
+                "update_rule": "adam", "init": "he"},
 }
+# The datasets whose rows are images (flattened in (height, width, channel) order).
+IMAGE_DATASETS = ("digits", "cifar10")
 DATASET_DEFAULTS = {
     "digits": {},
     "cifar10": {
@@ -50,6 +58,9 @@ DATASET_DEFAULTS = {
                      "num_iters": 3000, "batch_size": 200},
         "fc": {"hidden_dims": "512,512", "learning_rate": 1e-3, "reg": 1e-3, "dropout_keep": 0.8, "num_iters": 4000,
                "batch_size": 200},
+        # A small VGG-style net (scripts/reproduce_convnet.py trains a larger one longer).
+        "convnet": {"architecture": "CONV3-32 BN CONV3-32 BN POOL2 CONV3-64 BN CONV3-64 BN POOL2 FC-10",
+                    "learning_rate": 1e-3, "reg": 5e-4, "num_iters": 2000, "batch_size": 128},
     },
     "spiral": {
         "svm": {"learning_rate": 0.5, "num_iters": 500},
@@ -62,6 +73,9 @@ DATASET_DEFAULTS = {
 
 def defaults(dataset: str, model: str) -> dict:
     """The hyperparameters ``model`` uses on ``dataset`` unless told otherwise."""
+    if model in IMAGE_MODELS and dataset not in IMAGE_DATASETS:
+        raise _cli.UsageError(f"{model} trains on images ({', '.join(IMAGE_DATASETS)}); the {dataset} dataset's "
+                              "examples are not images: choose --dataset " + " or ".join(IMAGE_DATASETS))
     return {**DEFAULTS[model], **DATASET_DEFAULTS.get(dataset, {}).get(model, {})}
 
 
@@ -129,7 +143,9 @@ def fit(model: str, data, bk, params: dict, *, seed: int = 0, dtype: str = "floa
         return _fit_net(data, bk, params, seed=seed, dtype=dtype, progress=progress, test=test)
     if model == "fc":
         return _fit_fc(data, bk, params, seed=seed, dtype=dtype, progress=progress, test=test)
-    raise ValueError(f"unknown model {model!r}; choose from: {', '.join(MODELS)}")
+    if model == "convnet":
+        return _fit_convnet(data, bk, params, seed=seed, dtype=dtype, progress=progress, test=test)
+    raise ValueError(f"unknown model {model!r}; choose from: {', '.join(CHOICES)}")
 
 
 def _fit_knn(data, bk, params, *, progress, test):
@@ -160,6 +176,8 @@ def evaluate(fit_: Fit, data, split: str) -> float:
         return accuracy(fit_.estimator.predict(getattr(data, f"X_{split}"), k=k, progress=hook), y)
     if fit_.model in LINEAR:
         return accuracy(fit_.estimator.predict(_with_bias(data, split)), y)
+    if fit_.model in IMAGE_MODELS:
+        return accuracy(fit_.estimator.predict(_images(data, split)), y)
     return accuracy(fit_.estimator.predict(getattr(data, f"X_{split}")), y)
 
 
@@ -269,6 +287,62 @@ def _fit_fc(data, bk, params, *, seed, dtype, progress, test):
     return fit_
 
 
+def _images(data, split: str):
+    """``X_split`` as (N, C, H, W) images for a ConvNet, cached (rows are (height, width, channel))."""
+    if data.image_shape is None:
+        raise ValueError(f"a convnet trains on images; the {data.name} dataset's rows are not images")
+    cache = data.extra.setdefault("images", {})
+    if split not in cache:
+        X = getattr(data, f"X_{split}")
+        xp = backend.get_namespace(X)
+        h, w, c = data.image_shape
+        X = xp.reshape(X, (X.shape[0], h, w, c))
+        # A view, not a copy: the Solver gathers its minibatches from it.
+        cache[split] = xp.reshape(X, (X.shape[0], 1, h, w)) if c == 1 else xp.permute_dims(X, (0, 3, 1, 2))
+    return cache[split]
+
+
+def _fit_convnet(data, bk, params, *, seed, dtype, progress, test):
+    from ..nets import ConvNet, Solver
+
+    X_train = _images(data, "train")
+    net = ConvNet(params["architecture"], tuple(X_train.shape[1:]), reg=params["reg"], init=params["init"],
+                  dtype=dtype, seed=seed, xp=bk)
+    classes = net.layers[-1].outputs
+    if classes != data.num_classes:
+        raise _cli.UsageError(f"--architecture ends with {net.layers[-1].token}, {classes} class scores, but the "
+                              f"{data.name} dataset has {data.num_classes} classes: end it with FC-{data.num_classes}")
+    split = {"X_train": X_train, "y_train": data.y_train, "X_val": _images(data, "val"), "y_val": data.y_val}
+    with progress.training(params["num_iters"], desc="convnet") as bar:
+        t0 = _clock(bk)
+        solver = Solver(net, split, update_rule=params["update_rule"],
+                        optim_config={"learning_rate": params["learning_rate"]},
+                        lr_decay=params["learning_rate_decay"], batch_size=params["batch_size"],
+                        num_iters=params["num_iters"], check_ends=False, callback=bar, verbose=False)
+        solver.train()
+        t1 = _clock(bk)
+    history = {"loss_history": solver.loss_history, "train_acc_history": solver.train_acc_history,
+               "val_acc_history": solver.val_acc_history, "learning_rate_history": solver.learning_rate_history,
+               "diverged_at": solver.diverged_at}
+    curves = {"train (1000 examples)": solver.train_acc_history, "val": solver.val_acc_history}
+    fit_ = Fit("convnet", dict(params), net, None, None, t1 - t0, 0.0, solver.loss_history,
+               {k: v for k, v in curves.items() if v}, history=history)
+    fit_.val_acc = evaluate(fit_, data, "val")
+    fit_.test_acc = evaluate(fit_, data, "test") if test else None
+    fit_.predict_s = _clock(bk) - t1
+    return fit_
+
+
+def conv_filter_images(W, /):
+    """A CONV layer's filters (F, C, HH, WW) as the grid of :func:`nets.diagnostics.first_layer_images`."""
+    from ..nets.diagnostics import first_layer_images
+
+    xp = backend.get_namespace(W)
+    F, C, HH, WW = W.shape
+    cols = xp.reshape(xp.permute_dims(W, (0, 2, 3, 1)), (F, HH * WW * C))
+    return first_layer_images(cols.T, image_shape=(HH, WW, C))
+
+
 def _host_predict(fit_: Fit, bk, dtype):
     """``predict`` on host (M, D) arrays: for drawing decision regions."""
     def predict(X_host):
@@ -313,6 +387,12 @@ def save(fit_: Fit, data, bk, run_dir, *, prefix: str | None = None) -> dict:
             grid = backend.to_numpy(first_layer_images(W1, image_shape=data.image_shape))
             _runs.plot_image(run_dir / files["weights"], grid / 255.0,
                              title=f"{title}: first-layer weights of its {W1.shape[1]} units")
+    elif fit_.model == "convnet" and fit_.estimator.layers[0].kind == "conv":
+        W1 = fit_.estimator.params["W1"]
+        files["weights"] = f"{name}_filters.png"
+        _runs.plot_image(run_dir / files["weights"], backend.to_numpy(conv_filter_images(W1)) / 255.0,
+                         title=f"{title}: the {W1.shape[0]} filters of its first layer, "
+                               f"{fit_.estimator.layers[0].token}")
     if data.num_features == 2:
         files["regions"] = f"{name}_regions.png"
         X, y = backend.to_numpy(data.X_train), backend.to_numpy(data.y_train)
@@ -341,46 +421,62 @@ def _hidden_dims(text: str) -> str:
     return ",".join(str(int(p)) for p in parts)
 
 
+def _architecture(text: str) -> str:
+    """``--architecture 'CONV3-32 POOL2 FC-10'``: a string the ConvNet grammar parses."""
+    from ..nets.convnet import parse_architecture
+
+    try:
+        parse_architecture(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return " ".join(text.split())
+
+
 # (flag, key, argparse type, choices, help); a flag applies to every model that takes `key`.
 HYPER_FLAGS = [
     ("--k", "k", _cli.count, None, "neighbours that vote (knn)"),
     ("--metric", "metric", None, ("l2", "l1"), "distance (knn)"),
-    ("--learning-rate", "learning_rate", _cli.positive, None, "step size (svm, softmax, twolayer, fc)"),
-    ("--reg", "reg", _cli.non_negative, None, "L2 regularization strength (svm, softmax, twolayer, fc)"),
-    ("--num-iters", "num_iters", _cli.count, None, "training iterations (svm, softmax, twolayer, fc)"),
-    ("--batch-size", "batch_size", _cli.count, None, "examples per minibatch (svm, softmax, twolayer, fc)"),
-    ("--update-rule", "update_rule", None, UPDATE_RULES, "(svm, softmax, twolayer, fc)"),
+    ("--learning-rate", "learning_rate", _cli.positive, None, "step size (svm, softmax, twolayer, fc, convnet)"),
+    ("--reg", "reg", _cli.non_negative, None, "L2 regularization strength (svm, softmax, twolayer, fc, convnet)"),
+    ("--num-iters", "num_iters", _cli.count, None, "training iterations (svm, softmax, twolayer, fc, convnet)"),
+    ("--batch-size", "batch_size", _cli.count, None, "examples per minibatch (svm, softmax, twolayer, fc, convnet)"),
+    ("--update-rule", "update_rule", None, UPDATE_RULES, "(svm, softmax, twolayer, fc, convnet)"),
     ("--hidden-size", "hidden_size", _cli.count, None, "hidden units (twolayer)"),
     ("--learning-rate-decay", "learning_rate_decay", _cli.fraction, None,
-     "learning-rate factor per epoch, in (0, 1] (twolayer, fc)"),
-    ("--init", "init", None, ("std", "xavier", "he"), "weight initialisation (twolayer, fc)"),
+     "learning-rate factor per epoch, in (0, 1] (twolayer, fc, convnet)"),
+    ("--init", "init", None, ("std", "xavier", "he"), "weight initialisation (twolayer, fc, convnet)"),
     ("--dropout", "dropout", _dropout, None, "probability of dropping a hidden unit, in [0, 1) (twolayer)"),
     ("--hidden-dims", "hidden_dims", _hidden_dims, None, "widths of the hidden layers, e.g. 100,100 (fc)"),
     ("--normalization", "normalization", None, NORMALIZATIONS, "after each hidden affine layer (fc)"),
     ("--activation", "activation", None, ACTIVATIONS, "of the hidden layers (fc)"),
     ("--dropout-keep", "dropout_keep", _cli.fraction, None,
      "probability of keeping a hidden unit, in (0, 1]; 1 is no dropout (fc)"),
+    ("--architecture", "architecture", _architecture, None,
+     "layers in the notes' VGG notation, e.g. 'CONV3-32 CONV3-32 POOL2 FC-10'; BN, GN<G> and DROP<p> after a "
+     "layer add normalization and dropout, /s<S> /p<P> /d<D> stride, pad and dilation (convnet)"),
 ]
 SHORT = {"learning_rate": "lr", "learning_rate_decay": "decay", "num_iters": "iters", "batch_size": "batch",
          "hidden_size": "hidden", "update_rule": "rule", "hidden_dims": "hidden", "normalization": "norm",
-         "activation": "act", "dropout_keep": "keep"}
+         "activation": "act", "dropout_keep": "keep",
+         "architecture": "arch"}
 
 
 def defaults_help(dataset: str = "digits") -> str:
     """The default hyperparameters, one line a model, for ``--help``; then what differs on the other datasets."""
     lines = [f"default hyperparameters on the {dataset}:"]
-    lines += [f"  {m:9s} {settings(defaults(dataset, m), terse=False)}" for m in MODELS]
+    lines += [f"  {m:9s} {settings(defaults(dataset, m), terse=False)}" for m in CHOICES]
     for other, changes in DATASET_DEFAULTS.items():
         if other != dataset and changes:
             lines += ["", f"on {other}, these differ:"]
-            lines += [f"  {m:9s} {settings(changes[m], terse=False)}" for m in MODELS if changes.get(m)]
+            lines += [f"  {m:9s} {settings(changes[m], terse=False)}" for m in CHOICES if changes.get(m)]
     return "\n".join(lines)
 
 
 def add_hyperparameter_arguments(parser) -> None:
     g = parser.add_argument_group("hyperparameters (default: per model and dataset, listed below)")
     for flag, key, kind, choices, text in HYPER_FLAGS:
-        metavar = None if choices else ("N" if kind is _cli.count else "H1,H2" if kind is _hidden_dims else "X")
+        metavar = None if choices else ("N" if kind is _cli.count else "H1,H2" if kind is _hidden_dims
+                                        else "LAYERS" if kind is _architecture else "X")
         g.add_argument(flag, dest=key, type=kind, choices=choices, metavar=metavar, help=text)
 
 
@@ -396,7 +492,7 @@ def hyperparameters(args, models: list[str], dataset: str) -> dict:
             continue
         takers = [m for m in models if key in out[m]]
         if not takers:
-            owners = [m for m in MODELS if key in DEFAULTS[m]]
+            owners = [m for m in CHOICES if key in DEFAULTS[m]]
             raise _cli.UsageError(f"{flag} applies to {' and '.join(owners)}, which this run does not train")
         for m in takers:
             out[m][key] = value

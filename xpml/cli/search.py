@@ -4,6 +4,7 @@
     xpml search softmax --trials 30 --fine-trials 10
     xpml search twolayer --lr-range 1e-2 1 --hidden-range 32 256 --backend cupy
     xpml search knn                  # k, on a log scale
+    xpml search convnet --architecture "CONV3-16 POOL2 FC-10"   # learning rate and reg of a ConvNet
     xpml search --trials 16 --scheduler local                          # trials on a Dask cluster here
     xpml search --scheduler tcp://10.0.0.5:8786 --gpus-per-trial 1     # or on a running one, a GPU each
 
@@ -47,6 +48,7 @@ SEARCHED = {
     "twolayer": {"learning_rate": ("--lr-range", False), "reg": ("--reg-range", False),
                  "hidden_size": ("--hidden-range", True)},
     "fc": {"learning_rate": ("--lr-range", False), "reg": ("--reg-range", False)},
+    "convnet": {"learning_rate": ("--lr-range", False), "reg": ("--reg-range", False)},
 }
 
 
@@ -101,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="xpml search", description=__doc__.split("\n\n")[0], epilog=_models.defaults_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("model", nargs="?", default="twolayer", choices=_models.MODELS,
+    parser.add_argument("model", nargs="?", default="twolayer", choices=_models.CHOICES,
                         help="the model to tune (default: twolayer)")
     s = parser.add_argument_group("search")
     s.add_argument("--trials", type=_cli.count, default=12, metavar="N", help="coarse trials (default: 12)")

@@ -4,6 +4,7 @@
     xpml train svm softmax --seed 3     # some of them
     xpml train twolayer --hidden-size 200 --learning-rate 0.2 --backend cupy
     xpml train fc --hidden-dims 100,100 --normalization batchnorm --dropout-keep 0.8
+    xpml train convnet --architecture "CONV3-32 BN CONV3-32 BN POOL2 FC-10"   # not part of all: slower
     xpml train --dataset cifar10 --download      # fetch CIFAR-10 once, then train
     xpml train --dataset spiral                  # the notes' toy spiral
 
@@ -29,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("models", nargs="*", metavar="MODEL",
-                        help=f"any of {', '.join(_models.MODELS)}, or all (default: all)")
+                        help=f"any of {', '.join(_models.CHOICES)}, or all (default: all: {', '.join(_models.MODELS)})")
     _datasets.add_data_arguments(parser)
     _models.add_hyperparameter_arguments(parser)
     _cli.add_common_arguments(parser)
@@ -39,9 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_models(names: list[str]) -> list[str]:
     if not names or "all" in names:
         return list(_models.MODELS)
-    unknown = [n for n in names if n not in _models.MODELS]
+    unknown = [n for n in names if n not in _models.CHOICES]
     if unknown:
-        raise _cli.UsageError(f"unknown model {unknown[0]!r}; choose from: {', '.join(_models.MODELS)} or all")
+        raise _cli.UsageError(f"unknown model {unknown[0]!r}; choose from: {', '.join(_models.CHOICES)} or all")
     return list(dict.fromkeys(names))
 
 
