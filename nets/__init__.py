@@ -38,8 +38,8 @@ from .checkpoint import load_model, save_model
 from .convnet import ConvNet, ThreeLayerConvNet
 from .distill import Distillation
 from .ensemble import Ensemble
-from .finetune import load_pretrained, replace_head
 from .fc_net import FullyConnectedNet
+from .finetune import load_pretrained, replace_head
 from .metrics import accuracy
 from .model import CourseModel, Model
 from .optim import get_update_rule

@@ -23,7 +23,8 @@ import math
 from .. import backend
 from ..backend._arith import iadd, imul, isub, itruediv
 
-__all__ = ["ClassTree", "DistillationTargets", "attribute_loss", "classification_loss", "distillation_loss", "hierarchical_softmax_loss", "l2_penalty", "softmax_loss", "svm_loss"]
+__all__ = ["ClassTree", "DistillationTargets", "attribute_loss", "classification_loss", "distillation_loss",
+           "hierarchical_softmax_loss", "l2_penalty", "softmax_loss", "svm_loss"]
 
 # Soft-target rows must sum to one within this (relative to float32's resolution, with room for
 # targets that were themselves computed in float32: a softmax of C classes sums to 1 +- C ulp).
