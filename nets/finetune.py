@@ -25,6 +25,7 @@ from .init import INIT_SCHEMES, init_weights
 __all__ = ["body_names", "head_names", "load_pretrained", "replace_head"]
 
 _LAYER = re.compile(r"^W(\d+)$")
+_CLASS_KEYS = ("num_classes", "output_size")
 
 
 def head_names(params, /) -> tuple[str, str]:
@@ -73,9 +74,12 @@ def replace_head(model, num_classes: int, /, *, seed=None, init: str | None = No
                         "rebuilt with another number of classes")
     W, b = head_names(model.params)
     config = dict(model._checkpoint_config())
-    if "num_classes" not in config:
-        raise TypeError(f"{cls.__name__} does not describe its number of classes; its head cannot be replaced")
-    config["num_classes"] = C
+    # The course names the class count num_classes (FullyConnectedNet) or output_size (TwoLayerNet).
+    key = next((k for k in _CLASS_KEYS if k in config), None)
+    if key is None:
+        raise TypeError(f"{cls.__name__} does not describe its number of classes ({' or '.join(_CLASS_KEYS)}); its "
+                        "head cannot be replaced")
+    config[key] = C
     if seed is not None:
         config["seed"] = int(seed)
     scheme = init if init is not None else config.get("init", "std")
@@ -98,7 +102,7 @@ def replace_head(model, num_classes: int, /, *, seed=None, init: str | None = No
     dtype = model.params[W].dtype
     rng = backend.Generator(seed, xp=model.backend)
     arrays[f"param/{W}"] = init_weights(rng, tuple(shapes[f"param/{W}"]), scheme=scheme,
-                                        std=config.get("weight_scale", 1e-2), dtype=dtype)
+                                        std=config.get("weight_scale", config.get("std", 1e-2)), dtype=dtype)
     arrays[f"param/{b}"] = xp.zeros(tuple(shapes[f"param/{b}"]), dtype=dtype, device=model.backend.device)
     return cls._from_checkpoint(config, arrays, xp=xp, device=model.backend.device)
 
