@@ -118,6 +118,8 @@ def test_distilling_with_alpha_zero_is_ordinary_training_bit_for_bit(bk):
     a = _train(plain, data)
     b = _train(student, data, distill=Distillation(teacher, temperature=4.0, alpha=0.0))
     assert a.loss_history == b.loss_history
+    if b._compiled is not None:  # JAX: the distillation targets do not make every step a new trace
+        assert b._compiled.traces == 1
     for k in plain.params:
         assert_placement(student.params[k], backend=bk, dtype=bk.xp.float32)
         np.testing.assert_array_equal(backend.to_numpy(student.params[k]), backend.to_numpy(plain.params[k]))

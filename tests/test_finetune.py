@@ -146,3 +146,27 @@ def test_load_pretrained_replaces_the_head_when_the_classes_differ(tmp_path, bk)
     assert not np.array_equal(backend.to_numpy(fresh.params["W3"]), base.params["W3"])
     with pytest.raises(ValueError, match="first layer takes 8 inputs but the data has 3072"):
         nets.load_pretrained(path, input_dim=3072)
+
+
+def test_the_command_line_fine_tunes_a_checkpoint_with_frozen_layers(tmp_path, capsys):
+    from xpml.cli import train
+
+    from ._scripts_support import SHORT, TINY
+
+    assert train.main([*TINY, *SHORT, "--hidden-dims", "16", "fc", "--out", str(tmp_path / "a"), "--quiet"]) == 0
+    base, _ = nets.load_model(tmp_path / "a" / "fc.npz")
+    assert train.main([*TINY, *SHORT, "fc", "--init-from", str(tmp_path / "a" / "fc.npz"), "--freeze", "W1,b1",
+                       "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    tuned, _ = nets.load_model(tmp_path / "b" / "fc.npz")
+    assert tuned.hidden_dims == base.hidden_dims  # the checkpoint decides the net
+    for k in ("W1", "b1"):
+        np.testing.assert_array_equal(tuned.params[k], base.params[k])
+    assert not np.array_equal(tuned.params["W2"], base.params["W2"])
+    capsys.readouterr()
+    ckpt = str(tmp_path / "a" / "fc.npz")
+    for args, message in ((["fc", "--init-from", ckpt, "--freeze", "W9"], "no parameter named 'W9'"),
+                          (["fc", "--freeze", "W1"], "--freeze needs --init-from"),
+                          (["svm", "--init-from", ckpt], "--init-from applies to fc")):
+        assert train.main([*TINY, *SHORT, *args, "--out", str(tmp_path / "c"), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error:") and len(err.strip().splitlines()) == 1 and message in err
