@@ -20,6 +20,8 @@ from . import (
     conv_layers,
     convnet,
     diagnostics,
+    distill,
+    finetune,
     init,
     landscape,
     layers,
@@ -34,8 +36,10 @@ from . import (
 )
 from .checkpoint import load_model, save_model
 from .convnet import ConvNet, ThreeLayerConvNet
+from .distill import Distillation
 from .ensemble import Ensemble
 from .fc_net import FullyConnectedNet
+from .finetune import load_pretrained, replace_head
 from .metrics import accuracy
 from .model import CourseModel, Model
 from .optim import get_update_rule
@@ -53,6 +57,7 @@ __all__ = [
     "PCA",
     "Checkpoints",
     "CourseModel",
+    "Distillation",
     "Ensemble",
     "ExponentialDecay",
     "FullyConnectedNet",
@@ -69,13 +74,16 @@ __all__ = [
     "augment",
     "checkpoint",
     "diagnostics",
+    "distill",
     "diverged_at",
+    "finetune",
     "get_schedule",
     "get_update_rule",
     "init",
     "landscape",
     "layers",
     "load_model",
+    "load_pretrained",
     "losses",
     "metrics",
     "model",
@@ -83,6 +91,7 @@ __all__ = [
     "preprocessing",
     "random_search",
     "regularization",
+    "replace_head",
     "rules",
     "save_model",
     "schedules",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from .. import backend
 from ..backend._compile import advance_counter, compiler, counter_words, traced_generator
+from .losses import DistillationTargets
 from .model import CourseModel
 from .rules import CourseRule
 
@@ -90,11 +91,15 @@ class CompiledStep:
             opt_state = {**opt_state, "count": xp.asarray(opt_state["count"], dtype=xp.int32, device=device)}
         like = next(iter(params.values()))
         lr = self._learning_rate(learning_rate, like)
+        # Distillation targets go in as their arrays; their settings are part of the trace.
+        targets = None
+        if isinstance(y, DistillationTargets):
+            targets, y = (y.temperature, y.alpha), (y.labels, y.teacher_probs)
         key = (_signature(params), _signature(impl.state), _signature((X, y)), _signature(opt_state),
-               _hyperparameters(impl))
+               _hyperparameters(impl), targets)
         entry = self._cache.get(key)
         if entry is None:
-            entry = self._cache[key] = self._build()
+            entry = self._cache[key] = self._build(targets)
         fn, meta = entry
         new_params, new_state, solver.optimizer_state, counter, loss = fn(
             dict(params), impl.state, opt_state, lr, self._counter_words(), X, y)
@@ -104,12 +109,14 @@ class CompiledStep:
         self._counter = (solver.rng.counter, counter)
         return loss
 
-    def _build(self):
+    def _build(self, targets=None):
         solver, meta = self.solver, {}
         impl, optimizer = solver._impl, solver.optimizer
 
         def step(params, state, opt_state, lr, counter, X, y):
             self.traces += 1
+            if targets is not None:
+                y = DistillationTargets(*y, temperature=targets[0], alpha=targets[1], check=False)
             rng = traced_generator(solver.rng, counter)
             loss, grads, state = impl.loss_and_grads(params, X, y, state=state, rng=rng, training=True)
             penalty = optimizer.penalty(params)

@@ -23,7 +23,7 @@ from .layers import (
     check_normalization,
     keep_probability,
 )
-from .losses import l2_penalty, softmax_loss
+from .losses import DistillationTargets, classification_loss, l2_penalty
 from .model import CourseFace
 
 __all__ = ["MAXOUT_PIECES", "FullyConnectedNet", "network_loss", "network_scores"]
@@ -90,8 +90,9 @@ def network_loss(params, X, y, /, *, num_layers: int, normalization=None, activa
     ----------
     params : dict
         ``W1..WL``, ``b1..bL`` and, with a normalization, ``gamma1..``, ``beta1..`` (L - 1 each).
-    X : array (N, D) or (N, d1, ..., dk); y : array (N,)
-        Inputs and labels in [0, C) (not checked here).
+    X : array (N, D) or (N, d1, ..., dk); y : array (N,), array (N, C) or DistillationTargets
+        Inputs and labels in [0, C) (not checked here), soft targets, or labels with a teacher's
+        probabilities (:func:`nets.losses.classification_loss` picks the loss).
     num_layers : int, keyword-only
         L, the number of affine layers.
     normalization, activation, norm_params, dropout_param : keyword-only
@@ -108,7 +109,7 @@ def network_loss(params, X, y, /, *, num_layers: int, normalization=None, activa
     grads : dict with the keys and shapes of ``params``
     """
     _check_network(num_layers, normalization, activation)
-    xp, device = backend.namespace_and_device(X, y, params["W1"])
+    xp, device = backend.namespace_and_device(X, y.labels if isinstance(y, DistillationTargets) else y, params["W1"])
     return _network_loss(xp, device, params, X, y, num_layers=num_layers, normalization=normalization,
                          activation=activation, norm_params=norm_params, dropout_param=dropout_param, l2=float(l2))
 
@@ -117,7 +118,7 @@ def _network_loss(xp, device, params, X, y, *, num_layers, normalization, activa
     """:func:`network_loss` on a known namespace and device: the kernel the nets train with."""
     scores, caches = _forward(xp, device, params, X, num_layers=num_layers, normalization=normalization,
                               activation=activation, norm_params=norm_params, dropout_param=dropout_param)
-    loss, dout = softmax_loss(scores, y, xp=xp, device=device)
+    loss, dout = classification_loss(scores, y, xp=xp, device=device)
     names = _names(num_layers)
     grads = {}
     W, b, _, _ = names[-1]

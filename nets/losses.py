@@ -27,7 +27,10 @@ from ..backend._arith import iadd, imul, isub, itruediv
 
 __all__ = [
     "ClassTree",
+    "DistillationTargets",
     "attribute_loss",
+    "classification_loss",
+    "distillation_loss",
     "hierarchical_softmax_loss",
     "hierarchical_softmax_loss_from_features",
     "l2_penalty",
@@ -181,6 +184,114 @@ def softmax_loss(x, y, /, *, temperature: float = 1.0, check: bool = True, xp=No
                 - xp.reshape(shifted, (-1,)) @ xp.reshape(targets, (-1,))) / N
         dx = isub(imul(probs, mass), targets)
     return loss, imul(dx, 1.0 / (N * t))
+
+
+def _check_alpha(alpha) -> float:
+    try:
+        a = float(alpha)
+    except (TypeError, ValueError):
+        raise TypeError(f"alpha must be a number in [0, 1], got {alpha!r}") from None
+    if isinstance(alpha, bool) or not 0.0 <= a <= 1.0:
+        raise ValueError(f"alpha (the weight of the teacher's soft targets) must be in [0, 1], got {alpha!r}: "
+                         "0 trains on the labels only, 1 on the teacher only")
+    return a
+
+
+def distillation_loss(x, y, teacher_probs, /, *, temperature: float, alpha: float, check: bool = True, xp=None,
+                      device=None):
+    """The notes' distillation objective: the labels' cross-entropy and the teacher's softened one, weighted.
+
+    Parameters
+    ----------
+    x : array (N, C)
+        The student's scores.
+    y : array (N,) of int
+        Hard labels in [0, C).
+    teacher_probs : array (N, C)
+        The teacher's probabilities at the same temperature, ``softmax(t / T)`` (rows
+        non-negative, summing to 1).
+    temperature : float > 0, keyword-only
+        T, applied to the student's scores in the soft term.
+    alpha : float in [0, 1], keyword-only
+        The weight of the soft term; 0 is the plain softmax loss (bit for bit), 1 the teacher alone.
+    check : bool, keyword-only
+        Check the teacher's rows (one value read back); False when they are known to be a softmax.
+    xp, device : keyword-only
+        As :func:`svm_loss`.
+
+    Returns
+    -------
+    loss : 0-d array on x's device
+    dx : array (N, C)
+
+    Notes
+    -----
+    ``L = (1 - alpha) CE(y, softmax(x)) + alpha T^2 CE(q, softmax(x / T))`` with ``q`` the teacher's
+    probabilities, so ``dx = (1 - alpha)(softmax(x) - onehot(y)) / N + alpha T (softmax(x / T) - q) / N``.
+    The ``T^2`` keeps the soft term's gradient on the scale of the hard one's as T changes
+    (Hinton et al., "Distilling the knowledge in a neural network").
+    """
+    t = _check_temperature(temperature)
+    a = _check_alpha(alpha)
+    xp, device = _namespace(xp, device, x, y)
+    if a == 0.0:
+        return softmax_loss(x, y, xp=xp, device=device)
+    if teacher_probs.ndim != 2:
+        raise ValueError(f"teacher_probs must be probability rows of shape (N, C), got {tuple(teacher_probs.shape)}")
+    soft, dsoft = softmax_loss(x, teacher_probs, temperature=t, check=check, xp=xp, device=device)
+    weight = a * t * t
+    soft, dsoft = soft * weight, imul(dsoft, weight)
+    if a == 1.0:
+        return soft, dsoft
+    hard, dhard = softmax_loss(x, y, xp=xp, device=device)
+    return hard * (1.0 - a) + soft, iadd(imul(dhard, 1.0 - a), dsoft)
+
+
+class DistillationTargets:
+    """What a model's loss is asked to fit in distillation: labels and a teacher's probabilities.
+
+    A model's ``loss_and_grads(params, X, y, ...)`` takes ``y`` as labels (N,), soft targets
+    (N, C) or one of these; :func:`classification_loss` picks the loss. :class:`nets.Solver` builds
+    them per minibatch from a :class:`nets.distill.Distillation`.
+
+    Parameters
+    ----------
+    labels : array (N,) of int
+    teacher_probs : array (N, C)
+        ``softmax(t / T)`` of the teacher's scores t.
+    temperature, alpha : float, keyword-only
+        As :func:`distillation_loss`.
+    check : bool, keyword-only
+        Whether the loss checks the teacher's rows (one value read back).
+    """
+
+    __slots__ = ("alpha", "check", "labels", "teacher_probs", "temperature")
+
+    def __init__(self, labels, teacher_probs, /, *, temperature: float, alpha: float, check: bool = True):
+        self.labels, self.teacher_probs = labels, teacher_probs
+        self.temperature, self.alpha = _check_temperature(temperature), _check_alpha(alpha)
+        self.check = bool(check)
+        if teacher_probs.ndim != 2 or teacher_probs.shape[0] != labels.shape[0]:
+            raise ValueError(f"teacher_probs must have shape (N, C) with N = {labels.shape[0]} labels, got "
+                             f"{tuple(teacher_probs.shape)}")
+
+    @property
+    def shape(self):
+        """The labels' shape (N,), so that code sizing a batch by ``y.shape`` still works."""
+        return self.labels.shape
+
+
+def classification_loss(x, y, /, *, xp=None, device=None):
+    """The loss a classifier's head computes on scores ``x`` (N, C) for the targets ``y``.
+
+    ``y`` is labels (N,) or soft targets (N, C) (:func:`softmax_loss`), or
+    :class:`DistillationTargets` (:func:`distillation_loss`). Returns ``(loss, dx)``. This is the
+    one place a model's loss looks at what kind of targets it was given.
+    """
+    if isinstance(y, DistillationTargets):
+        return distillation_loss(x, y.labels, y.teacher_probs, temperature=y.temperature, alpha=y.alpha,
+                                 check=y.check, xp=xp, device=device)
+    return softmax_loss(x, y, xp=xp, device=device)
 
 
 def attribute_loss(x, y, /, *, check: bool = True, xp=None):

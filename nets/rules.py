@@ -61,11 +61,13 @@ __all__ = [
     "averaging",
     "chain",
     "check_learning_rate",
+    "freeze",
     "get_rule",
     "is_weight",
     "l1",
     "l2",
     "max_norm",
+    "scale_learning_rate",
     "state_size",
 ]
 
@@ -338,6 +340,13 @@ class Transform:
 
     decay = 0.0
 
+    def check(self, params: Mapping, /) -> None:
+        """Raise a clear error when the transform does not fit ``params`` (called by ``init``)."""
+
+    def lr_factor(self, name: str, /) -> float:
+        """The factor of the learning rate of parameter ``name`` (0: the parameter is frozen)."""
+        return 1.0
+
     def penalty(self, w):
         return None
 
@@ -410,6 +419,52 @@ class _Averaging(Transform):
         return f"averaging({self.rate_decay!r})"
 
 
+class _LearningRateFactors(Transform):
+    """Per-parameter learning-rate factors by name or name prefix; factor 0 freezes."""
+
+    def __init__(self, factors: Mapping, what: str):
+        if not isinstance(factors, Mapping) or not factors:
+            raise TypeError(f"{what} takes a non-empty dict {{name_or_prefix: factor}}, got {factors!r}")
+        self.factors, self.what = {}, what
+        for key, factor in factors.items():
+            if not isinstance(key, str) or not key:
+                raise TypeError(f"{what}: parameter names must be non-empty strings, got {key!r}")
+            self.factors[key] = _nonnegative(factor, f"the learning-rate factor of {key!r}")
+
+    def _key(self, name: str):
+        # The exact name, else the longest prefix: {"W": 0.1, "W3": 1.0} slows every weight but W3.
+        if name in self.factors:
+            return name
+        keys = [k for k in self.factors if name.startswith(k)]
+        return max(keys, key=len) if keys else None
+
+    def check(self, params: Mapping, /) -> None:
+        unknown = [k for k in self.factors if not any(n == k or n.startswith(k) for n in params)]
+        if unknown:
+            raise ValueError(f"{self.what}: the model has no parameter named {unknown[0]!r} (nor one starting with "
+                             f"it); its parameters are: {', '.join(params)}")
+
+    def lr_factor(self, name: str, /) -> float:
+        key = self._key(name)
+        return 1.0 if key is None else self.factors[key]
+
+    def __repr__(self):
+        return f"scale_learning_rate({self.factors!r})"
+
+
+class _Freeze(_LearningRateFactors):
+    def __init__(self, names):
+        if isinstance(names, str):
+            names = [n for n in names.split(",") if n]
+        names = list(names)
+        if not names:
+            raise ValueError("freeze() needs at least one parameter name, e.g. freeze(['W1', 'b1'])")
+        super().__init__(dict.fromkeys(names, 0.0), "freeze")
+
+    def __repr__(self):
+        return f"freeze({list(self.factors)!r})"
+
+
 def _nonnegative(value, name):
     try:
         v = float(value)
@@ -445,6 +500,24 @@ def averaging(decay: float, /) -> Transform:
     return _Averaging(decay)
 
 
+def freeze(names, /) -> Transform:
+    """Freeze parameters: their updates are skipped, so their arrays stay unchanged bit for bit.
+
+    ``names`` is a list of parameter names or prefixes (``["W1", "b1"]``; ``"W1,b1"`` also works);
+    a name the model does not have is an error naming the ones it has (raised by ``init``). The
+    rule's state of a frozen parameter is not advanced either. Their gradients are still
+    computed (the layers below need the backward pass through them).
+    """
+    return _Freeze(names)
+
+
+def scale_learning_rate(factors: Mapping, /) -> Transform:
+    """Per-parameter learning rates: ``{name_or_prefix: factor}`` multiplies the rate of the matching
+    parameters (the exact name, else the longest matching prefix), e.g. ``{"W1": 0.1, "b1": 0.1}``
+    to fine-tune the first layer ten times more slowly. Factor 0 freezes (as :func:`freeze`)."""
+    return _LearningRateFactors(factors, "scale_learning_rate")
+
+
 # ---- the chain ---------------------------------------------------------------------------------------
 
 class Chain:
@@ -473,6 +546,8 @@ class Chain:
         return None if size is None else size + (self._average is not None)
 
     def init(self, params: Mapping, /) -> dict:
+        for t in self.transforms:
+            t.check(params)
         state = {"count": 0, "slots": {k: self.rule.slots(w) for k, w in params.items()}}
         if self._average is not None:
             state["average"] = {k: backend.get_namespace(w).asarray(w, copy=True) for k, w in params.items()}
@@ -503,10 +578,17 @@ class Chain:
             if tuple(g.shape) != tuple(w.shape):
                 raise ValueError(f"the gradient of {k!r} has shape {tuple(g.shape)} but the parameter has "
                                  f"{tuple(w.shape)}")
+            factor = 1.0
+            for t in self.transforms:
+                factor *= t.lr_factor(k)
+            if factor == 0.0:  # frozen: the array and its slots are kept as they are, bit for bit
+                new_params[k], slots[k] = w, state["slots"][k]
+                continue
+            step_lr = lr if factor == 1.0 else lr * factor
             if weight:
                 for t in self.transforms:
                     g = t.grad(g, w, in_place)
-            w, slots[k] = self.rule.step(w, g, state["slots"][k], lr=lr, count=count,
+            w, slots[k] = self.rule.step(w, g, state["slots"][k], lr=step_lr, count=count,
                                          decay=self._decay if weight else 0.0, own=in_place)
             if weight:
                 for t in self.transforms:

@@ -102,6 +102,10 @@ class Solver:
         rate and step count are inputs, so schedules do not recompile.
     check_data : bool, keyword-only
         Check the data's values (finite, labels in range) once; False when the caller did.
+    distill : nets.distill.Distillation, keyword-only
+        Train the model as a student of a teacher: on every minibatch (after augmentation) the
+        teacher's softened probabilities are computed on the device and the model's loss becomes
+        :func:`nets.losses.distillation_loss` (labels and teacher, weighted by ``alpha``).
 
     Notes
     -----
@@ -124,7 +128,7 @@ class Solver:
                  verbose=True, num_iters=None, schedule=None, patience=None, transforms=(), checkpoint=None,
                  augment=None, callback=None, epoch_callback=None, seed=None, rng=None, restore_best=True,
                  check_ends=True, train_accuracy="sample", record_update_ratios=False, compile=True,
-                 check_data=True):
+                 check_data=True, distill=None):
         self.model = model
         self._impl = model if isinstance(model, Model) else CourseModel(model)
         self._set_data(data, check=bool(check_data))
@@ -164,6 +168,17 @@ class Solver:
         elif not isinstance(rng, backend.Generator):
             raise TypeError(f"rng must be a backend.Generator, got {type(rng).__name__}")
         self.rng = rng
+        if distill is not None:
+            from .distill import Distillation
+
+            if not isinstance(distill, Distillation):
+                raise TypeError(f"distill must be a nets.distill.Distillation(teacher, temperature=, alpha=), got "
+                                f"{type(distill).__name__}")
+            if isinstance(self._impl, CourseModel):
+                raise TypeError("distillation needs a nets.Model (its loss_and_grads takes DistillationTargets); "
+                                f"{type(model).__name__} only has the course's loss(X, y)")
+            distill.check(self._impl, self.X_train)
+        self.distill = distill
         self._compiled = compiled_step(self, enabled=bool(compile))
         self._reset()
 
@@ -291,7 +306,9 @@ class Solver:
             if self.augment is not None:
                 X_batch = self.augment(X_batch, self.rng)
             epoch_end = (t + 1) % per_epoch == 0
-            loss, step_ratios = self._step(X_batch, y_batch, record_ratio=self.record_update_ratios and epoch_end)
+            # The teacher sees the very (augmented) minibatch the student sees.
+            targets = y_batch if self.distill is None else self.distill.targets(X_batch, y_batch)
+            loss, step_ratios = self._step(X_batch, targets, record_ratio=self.record_update_ratios and epoch_end)
             ratios.update(step_ratios)
             pending.append(loss)
             if self.callback is not None:

@@ -260,10 +260,14 @@ def _fit_fc(data, bk, params, *, seed, dtype, progress, test):
     from ..nets import FullyConnectedNet, Solver
 
     norm = None if params["normalization"] == "none" else params["normalization"]
-    net = FullyConnectedNet(hidden_dims(params["hidden_dims"]), input_dim=data.num_features,
-                            num_classes=data.num_classes, dropout_keep_ratio=params["dropout_keep"], normalization=norm,
-                            reg=params["reg"], dtype=dtype, seed=seed, activation=params["activation"],
-                            init=params["init"], xp=bk)
+    transforms = []
+    if params.get("init_from"):
+        net, transforms = _pretrained(params, data, bk, seed=seed, dtype=dtype)
+    else:
+        net = FullyConnectedNet(hidden_dims(params["hidden_dims"]), input_dim=data.num_features,
+                                num_classes=data.num_classes, dropout_keep_ratio=params["dropout_keep"],
+                                normalization=norm, reg=params["reg"], dtype=dtype, seed=seed,
+                                activation=params["activation"], init=params["init"], xp=bk)
     split = {"X_train": data.X_train, "y_train": data.y_train, "X_val": data.X_val, "y_val": data.y_val}
     with progress.training(params["num_iters"], desc="fc") as bar:
         t0 = _clock(bk)
@@ -272,7 +276,8 @@ def _fit_fc(data, bk, params, *, seed, dtype, progress, test):
         solver = Solver(net, split, update_rule=params["update_rule"],
                         optim_config={"learning_rate": params["learning_rate"]},
                         lr_decay=params["learning_rate_decay"], batch_size=params["batch_size"],
-                        num_iters=params["num_iters"], check_ends=False, callback=bar, verbose=False)
+                        num_iters=params["num_iters"], check_ends=False, callback=bar, verbose=False,
+                        transforms=transforms)
         solver.train()
         t1 = _clock(bk)
     history = {"loss_history": solver.loss_history, "train_acc_history": solver.train_acc_history,
@@ -341,6 +346,50 @@ def conv_filter_images(W, /):
     F, C, HH, WW = W.shape
     cols = xp.reshape(xp.permute_dims(W, (0, 2, 3, 1)), (F, HH * WW * C))
     return first_layer_images(cols.T, image_shape=(HH, WW, C))
+
+
+def _pretrained(params, data, bk, *, seed, dtype):
+    """The net of ``--init-from`` (its head replaced for the dataset's classes) and the transforms of ``--freeze``."""
+    from ..nets import FullyConnectedNet, load_pretrained, rules
+
+    path = params["init_from"]
+    try:
+        net = load_pretrained(path, num_classes=data.num_classes, input_dim=data.num_features, seed=seed, xp=bk,
+                              dtype=dtype)
+        if not isinstance(net, FullyConnectedNet):
+            raise ValueError(f"it holds a {type(net).__name__}; fc starts from a FullyConnectedNet checkpoint")
+        transforms = [rules.freeze(params["freeze"].split(","))] if params.get("freeze") else []
+        for t in transforms:
+            t.check(net.params)
+    except (ValueError, TypeError) as exc:
+        raise _cli.UsageError(f"--init-from {path}: {exc}") from None
+    return net, transforms
+
+
+def add_finetune_arguments(parser) -> None:
+    """``--init-from`` and ``--freeze``: fine-tune a fully connected net from a checkpoint."""
+    g = parser.add_argument_group("fine-tuning (fc)")
+    g.add_argument("--init-from", dest="init_from", metavar="CHECKPOINT",
+                   help="start fc from this checkpoint: its architecture decides the net, and its last layer is "
+                        "replaced when the dataset has another number of classes")
+    g.add_argument("--freeze", dest="freeze", metavar="NAMES",
+                   help="parameters of the --init-from net kept fixed in training, e.g. W1,b1,W2,b2")
+
+
+def finetune_settings(args, models: list[str], params: dict) -> None:
+    """Put ``--init-from`` and ``--freeze`` into fc's hyperparameters (a mistake is a UsageError)."""
+    init_from, freeze = getattr(args, "init_from", None), getattr(args, "freeze", None)
+    if init_from is None and freeze is None:
+        return
+    if init_from is None:
+        raise _cli.UsageError("--freeze needs --init-from CHECKPOINT: a net trained from scratch has nothing to keep")
+    if "fc" not in models:
+        raise _cli.UsageError("--init-from applies to fc, which this run does not train")
+    if freeze is not None and not [n for n in freeze.split(",") if n.strip()]:
+        raise _cli.UsageError(f"--freeze must name parameters separated by commas, e.g. W1,b1; got {freeze!r}")
+    params["fc"]["init_from"] = init_from
+    if freeze is not None:
+        params["fc"]["freeze"] = ",".join(n.strip() for n in freeze.split(",") if n.strip())
 
 
 def _host_predict(fit_: Fit, bk, dtype):

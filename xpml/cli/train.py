@@ -7,6 +7,7 @@
     xpml train convnet --architecture "CONV3-32 BN CONV3-32 BN POOL2 FC-10"   # not part of all: slower
     xpml train --dataset cifar10 --download      # fetch CIFAR-10 once, then train
     xpml train --dataset spiral                  # the notes' toy spiral
+    xpml train fc --init-from fc.npz --freeze W1,b1   # fine-tune a checkpoint (new head if the classes differ)
 
 Prints a table (model, backend, device, validation and test accuracy, time) and writes a run
 folder: results.json, loss and accuracy curves, the learned weights as images and a checkpoint
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"any of {', '.join(_models.CHOICES)}, or all (default: all: {', '.join(_models.MODELS)})")
     _datasets.add_data_arguments(parser)
     _models.add_hyperparameter_arguments(parser)
+    _models.add_finetune_arguments(parser)
     _cli.add_common_arguments(parser)
     return parser
 
@@ -56,6 +58,7 @@ def _main(argv) -> int:
     models = parse_models(args.models)
     dataset = _datasets.choose_dataset(args)
     params = _models.hyperparameters(args, models, dataset)
+    _models.finetune_settings(args, models, params)
     check = _memory.training_check(models, params, dataset, args)
     with _runs.start(args, dataset, f"{dataset}-{'+'.join(models)}", check=check) as run:
         results, rows = {}, []
