@@ -63,9 +63,10 @@ def batch(data, labels):
             s("filenames"): [s(f"img_{i}.png") for i in range(len(labels))]}
 
 
-def write_cifar(root, n_per_batch=4, n_test=6, seed=0):
+def write_cifar(root, n_per_batch=4, n_test=6, seed=0, *, checksums=False):
     """Write a tiny cifar-10-batches-py under ``root``; return (train pixels, train labels, test ...) as
-    the raw (n, 3072) uint8 rows and int labels."""
+    the raw (n, 3072) uint8 rows and int labels. ``checksums`` also records their SHA256SUMS, as
+    ``xpml download`` does (the command line refuses a dataset without them)."""
     rng = np.random.default_rng(seed)
     out = os.path.join(root, "cifar-10-batches-py")
     os.makedirs(out, exist_ok=True)
@@ -81,4 +82,8 @@ def write_cifar(root, n_per_batch=4, n_test=6, seed=0):
     dump(batch(test_x, test_y), os.path.join(out, "test_batch"))
     dump({s("num_cases_per_batch"): n_per_batch, s("label_names"): [s(f"c{i}") for i in range(10)],
           s("num_vis"): 3072}, os.path.join(out, "batches.meta"))
+    if checksums:
+        from xpml.backend.io import record_checksums
+
+        record_checksums(out, [*(f"data_batch_{b}" for b in range(1, 6)), "test_batch", "batches.meta"])
     return np.concatenate(train_x), np.concatenate(train_y), test_x, test_y

@@ -25,6 +25,7 @@ def refused_early(monkeypatch):
     (["softmax", "--batch-size", "1000000000"], ["--batch-size 1000000000"]),
     (["twolayer", "--batch-size", "1000000000"], ["--batch-size 1000000000"]),
     (["fc", "--batch-size", "1000000000"], ["--batch-size 1000000000"]),
+    (["convnet", "--batch-size", "1000000000"], ["--batch-size 1000000000", "smaller --architecture"]),
     (["knn", "svm", "--batch-size", "1000000000"], ["svm"]),
 ])
 def test_every_model_and_batch_size_is_checked_up_front(tmp_path, capsys, refused_early, argv, needles):

@@ -107,7 +107,7 @@ def test_filter_picture_tiles_each_filter_as_an_image(bk):
 def test_train_convnet_on_cifar10_files(tmp_path, capsys):
     from ._cifar_files import write_cifar
 
-    write_cifar(str(tmp_path / "data"), n_per_batch=8, n_test=6)
+    write_cifar(str(tmp_path / "data"), n_per_batch=8, n_test=6, checksums=True)
     out, _, r = _train(tmp_path, capsys, "convnet", "--dataset", "cifar10", "--data-dir", str(tmp_path / "data"),
                        "--num-train", "30", "--num-val", "10", "--num-test", "6",
                        "--architecture", "CONV4-2/s4/p0 POOL2 FC-10", "--num-iters", "2", "--batch-size", "10")
@@ -177,7 +177,7 @@ def test_reproduce_convnet_on_tiny_cifar_files(tmp_path):
     from ._cifar_files import write_cifar
     from ._scripts_support import run_script
 
-    write_cifar(str(tmp_path / "data"), n_per_batch=8, n_test=6)
+    write_cifar(str(tmp_path / "data"), n_per_batch=8, n_test=6, checksums=True)
     proc = run_script("reproduce_convnet.py", "--data-dir", tmp_path / "data", "--out", tmp_path / "out",
                       "--runs", tmp_path / "runs", "--set", "num_epochs=1", "num_train=30", "num_val=10", "num_test=6",
                       "batch_size=10", 'architecture="CONV3-2 POOL2 FC-10"', "shift=2")

@@ -132,6 +132,20 @@ def picture_bytes(hidden: int, image_shape, *, itemsize: int) -> int:
     return g * g * (h + 1) * (w + 1) * c * (3 * itemsize + 16)
 
 
+def convnet_bytes(architecture: str, image_shape, *, batch_size: int, itemsize: int, update_rule: str = "sgd") -> int:
+    """Bytes a ConvNet's training step holds: its parameters with their gradients, the update's
+    copies and the rule's state, every layer's activations for the minibatch kept for the backward
+    pass and their gradients (twice the forward pass, the notes' rule), and the im2col columns,
+    which the layers chunk to their own budget."""
+    from ..nets.conv_layers import COLUMN_BUDGET
+    from ..nets.convnet import summarize
+
+    h, w, c = image_shape
+    summary = summarize(architecture, (c, h, w))
+    params = summary.total_params * (_STEP_COPIES + state_size(update_rule))
+    return itemsize * (params + 2 * summary.total_activations * int(batch_size)) + COLUMN_BUDGET
+
+
 def data_bytes(rows: int, num_features: int, *, itemsize: int) -> int:
     """Bytes of the dataset, ``rows`` of ``num_features``, on the host and on the device (a copy each)."""
     return 2 * int(rows) * int(num_features) * itemsize
@@ -166,6 +180,14 @@ def training_check(models, params: dict, dataset: str, args):
                 parts["training"] = linear_bytes(features, classes, batch_size=p["batch_size"], eval_rows=eval_rows,
                                                  itemsize=itemsize, update_rule=p["update_rule"])
                 parts["data with a bias column"] = data // 2
+            elif model == "convnet":
+                if image_shape is None:
+                    continue  # not images: the run refuses it with its own error
+                what = f"the convnet {p['architecture']!r} with --batch-size {p['batch_size']} on {dataset}"
+                fix = "choose a smaller --batch-size or a smaller --architecture"
+                parts["training"] = convnet_bytes(p["architecture"], image_shape, batch_size=p["batch_size"],
+                                                  itemsize=itemsize, update_rule=p["update_rule"])
+                parts["minibatch"] = batch_bytes(features, batch_size=p["batch_size"], itemsize=itemsize)
             else:
                 widths = [p["hidden_size"]] if model == "twolayer" else hidden_dims(p["hidden_dims"])
                 flag = (f"--hidden-size {p['hidden_size']}" if model == "twolayer"
