@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from ._random import _MASK32, Generator, threefry2x32
 from ._select import Backend
+from .errors import InputError
 
 __all__ = ["advance_counter", "compiler", "counter_words", "traced_generator"]
 
@@ -56,7 +57,7 @@ class _OffsetStream:
         ``(c mod 2**32, c // 2**32)``, first words of all blocks, then second words, cut to ``n``."""
         xp, blocks = self.xp, -(-n // 2)
         if start + blocks >= 2**32:
-            raise ValueError("a compiled step cannot draw 2**32 blocks")
+            raise InputError("a compiled step cannot draw 2**32 blocks")
         lo, hi = self.base[0], self.base[1]
         x0 = xp.arange(start, start + blocks, dtype=self.dtype, device=self.device) + lo
         if self.wide:

@@ -7,6 +7,8 @@ gradient checks and must be asked for. A device without float64 (some GPUs, arra
 
 from __future__ import annotations
 
+from .errors import InputError
+
 __all__ = ["float_dtype", "index_dtype", "is_floating"]
 
 _FLOATS = ("float32", "float64")
@@ -53,16 +55,16 @@ def float_dtype(xp, device=None, dtype=None, /):
         dtype = "float32"
     name = _dtype_name(xp, dtype)
     if name is None:
-        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+        raise InputError(f"dtype must be float32 or float64, got {dtype!r}")
     if name not in _FLOATS:
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        raise InputError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     supported = xp.__array_namespace_info__().dtypes(device=device, kind="real floating")
     if name not in supported:
         from . import _registry
 
         adapter = _registry.adapter_of_namespace(xp)
         hint = adapter.float64_hint() if adapter is not None else "Use dtype='float32' or another device."
-        raise ValueError(
+        raise InputError(
             f"device {device!r} of {xp.__name__} does not support {name}; it supports "
             f"{', '.join(supported)}. {hint}"
         )

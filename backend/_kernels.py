@@ -16,6 +16,7 @@ from __future__ import annotations
 import array_api_compat
 
 from . import _registry
+from .errors import InputError
 
 __all__ = ["flushes_subnormals", "holds_flushed_subnormals", "kth_smallest", "sqrt", "sum_of_squares"]
 
@@ -53,7 +54,7 @@ def kth_smallest(x, k: int, /):
     """
     xp = array_api_compat.array_namespace(x)
     if not 1 <= k <= x.shape[-1]:
-        raise ValueError(f"k={k} is outside 1..{x.shape[-1]}, the length of the last axis")
+        raise InputError(f"k={k} is outside 1..{x.shape[-1]}, the length of the last axis")
     return _registry.adapter_of_namespace(xp).kth_smallest(xp, x, k)
 
 

@@ -27,6 +27,7 @@ import array_api_compat
 
 from . import _registry
 from ._kernels import sum_of_squares
+from .errors import InputError
 
 __all__ = ["PRODUCT_PRECISIONS", "LowPrecisionProduct", "exact_matmul", "low_precision_product"]
 
@@ -259,14 +260,14 @@ def low_precision_product(xp, device, /, precision: str = "auto") -> LowPrecisio
     None
     """
     if precision not in PRODUCT_PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(map(repr, PRODUCT_PRECISIONS))}, got {precision!r}")
+        raise InputError(f"precision must be one of {', '.join(map(repr, PRODUCT_PRECISIONS))}, got {precision!r}")
     if precision == "exact":
         return None
     product = _checked(xp, device)
     if precision == "auto":
         return product if product is not None and product.default else None
     if product is None:
-        raise ValueError(
+        raise InputError(
             f"precision={precision!r}: no bfloat16 product with float32 accumulation on {xp.__name__} "
             f"device {device!r} (offered with torch on a CPU with AMX or AVX-512-BF16, or a CUDA GPU "
             "from Ampere on, where its self-check finds inputs rounded to nearest and float32 "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import array_api_compat
 
-from .errors import BackendMismatchError  # defined with xpml's other errors; re-exported here
+from .errors import BackendMismatchError, InputTypeError
 
 __all__ = [
     "BackendMismatchError",
@@ -64,18 +64,18 @@ def namespace_and_device(*arrays):
     """
     arrays = _arrays(arrays)
     if not arrays:
-        raise TypeError("namespace_and_device() needs at least one array argument")
+        raise InputTypeError("namespace_and_device() needs at least one array argument")
     xp = device = None
     for i, a in enumerate(arrays):
         try:
             a_xp = array_api_compat.array_namespace(a)
         except TypeError as exc:
-            raise TypeError(
+            raise InputTypeError(
                 f"argument {i} has type {type(a).__name__}, which is not an array of a supported "
                 "namespace (numpy, cupy, array_api_strict, torch, jax)"
             ) from exc
         if getattr(a, "requires_grad", False) is True:
-            raise TypeError(
+            raise InputTypeError(
                 f"argument {i} is a torch tensor with requires_grad=True; xpml computes its gradients "
                 "itself and never detaches a tensor behind your back: pass x.detach() (or build the "
                 "data under torch.no_grad())"

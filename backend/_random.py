@@ -23,6 +23,7 @@ import numpy as np
 from ._arith import iadd, iand, imul, writeable
 from ._dtypes import float_dtype, index_dtype
 from ._select import Backend, as_backend, get_backend
+from .errors import InputError, InputTypeError
 
 __all__ = ["Generator", "threefry2x32"]
 
@@ -232,7 +233,7 @@ def _bernoulli_field(p: float, /) -> tuple[int, int]:
 def _probability(p, name: str) -> float:
     p = float(p)
     if not 0.0 <= p <= 1.0:
-        raise ValueError(f"{name} is a probability in [0, 1], got {p!r}")
+        raise InputError(f"{name} is a probability in [0, 1], got {p!r}")
     return p
 
 
@@ -326,9 +327,9 @@ class Generator:
 
     def __init__(self, seed: int | None = None, /, *, xp=None, device=None):
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
+            raise InputTypeError(f"seed must be an int or None, got {type(seed).__name__}")
         if seed is not None and not 0 <= seed < 2**64:
-            raise ValueError(f"seed must be non-negative and below 2**64, got {seed}")
+            raise InputError(f"seed must be non-negative and below 2**64, got {seed}")
         bits = secrets.randbits(64) if seed is None else int(seed)
         self._setup(as_backend(xp, device=device), None if seed is None else int(seed),
                     (bits >> 32, bits & _MASK32), 0)
@@ -417,7 +418,7 @@ class Generator:
         shape = _shape(shape)
         low, high = float(low), float(high)
         if not (math.isfinite(low) and math.isfinite(high) and low < high):
-            raise ValueError(f"uniform needs finite low < high, got low={low!r}, high={high!r}")
+            raise InputError(f"uniform needs finite low < high, got low={low!r}, high={high!r}")
         dt = float_dtype(self.xp, self.device, dtype)
         u = self._unit(math.prod(shape), dt)
         u = imul(u, self.xp.full((), high - low, dtype=dt, device=self.device))
@@ -438,11 +439,11 @@ class Generator:
             low, high = 0, low
         low, high = operator.index(low), operator.index(high)
         if high - low < 1 or high - low > 2**32:
-            raise ValueError(f"integers needs low < high with high - low <= 2**32, got low={low}, high={high}")
+            raise InputError(f"integers needs low < high with high - low <= 2**32, got low={low}, high={high}")
         idt = index_dtype(self.xp, self.device)
         info = self.xp.iinfo(idt)
         if low < info.min or high - 1 > info.max:
-            raise ValueError(f"integers in [{low}, {high}) do not fit the index dtype {idt} of this backend")
+            raise InputError(f"integers in [{low}, {high}) do not fit the index dtype {idt} of this backend")
         shape = _shape(shape)
         count = math.prod(shape)
         w = self._words(2 * count)
@@ -472,12 +473,12 @@ class Generator:
         """
         n = operator.index(n)
         if n <= 0:
-            raise ValueError(f"cannot choose from an empty range (n={n})")
+            raise InputError(f"cannot choose from an empty range (n={n})")
         shape = _shape(size)
         if replace:
             return self.integers(0, n, shape)
         if math.prod(shape) > n:
-            raise ValueError(f"cannot draw {size} indices without replacement from {n}")
+            raise InputError(f"cannot draw {size} indices without replacement from {n}")
         return self.xp.reshape(self.permutation(n)[: math.prod(shape)], shape)
 
     def permutation(self, n: int, /):
@@ -492,7 +493,7 @@ class Generator:
         """
         n = operator.index(n)
         if n < 0:
-            raise ValueError(f"permutation needs n >= 0, got {n}")
+            raise InputError(f"permutation needs n >= 0, got {n}")
         xp = self.xp
         w = self._words(2 * n)
         # Sort by the 64-bit key (w[:n], w[n:]): stably by its low word, then by its high word.

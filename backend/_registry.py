@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._adapter import Adapter
 from .cupy_backend import CupyAdapter
+from .errors import InputTypeError
 from .jax_backend import JaxAdapter
 from .numpy_backend import NumpyAdapter
 from .strict_backend import StrictAdapter
@@ -41,7 +42,7 @@ def register_backend(adapter: Adapter, /, *, listed: bool = True) -> Adapter:
     True
     """
     if not isinstance(adapter, Adapter) or not adapter.name or ":" in adapter.name:
-        raise TypeError("register_backend needs an Adapter instance whose name is a non-empty word without ':'")
+        raise InputTypeError("register_backend needs an Adapter instance whose name is a non-empty word without ':'")
     ADAPTERS[adapter.name] = adapter
     PROBES[adapter.name] = adapter.probe
     if listed and adapter.name not in LISTED:

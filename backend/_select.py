@@ -22,6 +22,7 @@ from typing import Any
 from . import _registry
 from ._adapter import BackendStatus, BackendUnavailableError
 from ._registry import PROBES as _PROBES
+from .errors import InputError, InputTypeError
 
 __all__ = [
     "BACKEND_NAMES",
@@ -181,17 +182,17 @@ def get_backend(name: str | Backend | None = None, /, *, device=None) -> Backend
     if name is None:
         name = os.environ.get(ENV_VAR, "").strip() or "auto"
     if not isinstance(name, str):
-        raise TypeError(f"backend name must be a string, got {type(name).__name__}")
+        raise InputTypeError(f"backend name must be a string, got {type(name).__name__}")
     base, _, dev = name.strip().partition(":")
     base = base.lower().replace("-", "_")
     if dev:
         if device is not None:
-            raise ValueError(f"device given twice: in the name {name!r} and as device={device!r}")
+            raise InputError(f"device given twice: in the name {name!r} and as device={device!r}")
         device = dev
     if base == "auto":
         base = next(b for b in _AUTO if b == _AUTO[-1] or _PROBES[b]().usable)
     if base not in _PROBES:
-        raise ValueError(
+        raise InputError(
             f"unknown backend {name!r}; choose one of: {', '.join((*_registry.LISTED, 'auto'))}"
         )
     status = _PROBES[base]()
@@ -234,7 +235,7 @@ def as_backend(xp=None, /, *, device=None) -> Backend:
         if device is None or isinstance(device, (str, int)):
             return get_backend(adapter.name, device=device)
         return Backend(adapter.name, adapter.namespace(), adapter.device_from_array(device))
-    raise TypeError(
+    raise InputTypeError(
         f"not a namespace, backend or backend name: {xp!r}; give one of {', '.join(BACKEND_NAMES)} "
         "(a name such as 'torch:cuda:0', a Backend, or the namespace module)"
     )
@@ -256,7 +257,7 @@ def backend_of(x, /) -> Backend:
     adapter = _registry.adapter_of_namespace(xp)
     if adapter is not None:
         return Backend(adapter.name, xp, array_api_compat.device(x))
-    raise TypeError(f"arrays of namespace {xp.__name__} are not supported by xpml")
+    raise InputTypeError(f"arrays of namespace {xp.__name__} are not supported by xpml")
 
 
 def check_on_backend(x, bk: Backend, /, *, name: str = "x", owner: str = "the model", target: str = "") -> None:

@@ -19,6 +19,7 @@ import operator
 
 from . import _registry
 from ._adapter import cpu_count
+from .errors import InputError
 
 __all__ = ["cpu_threads", "default_cpu_threads"]
 
@@ -66,7 +67,7 @@ def cpu_threads(n: int | None = None, /):
     """
     n = default_cpu_threads() if n is None else operator.index(n)
     if n < 1:
-        raise ValueError(f"the number of CPU threads must be at least 1, got {n}")
+        raise InputError(f"the number of CPU threads must be at least 1, got {n}")
     restore = []
     with contextlib.ExitStack() as stack:
         for adapter in _registry.ADAPTERS.values():

@@ -15,6 +15,7 @@ import sys
 
 from . import _adapter
 from ._adapter import Adapter, BackendStatus, BackendUnavailableError, NativeConv2d, cpu_name, kernel_fails
+from .errors import InputError
 
 __all__ = ["JaxAdapter", "X64_HINT", "compilation_cache_dir"]
 
@@ -196,7 +197,7 @@ class JaxAdapter(Adapter):
         if not isinstance(obj, (np.ndarray, np.generic)) or dtype is not None or _x64():
             return obj
         if obj.dtype == np.float64:
-            raise ValueError(
+            raise InputError(
                 "float64 data cannot go to jax: JAX runs without 64-bit types here and would round it "
                 f"to float32. Either {X64_HINT}, or convert the data yourself first "
                 "(x.astype(numpy.float32))."
@@ -204,7 +205,7 @@ class JaxAdapter(Adapter):
         if obj.dtype.kind in "iu" and obj.dtype.itemsize == 8:
             info = np.iinfo(np.int32)
             if obj.size and (int(obj.min()) < info.min or int(obj.max()) > info.max):
-                raise ValueError(
+                raise InputError(
                     f"{obj.dtype} data with values outside int32 cannot go to jax without 64-bit types; {X64_HINT}"
                 )
             return obj.astype(np.int32)

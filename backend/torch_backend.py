@@ -8,6 +8,7 @@ import threading
 
 from . import _adapter
 from ._adapter import Adapter, BackendStatus, BackendUnavailableError, NativeConv2d, cpu_name, kernel_fails
+from .errors import InputTypeError
 
 __all__ = ["TorchAdapter"]
 
@@ -161,7 +162,7 @@ class TorchAdapter(Adapter):
 
     def to_numpy(self, x):
         if x.requires_grad:
-            raise TypeError(
+            raise InputTypeError(
                 "to_numpy got a torch tensor with requires_grad=True; xpml never detaches behind your "
                 "back: pass x.detach()"
             )

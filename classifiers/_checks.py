@@ -7,6 +7,7 @@ public call and never inside a training loop; the loops call the unchecked kerne
 from __future__ import annotations
 
 from .. import backend
+from ..backend.errors import InputError, InputTypeError
 from ..backend.validation import check_data, check_labels, check_positive
 
 __all__ = ["check_features", "check_loss_inputs", "check_train_set"]
@@ -24,7 +25,7 @@ def check_features(X, /, *, dim: int, name: str = "X"):
     """Check a query matrix ``X`` (N, dim): floating, finite, non-empty, ``dim`` columns."""
     check_data(X, name=name)
     if X.shape[1] != dim:
-        raise ValueError(f"{name} has {X.shape[1]} features per row but the model was trained on {dim}")
+        raise InputError(f"{name} has {X.shape[1]} features per row but the model was trained on {dim}")
 
 
 def check_loss_inputs(W, X, y, reg, /):
@@ -36,9 +37,9 @@ def check_loss_inputs(W, X, y, reg, /):
     check_data(W, name="W")
     check_data(X, name="X")
     if X.shape[1] != W.shape[0]:
-        raise ValueError(f"X has {X.shape[1]} features per row but W has {W.shape[0]} rows; W must be (D, C)")
+        raise InputError(f"X has {X.shape[1]} features per row but W has {W.shape[0]} rows; W must be (D, C)")
     if X.dtype != W.dtype:
-        raise TypeError(f"X is {X.dtype} but W is {W.dtype}; cast one of them so both have the same dtype")
+        raise InputTypeError(f"X is {X.dtype} but W is {W.dtype}; cast one of them so both have the same dtype")
     check_labels(y, name="y", n=X.shape[0], num_classes=W.shape[1])
     check_positive(reg, name="reg", allow_zero=True)
     return xp, device

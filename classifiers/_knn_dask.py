@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import backend
+from ..backend.errors import InputError, InputTypeError
 from . import _knn_search
 from ._topk import chunks
 
@@ -178,7 +179,7 @@ def shards_for(model, client) -> Shards:
     distributed = _distributed()
     address = client if isinstance(client, str) else None
     if address is None and not isinstance(client, distributed.Client):
-        raise TypeError(
+        raise InputTypeError(
             f"client must be a dask.distributed.Client or a scheduler address like 'tcp://host:8786', got {client!r}"
         )
     shards = model._shards
@@ -190,7 +191,7 @@ def shards_for(model, client) -> Shards:
     if address is not None:
         client = _connect(distributed, address)
     elif client.status != "running":
-        raise ValueError(f"the Dask client is {client.status}; connect a new one (distributed.Client(address))")
+        raise InputError(f"the Dask client is {client.status}; connect a new one (distributed.Client(address))")
     model._shards = _place(model, client, address)
     return model._shards
 

@@ -52,6 +52,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import backend
+from ..backend.errors import InputError
 from ..backend.validation import check_data
 from ._topk import chunks, smallest_k
 
@@ -264,7 +265,7 @@ def build(X, /, *, metric: str, precision: str, memory_budget: int, scale_exp: i
     xp = backend.get_namespace(X)
     product = backend.low_precision_product(xp, backend.get_device(X), precision) if X.dtype == xp.float32 else None
     if precision not in ("auto", "exact") and X.dtype != xp.float32:
-        raise ValueError(f"precision={precision!r} needs float32 data; this training set is {X.dtype}")
+        raise InputError(f"precision={precision!r} needs float32 data; this training set is {X.dtype}")
     refuse_flushed(xp, X, "X")
     scale_exp = _scale_exponent(xp, X) if scale_exp is None else scale_exp
     X = times_pow2(xp, X, scale_exp)
@@ -319,7 +320,7 @@ def refuse_flushed(xp, V, name: str) -> None:
     """A ValueError where ``V`` holds subnormal values and its device flushes them to zero."""
     if backend.holds_flushed_subnormals(V):
         tiny = float(xp.finfo(V.dtype).smallest_normal)
-        raise ValueError(
+        raise InputError(
             f"there are subnormal values in {name} (nonzero, below {tiny:.3g} in magnitude), which this device "
             f"({backend.backend_of(V).label}) flushes to zero, so their distances would be wrong; scale "
             "the data up first (multiply training data and queries by the same power of two, e.g. 2.0**64, "
@@ -332,7 +333,7 @@ def _check_magnitude(V, sq, big: float, name: str):
     # A non-finite norm is a NaN or infinite value (check_data says so) or finite values too large.
     if not bool(backend.get_namespace(sq).max(sq) <= big / 8):
         check_data(V, name=name)
-        raise ValueError(
+        raise InputError(
             f"{name} has rows whose squared norm exceeds {big / 8:.3g}: their L2 distances could overflow "
             f"{sq.dtype}; scale the data down (distances scale with it) or use float64"
         )

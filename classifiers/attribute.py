@@ -9,6 +9,7 @@ is a linear model with the course's face (a ``params`` dict and ``loss(X, y=None
 from __future__ import annotations
 
 from .. import backend
+from ..backend.errors import InputError, InputTypeError
 from ..backend.validation import check_data
 from ..nets._model import as_float, as_int, check_size, dtype_name
 from ..nets.init import init_weights
@@ -23,12 +24,12 @@ _BAD_ATTRIBUTES = ("attributes must be +1 (has the attribute) or -1 (has not); {
 def _check_attributes(xp, y, /, *, name: str, shape) -> None:
     """Shape and values of an attribute matrix: one value read back from the device."""
     if tuple(y.shape) != tuple(shape):
-        raise ValueError(f"{name} must hold one row of attributes per example, shape {tuple(shape)}; "
+        raise InputError(f"{name} must hold one row of attributes per example, shape {tuple(shape)}; "
                          f"got {tuple(y.shape)}")
     if xp.isdtype(y.dtype, "bool"):
-        raise TypeError(f"{name} is boolean; attributes are +1/-1 numbers (use 2 * y - 1 on 0/1 values)")
+        raise InputTypeError(f"{name} is boolean; attributes are +1/-1 numbers (use 2 * y - 1 on 0/1 values)")
     if bool(xp.any((y != 1) & (y != -1))):
-        raise ValueError(_BAD_ATTRIBUTES.format(name=name))
+        raise InputError(_BAD_ATTRIBUTES.format(name=name))
 
 
 def attribute_accuracy(y_pred, y_true, /):
@@ -53,7 +54,7 @@ def attribute_accuracy(y_pred, y_true, /):
     """
     xp, device = backend.namespace_and_device(y_pred, y_true)
     if y_true.ndim != 2 or y_true.shape[0] == 0:
-        raise ValueError(f"y_true must hold attributes of shape (N, C) with N >= 1, got {tuple(y_true.shape)}")
+        raise InputError(f"y_true must hold attributes of shape (N, C) with N >= 1, got {tuple(y_true.shape)}")
     _check_attributes(xp, y_pred, name="y_pred", shape=y_true.shape)
     _check_attributes(xp, y_true, name="y_true", shape=y_true.shape)
     floats = xp.__array_namespace_info__().dtypes(device=device, kind="real floating")
@@ -128,7 +129,7 @@ class AttributeClassifier:
     def _own(self, X, name: str = "X"):
         backend.check_on_backend(X, self.backend, name=name, owner="this model", target="model.backend")
         if X.ndim != 2 or X.shape[1] != self.input_dim:
-            raise ValueError(f"{name} must have shape (N, {self.input_dim}), got {tuple(X.shape)}")
+            raise InputError(f"{name} must have shape (N, {self.input_dim}), got {tuple(X.shape)}")
         check_data(X, name=name)
         return X if X.dtype == self.dtype else self.backend.xp.astype(X, self.dtype)
 

@@ -8,6 +8,7 @@ Shuffle the data first if its order is not random.
 from __future__ import annotations
 
 from .. import backend
+from ..backend.errors import InputError, InputTypeError
 from ..backend.validation import check_positive
 from ._checks import check_train_set
 from .k_nearest_neighbor import KNearestNeighbor, _labels_of, _vote
@@ -26,7 +27,7 @@ def fold_slices(n: int, num_folds: int, /) -> list[slice]:
     """
     num_folds = check_positive(num_folds, name="num_folds", integer=True)
     if num_folds < 2 or num_folds > n:
-        raise ValueError(f"num_folds must be between 2 and the number of examples ({n}), got {num_folds}")
+        raise InputError(f"num_folds must be between 2 and the number of examples ({n}), got {num_folds}")
     base, extra = divmod(n, num_folds)
     bounds = [0]
     for i in range(num_folds):
@@ -37,7 +38,7 @@ def fold_slices(n: int, num_folds: int, /) -> list[slice]:
 def _nonempty_list(values, name: str) -> list:
     values = list(values)
     if not values:
-        raise ValueError(f"{name} is empty: give at least one hyperparameter value")
+        raise InputError(f"{name} is empty: give at least one hyperparameter value")
     return values
 
 
@@ -89,7 +90,7 @@ def cross_validate(X, y, /, *, candidates, fit_and_score, num_folds: int = 5) ->
     xp, _, _ = check_train_set(X, y)
     candidates = _nonempty_list(candidates, "candidates")
     if not callable(fit_and_score):
-        raise TypeError(f"fit_and_score must be callable, got {fit_and_score!r}")
+        raise InputTypeError(f"fit_and_score must be callable, got {fit_and_score!r}")
     results = {c: [] for c in candidates}
     for X_tr, y_tr, X_val, y_val in _splits(xp, X, y, num_folds):
         for c in candidates:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 
 from .. import backend
+from ..backend.errors import InputError
 from ..backend.io import CHECKSUMS_NAME, CorruptFileError, load_restricted_pickle, read_checksums
 from ..backend.validation import check_data, check_positive
 
@@ -164,7 +165,7 @@ def load_CIFAR10(root, /, *, dtype="float64"):
     ((20, 32, 32, 3), dtype('float64'), (20,), (4, 32, 32, 3), (4,))
     """
     if dtype not in ("float32", "float64"):
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        raise InputError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     Xtr, ytr, Xte, yte = _load_raw(root)
     hxp = backend.get_namespace(Xtr)
     return hxp.astype(Xtr, getattr(hxp, dtype)), ytr, hxp.astype(Xte, getattr(hxp, dtype)), yte
@@ -258,12 +259,12 @@ def get_CIFAR10_data(root, /, num_training=49000, num_validation=1000, num_test=
     dt = backend.float_dtype(xp, device, dtype)
     Xtr, ytr, Xte, yte = _load_raw(root)
     if num_training + num_validation > Xtr.shape[0] or num_test > Xte.shape[0]:
-        raise ValueError(
+        raise InputError(
             f"asked for {num_training} + {num_validation} training/validation and {num_test} test images; "
             f"the files hold {Xtr.shape[0]} and {Xte.shape[0]}"
         )
     if num_dev > num_training:
-        raise ValueError(f"num_dev ({num_dev}) cannot exceed num_training ({num_training})")
+        raise InputError(f"num_dev ({num_dev}) cannot exceed num_training ({num_training})")
     hxp = backend.get_namespace(Xtr)
     host_dt = hxp.float32 if dt == xp.float32 else hxp.float64
 
@@ -336,7 +337,7 @@ def make_spiral(N: int, K: int, /, *, D: int = 2, noise: float = 0.2, seed: int 
     K = check_positive(K, name="K", integer=True)
     noise = check_positive(noise, name="noise", allow_zero=True)
     if D != 2:
-        raise ValueError(f"the spiral is planar: D must be 2, got {D!r}")
+        raise InputError(f"the spiral is planar: D must be 2, got {D!r}")
     bk = backend.as_backend(xp, device=device)
     xp, device = bk.xp, bk.device
     dt = backend.float_dtype(xp, device, dtype)

@@ -22,6 +22,7 @@ import array_api_compat
 import array_api_extra as xpx
 
 from .. import backend
+from ..backend.errors import InputError, InputTypeError
 from ..backend.validation import check_positive
 
 __all__ = [
@@ -40,7 +41,7 @@ def _coords(shape):
 
 def _check_point(xp, x, h):
     if not xp.isdtype(x.dtype, "real floating"):
-        raise TypeError(f"x must have a real floating dtype to be perturbed, got {x.dtype}")
+        raise InputTypeError(f"x must have a real floating dtype to be perturbed, got {x.dtype}")
     check_positive(h, name="h")
 
 
@@ -247,10 +248,10 @@ def grad_check_sparse(f, x, analytic_grad, /, *, num_checks: int = 10, h: float 
     xp, _ = backend.namespace_and_device(x, analytic_grad)
     _check_point(xp, x, h)
     if tuple(analytic_grad.shape) != tuple(x.shape):
-        raise ValueError(f"analytic_grad has shape {tuple(analytic_grad.shape)}, x has {tuple(x.shape)}")
+        raise InputError(f"analytic_grad has shape {tuple(analytic_grad.shape)}, x has {tuple(x.shape)}")
     check_positive(num_checks, name="num_checks", integer=True)
     if math.prod(x.shape) == 0:
-        raise ValueError("x is empty: there is no coordinate to check")
+        raise InputError("x is empty: there is no coordinate to check")
     draws = backend.to_numpy(backend.Generator(seed).integers(0, math.prod(x.shape), (num_checks,)))
     errors, numerics = [], []
     for flat in draws.tolist():

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import array_api_extra as xpx
 
 from .. import backend
+from ..backend.errors import InputError, InputTypeError
 from ..backend.validation import check_data, check_labels, check_positive
 from ..nets.model import VersionedState
 from . import _knn_search
@@ -141,10 +142,10 @@ class KNearestNeighbor(VersionedState):
     def __init__(self, metric: str = "l2", *, memory_budget: int = 256 * 2**20, precision: str = "auto"):
         metric = metric.lower() if isinstance(metric, str) else metric
         if metric not in _METRICS:
-            raise ValueError(f"metric must be 'l2' or 'l1', got {metric!r}")
+            raise InputError(f"metric must be 'l2' or 'l1', got {metric!r}")
         memory_budget = check_positive(memory_budget, name="memory_budget", integer=True)  # a Python int
         if precision not in backend.PRODUCT_PRECISIONS:
-            raise ValueError(f"precision must be one of {backend.PRODUCT_PRECISIONS}, got {precision!r}")
+            raise InputError(f"precision must be one of {backend.PRODUCT_PRECISIONS}, got {precision!r}")
         self.metric = metric
         self.memory_budget = memory_budget
         self.precision = precision
@@ -292,7 +293,7 @@ class KNearestNeighbor(VersionedState):
         """``k`` as a Python int (a NumPy scalar never meets the arrays), checked against the training set."""
         k = check_positive(k, name="k", integer=True)
         if k > self.X_train.shape[0]:
-            raise ValueError(f"k={k} is larger than the training set ({self.X_train.shape[0]} examples)")
+            raise InputError(f"k={k} is larger than the training set ({self.X_train.shape[0]} examples)")
         return k
 
     def kneighbors(self, X, /, k: int = 1, *, return_distance: bool = True, client=None, progress=None):
@@ -314,7 +315,7 @@ class KNearestNeighbor(VersionedState):
         same as in process, ties included. ``progress`` then wraps the query blocks.
         """
         if not isinstance(return_distance, bool):
-            raise TypeError(f"return_distance must be True or False, got {return_distance!r}")
+            raise InputTypeError(f"return_distance must be True or False, got {return_distance!r}")
         xp, dists, idx = self._search(X, k, client=client, progress=progress, ordered=True)
         dists = _knn_search.distances(xp, dists, self._ts.scale_exp, self.metric)
         return (dists, idx) if return_distance else idx
@@ -357,7 +358,7 @@ class KNearestNeighbor(VersionedState):
             raise RuntimeError("the classifier is not trained yet: call train(X, y) first")
         xp, _ = backend.namespace_and_device(self.X_train, dists)
         if dists.ndim != 2 or dists.shape[1] != self.X_train.shape[0]:
-            raise ValueError(
+            raise InputError(
                 f"dists must be (num_test, {self.X_train.shape[0]}), one column per training example; "
                 f"got shape {tuple(dists.shape)}"
             )
@@ -383,7 +384,7 @@ class KNearestNeighbor(VersionedState):
         (array([0, 1]), array([0, 1]))
         """
         if isinstance(num_loops, bool) or num_loops not in (0, 1, 2):
-            raise ValueError(f"num_loops must be 0, 1 or 2, got {num_loops!r}")
+            raise InputError(f"num_loops must be 0, 1 or 2, got {num_loops!r}")
         if self.X_train is None:
             raise RuntimeError("the classifier is not trained yet: call train(X, y) first")
         k = self._check_k(k)
@@ -391,7 +392,7 @@ class KNearestNeighbor(VersionedState):
             xp, _, idx = self._search(X, k, client=client, progress=progress, ordered=False)
             return _vote(xp, _labels_of(xp, self.y_train, idx), self.num_classes)
         if client is not None:
-            raise ValueError("client= needs num_loops=0: the teaching loops run in process")
+            raise InputError("client= needs num_loops=0: the teaching loops run in process")
         loops = self._one_loop if num_loops == 1 else self._two_loops
         return self.predict_labels(loops(X, ranking=True), k=k)
 

@@ -10,6 +10,7 @@ at the end of its epoch (``diverged_at``), and a trained classifier saves and lo
 from __future__ import annotations
 
 from .. import backend
+from ..backend.errors import InputError
 from ..backend.validation import check_labels, check_positive
 from ..nets import Solver, checkpoint, rules
 from ..nets.model import VersionedState, as_float, as_int, check_size, dtype_name
@@ -276,7 +277,7 @@ class LinearSVM(LinearClassifier):
 
     def __init__(self, *, loss: str = "hinge", seed: int = 0, dtype=None):
         if loss not in self.LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(map(repr, self.LOSSES))}, got {loss!r}")
+            raise InputError(f"loss must be one of {', '.join(map(repr, self.LOSSES))}, got {loss!r}")
         super().__init__(seed=seed, dtype=dtype)
         self.squared = loss == "squared_hinge"
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 from .. import backend
+from ..backend.errors import InputError, InputTypeError
 from ..backend.validation import check_data, check_labels, check_positive
 from ._state import VersionedState
 
@@ -48,7 +49,7 @@ def check_size(shapes, /) -> None:
     """Refuse a set of parameter shapes with more than :data:`MAX_PARAMETERS` values in all."""
     total = sum(math.prod(s) for s in shapes)
     if total > MAX_PARAMETERS:
-        raise ValueError(f"the net would have {total:,} parameters, more than the {MAX_PARAMETERS:,} allowed; "
+        raise InputError(f"the net would have {total:,} parameters, more than the {MAX_PARAMETERS:,} allowed; "
                          "choose smaller layers")
 
 
@@ -71,10 +72,10 @@ class Net(VersionedState):
         backend.check_on_backend(X, self.backend, name=name, owner="this net", target="net.backend")
         xp = self.backend.xp
         if X.ndim < 2 or math.prod(X.shape[1:]) != self.input_dim:
-            raise ValueError(f"{name} must have shape (N, {self.input_dim}) (or (N, d1, ..., dk) with "
+            raise InputError(f"{name} must have shape (N, {self.input_dim}) (or (N, d1, ..., dk) with "
                              f"d1 * ... * dk = {self.input_dim}), got {tuple(X.shape)}")
         if not xp.isdtype(X.dtype, "real floating"):
-            raise TypeError(f"{name} must have a real floating dtype (float32 or float64), got {X.dtype}; "
+            raise InputTypeError(f"{name} must have a real floating dtype (float32 or float64), got {X.dtype}; "
                             f"convert it first, e.g. xp.astype({name}, xp.float32)")
         # The net computes in its parameters' dtype; a float64 input to a float32 net would silently
         # upcast every product, so it is cast once here instead.
@@ -91,7 +92,7 @@ class Net(VersionedState):
         """Labels on the net's backend, integers in [0, C), one per row of the data."""
         backend.check_on_backend(y, self.backend, name=name, owner="this net", target="net.backend")
         if y.ndim != 1 or y.shape[0] != n:
-            raise ValueError(f"{name} must have shape ({n},), one label per row of the data; got {tuple(y.shape)}")
+            raise InputError(f"{name} must have shape ({n},), one label per row of the data; got {tuple(y.shape)}")
         check_labels(y, name=name, n=n, num_classes=self.num_classes)
         return y
 

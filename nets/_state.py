@@ -21,13 +21,14 @@ from __future__ import annotations
 import re
 
 from .. import __version__
+from ..backend.errors import InputError
 
 __all__ = ["ModelVersionError", "VersionedState"]
 
 _STAMP = "_xpml_version"
 
 
-class ModelVersionError(ValueError):
+class ModelVersionError(InputError):
     """A pickled model was written by a newer xpml release than this one."""
 
 
@@ -41,7 +42,7 @@ def release(version: str, /) -> tuple[int, int]:
     """
     match = re.match(r"(\d+)\.(\d+)(?:\D|$)", version) if isinstance(version, str) else None
     if match is None:
-        raise ValueError(f"not an xpml version: {version!r}")
+        raise InputError(f"not an xpml version: {version!r}")
     return int(match.group(1)), int(match.group(2))
 
 

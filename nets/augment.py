@@ -18,7 +18,7 @@ import math
 import array_api_extra as xpx
 
 from .. import backend
-from ..backend.errors import InputError
+from ..backend.errors import InputError, InputTypeError
 from ._model import as_int
 from .layers import keep_probability
 
@@ -29,7 +29,7 @@ class _ImageAugment:
     def __init__(self, image_shape, channels_last: bool):
         image_shape = tuple(as_int(s, name="image_shape") for s in image_shape)
         if len(image_shape) != 3:
-            raise ValueError(f"image_shape must be (height, width, channels), got {image_shape}")
+            raise InputError(f"image_shape must be (height, width, channels), got {image_shape}")
         self.image_shape, self.channels_last = image_shape, bool(channels_last)
 
     def _images(self, X):
@@ -37,7 +37,7 @@ class _ImageAugment:
         xp = backend.get_namespace(X)
         h, w, c = self.image_shape
         if math.prod(X.shape[1:]) != h * w * c:
-            raise ValueError(f"a minibatch of shape {tuple(X.shape)} does not hold images of shape {self.image_shape}")
+            raise InputError(f"a minibatch of shape {tuple(X.shape)} does not hold images of shape {self.image_shape}")
         shape = (X.shape[0], h, w, c) if self.channels_last else (X.shape[0], c, h, w)
         return xp.reshape(X, shape), (1, 2) if self.channels_last else (2, 3)
 
@@ -147,7 +147,7 @@ class Compose:
         self.augmentations = list(augmentations)
         for a in self.augmentations:
             if not callable(a):
-                raise TypeError(f"an augmentation must be callable, got {a!r}")
+                raise InputTypeError(f"an augmentation must be callable, got {a!r}")
 
     def __call__(self, X, rng, /):
         for a in self.augmentations:

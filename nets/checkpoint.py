@@ -26,6 +26,7 @@ import math
 import os
 
 from .. import backend
+from ..backend.errors import InputError, InputTypeError
 from ..backend.io import CorruptFileError, load_npz, npz_members, save_npz_atomic
 
 __all__ = ["FORMAT_VERSION", "CheckpointVersionError", "load_model", "register_model", "save_model"]
@@ -42,7 +43,7 @@ _NO_LIMIT = 2**62
 _MODELS: dict[str, type] = {}
 
 
-class CheckpointVersionError(ValueError):
+class CheckpointVersionError(InputError):
     """The checkpoint was written by a newer xpml, in a format this one cannot read.
 
     Examples
@@ -77,7 +78,7 @@ def check_savable(model, /) -> None:
     """Raise TypeError unless ``model`` is of a registered class."""
     name = type(model).__name__
     if _MODELS.get(name) is not type(model):
-        raise TypeError(f"cannot checkpoint a {name}: save_model saves {', '.join(sorted(_MODELS))}")
+        raise InputTypeError(f"cannot checkpoint a {name}: save_model saves {', '.join(sorted(_MODELS))}")
 
 
 def _encode(value):
@@ -85,10 +86,10 @@ def _encode(value):
         return "None"
     if isinstance(value, (list, tuple)):
         if not all(isinstance(v, _NUMBER_TYPES) for v in value):
-            raise TypeError(f"a checkpoint stores lists of numbers only, got {value!r}")
+            raise InputTypeError(f"a checkpoint stores lists of numbers only, got {value!r}")
         return list(value)
     if not isinstance(value, (*_NUMBER_TYPES, str)):
-        raise TypeError(f"a checkpoint stores numbers, strings and lists of numbers, got {type(value).__name__}")
+        raise InputTypeError(f"a checkpoint stores numbers, strings and lists of numbers, got {type(value).__name__}")
     return value
 
 
@@ -98,7 +99,7 @@ def _decode(host):
         return None if value == "None" else value
     if host.ndim == 1 and host.shape[0] <= _MAX_LIST:
         return host.tolist()
-    raise ValueError(f"a configuration value has shape {tuple(host.shape)}")
+    raise InputError(f"a configuration value has shape {tuple(host.shape)}")
 
 
 def save_model(path, model, /, *, hyperparams: dict | None = None, history: dict | None = None,
@@ -144,7 +145,7 @@ def save_model(path, model, /, *, hyperparams: dict | None = None, history: dict
         out[f"state/{name}"] = backend.to_numpy(value)
     for name, value in (hyperparams or {}).items():
         if not isinstance(value, (*_NUMBER_TYPES, str)) and value is not None:
-            raise TypeError(f"hyperparameter {name!r} must be a number or a string, got {type(value).__name__}")
+            raise InputTypeError(f"hyperparameter {name!r} must be a number or a string, got {type(value).__name__}")
         out[f"hyper/{name}"] = "None" if value is None else value
     for name, values in (history or {}).items():
         if values is None:
@@ -229,7 +230,7 @@ def load_model(path, /, *, xp=None, device=None, dtype=None, max_bytes: int | No
     if dtype is not None:
         backend.float_dtype(bk.xp, bk.device, dtype)
     if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0):
-        raise ValueError(f"max_bytes must be a number of bytes >= 0, got {max_bytes!r}")
+        raise InputError(f"max_bytes must be a number of bytes >= 0, got {max_bytes!r}")
     try:
         return _load(path, bk, dtype, _MAX_INFLATED_BYTES if max_bytes is None else max_bytes)
     except MemoryError as exc:

@@ -31,6 +31,7 @@ import array_api_extra as xpx
 
 from .. import backend
 from ..backend._arith import writeable
+from ..backend.errors import InputError, InputTypeError
 from .layers import (
     batchnorm_backward,
     batchnorm_forward,
@@ -69,16 +70,16 @@ COLUMN_BUDGET = 128 * 2**20
 
 def _int_param(params, key: str, default, *, name: str, low: int) -> int:
     if not isinstance(params, dict):
-        raise TypeError(f"{name} must be a dict, got {type(params).__name__}")
+        raise InputTypeError(f"{name} must be a dict, got {type(params).__name__}")
     value = params.get(key, default)
     if value is None:
-        raise ValueError(f"{name}[{key!r}] is required")
+        raise InputError(f"{name}[{key!r}] is required")
     if isinstance(value, bool) or not isinstance(value, int) and not (hasattr(value, "__index__")):
-        raise TypeError(f"{name}[{key!r}] must be an integer, got {value!r}")
+        raise InputTypeError(f"{name}[{key!r}] must be an integer, got {value!r}")
     value = int(value)
     if value < low:
         what = {0: "non-negative", 1: "at least 1"}[low]
-        raise ValueError(f"{name}[{key!r}] must be {what}, got {value}")
+        raise InputError(f"{name}[{key!r}] must be {what}, got {value}")
     return value
 
 
@@ -97,14 +98,14 @@ def conv_output_size(size: int, field: int, /, *, stride: int = 1, pad: int = 0,
     extent = dilation * (field - 1) + 1
     padded = size + 2 * pad
     if stride < 1:
-        raise ValueError(f"{name}: stride must be at least 1, got {stride}")
+        raise InputError(f"{name}: stride must be at least 1, got {stride}")
     if dilation < 1:
-        raise ValueError(f"{name}: dilation must be at least 1, got {dilation}")
+        raise InputError(f"{name}: dilation must be at least 1, got {dilation}")
     if extent > padded:
-        raise ValueError(f"{name}: a window of {extent} (field {field}, dilation {dilation}) is larger than the "
+        raise InputError(f"{name}: a window of {extent} (field {field}, dilation {dilation}) is larger than the "
                          f"padded input {axis} {padded} ({size} + 2 * pad {pad})")
     if (padded - extent) % stride:
-        raise ValueError(f"{name}: (W - F + 2P) / S + 1 = ({size} - {extent} + 2 * {pad}) / {stride} + 1 = "
+        raise InputError(f"{name}: (W - F + 2P) / S + 1 = ({size} - {extent} + 2 * {pad}) / {stride} + 1 = "
                          f"{(padded - extent) / stride + 1:g} is not an integer along the {axis}; change the "
                          "padding, the stride or the input size")
     return (padded - extent) // stride + 1
@@ -120,14 +121,14 @@ class _ConvGeometry(NamedTuple):
 
 def _conv_geometry(x, w, b, conv_param, name: str) -> _ConvGeometry:
     if x.ndim != 4:
-        raise ValueError(f"{name}: x must have shape (N, C, H, W), got {tuple(x.shape)}")
+        raise InputError(f"{name}: x must have shape (N, C, H, W), got {tuple(x.shape)}")
     if w.ndim != 4:
-        raise ValueError(f"{name}: w must have shape (F, C, HH, WW), got {tuple(w.shape)}")
+        raise InputError(f"{name}: w must have shape (F, C, HH, WW), got {tuple(w.shape)}")
     if w.shape[1] != x.shape[1]:
-        raise ValueError(f"{name}: w has {w.shape[1]} input channels, x has {x.shape[1]} "
+        raise InputError(f"{name}: w has {w.shape[1]} input channels, x has {x.shape[1]} "
                          f"(x {tuple(x.shape)}, w {tuple(w.shape)})")
     if b is not None and tuple(b.shape) != (w.shape[0],):
-        raise ValueError(f"{name}: b must have shape ({w.shape[0]},), one bias per filter; got {tuple(b.shape)}")
+        raise InputError(f"{name}: b must have shape ({w.shape[0]},), one bias per filter; got {tuple(b.shape)}")
     stride = _int_param(conv_param, "stride", 1, name="conv_param", low=1)
     pad = _int_param(conv_param, "pad", 0, name="conv_param", low=0)
     dilation = _int_param(conv_param, "dilation", 1, name="conv_param", low=1)
@@ -147,7 +148,7 @@ class _PoolGeometry(NamedTuple):
 
 def _pool_geometry(x, pool_param, name: str) -> _PoolGeometry:
     if x.ndim != 4:
-        raise ValueError(f"{name}: x must have shape (N, C, H, W), got {tuple(x.shape)}")
+        raise InputError(f"{name}: x must have shape (N, C, H, W), got {tuple(x.shape)}")
     ph = _int_param(pool_param, "pool_height", None, name="pool_param", low=1)
     pw = _int_param(pool_param, "pool_width", None, name="pool_param", low=1)
     stride = _int_param(pool_param, "stride", None, name="pool_param", low=1)
@@ -266,7 +267,7 @@ def conv_backward_naive(dout, cache, /):
 
 def _check_dout(dout, shape, name: str) -> None:
     if tuple(dout.shape) != tuple(shape):
-        raise ValueError(f"{name}: dout must have the shape of the forward output {tuple(shape)}, "
+        raise InputError(f"{name}: dout must have the shape of the forward output {tuple(shape)}, "
                          f"got {tuple(dout.shape)}")
 
 
@@ -327,7 +328,7 @@ def _budget(memory_budget) -> int:
     if memory_budget is None:
         return COLUMN_BUDGET
     if isinstance(memory_budget, bool) or not isinstance(memory_budget, int) or memory_budget < 1:
-        raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget!r}")
+        raise InputError(f"memory_budget must be a positive number of bytes, got {memory_budget!r}")
     return memory_budget
 
 
@@ -504,7 +505,7 @@ def max_pool_backward_fast(dout, cache, /):
 
 def _check_images(x, name: str) -> None:
     if x.ndim != 4:
-        raise ValueError(f"{name}: x must have shape (N, C, H, W), got {tuple(x.shape)}")
+        raise InputError(f"{name}: x must have shape (N, C, H, W), got {tuple(x.shape)}")
 
 
 def _channels_last(xp, a):
@@ -558,10 +559,10 @@ def _check_groups(x, gamma, beta, G, name: str) -> int:
     _check_images(x, name)
     C = x.shape[1]
     if isinstance(G, bool) or not isinstance(G, int) or G < 1 or C % G:
-        raise ValueError(f"{name}: G must be a positive integer that divides the {C} channels, got {G!r}")
+        raise InputError(f"{name}: G must be a positive integer that divides the {C} channels, got {G!r}")
     for label, a in (("gamma", gamma), ("beta", beta)):
         if tuple(a.shape) != (1, C, 1, 1):
-            raise ValueError(f"{name}: {label} must have shape (1, {C}, 1, 1), got {tuple(a.shape)}")
+            raise InputError(f"{name}: {label} must have shape (1, {C}, 1, 1), got {tuple(a.shape)}")
     return G
 
 

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 from .. import backend
 from ..backend._arith import iadd
+from ..backend.errors import InputError, InputTypeError
 from ..backend.validation import check_data
 from ._model import Net, as_float, as_int, check_size, dtype_name
 from .checkpoint import register_model
@@ -132,7 +133,7 @@ def _options(token: str, text: str, allowed: str) -> dict:
             out[key.lower()] = int(m.group(2))
         else:
             names = {"s": "/s<stride>", "p": "/p<pad>", "d": "/d<dilation>", "l": "/linear"}
-            raise ValueError(f"architecture token {token!r}: unknown option '/{opt.lower()}'; expected "
+            raise InputError(f"architecture token {token!r}: unknown option '/{opt.lower()}'; expected "
                              f"{', '.join(names[a] for a in allowed)}")
     return out
 
@@ -148,11 +149,11 @@ def parse_architecture(text, /) -> tuple[Layer, ...]:
         an FC.
     """
     if not isinstance(text, str):
-        raise TypeError(f"architecture must be a string such as 'CONV3-32 POOL2 FC-10', got {type(text).__name__}")
+        raise InputTypeError(f"architecture must be a string such as 'CONV3-32 POOL2 FC-10', got {type(text).__name__}")
     layers: list[Layer] = []
     tokens = text.split()
     if not tokens:
-        raise ValueError(f"architecture is empty; expected tokens {_EXPECTED}")
+        raise InputError(f"architecture is empty; expected tokens {_EXPECTED}")
     for token in tokens:
         up = token.upper()
         if m := _CONV.fullmatch(up):
@@ -170,12 +171,12 @@ def parse_architecture(text, /) -> tuple[Layer, ...]:
         elif up == "BN" or _GN.fullmatch(up):
             prev = _previous(layers, token, "a normalization")
             if prev.kind == "pool" or prev.norm:
-                raise ValueError(f"architecture token {token!r} must follow a CONV or FC without a normalization, "
+                raise InputError(f"architecture token {token!r} must follow a CONV or FC without a normalization, "
                                  f"not {prev.token!r}")
             if up == "BN":
                 layers[-1] = dataclasses.replace(prev, norm="batchnorm")
             elif prev.kind != "conv":
-                raise ValueError(f"architecture token {token!r}: group normalization needs a CONV before it, "
+                raise InputError(f"architecture token {token!r}: group normalization needs a CONV before it, "
                                  f"not {prev.token!r}")
             else:
                 layers[-1] = dataclasses.replace(prev, norm="groupnorm", groups=int(_GN.fullmatch(up).group(1)))
@@ -186,35 +187,35 @@ def parse_architecture(text, /) -> tuple[Layer, ...]:
             layers[-1] = dataclasses.replace(prev, keep=keep)
             continue
         else:
-            raise ValueError(f"architecture token {token!r} does not parse; expected {_EXPECTED}")
+            raise InputError(f"architecture token {token!r} does not parse; expected {_EXPECTED}")
         for name, value in (("size", min(layer.size)), ("outputs", layer.outputs if layer.kind != "pool" else 1),
                             ("stride", layer.stride), ("dilation", layer.dilation)):
             if value < 1:
-                raise ValueError(f"architecture token {token!r}: the {name} must be at least 1")
+                raise InputError(f"architecture token {token!r}: the {name} must be at least 1")
         if layer.kind != "fc" and layers and layers[-1].kind == "fc":
-            raise ValueError(f"architecture token {token!r}: a {layer.kind.upper()} cannot follow an FC layer "
+            raise InputError(f"architecture token {token!r}: a {layer.kind.upper()} cannot follow an FC layer "
                              "(the pattern is [CONV]*N POOL? ... [FC]*K FC)")
         layers.append(layer)
     if layers[-1].kind != "fc":
-        raise ValueError(f"architecture must end with an FC layer giving the class scores (e.g. FC-10), "
+        raise InputError(f"architecture must end with an FC layer giving the class scores (e.g. FC-10), "
                          f"not {layers[-1].token!r}")
     last = layers[-1]
     layers[-1] = dataclasses.replace(last, relu=False)
     if last.norm or last.keep != 1.0:
-        raise ValueError(f"the last FC layer {last.token!r} gives the class scores: no normalization or dropout "
+        raise InputError(f"the last FC layer {last.token!r} gives the class scores: no normalization or dropout "
                          "may follow it")
     return tuple(layers)
 
 
 def _previous(layers, token: str, what: str) -> Layer:
     if not layers:
-        raise ValueError(f"architecture token {token!r}: {what} needs a CONV or FC layer before it")
+        raise InputError(f"architecture token {token!r}: {what} needs a CONV or FC layer before it")
     return layers[-1]
 
 
 def _input_dim(input_dim) -> tuple[int, int, int]:
     if isinstance(input_dim, (str, bytes)) or not hasattr(input_dim, "__len__") or len(input_dim) != 3:
-        raise ValueError(f"input_dim must be (C, H, W), e.g. (3, 32, 32), got {input_dim!r}")
+        raise InputError(f"input_dim must be (C, H, W), e.g. (3, 32, 32), got {input_dim!r}")
     return tuple(as_int(v, name=f"input_dim[{i}]") for i, v in enumerate(input_dim))
 
 
@@ -228,14 +229,14 @@ def _shapes(layers, input_dim, *, flat_fc: bool = True):
             shape = (layer.outputs,)
         else:
             if len(shape) != 3:
-                raise ValueError(f"{name}: needs an image input, got shape {shape}")
+                raise InputError(f"{name}: needs an image input, got shape {shape}")
             C, H, W = shape
             geo = dict(stride=layer.stride, pad=layer.pad if layer.kind == "conv" else 0,
                        dilation=layer.dilation if layer.kind == "conv" else 1, name=name)
             h = conv_output_size(H, layer.size[0], axis="height", **geo)
             w = conv_output_size(W, layer.size[1], axis="width", **geo)
             if layer.norm == "groupnorm" and layer.outputs % layer.groups:
-                raise ValueError(f"{name}: GN{layer.groups} needs a number of groups that divides the "
+                raise InputError(f"{name}: GN{layer.groups} needs a number of groups that divides the "
                                  f"{layer.outputs} channels")
             shape = (layer.outputs if layer.kind == "conv" else C, h, w)
         out.append(shape)
@@ -419,7 +420,7 @@ class ConvNet(Net, CourseFace):
         self.reg = as_float(reg, name="reg", allow_zero=True)
         self.weight_scale = as_float(weight_scale, name="weight_scale")
         if init not in INIT_SCHEMES:
-            raise ValueError(f"unknown init {init!r}; choose one of: {', '.join(INIT_SCHEMES)}")
+            raise InputError(f"unknown init {init!r}; choose one of: {', '.join(INIT_SCHEMES)}")
         self.init = init
         self.backend = backend.as_backend(xp, device=device)
         self.dtype = backend.float_dtype(self.backend.xp, self.backend.device, dtype_name(dtype))
@@ -447,7 +448,7 @@ class ConvNet(Net, CourseFace):
         X = super()._own(X, name)
         if tuple(X.shape[1:]) != self.image_shape:
             if X.ndim != 2:
-                raise ValueError(f"{name} must have shape (N, {', '.join(map(str, self.image_shape))}) or "
+                raise InputError(f"{name} must have shape (N, {', '.join(map(str, self.image_shape))}) or "
                                  f"(N, {self.input_dim}), got {tuple(X.shape)}")
             X = self.backend.xp.reshape(X, (X.shape[0], *self.image_shape))
         return X
@@ -529,7 +530,7 @@ class ConvNet(Net, CourseFace):
         read back to the host.
         """
         if training and X.shape[0] < 2 and any(layer.norm == "batchnorm" for layer in self.layers):
-            raise ValueError("batch norm in training mode needs at least 2 examples per batch (the variance of one "
+            raise InputError("batch norm in training mode needs at least 2 examples per batch (the variance of one "
                              f"example is 0); got a batch of {X.shape[0]}: use a larger batch_size")
         xp, device = self.backend.xp, self.backend.device
         scores, caches, new_state = self._forward(params, X, state=state, training=training, rng=rng)
@@ -708,11 +709,11 @@ class ConvNet(Net, CourseFace):
             got = tuple(theirs[key].shape) if key in theirs else None
             if got != tuple(shape):
                 held = "lacks it" if got is None else f"holds {got}"
-                raise ValueError(f"{path}: {layer_of[name]} of this {type(self).__name__} needs {name} of shape "
+                raise InputError(f"{path}: {layer_of[name]} of this {type(self).__name__} needs {name} of shape "
                                  f"{tuple(shape)}; the checkpoint (a {type(other).__name__}) {held}: it was saved "
                                  f"from a net of another architecture ({_describe(other)})")
         if extra:
-            raise ValueError(f"{path}: the checkpoint (a {type(other).__name__}, {_describe(other)}) has "
+            raise InputError(f"{path}: the checkpoint (a {type(other).__name__}, {_describe(other)}) has "
                              f"{', '.join(extra)}, which this net lacks: it was saved from a net of another "
                              f"architecture than {self.architecture!r}")
         self._set_arrays({k: backend.to_numpy(v) for k, v in theirs.items()})
@@ -735,7 +736,7 @@ class _FullyConvolutional(ConvNet):
         """
         backend.check_on_backend(X, self.backend, name="X", owner="this net", target="net.backend")
         if X.ndim != 4 or X.shape[1] != self.image_shape[0]:
-            raise ValueError(f"X must have shape (N, {self.image_shape[0]}, H, W), got {tuple(X.shape)}")
+            raise InputError(f"X must have shape (N, {self.image_shape[0]}, H, W), got {tuple(X.shape)}")
         check_data(X, name="X", ndim=4)
         _shapes(self.layers, tuple(X.shape[1:]))  # sizes checked before any arithmetic
         xp = self.backend.xp

@@ -18,6 +18,7 @@ import math
 import array_api_extra as xpx
 
 from .. import backend
+from ..backend.errors import InputError
 
 __all__ = ["first_layer_images", "initial_loss_check", "overfit_tiny_subset", "update_to_weight_ratio"]
 
@@ -136,7 +137,7 @@ def first_layer_images(W1, /, *, image_shape=(32, 32, 3), padding: int = 1):
     D, H = W1.shape
     h, w, c = image_shape
     if h * w * c != D:
-        raise ValueError(f"image_shape {tuple(image_shape)} holds {h * w * c} values but W1 has D={D} rows")
+        raise InputError(f"image_shape {tuple(image_shape)} holds {h * w * c} values but W1 has D={D} rows")
     imgs = xp.reshape(W1.T, (H, h * w * c))
     lo = xp.min(imgs, axis=1, keepdims=True)
     hi = xp.max(imgs, axis=1, keepdims=True)

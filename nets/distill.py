@@ -14,6 +14,7 @@ minibatch, after augmentation, on the device, and the student's loss becomes
 from __future__ import annotations
 
 from .. import backend
+from ..backend.errors import InputError, InputTypeError
 from .ensemble import Ensemble
 from .losses import DistillationTargets, _check_alpha, _check_temperature
 
@@ -31,7 +32,7 @@ def softmax(scores, /, *, temperature: float = 1.0):
 
 def _scoring_model(m, what: str):
     if not (callable(getattr(m, "scores", None)) and isinstance(getattr(m, "params", None), dict)):
-        raise TypeError(f"{what} must be a model with params and scores(params, X, state=) (a nets.Model) or an "
+        raise InputTypeError(f"{what} must be a model with params and scores(params, X, state=) (a nets.Model) or an "
                         f"Ensemble of such models; got {type(m).__name__}")
     return m
 
@@ -66,7 +67,7 @@ class Distillation:
         self.temperature, self.alpha = _check_temperature(temperature), _check_alpha(alpha)
         classes = {getattr(m, "num_classes", None) for m in self.members} - {None}
         if len(classes) > 1:
-            raise ValueError(f"the teacher's models disagree on the number of classes: {sorted(classes)}")
+            raise InputError(f"the teacher's models disagree on the number of classes: {sorted(classes)}")
         self.num_classes = classes.pop() if classes else None
 
     def check(self, student, X, /) -> None:
@@ -75,7 +76,7 @@ class Distillation:
             backend.namespace_and_device(X, *m.params.values())
         C = getattr(student, "num_classes", None)
         if self.num_classes is not None and C is not None and C != self.num_classes:
-            raise ValueError(f"the teacher has {self.num_classes} classes but the student {C}: distillation needs "
+            raise InputError(f"the teacher has {self.num_classes} classes but the student {C}: distillation needs "
                              "the same classes")
 
     def teacher_probs(self, X, /):

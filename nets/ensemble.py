@@ -15,6 +15,7 @@ import os
 import re
 
 from .. import backend
+from ..backend.errors import InputError, InputTypeError
 from ._state import VersionedState
 
 __all__ = ["Ensemble"]
@@ -26,20 +27,20 @@ def _normalized(weights, n: int) -> list[float]:
         return [1.0 / n] * n
     weights = list(weights)
     if len(weights) != n:
-        raise ValueError(f"weights must give one weight per model: {len(weights)} weights for {n} models")
+        raise InputError(f"weights must give one weight per model: {len(weights)} weights for {n} models")
     if not all(isinstance(w, numbers.Real) and not isinstance(w, bool) for w in weights):
-        raise TypeError(f"weights must be real numbers, got {weights!r}")
+        raise InputTypeError(f"weights must be real numbers, got {weights!r}")
     weights = [float(w) for w in weights]
     # A NaN or inf weight makes every averaged probability NaN, and argmax of NaN is class 0.
     bad = [i for i, w in enumerate(weights) if not math.isfinite(w)]
     if bad:
-        raise ValueError(f"weights must be finite: weight {bad[0]} is {weights[bad[0]]}")
+        raise InputError(f"weights must be finite: weight {bad[0]} is {weights[bad[0]]}")
     bad = [i for i, w in enumerate(weights) if w < 0]
     if bad:
-        raise ValueError(f"weights must not be negative: weight {bad[0]} is {weights[bad[0]]}")
+        raise InputError(f"weights must not be negative: weight {bad[0]} is {weights[bad[0]]}")
     total = math.fsum(weights)
     if total <= 0:
-        raise ValueError("weights are all zero: give at least one model a positive weight")
+        raise InputError("weights are all zero: give at least one model a positive weight")
     return [w / total for w in weights]
 
 
@@ -80,10 +81,10 @@ class Ensemble(VersionedState):
     def __init__(self, models, /, *, weights=None):
         self.models = list(models)
         if not self.models:
-            raise ValueError("an ensemble needs at least one model")
+            raise InputError("an ensemble needs at least one model")
         for m in self.models:
             if not callable(getattr(m, "predict_proba", None)):
-                raise TypeError(f"{type(m).__name__} has no predict_proba(X); an ensemble averages probabilities")
+                raise InputTypeError(f"{type(m).__name__} has no predict_proba(X); an ensemble averages probabilities")
         self.weights = _normalized(weights, len(self.models))
 
     @classmethod
@@ -119,7 +120,7 @@ class Ensemble(VersionedState):
                 raise FileNotFoundError(f"no checkpoints {prefix}_epoch_<N>.npz found")
         if last is not None:
             if isinstance(last, bool) or not isinstance(last, int) or last < 1:
-                raise ValueError(f"last must be a positive integer, got {last!r}")
+                raise InputError(f"last must be a positive integer, got {last!r}")
             paths = paths[-last:]
         return cls([load_model(p, xp=xp, device=device)[0] for p in paths], weights=weights)
 
@@ -132,7 +133,7 @@ class Ensemble(VersionedState):
                 probs = w * p
             else:
                 if p.shape != probs.shape:
-                    raise ValueError(f"models disagree on the output shape: {tuple(p.shape)} vs {tuple(probs.shape)}")
+                    raise InputError(f"models disagree on the output shape: {tuple(p.shape)} vs {tuple(probs.shape)}")
                 probs = probs + w * p
         return probs
 

@@ -11,6 +11,7 @@ import functools
 
 from .. import backend
 from ..backend._arith import iadd
+from ..backend.errors import InputError, InputTypeError
 from ._model import Net, as_float, as_int, check_size, dtype_name
 from .checkpoint import register_model
 from .init import INIT_SCHEMES, init_weights
@@ -63,7 +64,7 @@ def _forward(xp, device, params, X, *, num_layers: int, normalization, activatio
 
 def _check_network(num_layers, normalization, activation) -> None:
     if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
-        raise ValueError(f"num_layers must be a positive integer, got {num_layers!r}")
+        raise InputError(f"num_layers must be a positive integer, got {num_layers!r}")
     check_normalization(normalization)
     check_activation(activation)
 
@@ -139,11 +140,11 @@ def _network_loss(xp, device, params, X, y, *, num_layers, normalization, activa
 
 def _dims(hidden_dims) -> tuple[int, ...]:
     if isinstance(hidden_dims, (str, bytes)) or not hasattr(hidden_dims, "__iter__"):
-        raise TypeError(f"hidden_dims must be a list of layer sizes (e.g. [100, 100]), got {hidden_dims!r}")
+        raise InputTypeError(f"hidden_dims must be a list of layer sizes (e.g. [100, 100]), got {hidden_dims!r}")
     dims = tuple(hidden_dims)
     for i, h in enumerate(dims):
         if isinstance(h, bool):
-            raise TypeError(f"hidden_dims[{i}] must be a positive integer, got {h!r}")
+            raise InputTypeError(f"hidden_dims[{i}] must be a positive integer, got {h!r}")
         try:
             as_int(h, name=f"hidden_dims[{i}]")
         except (TypeError, ValueError) as exc:
@@ -231,7 +232,7 @@ class FullyConnectedNet(Net, CourseFace):
         self.reg = as_float(reg, name="reg", allow_zero=True)
         self.weight_scale = as_float(weight_scale, name="weight_scale")
         if init not in INIT_SCHEMES:
-            raise ValueError(f"unknown init {init!r}; choose one of: {', '.join(INIT_SCHEMES)}")
+            raise InputError(f"unknown init {init!r}; choose one of: {', '.join(INIT_SCHEMES)}")
         self.init = init
         self.num_layers = len(self.hidden_dims) + 1
         self.use_dropout = self.dropout_keep_ratio != 1.0
@@ -348,7 +349,7 @@ class FullyConnectedNet(Net, CourseFace):
         updated running statistics. The loss includes ``0.5 * reg * sum(W**2)``.
         """
         if training and self.normalization == "batchnorm" and X.shape[0] < 2:
-            raise ValueError("batch norm in training mode needs at least 2 examples per batch (the variance of one "
+            raise InputError("batch norm in training mode needs at least 2 examples per batch (the variance of one "
                              f"example is 0); got a batch of {X.shape[0]}: use a larger batch_size")
         norm_params = self._norm_params(state, "train" if training else "test")
         dropout_param = None

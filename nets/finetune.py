@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 
 from .. import backend
+from ..backend.errors import InputError, InputTypeError
 from ._model import as_int
 from .init import INIT_SCHEMES, init_weights
 
@@ -32,7 +33,7 @@ def head_names(params, /) -> tuple[str, str]:
     """``(W, b)``: the names of the last affine layer's parameters (the largest i with ``W{i}`` and ``b{i}``)."""
     layers = [int(m.group(1)) for m in map(_LAYER.match, params) if m and f"b{m.group(1)}" in params]
     if not layers:
-        raise ValueError("the model has no layers named W1/b1, W2/b2, ...: its head (last W/b pair) cannot be "
+        raise InputError("the model has no layers named W1/b1, W2/b2, ...: its head (last W/b pair) cannot be "
                          f"found; its parameters are: {', '.join(params) or 'none'}")
     i = max(layers)
     return f"W{i}", f"b{i}"
@@ -70,21 +71,21 @@ def replace_head(model, num_classes: int, /, *, seed=None, init: str | None = No
     C = as_int(num_classes, name="num_classes")
     cls = type(model)
     if not all(hasattr(cls, m) for m in ("_checkpoint_config", "_checkpoint_shapes", "_from_checkpoint")):
-        raise TypeError(f"replace_head needs a net that nets.save_model can save; {cls.__name__} cannot be "
+        raise InputTypeError(f"replace_head needs a net that nets.save_model can save; {cls.__name__} cannot be "
                         "rebuilt with another number of classes")
     W, b = head_names(model.params)
     config = dict(model._checkpoint_config())
     # The course names the class count num_classes (FullyConnectedNet) or output_size (TwoLayerNet).
     key = next((k for k in _CLASS_KEYS if k in config), None)
     if key is None:
-        raise TypeError(f"{cls.__name__} does not describe its number of classes ({' or '.join(_CLASS_KEYS)}); its "
-                        "head cannot be replaced")
+        raise InputTypeError(f"{cls.__name__} does not describe its number of classes "
+                             f"({' or '.join(_CLASS_KEYS)}); its head cannot be replaced")
     config[key] = C
     if seed is not None:
         config["seed"] = int(seed)
     scheme = init if init is not None else config.get("init", "std")
     if scheme not in INIT_SCHEMES:
-        raise ValueError(f"unknown init {scheme!r}; choose one of: {', '.join(INIT_SCHEMES)}")
+        raise InputError(f"unknown init {scheme!r}; choose one of: {', '.join(INIT_SCHEMES)}")
     shapes = cls._checkpoint_shapes(config)
     xp = model.backend.xp
     arrays = {}
@@ -93,7 +94,7 @@ def replace_head(model, num_classes: int, /, *, seed=None, init: str | None = No
         if k in (W, b):
             continue
         if want is None or tuple(want) != tuple(v.shape):
-            raise ValueError(f"the layers of {cls.__name__} do not fit a head of {C} classes: parameter {k!r} has "
+            raise InputError(f"the layers of {cls.__name__} do not fit a head of {C} classes: parameter {k!r} has "
                              f"shape {tuple(v.shape)}, the new net wants {want}")
         arrays[f"param/{k}"] = xp.asarray(v, copy=True)
     state = model._checkpoint_state() if hasattr(model, "_checkpoint_state") else {}
@@ -137,7 +138,7 @@ def load_pretrained(path, /, *, num_classes=None, input_dim=None, new_head: bool
         first = next((model.params[k] for k in ("W1",) if k in model.params), None)
         D = as_int(input_dim, name="input_dim")
         if first is not None and first.shape[0] != D:
-            raise ValueError(f"{path}: the checkpoint's first layer takes {first.shape[0]} inputs but the data has "
+            raise InputError(f"{path}: the checkpoint's first layer takes {first.shape[0]} inputs but the data has "
                              f"{D} features per example; fine-tune it on data of the kind it was trained on")
     C = model.num_classes if num_classes is None else as_int(num_classes, name="num_classes")
     if new_head or C != model.num_classes:

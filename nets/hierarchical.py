@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .. import backend
 from ..backend._arith import imul, isub, itruediv
+from ..backend.errors import InputError
 
 __all__ = ["hierarchical_softmax_loss_from_features"]
 
@@ -40,16 +41,16 @@ def _tables(tree, xp, device, index_dtype):
 
 def _check_shapes(X, W_groups, b_groups, W_classes, b_classes, y, tree) -> None:
     if X.ndim != 2:
-        raise ValueError(f"X must hold features of shape (N, D), got {tuple(X.shape)}")
+        raise InputError(f"X must hold features of shape (N, D), got {tuple(X.shape)}")
     N, D = X.shape
     if N == 0:
-        raise ValueError("X holds no examples; the loss is an average over at least one")
+        raise InputError("X holds no examples; the loss is an average over at least one")
     G, C = tree.num_groups, tree.num_classes
     expected = {"W_groups": (D, G), "b_groups": (G,), "W_classes": (D, C), "b_classes": (C,), "y": (N,)}
     got = {"W_groups": W_groups, "b_groups": b_groups, "W_classes": W_classes, "b_classes": b_classes, "y": y}
     for name, shape in expected.items():
         if tuple(got[name].shape) != shape:
-            raise ValueError(f"{name} must have shape {shape} for X of shape {(N, D)} and a tree of {G} groups "
+            raise InputError(f"{name} must have shape {shape} for X of shape {(N, D)} and a tree of {G} groups "
                              f"of {C} classes, got {tuple(got[name].shape)}")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from .. import backend
+from ..backend.errors import InputError
 
 __all__ = ["INIT_SCHEMES", "init_weights"]
 
@@ -47,5 +48,5 @@ def init_weights(rng: backend.Generator, shape: tuple[int, int], /, *, scheme: s
     elif scheme == "he":
         scale = math.sqrt(2.0 / fan_in)
     else:
-        raise ValueError(f"unknown init scheme {scheme!r}; choose one of: {', '.join(INIT_SCHEMES)}")
+        raise InputError(f"unknown init scheme {scheme!r}; choose one of: {', '.join(INIT_SCHEMES)}")
     return rng.normal(shape, scale=scale, dtype=dtype)

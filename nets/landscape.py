@@ -18,6 +18,7 @@ seed gives the same run on every backend.
 from __future__ import annotations
 
 from .. import backend
+from ..backend.errors import InputError
 from .losses import l2_penalty, softmax_loss, svm_loss
 
 __all__ = ["LOSSES", "follow_gradient", "loss_along_line", "loss_over_plane", "random_local_search",
@@ -30,10 +31,10 @@ MEMORY_BUDGET = 64 * 2**20
 
 def _check(X, y, W, loss: str):
     if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {', '.join(map(repr, LOSSES))}, got {loss!r}")
+        raise InputError(f"loss must be one of {', '.join(map(repr, LOSSES))}, got {loss!r}")
     xp, device = backend.namespace_and_device(X, y, W)
     if X.ndim != 2 or W.ndim != 2 or X.shape[1] != W.shape[0] or tuple(y.shape) != (X.shape[0],):
-        raise ValueError(f"need X (N, D), y (N,) and W (D, C); got X {tuple(X.shape)}, y {tuple(y.shape)}, "
+        raise InputError(f"need X (N, D), y (N,) and W (D, C); got X {tuple(X.shape)}, y {tuple(y.shape)}, "
                          f"W {tuple(W.shape)}")
     return xp, device
 
@@ -55,11 +56,11 @@ def _coefficients(xp, device, values, dtype, name: str):
     if hasattr(values, "shape") and not isinstance(values, (list, tuple)):
         a = xp.astype(values, dtype) if backend.get_namespace(values) is xp else None
         if a is None:
-            raise ValueError(f"{name} must live with W (or be a list of numbers)")
+            raise InputError(f"{name} must live with W (or be a list of numbers)")
     else:
         a = xp.asarray([float(v) for v in values], dtype=dtype, device=device)
     if a.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {tuple(a.shape)}")
+        raise InputError(f"{name} must be one-dimensional, got shape {tuple(a.shape)}")
     return a
 
 
@@ -217,9 +218,9 @@ def random_search(X, y, /, *, num_classes: int, tries: int = 1000, scale: float 
     """
     xp, device = backend.namespace_and_device(X, y)
     if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {', '.join(map(repr, LOSSES))}, got {loss!r}")
+        raise InputError(f"loss must be one of {', '.join(map(repr, LOSSES))}, got {loss!r}")
     if X.ndim != 2 or tuple(y.shape) != (X.shape[0],):
-        raise ValueError(f"need X (N, D) and y (N,); got X {tuple(X.shape)}, y {tuple(y.shape)}")
+        raise InputError(f"need X (N, D) and y (N,); got X {tuple(X.shape)}, y {tuple(y.shape)}")
     D, dt = X.shape[1], X.dtype
     # A chunk's scores (and the loss's temporaries over them) stay within the memory budget.
     chunk = max(1, min(int(chunk), MEMORY_BUDGET // (3 * X.shape[0] * num_classes * 8)))
@@ -343,7 +344,7 @@ def follow_gradient(X, y, W, /, *, steps: int = 100, step_size: float = 1e-3, lo
     """
     xp, device = _check(X, y, W, loss)
     if batch_size is not None and rng is None:
-        raise ValueError("minibatch gradient descent needs rng= to draw the minibatches")
+        raise InputError("minibatch gradient descent needs rng= to draw the minibatches")
     N = X.shape[0]
     history = []
     batches = None if batch_size is None else rng.integers(0, N, (steps, int(batch_size)))

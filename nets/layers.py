@@ -30,6 +30,7 @@ import array_api_extra as xpx
 
 from .. import backend
 from ..backend._arith import iadd, imul, isub
+from ..backend.errors import InputError, InputTypeError
 from .losses import softmax_loss, svm_loss
 
 __all__ = [
@@ -104,9 +105,9 @@ def affine_forward(x, w, b, /, *, xp=None):
         xp = backend.get_namespace(x, w, b)
     x2 = _rows(xp, x)
     if w.ndim != 2 or w.shape[0] != x2.shape[1]:
-        raise ValueError(f"w must have shape ({x2.shape[1]}, M) for x of shape {tuple(x.shape)}, got {tuple(w.shape)}")
+        raise InputError(f"w must have shape ({x2.shape[1]}, M) for x of shape {tuple(x.shape)}, got {tuple(w.shape)}")
     if tuple(b.shape) != (w.shape[1],):
-        raise ValueError(f"b must have shape ({w.shape[1]},) to match w {tuple(w.shape)}, got {tuple(b.shape)}")
+        raise InputError(f"b must have shape ({w.shape[1]},) to match w {tuple(w.shape)}, got {tuple(b.shape)}")
     return iadd(x2 @ w, b), (x, w, b)
 
 
@@ -155,7 +156,7 @@ def _rows(xp, x):
     if x.ndim == 2:
         return x
     if x.ndim < 1:
-        raise ValueError(f"x must have a leading batch axis, got shape {tuple(x.shape)}")
+        raise InputError(f"x must have a leading batch axis, got shape {tuple(x.shape)}")
     return xp.reshape(x, (x.shape[0], math.prod(x.shape[1:])))
 
 
@@ -341,7 +342,7 @@ def maxout_forward(x, /, pieces: int = 2, *, xp=None):
         xp = backend.get_namespace(x)
     pieces = int(pieces)
     if pieces < 1 or x.ndim != 2 or x.shape[1] % pieces:
-        raise ValueError(f"maxout needs x of shape (N, H * pieces) with pieces >= 1; got x {tuple(x.shape)}, "
+        raise InputError(f"maxout needs x of shape (N, H * pieces) with pieces >= 1; got x {tuple(x.shape)}, "
                          f"pieces={pieces}")
     z = xp.reshape(x, (x.shape[0], x.shape[1] // pieces, pieces))
     return xp.max(z, axis=2), (xp.argmax(z, axis=2), pieces, tuple(x.shape))
@@ -390,7 +391,7 @@ def check_activation(name, /) -> str:
     ValueError: unknown activation 'gelu'; choose one of: relu, leaky_relu, sigmoid, tanh, maxout
     """
     if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; choose one of: {', '.join(ACTIVATIONS)}")
+        raise InputError(f"unknown activation {name!r}; choose one of: {', '.join(ACTIVATIONS)}")
     return name
 
 
@@ -401,26 +402,26 @@ def _param_number(params: dict, key: str, default: float, *, name: str, low: flo
     try:
         value = float(value)
     except (TypeError, ValueError):
-        raise TypeError(f"{name}[{key!r}] must be a number, got {value!r}") from None
+        raise InputTypeError(f"{name}[{key!r}] must be a number, got {value!r}") from None
     if not (value >= low and (high is None or value <= high)) or math.isinf(value):
         bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
-        raise ValueError(f"{name}[{key!r}] must be {bound}, got {value!r}")
+        raise InputError(f"{name}[{key!r}] must be {bound}, got {value!r}")
     return value
 
 
 def _mode(params, name: str) -> str:
     if not isinstance(params, dict):
-        raise TypeError(f"{name} must be a dict, got {type(params).__name__}")
+        raise InputTypeError(f"{name} must be a dict, got {type(params).__name__}")
     mode = params.get("mode")
     if mode not in MODES:
-        raise ValueError(f"{name}['mode'] must be 'train' or 'test', got {mode!r}")
+        raise InputError(f"{name}['mode'] must be 'train' or 'test', got {mode!r}")
     return mode
 
 
 def _check_affine_params(x, gamma, beta, name: str):
     D = x.shape[1] if x.ndim == 2 else None
     if D is None or tuple(gamma.shape) != (D,) or tuple(beta.shape) != (D,):
-        raise ValueError(f"{name} needs x (N, D) with gamma and beta of shape (D,); got x {tuple(x.shape)}, "
+        raise InputError(f"{name} needs x (N, D) with gamma and beta of shape (D,); got x {tuple(x.shape)}, "
                          f"gamma {tuple(gamma.shape)}, beta {tuple(beta.shape)}")
 
 
@@ -576,7 +577,7 @@ def layernorm_forward(x, gamma, beta, ln_param, /, *, xp=None, device=None):
     if xp is None:
         xp = backend.get_namespace(x, gamma, beta)
     if not isinstance(ln_param, dict):
-        raise TypeError(f"ln_param must be a dict, got {type(ln_param).__name__}")
+        raise InputTypeError(f"ln_param must be a dict, got {type(ln_param).__name__}")
     _check_affine_params(x, gamma, beta, "layernorm_forward")
     eps = _param_number(ln_param, "eps", 1e-5, name="ln_param", low=0.0, high=None)
     xhat, _, inv_std, _ = _normalize(xp, x, 1, eps)
@@ -608,7 +609,7 @@ def check_normalization(name, /):
     ValueError: unknown normalization 'group'; choose one of: None, 'batchnorm', 'layernorm'
     """
     if name is not None and name not in NORMALIZATIONS:
-        raise ValueError(f"unknown normalization {name!r}; choose one of: None, "
+        raise InputError(f"unknown normalization {name!r}; choose one of: None, "
                          f"{', '.join(repr(n) for n in NORMALIZATIONS)}")
     return name
 
@@ -629,13 +630,13 @@ def keep_probability(p, /, *, name: str = "dropout_param['p']") -> float:
     ValueError: dropout_param['p'] is the probability of keeping a unit and must be in (0, 1], got 0
     """
     if isinstance(p, (bool, str, bytes)):
-        raise TypeError(f"{name} must be a number in (0, 1], got {p!r}")
+        raise InputTypeError(f"{name} must be a number in (0, 1], got {p!r}")
     try:
         value = float(p)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number in (0, 1], got {p!r}") from None
+        raise InputTypeError(f"{name} must be a number in (0, 1], got {p!r}") from None
     if not 0.0 < value <= 1.0:
-        raise ValueError(f"{name} is the probability of keeping a unit and must be in (0, 1], got {p!r}")
+        raise InputError(f"{name} is the probability of keeping a unit and must be in (0, 1], got {p!r}")
     return value
 
 
@@ -692,7 +693,7 @@ def dropout_forward(x, dropout_param, /, *, xp=None, device=None):
             rng = backend.Generator(dropout_param.get("seed"), xp=xp, device=device)
         mask = rng.dropout_mask(tuple(x.shape), keep=p, dtype=x.dtype)
     elif tuple(mask.shape) != tuple(x.shape):
-        raise ValueError(f"dropout_param['mask'] has shape {tuple(mask.shape)}, x has {tuple(x.shape)}")
+        raise InputError(f"dropout_param['mask'] has shape {tuple(mask.shape)}, x has {tuple(x.shape)}")
     return x * mask, (dropout_param, mask)
 
 

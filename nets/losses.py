@@ -24,6 +24,7 @@ import math
 
 from .. import backend
 from ..backend._arith import iadd, imul, isub, itruediv
+from ..backend.errors import InputError, InputTypeError
 
 __all__ = [
     "ClassTree",
@@ -46,9 +47,9 @@ _ROW_SUM_TOLERANCE = 1e-4
 def _one_hot_labels(xp, device, x, y):
     """The labels as one-hot rows (N, C) in x's dtype."""
     if x.ndim != 2:
-        raise ValueError(f"x must hold class scores of shape (N, C), got {tuple(x.shape)}")
+        raise InputError(f"x must hold class scores of shape (N, C), got {tuple(x.shape)}")
     if tuple(y.shape) != (x.shape[0],):
-        raise ValueError(f"y must have shape ({x.shape[0]},), one label per row of x; got {tuple(y.shape)}")
+        raise InputError(f"y must have shape ({x.shape[0]},), one label per row of x; got {tuple(y.shape)}")
     # A comparison, not xpx.one_hot: its checks cost more than the comparison at a minibatch's size.
     classes = xp.arange(x.shape[1], dtype=y.dtype, device=device)
     return xp.astype(xp.reshape(y, (-1, 1)) == classes, x.dtype)
@@ -108,24 +109,24 @@ def _check_temperature(temperature) -> float:
     try:
         t = float(temperature)
     except (TypeError, ValueError):
-        raise TypeError(f"temperature must be a positive number, got {temperature!r}") from None
+        raise InputTypeError(f"temperature must be a positive number, got {temperature!r}") from None
     if not (t > 0.0 and math.isfinite(t)):
-        raise ValueError(f"temperature must be a positive, finite number (1 is the plain softmax), got {temperature!r}")
+        raise InputError(f"temperature must be a positive, finite number (1 is the plain softmax), got {temperature!r}")
     return t
 
 
 def _check_soft_targets(xp, x, y) -> None:
     if tuple(y.shape) != tuple(x.shape):
-        raise ValueError(f"soft targets y must have the shape of the scores {tuple(x.shape)} (one probability row "
+        raise InputError(f"soft targets y must have the shape of the scores {tuple(x.shape)} (one probability row "
                          f"per example), got {tuple(y.shape)}")
     if not xp.isdtype(y.dtype, "real floating"):
-        raise TypeError(f"soft targets y must be floating-point probabilities, got dtype {y.dtype}; "
+        raise InputTypeError(f"soft targets y must be floating-point probabilities, got dtype {y.dtype}; "
                         "integer labels are given as a vector (N,)")
     # One value read back for both checks.
     rows = xp.sum(y, axis=1)
     bad = xp.any(y < 0) | xp.any(xp.abs(rows - 1.0) > _ROW_SUM_TOLERANCE) | xp.any(xp.isnan(y))
     if bool(bad):
-        raise ValueError("soft targets y must be probability rows: non-negative and summing to 1 (within "
+        raise InputError("soft targets y must be probability rows: non-negative and summing to 1 (within "
                          f"{_ROW_SUM_TOLERANCE:g}); normalize them, e.g. y / y.sum(axis=1, keepdims=True)")
 
 
@@ -161,7 +162,7 @@ def softmax_loss(x, y, /, *, temperature: float = 1.0, check: bool = True, xp=No
     xp, device = _namespace(xp, device, x, y)
     t = 1.0 if temperature == 1.0 else _check_temperature(temperature)
     if x.ndim != 2:
-        raise ValueError(f"x must hold class scores of shape (N, C), got {tuple(x.shape)}")
+        raise InputError(f"x must hold class scores of shape (N, C), got {tuple(x.shape)}")
     N = x.shape[0]
     if t != 1.0:
         x = x * (1.0 / t)
@@ -190,9 +191,9 @@ def _check_alpha(alpha) -> float:
     try:
         a = float(alpha)
     except (TypeError, ValueError):
-        raise TypeError(f"alpha must be a number in [0, 1], got {alpha!r}") from None
+        raise InputTypeError(f"alpha must be a number in [0, 1], got {alpha!r}") from None
     if isinstance(alpha, bool) or not 0.0 <= a <= 1.0:
-        raise ValueError(f"alpha (the weight of the teacher's soft targets) must be in [0, 1], got {alpha!r}: "
+        raise InputError(f"alpha (the weight of the teacher's soft targets) must be in [0, 1], got {alpha!r}: "
                          "0 trains on the labels only, 1 on the teacher only")
     return a
 
@@ -237,7 +238,7 @@ def distillation_loss(x, y, teacher_probs, /, *, temperature: float, alpha: floa
     if a == 0.0:
         return softmax_loss(x, y, xp=xp, device=device)
     if teacher_probs.ndim != 2:
-        raise ValueError(f"teacher_probs must be probability rows of shape (N, C), got {tuple(teacher_probs.shape)}")
+        raise InputError(f"teacher_probs must be probability rows of shape (N, C), got {tuple(teacher_probs.shape)}")
     soft, dsoft = softmax_loss(x, teacher_probs, temperature=t, check=check, xp=xp, device=device)
     weight = a * t * t
     soft, dsoft = soft * weight, imul(dsoft, weight)
@@ -272,7 +273,7 @@ class DistillationTargets:
         self.temperature, self.alpha = _check_temperature(temperature), _check_alpha(alpha)
         self.check = bool(check)
         if teacher_probs.ndim != 2 or teacher_probs.shape[0] != labels.shape[0]:
-            raise ValueError(f"teacher_probs must have shape (N, C) with N = {labels.shape[0]} labels, got "
+            raise InputError(f"teacher_probs must have shape (N, C) with N = {labels.shape[0]} labels, got "
                              f"{tuple(teacher_probs.shape)}")
 
     @property
@@ -321,10 +322,10 @@ def attribute_loss(x, y, /, *, check: bool = True, xp=None):
     if xp is None:
         xp = backend.get_namespace(x, y)
     if x.ndim != 2 or tuple(y.shape) != tuple(x.shape):
-        raise ValueError(f"attribute_loss needs scores x (N, C) and attributes y of the same shape; got x "
+        raise InputError(f"attribute_loss needs scores x (N, C) and attributes y of the same shape; got x "
                          f"{tuple(x.shape)}, y {tuple(y.shape)}")
     if check and bool(xp.any((y != 1) & (y != -1))):
-        raise ValueError("attributes y must be +1 (has the attribute) or -1 (has not); found other values "
+        raise InputError("attributes y must be +1 (has the attribute) or -1 (has not); found other values "
                          "(0/1 labels become +1/-1 as 2 * y - 1)")
     signs = xp.astype(y, x.dtype)
     margins = xp.maximum(1.0 - signs * x, 0.0)
@@ -364,21 +365,21 @@ class ClassTree:
 
     def __init__(self, groups, /):
         if isinstance(groups, (str, bytes)) or not hasattr(groups, "__iter__"):
-            raise TypeError(f"groups must be a list of lists of class indices, got {groups!r}")
+            raise InputTypeError(f"groups must be a list of lists of class indices, got {groups!r}")
         groups = tuple(tuple(g) for g in groups)
         if not groups or any(not g for g in groups):
-            raise ValueError("a class tree needs at least one group, and no group may be empty")
+            raise InputError("a class tree needs at least one group, and no group may be empty")
         members = [c for g in groups for c in g]
         for c in members:
             if isinstance(c, bool) or not isinstance(c, int):
-                raise TypeError(f"class indices must be ints, got {c!r}")
+                raise InputTypeError(f"class indices must be ints, got {c!r}")
         C = len(members)
         seen = set(members)
         if len(seen) != C or seen != set(range(C)):
             missing = sorted(set(range(C)) - seen)
             repeated = sorted({c for c in members if members.count(c) > 1})
             outside = sorted(c for c in seen if not 0 <= c < C)
-            raise ValueError(f"a class tree must hold each class 0..{C - 1} exactly once; missing {missing}, "
+            raise InputError(f"a class tree must hold each class 0..{C - 1} exactly once; missing {missing}, "
                              f"repeated {repeated}, out of range {outside}")
         self.groups, self.num_groups, self.num_classes = groups, len(groups), C
         group_of = [0] * C
@@ -423,7 +424,7 @@ class ClassTree:
     def _check_scores(self, x) -> int:
         G, C = self.num_groups, self.num_classes
         if x.ndim != 2 or x.shape[1] != G + C:
-            raise ValueError(f"hierarchical scores must have shape (N, G + C) = (N, {G + C}) for {G} groups of "
+            raise InputError(f"hierarchical scores must have shape (N, G + C) = (N, {G + C}) for {G} groups of "
                              f"{C} classes, got {tuple(x.shape)}")
         return G
 
@@ -467,7 +468,7 @@ def hierarchical_softmax_loss(x, y, tree: ClassTree, /, *, xp=None, device=None)
     xp, device = _namespace(xp, device, x, y)
     G = tree._check_scores(x)
     if tuple(y.shape) != (x.shape[0],):
-        raise ValueError(f"y must have shape ({x.shape[0]},), one label per row of x; got {tuple(y.shape)}")
+        raise InputError(f"y must have shape ({x.shape[0]},), one label per row of x; got {tuple(y.shape)}")
     N, C = x.shape[0], tree.num_classes
     members, valid, group_of = tree._arrays(xp, device, y.dtype)
     labels = xp.astype(y, group_of.dtype)

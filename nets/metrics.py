@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import backend
+from ..backend.errors import InputError
 
 __all__ = ["accuracy"]
 
@@ -39,10 +40,10 @@ def accuracy(y_pred, y, /, *, dtype=None):
     """
     xp, device = backend.namespace_and_device(y_pred, y)
     if y.ndim != 1 or tuple(y_pred.shape) != tuple(y.shape):
-        raise ValueError(f"y_pred and y must be 1-d and of one length, got shapes {tuple(y_pred.shape)} "
+        raise InputError(f"y_pred and y must be 1-d and of one length, got shapes {tuple(y_pred.shape)} "
                          f"and {tuple(y.shape)}")
     if y.shape[0] == 0:
-        raise ValueError("accuracy of no predictions is undefined: y is empty")
+        raise InputError("accuracy of no predictions is undefined: y is empty")
     if dtype is None:
         floats = xp.__array_namespace_info__().dtypes(device=device, kind="real floating")
         dtype = floats.get("float64", floats["float32"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Protocol, runtime_checkable
 
 from .. import backend
+from ..backend.errors import InputTypeError
 from ..backend.validation import check_data, check_labels
 from ._model import as_float, as_int, check_size, dtype_name
 from ._state import ModelVersionError, VersionedState
@@ -131,7 +132,9 @@ class CourseModel:
 
     def __init__(self, model):
         if not isinstance(getattr(model, "params", None), dict) or not callable(getattr(model, "loss", None)):
-            raise TypeError(f"model must have a params dict and a loss(X, y=None) method; got {type(model).__name__}")
+            raise InputTypeError(
+                f"model must have a params dict and a loss(X, y=None) method; got {type(model).__name__}"
+            )
         self.model = model
         self.params = model.params
         self.state = {}

@@ -19,6 +19,7 @@ import numbers
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
+from ..backend.errors import InputError, InputTypeError
 from . import rules
 
 __all__ = [
@@ -43,31 +44,31 @@ _DEFAULTS = {"sgd": {}, "momentum": {"momentum": 0.9}, "nesterov": {"momentum": 
 def _number(config: dict, key: str):
     value = config[key]
     if isinstance(value, bool):
-        raise TypeError(f"config[{key!r}] must be a number, got {value!r}")
+        raise InputTypeError(f"config[{key!r}] must be a number, got {value!r}")
     try:
         return float(value)
     except (TypeError, ValueError):
-        raise TypeError(f"config[{key!r}] must be a number, got {value!r}") from None
+        raise InputTypeError(f"config[{key!r}] must be a number, got {value!r}") from None
 
 
 def _course_step(name: str, w, dw, config):
     if config is None:
         config = {}
     elif not isinstance(config, dict):
-        raise TypeError(f"config must be a dict of hyperparameters and state, got {type(config).__name__}")
+        raise InputTypeError(f"config must be a dict of hyperparameters and state, got {type(config).__name__}")
     cls = rules.RULES[name]
     config.setdefault("learning_rate", cls.default_learning_rate)
     for key, value in _DEFAULTS[name].items():
         config.setdefault(key, value)
     if tuple(dw.shape) != tuple(w.shape):
-        raise ValueError(f"dw has shape {tuple(dw.shape)} but w has {tuple(w.shape)}")
+        raise InputError(f"dw has shape {tuple(dw.shape)} but w has {tuple(w.shape)}")
     rule = cls(**{k: _number(config, k) for k in _DEFAULTS[name] if k != "t"})
     fresh = rule.slots(w)
     slots = []
     for key, zero in zip(_SLOTS[name], fresh, strict=True):
         state = config.get(key)
         if state is not None and tuple(state.shape) != tuple(w.shape):
-            raise ValueError(f"config[{key!r}] has shape {tuple(state.shape)} but the parameter has {tuple(w.shape)}")
+            raise InputError(f"config[{key!r}] has shape {tuple(state.shape)} but the parameter has {tuple(w.shape)}")
         slots.append(zero if state is None else state)
     t = config.get("t", 0)
     count = (int(t) if isinstance(t, numbers.Integral) else t) + 1
@@ -216,11 +217,11 @@ def get_update_rule(rule, /) -> Callable:
     if callable(rule):
         return rule
     if not isinstance(rule, str):
-        raise TypeError(f"update_rule must be a name or a callable, got {type(rule).__name__}")
+        raise InputTypeError(f"update_rule must be a name or a callable, got {type(rule).__name__}")
     try:
         return UPDATE_RULES[rule.lower()]
     except KeyError:
-        raise ValueError(
+        raise InputError(
             f"unknown update rule {rule!r}; choose one of: {', '.join(sorted(UPDATE_RULES))}, or pass a callable "
             "rule(w, dw, config) -> (next_w, config)"
         ) from None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from .. import backend
 from ..backend._arith import itruediv
+from ..backend.errors import InputError
 from ..backend.validation import check_data, check_positive
 from ._state import VersionedState
 
@@ -36,7 +37,7 @@ class _Preprocessor(VersionedState):
                                  target="backend.backend_of(preprocessor.mean_)")
         xp = fitted_on.xp
         if X.ndim != 2 or X.shape[1] != state.shape[0]:
-            raise ValueError(f"{name} must have shape (N, {self.mean_.shape[0]}), got {tuple(X.shape)}")
+            raise InputError(f"{name} must have shape (N, {self.mean_.shape[0]}), got {tuple(X.shape)}")
         # NaN or inf in would come out as NaN features, and a model trained on them predicts nonsense.
         check_data(X, name=name)
         return xp
@@ -160,7 +161,7 @@ class Standardization(_Preprocessor):
             constant = backend.to_numpy(std == 0).nonzero()[0]  # one transfer, at fit time
             if constant.size:
                 which = ", ".join(str(int(i)) for i in constant[:5]) + (", ..." if constant.size > 5 else "")
-                raise ValueError(
+                raise InputError(
                     f"Standardization(eps=0) would divide by zero: feature{'s' if constant.size > 1 else ''} "
                     f"{which} {'are' if constant.size > 1 else 'is'} constant in the training data (standard "
                     "deviation 0); use eps > 0 (the default 1e-8 maps a constant feature to 0) or drop "
@@ -238,7 +239,7 @@ class PCA(_Preprocessor):
         N, D = X.shape
         k = D if self.n_components is None else self.n_components
         if k > D:
-            raise ValueError(f"n_components={k} exceeds the number of features D={D}")
+            raise InputError(f"n_components={k} exceeds the number of features D={D}")
         self.mean_ = self._mean(X)
         Xc = X - self.mean_
         cov = (Xc.T @ Xc) / N

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .. import backend
 from ..backend._arith import iadd
+from ..backend.errors import InputError
 from .losses import l2_penalty
 
 __all__ = ["dropout_masks", "elastic_net_penalty", "l1_penalty", "l2_penalty", "max_norm"]
@@ -95,6 +96,6 @@ def dropout_masks(rng: backend.Generator, shape, /, *, drop: float, dtype=None):
            [0., 2., 0., 2.]], dtype=float32), dtype('float32'))
     """
     if not 0.0 <= drop < 1.0:
-        raise ValueError(f"dropout (the probability of dropping a unit) must be in [0, 1), got {drop!r}")
+        raise InputError(f"dropout (the probability of dropping a unit) must be in [0, 1), got {drop!r}")
     keep = 1.0 - drop
     return rng.dropout_mask(shape, keep=keep, dtype=dtype)

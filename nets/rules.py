@@ -44,6 +44,7 @@ from types import MappingProxyType
 
 from .. import backend
 from ..backend._arith import iadd, imul, itruediv, writeable
+from ..backend.errors import InputError, InputTypeError
 
 __all__ = [
     "ALIASES",
@@ -116,10 +117,10 @@ def check_learning_rate(lr, /, *, what: str = "the learning rate"):
     else:
         lr_value = lr
     if isinstance(lr_value, bool) or not isinstance(lr_value, (int, float)):
-        raise TypeError(f"{what} must be a number, got {lr!r}")
+        raise InputTypeError(f"{what} must be a number, got {lr!r}")
     lr_value = float(lr_value)
     if not math.isfinite(lr_value) or lr_value < 0:
-        raise ValueError(f"{what} must be a finite number >= 0, got {lr!r}: a negative rate climbs the loss; "
+        raise InputError(f"{what} must be a finite number >= 0, got {lr!r}: a negative rate climbs the loss; "
                          "check the schedule or optim_config['learning_rate']")
     return lr_value
 
@@ -130,7 +131,7 @@ def _unit(value, name: str, *, low_open=False) -> float:
     except (TypeError, ValueError):
         v = math.nan
     if isinstance(value, bool) or not (0.0 < v < 1.0 if low_open else 0.0 <= v < 1.0):
-        raise ValueError(f"{name} must be in {'(0' if low_open else '[0'}, 1), got {value!r}")
+        raise InputError(f"{name} must be in {'(0' if low_open else '[0'}, 1), got {value!r}")
     return v
 
 
@@ -140,7 +141,7 @@ def _positive(value, name: str) -> float:
     except (TypeError, ValueError):
         v = math.nan
     if isinstance(value, bool) or not v > 0 or not math.isfinite(v):
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
+        raise InputError(f"{name} must be a positive number, got {value!r}")
     return v
 
 
@@ -313,7 +314,7 @@ class CourseRule(Rule):
 
     def __init__(self, fn: Callable, config: Mapping | None = None):
         if not callable(fn):
-            raise TypeError(f"a course rule must be callable, rule(w, dw, config) -> (next_w, config); got {fn!r}")
+            raise InputTypeError(f"a course rule must be callable, rule(w, dw, config) -> (next_w, config); got {fn!r}")
         self.fn, self.config = fn, dict(config or {})
         self.name = getattr(fn, "__name__", "custom")
 
@@ -424,11 +425,11 @@ class _LearningRateFactors(Transform):
 
     def __init__(self, factors: Mapping, what: str):
         if not isinstance(factors, Mapping) or not factors:
-            raise TypeError(f"{what} takes a non-empty dict {{name_or_prefix: factor}}, got {factors!r}")
+            raise InputTypeError(f"{what} takes a non-empty dict {{name_or_prefix: factor}}, got {factors!r}")
         self.factors, self.what = {}, what
         for key, factor in factors.items():
             if not isinstance(key, str) or not key:
-                raise TypeError(f"{what}: parameter names must be non-empty strings, got {key!r}")
+                raise InputTypeError(f"{what}: parameter names must be non-empty strings, got {key!r}")
             self.factors[key] = _nonnegative(factor, f"the learning-rate factor of {key!r}")
 
     def _key(self, name: str):
@@ -441,7 +442,7 @@ class _LearningRateFactors(Transform):
     def check(self, params: Mapping, /) -> None:
         unknown = [k for k in self.factors if not any(n == k or n.startswith(k) for n in params)]
         if unknown:
-            raise ValueError(f"{self.what}: the model has no parameter named {unknown[0]!r} (nor one starting with "
+            raise InputError(f"{self.what}: the model has no parameter named {unknown[0]!r} (nor one starting with "
                              f"it); its parameters are: {', '.join(params)}")
 
     def lr_factor(self, name: str, /) -> float:
@@ -458,7 +459,7 @@ class _Freeze(_LearningRateFactors):
             names = [n for n in names.split(",") if n]
         names = list(names)
         if not names:
-            raise ValueError("freeze() needs at least one parameter name, e.g. freeze(['W1', 'b1'])")
+            raise InputError("freeze() needs at least one parameter name, e.g. freeze(['W1', 'b1'])")
         super().__init__(dict.fromkeys(names, 0.0), "freeze")
 
     def __repr__(self):
@@ -471,7 +472,7 @@ def _nonnegative(value, name):
     except (TypeError, ValueError):
         v = math.nan
     if isinstance(value, bool) or not (v >= 0) or not math.isfinite(v):
-        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        raise InputError(f"{name} must be a number >= 0, got {value!r}")
     return v
 
 
@@ -530,11 +531,15 @@ class Chain:
 
     def __init__(self, *parts):
         if not parts or not isinstance(parts[-1], Rule):
-            raise TypeError("chain(*transforms, rule): the last argument must be an update rule, e.g. get_rule('sgd')")
+            raise InputTypeError(
+                "chain(*transforms, rule): the last argument must be an update rule, e.g. get_rule('sgd')"
+            )
         *transforms, self.rule = parts
         for t in transforms:
             if not isinstance(t, Transform):
-                raise TypeError(f"chain() takes transforms (l2, l1, max_norm, averaging) before the rule, got {t!r}")
+                raise InputTypeError(
+                    f"chain() takes transforms (l2, l1, max_norm, averaging) before the rule, got {t!r}"
+                )
         self.transforms = tuple(transforms)
         self._average = next((t for t in transforms if isinstance(t, _Averaging)), None)
         self._decay = sum(t.decay for t in transforms)
@@ -576,7 +581,7 @@ class Chain:
             weight = is_weight(k, w)
             g = grads[k]
             if tuple(g.shape) != tuple(w.shape):
-                raise ValueError(f"the gradient of {k!r} has shape {tuple(g.shape)} but the parameter has "
+                raise InputError(f"the gradient of {k!r} has shape {tuple(g.shape)} but the parameter has "
                                  f"{tuple(w.shape)}")
             factor = 1.0
             for t in self.transforms:
@@ -625,11 +630,11 @@ ALIASES: Mapping[str, str] = MappingProxyType({"sgd_momentum": "momentum", "nest
 
 def _rule_class(name: str) -> type[Rule]:
     if not isinstance(name, str):
-        raise TypeError(f"an update rule is named by a string, got {type(name).__name__}")
+        raise InputTypeError(f"an update rule is named by a string, got {type(name).__name__}")
     key = name.lower()
     key = ALIASES.get(key, key)
     if key not in RULES:
-        raise ValueError(f"unknown update rule {name!r}; choose one of: {', '.join(RULES)} (or "
+        raise InputError(f"unknown update rule {name!r}; choose one of: {', '.join(RULES)} (or "
                          f"{', '.join(ALIASES)}), or pass a callable rule(w, dw, config) -> (next_w, config)")
     return RULES[key]
 
@@ -643,7 +648,7 @@ def get_rule(name: str, /, **hyperparameters) -> Rule:
         import inspect
 
         known = [p for p in inspect.signature(cls).parameters]
-        raise TypeError(f"{cls.name} takes the hyperparameters {known or 'none'} (and learning_rate), got "
+        raise InputTypeError(f"{cls.name} takes the hyperparameters {known or 'none'} (and learning_rate), got "
                         f"{sorted(hyperparameters)}") from None
 
 

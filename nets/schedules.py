@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from ..backend.errors import InputError
 from ..backend.validation import check_positive
 
 __all__ = ["ExponentialDecay", "InverseTimeDecay", "StepDecay", "get_schedule"]
@@ -119,5 +120,5 @@ def get_schedule(name: str, /, learning_rate: float, **options):
     try:
         cls = _SCHEDULES[name]
     except KeyError:
-        raise ValueError(f"unknown schedule {name!r}; choose one of: {', '.join(_SCHEDULES)}") from None
+        raise InputError(f"unknown schedule {name!r}; choose one of: {', '.join(_SCHEDULES)}") from None
     return cls(learning_rate, **options)

@@ -35,6 +35,7 @@ from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 
 from .. import backend
+from ..backend.errors import InputError, InputTypeError
 
 __all__ = [
     "SearchIncomplete",
@@ -83,23 +84,23 @@ def check_ranges(ranges: Mapping, integers=(), /) -> tuple[dict, frozenset]:
     ValueError: the range of 'lr' is (0.1, 0.001): the low end is above the high end
     """
     if not isinstance(ranges, Mapping):
-        raise ValueError(f"ranges must map each searched hyperparameter to (lo, hi), got {ranges!r}")
+        raise InputError(f"ranges must map each searched hyperparameter to (lo, hi), got {ranges!r}")
     integers = frozenset(integers)
     unknown = sorted(integers - set(ranges))
     if unknown:
-        raise ValueError(f"integers names {', '.join(map(repr, unknown))}, which ranges does not search")
+        raise InputError(f"integers names {', '.join(map(repr, unknown))}, which ranges does not search")
     out = {}
     for key, bounds in ranges.items():
         try:
             lo, hi = bounds
         except (TypeError, ValueError):
-            raise ValueError(f"the range of {key!r} must be (lo, hi), got {bounds!r}") from None
+            raise InputError(f"the range of {key!r} must be (lo, hi), got {bounds!r}") from None
         if not (_is_number(lo) and _is_number(hi) and math.isfinite(lo) and math.isfinite(hi)):
-            raise ValueError(f"the range of {key!r} must be two finite numbers, got {bounds!r}")
+            raise InputError(f"the range of {key!r} must be two finite numbers, got {bounds!r}")
         if lo <= 0:
-            raise ValueError(f"the range of {key!r} is sampled on a log scale: its low end must be > 0, got {lo!r}")
+            raise InputError(f"the range of {key!r} is sampled on a log scale: its low end must be > 0, got {lo!r}")
         if lo > hi:
-            raise ValueError(f"the range of {key!r} is ({lo!r}, {hi!r}): the low end is above the high end")
+            raise InputError(f"the range of {key!r} is ({lo!r}, {hi!r}): the low end is above the high end")
         if key in integers:
             lo, hi = max(1, math.floor(lo)), max(1, math.ceil(hi))
         out[key] = (lo, hi)
@@ -123,13 +124,13 @@ def check_choices(choices: Mapping | None, ranges: Mapping | None = None, /) -> 
     if choices is None:
         return {}
     if not isinstance(choices, Mapping):
-        raise ValueError(f"choices must map each chosen hyperparameter to a list of values, got {choices!r}")
+        raise InputError(f"choices must map each chosen hyperparameter to a list of values, got {choices!r}")
     out = {}
     for key, values in choices.items():
         if not isinstance(values, (list, tuple)) or not values:
-            raise ValueError(f"the choices of {key!r} must be a non-empty list of values, got {values!r}")
+            raise InputError(f"the choices of {key!r} must be a non-empty list of values, got {values!r}")
         if key in (ranges or {}):
-            raise ValueError(f"{key!r} is both in ranges and in choices: give it in one of them")
+            raise InputError(f"{key!r} is both in ranges and in choices: give it in one of them")
         out[key] = list(values)
     return out
 
@@ -217,7 +218,7 @@ def narrow(ranges: Mapping, settings: list[Mapping], /, integers=()) -> dict:
     (0.000562, 0.00711)
     """
     if not settings:
-        raise ValueError("narrow needs at least one setting to span")
+        raise InputError("narrow needs at least one setting to span")
     out = {}
     for key in ranges:
         values = [s[key] for s in settings]
@@ -427,7 +428,7 @@ class SearchIncomplete(RuntimeError):
 
 def _count(name: str, value, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
     return int(value)
 
 
@@ -522,18 +523,18 @@ def random_search(objective: Callable, ranges: Mapping, /, *, trials: int = 12, 
     True
     """
     if not callable(objective):
-        raise TypeError(f"objective must be callable, got {type(objective).__name__}")
+        raise InputTypeError(f"objective must be callable, got {type(objective).__name__}")
     ranges, integers = check_ranges(ranges, integers)
     choices = check_choices(choices, ranges)
     if not ranges and not choices:
-        raise ValueError("nothing to search: give ranges, {key: (lo, hi)}, or choices, {key: [value, ...]}")
+        raise InputError("nothing to search: give ranges, {key: (lo, hi)}, or choices, {key: [value, ...]}")
     trials, fine_trials, top = _count("trials", trials, 1), _count("fine_trials", fine_trials, 0), _count("top", top, 1)
     if not isinstance(score, str):
-        raise TypeError(f"score must be the name of a result key, got {score!r}")
+        raise InputTypeError(f"score must be the name of a result key, got {score!r}")
     if coarse is not None and not isinstance(coarse, Mapping):
-        raise TypeError(f"coarse must be a mapping of values added to coarse settings, got {coarse!r}")
+        raise InputTypeError(f"coarse must be a mapping of values added to coarse settings, got {coarse!r}")
     if resources and client is None:
-        raise ValueError("resources are Dask worker resources: they need a client")
+        raise InputError("resources are Dask worker resources: they need a client")
     ensemble = _count("ensemble", ensemble, 0)
     if ensemble:
         _check_validation(validation)
@@ -584,20 +585,20 @@ def random_search(objective: Callable, ranges: Mapping, /, *, trials: int = 12, 
 
 def _check_validation(validation) -> None:
     if validation is None:
-        raise ValueError("an ensemble's accuracy is measured on validation data: pass validation=(X_val, y_val)")
+        raise InputError("an ensemble's accuracy is measured on validation data: pass validation=(X_val, y_val)")
     if not isinstance(validation, tuple) or len(validation) != 2:
-        raise TypeError(f"validation must be (X_val, y_val), got {type(validation).__name__}")
+        raise InputTypeError(f"validation must be (X_val, y_val), got {type(validation).__name__}")
 
 
 def _take_model(out) -> tuple:
     """``(model, the rest of out)``: the trained model an objective returned under ``"model"``."""
     if not isinstance(out, Mapping) or "model" not in out:
-        raise ValueError("with ensemble=K the objective's result must hold the trained model under 'model', "
+        raise InputError("with ensemble=K the objective's result must hold the trained model under 'model', "
                          "e.g. {'val_acc': acc, 'model': net}")
     out = dict(out)
     model = out.pop("model")
     if not callable(getattr(model, "predict_proba", None)):
-        raise TypeError(f"an ensemble averages probabilities: the objective's 'model' ({type(model).__name__}) "
+        raise InputTypeError(f"an ensemble averages probabilities: the objective's 'model' ({type(model).__name__}) "
                         "has no predict_proba(X)")
     return model, out
 
@@ -638,20 +639,20 @@ def _record(job, out, score: str) -> dict:
     if isinstance(out, Mapping):
         clash = [k for k in _RESERVED if k in out]
         if clash:
-            raise ValueError(f"the objective's result may not use the keys {clash}: the search fills them in")
+            raise InputError(f"the objective's result may not use the keys {clash}: the search fills them in")
         if score not in out:
-            raise ValueError(f"the objective's result has no {score!r} (the score to rank by); it has {sorted(out)}")
+            raise InputError(f"the objective's result has no {score!r} (the score to rank by); it has {sorted(out)}")
         out = dict(out)
     elif _is_number(out):
         out = {score: out}
     else:
-        raise TypeError(f"the objective must return a number or a dict of results, got {type(out).__name__}")
+        raise InputTypeError(f"the objective must return a number or a dict of results, got {type(out).__name__}")
     at = out.pop("diverged_at", None)
     value = out[score]
     if not _is_number(value):
-        raise TypeError(f"the score {score!r} must be a number, got {value!r}")
+        raise InputTypeError(f"the score {score!r} must be a number, got {value!r}")
     if at is not None and (not isinstance(at, numbers.Integral) or isinstance(at, bool) or at < 0):
-        raise TypeError(f"diverged_at must be an iteration (an integer >= 0) or None, got {at!r}")
+        raise InputTypeError(f"diverged_at must be an iteration (an integer >= 0) or None, got {at!r}")
     diverged = at is not None or not math.isfinite(value)
     trial = {"trial": index, "stage": stage, "params": dict(setting), **out,
              "diverged": diverged, "diverged_at": None if at is None else int(at)}
@@ -679,19 +680,19 @@ class _Sized:
 
 def _check_client(client, resources) -> None:
     if not all(hasattr(client, name) for name in ("submit", "scheduler_info", "cancel")):
-        raise TypeError(f"client must be a dask.distributed.Client, got {type(client).__name__}")
+        raise InputTypeError(f"client must be a dask.distributed.Client, got {type(client).__name__}")
     if client.status != "running":
-        raise ValueError(f"the Dask client is {client.status}, not running: connect it before the search")
+        raise InputError(f"the Dask client is {client.status}, not running: connect it before the search")
     if not resources:
         return
     if not isinstance(resources, Mapping):
-        raise TypeError(f"resources must map resource names to amounts, like {{'GPU': 1}}; got {resources!r}")
+        raise InputTypeError(f"resources must map resource names to amounts, like {{'GPU': 1}}; got {resources!r}")
     workers = client.scheduler_info(n_workers=-1)["workers"]
     # No worker yet (an adaptive cluster still scaling up): the trials wait for one, as Dask does.
     if workers and not any(all(w.get("resources", {}).get(k, 0) >= v for k, v in resources.items())
                            for w in workers.values()):
         offered = sorted({f"{k}={v}" for w in workers.values() for k, v in w.get("resources", {}).items()})
-        raise ValueError(f"no worker of the cluster offers the resources a trial needs "
+        raise InputError(f"no worker of the cluster offers the resources a trial needs "
                          f"({', '.join(f'{k}={v}' for k, v in resources.items())}); the {len(workers)} workers offer "
                          f"{', '.join(offered) or 'none'}: start them with --resources, e.g. --resources GPU=1")
 

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .. import backend
+from ..backend.errors import InputError, InputTypeError
 from ..backend.validation import check_same_length
 from ._compile import compiled_step
 from ._model import as_float, as_int
@@ -150,15 +151,15 @@ class Solver:
         self.checkpoint = checkpoint
         self.patience = None if patience is None else as_int(patience, name="patience")
         if self.patience is not None and self.X_val is None:
-            raise ValueError("patience (early stopping) watches the validation accuracy: give data['X_val'] and "
+            raise InputError("patience (early stopping) watches the validation accuracy: give data['X_val'] and "
                              "data['y_val']")
         for name, fn in (("schedule", schedule), ("augment", augment), ("callback", callback),
                          ("epoch_callback", epoch_callback)):
             if fn is not None and not callable(fn):
-                raise TypeError(f"{name} must be callable, got {fn!r}")
+                raise InputTypeError(f"{name} must be callable, got {fn!r}")
         self.schedule, self.augment, self.callback, self.epoch_callback = schedule, augment, callback, epoch_callback
         if train_accuracy not in TRAIN_ACCURACY:
-            raise ValueError(f"train_accuracy must be 'sample', 'batch' or None, got {train_accuracy!r}")
+            raise InputError(f"train_accuracy must be 'sample', 'batch' or None, got {train_accuracy!r}")
         self.train_accuracy = train_accuracy
         self.restore_best, self.check_ends = bool(restore_best), bool(check_ends)
         self.record_update_ratios = bool(record_update_ratios)
@@ -166,16 +167,16 @@ class Solver:
             rng = self._impl.rng if seed is None and self._impl.rng is not None else backend.Generator(
                 seed, xp=self._impl.backend or backend.backend_of(self.X_train))
         elif not isinstance(rng, backend.Generator):
-            raise TypeError(f"rng must be a backend.Generator, got {type(rng).__name__}")
+            raise InputTypeError(f"rng must be a backend.Generator, got {type(rng).__name__}")
         self.rng = rng
         if distill is not None:
             from .distill import Distillation
 
             if not isinstance(distill, Distillation):
-                raise TypeError(f"distill must be a nets.distill.Distillation(teacher, temperature=, alpha=), got "
+                raise InputTypeError(f"distill must be a nets.distill.Distillation(teacher, temperature=, alpha=), got "
                                 f"{type(distill).__name__}")
             if isinstance(self._impl, CourseModel):
-                raise TypeError("distillation needs a nets.Model (its loss_and_grads takes DistillationTargets); "
+                raise InputTypeError("distillation needs a nets.Model (its loss_and_grads takes DistillationTargets); "
                                 f"{type(model).__name__} only has the course's loss(X, y)")
             distill.check(self._impl, self.X_train)
         self.distill = distill
@@ -186,13 +187,15 @@ class Solver:
 
     def _set_data(self, data, *, check: bool) -> None:
         if not isinstance(data, Mapping):
-            raise TypeError(f"data must be a dict with X_train, y_train (and X_val, y_val), got {type(data).__name__}")
+            raise InputTypeError(
+                f"data must be a dict with X_train, y_train (and X_val, y_val), got {type(data).__name__}"
+            )
         missing = [k for k in ("X_train", "y_train") if k not in data]
         if missing:
-            raise ValueError(f"data lacks {', '.join(missing)}; the Solver needs X_train and y_train, and X_val "
+            raise InputError(f"data lacks {', '.join(missing)}; the Solver needs X_train and y_train, and X_val "
                              "with y_val for validation")
         if ("X_val" in data) != ("y_val" in data):
-            raise ValueError("data must hold both X_val and y_val, or neither")
+            raise InputError("data must hold both X_val and y_val, or neither")
         self.X_train, self.y_train = data["X_train"], data["y_train"]
         self.X_val, self.y_val = data.get("X_val"), data.get("y_val")
         splits = [("train", self.X_train, self.y_train)] + ([("val", self.X_val, self.y_val)] if
@@ -427,12 +430,12 @@ class Solver:
 def _optimizer(update_rule, optim_config, transforms):
     """``(chain, learning rate)`` from the course's ``update_rule`` and ``optim_config`` and the transforms."""
     if optim_config is not None and not isinstance(optim_config, Mapping):
-        raise TypeError(f"optim_config must be a dict, got {type(optim_config).__name__}")
+        raise InputTypeError(f"optim_config must be a dict, got {type(optim_config).__name__}")
     hyper = {k: _python_number(v) for k, v in (optim_config or {}).items()}
     lr = hyper.pop("learning_rate", None)
     if isinstance(update_rule, Rule):
         if hyper:
-            raise ValueError(f"optim_config sets {sorted(hyper)}, but the rule {update_rule!r} is built already: "
+            raise InputError(f"optim_config sets {sorted(hyper)}, but the rule {update_rule!r} is built already: "
                              "give only learning_rate")
         rule = update_rule
     elif callable(update_rule):
@@ -441,7 +444,7 @@ def _optimizer(update_rule, optim_config, transforms):
         rule = get_rule(update_rule, **hyper)
     lr = rule.default_learning_rate if lr is None else check_learning_rate(lr, what="optim_config['learning_rate']")
     if isinstance(transforms, (str, bytes)) or not hasattr(transforms, "__iter__"):
-        raise TypeError(f"transforms must be a sequence such as [rules.l2(1e-4)], got {transforms!r}")
+        raise InputTypeError(f"transforms must be a sequence such as [rules.l2(1e-4)], got {transforms!r}")
     return chain(*transforms, rule), lr
 
 

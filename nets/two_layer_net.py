@@ -13,6 +13,7 @@ import math
 
 from .. import backend
 from ..backend._arith import iadd
+from ..backend.errors import InputError
 from ..backend.validation import check_same_length
 from . import rules
 from ._model import Net, as_float, as_int, check_size, dtype_name
@@ -89,7 +90,7 @@ class TwoLayerNet(Net, CourseFace):
         output_size = as_int(output_size, name="output_size")
         std = as_float(std, name="std")
         if init not in INIT_SCHEMES:
-            raise ValueError(f"unknown init {init!r}; choose one of: {', '.join(INIT_SCHEMES)}")
+            raise InputError(f"unknown init {init!r}; choose one of: {', '.join(INIT_SCHEMES)}")
         dropout = _check_dropout(dropout)
         check_size([(input_size, hidden_size), (hidden_size, output_size)])
         self.backend = backend.as_backend(xp, device=device)
@@ -209,7 +210,7 @@ class TwoLayerNet(Net, CourseFace):
     def _own_mask(self, mask, n: int):
         xp, device = backend.namespace_and_device(mask)
         if xp is not self.backend.xp or device != self.backend.device or tuple(mask.shape) != (n, self.hidden_size):
-            raise ValueError(f"dropout_mask must have shape ({n}, {self.hidden_size}) and live on the net's backend")
+            raise InputError(f"dropout_mask must have shape ({n}, {self.hidden_size}) and live on the net's backend")
         return mask
 
     # ---- training ---------------------------------------------------------------------------------
@@ -301,7 +302,7 @@ class TwoLayerNet(Net, CourseFace):
         check_same_length(("X", X), ("y", y))
         X, y = self._check_labelled(X, y)
         if (X_val is None) != (y_val is None):
-            raise ValueError("give both X_val and y_val, or neither")
+            raise InputError("give both X_val and y_val, or neither")
         data = {"X_train": X, "y_train": y}
         if X_val is not None:
             self._own(X_val, "X_val")
@@ -373,7 +374,7 @@ class TwoLayerNet(Net, CourseFace):
         net.output_size = as_int(config["output_size"], name="output_size")
         net.std = as_float(config["std"], name="std")
         if config["init"] not in INIT_SCHEMES:
-            raise ValueError(f"unknown init {config['init']!r}; choose one of: {', '.join(INIT_SCHEMES)}")
+            raise InputError(f"unknown init {config['init']!r}; choose one of: {', '.join(INIT_SCHEMES)}")
         net.init = config["init"]
         net.dropout = _check_dropout(config["dropout"])
         net.seed = config["seed"]
@@ -389,5 +390,5 @@ def _check_dropout(p) -> float:
     except (TypeError, ValueError):
         value = math.nan
     if isinstance(p, (bool, str, bytes)) or not 0.0 <= value < 1.0:  # NaN fails the comparison too
-        raise ValueError(f"dropout is the probability of dropping a hidden unit, in [0, 1); got {p!r}")
+        raise InputError(f"dropout is the probability of dropping a hidden unit, in [0, 1); got {p!r}")
     return value

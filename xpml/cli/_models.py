@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import backend
+from ..backend.errors import InputError
 from ..nets import layers, rules
 from . import _cli, _runs
 
@@ -145,7 +146,7 @@ def fit(model: str, data, bk, params: dict, *, seed: int = 0, dtype: str = "floa
         return _fit_fc(data, bk, params, seed=seed, dtype=dtype, progress=progress, test=test)
     if model == "convnet":
         return _fit_convnet(data, bk, params, seed=seed, dtype=dtype, progress=progress, test=test)
-    raise ValueError(f"unknown model {model!r}; choose from: {', '.join(CHOICES)}")
+    raise InputError(f"unknown model {model!r}; choose from: {', '.join(CHOICES)}")
 
 
 def _fit_knn(data, bk, params, *, progress, test):
@@ -157,7 +158,7 @@ def _fit_knn(data, bk, params, *, progress, test):
     t1 = _clock(bk)
     k = params["k"]
     if k > data.X_train.shape[0]:
-        raise ValueError(f"k={k} is more than the {data.X_train.shape[0]} training examples")
+        raise InputError(f"k={k} is more than the {data.X_train.shape[0]} training examples")
 
     fit_ = Fit("knn", dict(params), clf, None, None, t1 - t0, 0.0)
     fit_.progress = progress
@@ -295,7 +296,7 @@ def _fit_fc(data, bk, params, *, seed, dtype, progress, test):
 def _images(data, split: str):
     """``X_split`` as (N, C, H, W) images for a ConvNet, cached (rows are (height, width, channel))."""
     if data.image_shape is None:
-        raise ValueError(f"a convnet trains on images; the {data.name} dataset's rows are not images")
+        raise InputError(f"a convnet trains on images; the {data.name} dataset's rows are not images")
     cache = data.extra.setdefault("images", {})
     if split not in cache:
         X = getattr(data, f"X_{split}")
@@ -357,7 +358,7 @@ def _pretrained(params, data, bk, *, seed, dtype):
         net = load_pretrained(path, num_classes=data.num_classes, input_dim=data.num_features, seed=seed, xp=bk,
                               dtype=dtype)
         if not isinstance(net, FullyConnectedNet):
-            raise ValueError(f"it holds a {type(net).__name__}; fc starts from a FullyConnectedNet checkpoint")
+            raise InputError(f"it holds a {type(net).__name__}; fc starts from a FullyConnectedNet checkpoint")
         transforms = [rules.freeze(params["freeze"].split(","))] if params.get("freeze") else []
         for t in transforms:
             t.check(net.params)
