@@ -37,6 +37,8 @@ import zipfile
 
 import numpy as np
 
+from .errors import InputError
+
 __all__ = [
     "CHECKSUMS_NAME",
     "DEFAULT_MAX_BYTES",
@@ -62,7 +64,7 @@ _MAX_NPZ_MEMBERS = 10_000
 _MAX_NDIM = 32
 
 
-class CorruptFileError(ValueError):
+class CorruptFileError(InputError):
     """A data file is truncated, corrupt, too big, or holds something it should not.
 
     Examples

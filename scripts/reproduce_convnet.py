@@ -130,7 +130,8 @@ def _main(argv):
                          schedule=nets.schedules.ExponentialDecay(cfg["learning_rate"], cfg["decay_k"]),
                          batch_size=cfg["batch_size"], num_epochs=cfg["num_epochs"],
                          augment=nets.augment.Compose(augment) if augment else None,
-                         ema_decay=cfg["ema_decay"] or None, checkpoint_name=ckpt, epoch_callback=report,
+                         transforms=[nets.rules.averaging(cfg["ema_decay"])] if cfg["ema_decay"] else [],
+                         checkpoint_name=ckpt, epoch_callback=report,
                          callback=progress, check_ends=False, verbose=False, seed=cfg["seed"])
     solver.train()
     secs = time.perf_counter() - t0

@@ -380,7 +380,7 @@ def test_every_subcommand_refuses_an_unknown_flag_in_one_line(command, capsys):
 def test_an_unreadable_batch_is_one_line_that_does_not_say_write_elsewhere(tmp_path, capsys, monkeypatch):
     from ._cifar_files import write_cifar
 
-    write_cifar(str(tmp_path))
+    write_cifar(str(tmp_path), checksums=True)
     real_open = open
 
     def refuse(path, *args, **kwargs):  # as if data_batch_2 were chmod 000 (root may read anything)
