@@ -13,7 +13,6 @@ initial weights, are made on the host from the same stream and moved once.
 from __future__ import annotations
 
 import functools
-import importlib
 import math
 import operator
 import secrets
@@ -561,7 +560,8 @@ class Generator:
         stream = self._stream_for(host=False)
         # A stream of another kind (a compiled training step's, whose counter is traced) draws by
         # the portable path below, which the step's own compilation fuses.
-        if self.backend.name == "jax" and type(stream) is _Stream and (self.counter & _MASK32) + blocks <= 2**32:
+        adapter = self.backend.adapter
+        if adapter.compiled_draws and type(stream) is _Stream and (self.counter & _MASK32) + blocks <= 2**32:
             start = self.counter
             low = stream.low_word(start)
             self.counter += blocks
@@ -572,13 +572,13 @@ class Generator:
         # torch's CPU kernels lack uint32 and cost ~10 us per eager operation, ~150 of them here:
         # NumPy computes the same mask in host memory, the tensor's own, which torch then takes
         # over without a copy (from_numpy shares it).
-        shared = self.backend.name == "torch" and self.backend.on_cpu
+        shared = adapter.draws_on_host(self.device)
         stream = self._stream_for(host=shared)
         host_dt = (np.float32 if dt == self.xp.float32 else np.float64) if shared else dt
         mask = _mask_of_words(stream.xp, self._words(count, host=shared), n, bits, t, dtype=host_dt, scale=scale,
                               device=stream.device, wide=stream.wide)
         if shared:
-            mask = importlib.import_module("torch").from_numpy(mask)
+            mask = adapter.wrap_host(mask)
         return self.xp.reshape(mask, shape)
 
     def spawn(self) -> Generator:

@@ -46,10 +46,15 @@ def test_no_backend_name_branches_outside_the_adapters():
 
 def test_every_builtin_backend_has_one_adapter_in_the_table():
     assert list(backend.BACKEND_NAMES) == ["numpy", "cupy", "array_api_strict", "torch", "jax"]
+    usable = {status.name for status in backend.list_backends() if status.usable}
     for name in backend.BACKEND_NAMES:
         adapter = _registry.adapter(name)
         assert isinstance(adapter, backend.Adapter) and adapter.name == name
-        assert adapter.native_conv2d is None  # the native-kernel hook: portable code until one is added
+        # the native-kernel hook: PyTorch's and JAX's convolutions, the portable code elsewhere
+        if name not in ("torch", "jax"):
+            assert adapter.native_conv2d() is None
+        elif name in usable:
+            assert adapter.native_conv2d().name == name
         assert type(adapter).__module__ == f"xpml.backend.{'strict' if name == 'array_api_strict' else name}_backend"
 
 

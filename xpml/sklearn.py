@@ -198,7 +198,7 @@ class _Classifier(ClassifierMixin, VersionedState, BaseEstimator):
                 here = backend.backend_of(X)
             except TypeError:  # not an array of any namespace: scikit-learn makes it a NumPy array
                 here = None
-            if (here is None and fitted.name != "numpy") or (here is not None and here != fitted):
+            if (here is None and fitted != backend.get_backend("numpy")) or (here is not None and here != fitted):
                 got = "an array-like (NumPy once converted)" if here is None else repr(here.label)
                 raise ValueError(
                     f"Inputs passed to {type(self).__name__}.{method}() must use the same namespace and the same "

@@ -60,14 +60,9 @@ def _host_memory() -> int | None:
 def device_memory(bk) -> tuple[int | None, str]:
     """``(bytes, description)`` of the memory ``bk``'s device has; bytes is None when unknown."""
     with contextlib.suppress(Exception):  # a probe must never be what fails a run
-        if bk.name == "cupy":
-            import cupy
-
-            return int(cupy.cuda.Device(bk.device.id).mem_info[1]), f"{bk.device_name}'s memory"
-        if bk.name == "torch" and getattr(bk.device, "type", None) == "cuda":
-            import torch
-
-            return int(torch.cuda.get_device_properties(bk.device).total_memory), f"{bk.device_name}'s memory"
+        total = bk.adapter.memory(bk.device)  # None: the device uses the host's memory
+        if total is not None:
+            return int(total), f"{bk.device_name}'s memory"
     return _host_memory(), "this machine's memory"
 
 
