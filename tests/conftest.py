@@ -204,14 +204,15 @@ def pytest_collection_modifyitems(config, items):
         items[:] = [item for item in items if item not in gone]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def dask_cluster():
-    """One local Dask cluster for the session: two single-threaded worker processes on 127.0.0.1.
+    """A local Dask cluster for the module: two single-threaded worker processes on 127.0.0.1.
 
-    Starting one costs seconds of process start-up and imports, so the modules that need a
-    cluster share this one (each with a client of its own); they carry the ``xdist_group("dask")``
-    mark, so under pytest-xdist they run on the same worker and only one cluster starts. The tests
-    that close a cluster start one of their own.
+    Module scope, not session: its workers import torch and JAX (about 0.9 GB each), which a
+    session-long cluster would hold through the rest of the run. The modules that use it carry
+    the ``xdist_group("dask")`` mark, so under pytest-xdist they run one after the other on the
+    same worker and never hold two clusters at once. The tests that close a cluster start one of
+    their own.
     """
     distributed = pytest.importorskip("distributed", reason="Dask is an optional extra: pip install 'xpml[dask]'")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, protocol="tcp",

@@ -1,4 +1,4 @@
-"""kNN on a local Dask cluster (the session's two worker processes on 127.0.0.1): the same neighbours, distances
+"""kNN on a local Dask cluster (two worker processes on 127.0.0.1): the same neighbours, distances
 and labels as in process on adversarial data, shards placed once and released, clear errors."""
 
 import sys
@@ -16,7 +16,7 @@ from .test_knn_exact import exact_values
 distributed = pytest.importorskip("distributed", reason="Dask is an optional extra: pip install 'xpml[dask]'")
 
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::ResourceWarning"),
-              pytest.mark.xdist_group("dask")]  # the session's cluster (tests/conftest.py) on one worker
+              pytest.mark.xdist_group("dask")]  # one cluster at a time (tests/conftest.py)
 
 
 def _local_cluster(n_workers):

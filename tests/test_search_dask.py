@@ -1,6 +1,6 @@
 """The random search on a Dask cluster: the library's ``client=`` and ``xpml search --scheduler``.
 
-The session's LocalCluster on 127.0.0.1 (two single-threaded worker processes, tests/conftest.py)
+One LocalCluster on 127.0.0.1 (two single-threaded worker processes, tests/conftest.py)
 serves the module; the tests
 that start a cluster of their own (``--scheduler local:2``, and one to close mid-search) use
 127.0.0.1 too. No other address is touched: an
@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.filterwarnings(
     "ignore:Port .* is already in use:UserWarning",  # 8787, when another cluster holds it
     "ignore:overflow encountered:RuntimeWarning",  # the trials that diverge
     "ignore:invalid value encountered:RuntimeWarning",
-), pytest.mark.xdist_group("dask")]  # the session's cluster (tests/conftest.py) on one worker
+), pytest.mark.xdist_group("dask")]  # one cluster at a time (tests/conftest.py)
 
 from xpml.cli import _runs, search  # noqa: E402
 from xpml.nets import SearchIncomplete, random_search  # noqa: E402
