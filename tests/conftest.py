@@ -221,6 +221,20 @@ def dask_cluster():
         yield cluster
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _release_compiled_programs():
+    """Drop JAX's in-memory compiled programs after each module.
+
+    The suite compiles thousands of programs (each shape its own); kept for the whole session they
+    grew each xdist worker past 2 GB. The next module rarely reuses a shape, and one it does is
+    loaded from the session's persistent cache (``_session_jax_cache``) instead of compiled again.
+    """
+    yield
+    jax = sys.modules.get("jax")
+    if jax is not None:
+        jax.clear_caches()
+
+
 @pytest.fixture(autouse=True)
 def _readonly_case(request, monkeypatch):
     """On the numpy:readonly case, every array the test makes refuses writes."""
