@@ -29,7 +29,9 @@ quick check while working; the others are skipped, saying so.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 
 import pytest
 
@@ -40,6 +42,29 @@ from ._readonly import READONLY_BACKEND, readonly_arrays
 # scikit-learn's array API dispatch (tests/test_sklearn.py) needs SciPy's own, switched on before
 # SciPy is first imported; nothing above imports it.
 os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
+
+def _session_jax_cache() -> None:
+    """JAX's persistent compilation cache in a temporary folder of this session, not the user's.
+
+    The suite compiles thousands of small kernels; written into the per-user cache they would
+    stay there (about 5,000 files) after every run. A folder of the session keeps the cache's
+    benefit inside the run: the first xdist worker to compile a kernel writes it, the others load
+    it (the workers inherit the variable from the controller, which makes the folder before they
+    start and removes it at the end). A folder the user chose (``JAX_COMPILATION_CACHE_DIR``) or
+    ``XPML_JAX_CACHE=0`` is left as it is.
+    """
+    global _SESSION_JAX_CACHE
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.environ.get("XPML_JAX_CACHE", "").strip() == "0":
+        return
+    _SESSION_JAX_CACHE = tempfile.mkdtemp(prefix="xpml-test-jax-cache-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _SESSION_JAX_CACHE
+    # As xpml's own set-up does (which a user's folder skips): its kernels compile in well under
+    # JAX's default threshold of one second, and would otherwise never be cached.
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+
+
+_SESSION_JAX_CACHE: str | None = None
 
 
 def _enable_jax_x64() -> None:
@@ -94,6 +119,7 @@ def _backend_cases():
         yield pytest.param(None, id=label, marks=pytest.mark.skip(reason=reason))
 
 
+_session_jax_cache()  # before JAX is first imported (by _backend_cases)
 BACKEND_CASES = list(_backend_cases())
 
 # numpy:readonly: arrays that refuse writes, for the tests of functional state (training and state
@@ -110,9 +136,16 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "readonly_backend: also run on the numpy:readonly backend case")
+    # pytest-xdist's own mark (--dist loadgroup), registered here too for runs without xdist.
+    config.addinivalue_line("markers", "xdist_group(name): run on the same xdist worker as the rest of the group")
     config.addinivalue_line(
         "markers", "every_combination: options that interact with the backend: run every combination on every "
         "backend, also without --exhaustive")
+
+
+def pytest_unconfigure(config):
+    if _SESSION_JAX_CACHE is not None:
+        shutil.rmtree(_SESSION_JAX_CACHE, ignore_errors=True)
 
 
 def _on_readonly(item) -> bool:
@@ -169,6 +202,37 @@ def pytest_collection_modifyitems(config, items):
         config.hook.pytest_deselected(items=dropped)
         gone = set(dropped)
         items[:] = [item for item in items if item not in gone]
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    """A local Dask cluster for the module: two single-threaded worker processes on 127.0.0.1.
+
+    Module scope, not session: its workers import torch and JAX (about 0.9 GB each), which a
+    session-long cluster would hold through the rest of the run. The modules that use it carry
+    the ``xdist_group("dask")`` mark, so under pytest-xdist they run one after the other on the
+    same worker and never hold two clusters at once. The tests that close a cluster start one of
+    their own.
+    """
+    distributed = pytest.importorskip("distributed", reason="Dask is an optional extra: pip install 'xpml[dask]'")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, protocol="tcp",
+                                  host="127.0.0.1", dashboard_address=None, worker_dashboard_address=None,
+                                  silence_logs=50) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_compiled_programs():
+    """Drop JAX's in-memory compiled programs after each module.
+
+    The suite compiles thousands of programs (each shape its own); kept for the whole session they
+    grew each xdist worker past 2 GB. The next module rarely reuses a shape, and one it does is
+    loaded from the session's persistent cache (``_session_jax_cache``) instead of compiled again.
+    """
+    yield
+    jax = sys.modules.get("jax")
+    if jax is not None:
+        jax.clear_caches()
 
 
 @pytest.fixture(autouse=True)

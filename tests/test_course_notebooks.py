@@ -67,6 +67,7 @@ def test_initial_loss_and_gradient_check():
             assert rel_error(grad_num, grads[name]) < 1e-4, name
 
 
+@pytest.mark.slow  # trains: CI runs it (-m slow)
 @pytest.mark.parametrize("hidden_dims,weight_scale,learning_rate", [([100, 100], 1e-2, 1e-2),
                                                                      ([100, 100, 100, 100], 1e-1, 1e-3)])
 def test_overfit_50_examples_within_20_epochs(hidden_dims, weight_scale, learning_rate):
@@ -147,6 +148,7 @@ def test_adam_reference_values():
     assert config["t"] == 6
 
 
+@pytest.mark.slow  # trains: CI runs it (-m slow)
 @pytest.mark.parametrize("update_rule,learning_rate", [("sgd", 5e-3), ("sgd_momentum", 5e-3), ("adam", 1e-3),
                                                        ("rmsprop", 1e-4)])
 def test_update_rules_train_a_deep_net(update_rule, learning_rate, capsys):
@@ -204,6 +206,7 @@ def test_batchnorm_backward_and_its_alternative():
     assert rel_error(dx, dx2) < 1e-12 and rel_error(dgamma, dgamma2) == 0 and rel_error(dbeta, dbeta2) == 0
 
 
+@pytest.mark.slow  # numerical gradients of a deep net: CI runs it (-m slow)
 @pytest.mark.parametrize("normalization", ["batchnorm", "layernorm"])
 def test_normalized_net_gradient_check(normalization):
     np.random.seed(231)
@@ -228,6 +231,7 @@ def test_normalized_net_gradient_check(normalization):
             assert np.allclose((4 * grad_num - grad_2h) / 3, grads[name], rtol=1e-4, atol=1e-8), name
 
 
+@pytest.mark.slow  # trains: CI runs it (-m slow)
 def test_batchnorm_helps_a_deep_net_with_a_poor_initialization():
     # The notebook's experiment in small: the same deep net with and without batch normalization.
     data = _fake_cifar(n_train=200)
@@ -285,6 +289,7 @@ def test_dropout_backward_with_a_seed():
     assert rel_error(dx, dx_num) < 1e-10  # "Error should be around e-10 or less."
 
 
+@pytest.mark.slow  # numerical gradients of a deep net: CI runs it (-m slow)
 def test_dropout_net_gradient_check():
     np.random.seed(231)
     N, D, H1, H2, C = 2, 15, 20, 30, 10

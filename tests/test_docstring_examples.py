@@ -82,6 +82,7 @@ def _owner(module, dotted: str):
 DOCTESTS = _doctests()
 
 
+@pytest.mark.slow  # every example of the package, some of them training: CI runs them
 @pytest.mark.parametrize("test", DOCTESTS, ids=[t.name for t in DOCTESTS])
 def test_example_runs(test, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # an example that writes a file writes it here

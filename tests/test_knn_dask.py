@@ -15,7 +15,8 @@ from .test_knn_exact import exact_values
 
 distributed = pytest.importorskip("distributed", reason="Dask is an optional extra: pip install 'xpml[dask]'")
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::ResourceWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::ResourceWarning"),
+              pytest.mark.xdist_group("dask")]  # one cluster at a time (tests/conftest.py)
 
 
 def _local_cluster(n_workers):
@@ -24,8 +25,8 @@ def _local_cluster(n_workers):
 
 
 @pytest.fixture(scope="module")
-def client():
-    with _local_cluster(2) as cluster, distributed.Client(cluster, set_as_default=False) as c:
+def client(dask_cluster):
+    with distributed.Client(dask_cluster, set_as_default=False) as c:
         yield c
 
 

@@ -1,6 +1,7 @@
 """The random search on a Dask cluster: the library's ``client=`` and ``xpml search --scheduler``.
 
-One LocalCluster on 127.0.0.1 (two single-threaded worker processes) serves the module; the tests
+One LocalCluster on 127.0.0.1 (two single-threaded worker processes, tests/conftest.py)
+serves the module; the tests
 that start a cluster of their own (``--scheduler local:2``, and one to close mid-search) use
 127.0.0.1 too. No other address is touched: an
 unreachable scheduler is a port on 127.0.0.1 that nothing listens on.
@@ -18,11 +19,11 @@ from dataclasses import dataclass
 import pytest
 
 distributed = pytest.importorskip("distributed")
-pytestmark = pytest.mark.filterwarnings(
+pytestmark = [pytest.mark.filterwarnings(
     "ignore:Port .* is already in use:UserWarning",  # 8787, when another cluster holds it
     "ignore:overflow encountered:RuntimeWarning",  # the trials that diverge
     "ignore:invalid value encountered:RuntimeWarning",
-)
+), pytest.mark.xdist_group("dask")]  # one cluster at a time (tests/conftest.py)
 
 from xpml.cli import _runs, search  # noqa: E402
 from xpml.nets import SearchIncomplete, random_search  # noqa: E402
@@ -41,9 +42,8 @@ def _doomed_cluster():
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    with _local_cluster() as c:
-        yield c
+def cluster(dask_cluster):
+    return dask_cluster
 
 
 @pytest.fixture(scope="module")
