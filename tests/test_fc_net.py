@@ -9,7 +9,7 @@ import pytest
 from xpml import backend
 from xpml.backend.testing import assert_placement
 from xpml.classifiers.gradient_check import eval_numerical_gradient, param_loss
-from xpml.nets import FullyConnectedNet
+from xpml.nets import FullyConnectedNet, Solver
 
 N, D, H1, H2, C = 4, 7, 10, 8, 4
 
@@ -219,3 +219,19 @@ def test_repr():
     model = FullyConnectedNet([4, 3], input_dim=5, normalization="batchnorm", dropout_keep_ratio=0.5)
     assert repr(model) == ("FullyConnectedNet([4, 3], input_dim=5, num_classes=10, dropout_keep_ratio=0.5, "
                            "normalization='batchnorm', dtype='float32', backend='numpy')")
+
+
+def test_batch_norm_in_training_refuses_a_batch_of_one(bk):
+    # The variance of one example is 0: the running variance would learn 0 and test mode divide by
+    # sqrt(eps). Refused in training, with what to change; test mode takes a single example.
+    rng = np.random.default_rng(0)
+    X, y = bk.asarray(rng.standard_normal((1, 5)), dtype=bk.xp.float64), bk.asarray(np.array([1]))
+    model = FullyConnectedNet([4], input_dim=5, num_classes=3, normalization="batchnorm", dtype="float64",
+                              seed=0, xp=bk)
+    with pytest.raises(ValueError, match="at least 2 examples per batch.*batch_size"):
+        model.loss(X, y)
+    assert tuple(model.loss(X).shape) == (1, 3)
+    data = {"X_train": bk.asarray(rng.standard_normal((6, 5)), dtype=bk.xp.float64),
+            "y_train": bk.asarray(rng.integers(0, 3, 6))}
+    with pytest.raises(ValueError, match="at least 2 examples per batch"):
+        Solver(model, data, batch_size=1, num_iters=2, verbose=False).train()
