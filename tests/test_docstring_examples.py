@@ -27,6 +27,7 @@ COMPLETE = (
     "xpml.backend.testing",
     "xpml.backend.validation",
     "xpml.classifiers",
+    "xpml.classifiers.attribute",
     "xpml.classifiers.cross_validation",
     "xpml.classifiers.data_utils",
     "xpml.classifiers.gradient_check",
