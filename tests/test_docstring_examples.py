@@ -39,6 +39,7 @@ COMPLETE = (
     "xpml.nets.checkpoint",
     "xpml.nets.diagnostics",
     "xpml.nets.ensemble",
+    "xpml.nets.fc_net",
     "xpml.nets.hierarchical",
     "xpml.nets.init",
     "xpml.nets.landscape",
@@ -50,6 +51,7 @@ COMPLETE = (
     "xpml.nets.regularization",
     "xpml.nets.schedules",
     "xpml.nets.search",
+    "xpml.nets.solver",
     "xpml.nets.two_layer_net",
     "xpml.sklearn",
 )
