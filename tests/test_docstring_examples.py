@@ -37,6 +37,7 @@ COMPLETE = (
     "xpml.classifiers.softmax",
     "xpml.nets.augment",
     "xpml.nets.checkpoint",
+    "xpml.nets.convnet",
     "xpml.nets.diagnostics",
     "xpml.nets.ensemble",
     "xpml.nets.fc_net",
