@@ -254,7 +254,7 @@ def attribute_loss(x, y, /, *, check: bool = True, xp=None):
     >>> attribute_loss(x, np.array([[1, 0], [0, 1]]))
     Traceback (most recent call last):
         ...
-    ValueError: attributes y must be +1 (has the attribute) or -1 (has not); found other values (0/1 labels become +1/-1 as 2 * y - 1)
+    ValueError: attributes y must be +1 (has the attribute) or -1 (has not); found other values ...
     """
     if xp is None:
         xp = backend.get_namespace(x, y)

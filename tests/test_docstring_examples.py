@@ -52,6 +52,7 @@ COMPLETE = (
     "xpml.nets.optim",
     "xpml.nets.preprocessing",
     "xpml.nets.regularization",
+    "xpml.nets.rules",
     "xpml.nets.schedules",
     "xpml.nets.search",
     "xpml.nets.solver",
