@@ -38,6 +38,7 @@ COMPLETE = (
     "xpml.nets",
     "xpml.nets.augment",
     "xpml.nets.checkpoint",
+    "xpml.nets.conv_layers",
     "xpml.nets.convnet",
     "xpml.nets.diagnostics",
     "xpml.nets.ensemble",
