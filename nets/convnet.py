@@ -507,7 +507,17 @@ class ConvNet(Net, CourseFace):
                 f"dtype={self.dtype_name!r}, backend={self.backend.label!r})")
 
     def summary(self) -> Summary:
-        """The per-layer table of this net (see :func:`summarize`), in its dtype's bytes."""
+        """The per-layer table of this net (see :func:`summarize`), in its dtype's bytes.
+
+        Examples
+        --------
+        >>> from xpml.nets import ConvNet
+        >>> net = ConvNet("CONV3-4 POOL2 FC-3", (1, 4, 4))
+        >>> net.summary().total_params, net.summary().total_memory
+        (91, 396)
+        >>> ConvNet("CONV3-4 POOL2 FC-3", (1, 4, 4), dtype="float64").summary().total_memory
+        792
+        """
         return summarize(self.layers, self.image_shape, bytes_per_value=8 if self.dtype_name == "float64" else 4)
 
     # ---- input -----------------------------------------------------------------------------------
@@ -673,6 +683,25 @@ class ConvNet(Net, CourseFace):
         the original net over every crop it would see, in one pass. Each entry equals the original
         net on its crop exactly when the convolutions have no zero padding (``/p0``); with padding,
         a crop inside the image sees its real neighbours where the net alone would see zeros.
+
+        Examples
+        --------
+        The FC-3 on the 4 x 2 x 2 volume becomes a 2 x 2 convolution; on an 8 x 8 image the net
+        gives a 3 x 3 map of class scores:
+
+        >>> import numpy as np
+        >>> from xpml.nets import ConvNet
+        >>> net = ConvNet("CONV3-4 POOL2 FC-3", (1, 4, 4), seed=0, dtype="float64")
+        >>> conv = net.convolutional()
+        >>> conv.architecture
+        'CONV3-4/s1/p1/d1 POOL2/s2 CONV2-3/s1/p0/d1/linear'
+        >>> conv.params["W2"].shape
+        (3, 4, 2, 2)
+        >>> X = np.random.default_rng(0).standard_normal((2, 1, 4, 4))
+        >>> bool(np.allclose(conv.loss(X), net.loss(X)))
+        True
+        >>> conv.score_map(np.zeros((1, 1, 8, 8))).shape
+        (1, 3, 3, 3)
         """
         xp = self.backend.xp
         layers, params, prev = [], {}, self.image_shape

@@ -360,7 +360,19 @@ class ClassTree:
         return tables
 
     def log_probabilities(self, x, /):
-        """log P(c) of every class (N, C) from hierarchical scores x (N, G + C): for predictions."""
+        """log P(c) of every class (N, C) from hierarchical scores x (N, G + C): for predictions.
+
+        Examples
+        --------
+        Group 0 twice as likely as group 1 (``log 2`` apart), the classes alike within it:
+
+        >>> import numpy as np
+        >>> from xpml.nets.losses import ClassTree
+        >>> tree = ClassTree([[0, 1], [2]])
+        >>> x = np.array([[np.log(2.0), 0.0, 0.0, 0.0, 0.0]])
+        >>> np.exp(tree.log_probabilities(x)).round(4)
+        array([[0.3333, 0.3333, 0.3333]])
+        """
         xp, device = backend.namespace_and_device(x)
         G = self._check_scores(x)
         members, _, group_of = self._arrays(xp, device, backend.index_dtype(xp, device))

@@ -725,7 +725,20 @@ class Chain:
         return state.get("average")
 
     def update(self, grads: Mapping, state: dict, params: Mapping, lr, /, *, in_place: bool = False):
-        """``(params, state)`` after one step; see the module's notes on ``in_place``."""
+        """``(params, state)`` after one step; see the module's notes on ``in_place``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from xpml.nets.rules import chain, get_rule
+        >>> opt = chain(get_rule("momentum", momentum=0.5))
+        >>> params = {"w": np.array([1.0, -1.0])}
+        >>> state = opt.init(params)
+        >>> for _ in range(2):
+        ...     params, state = opt.update({"w": np.array([1.0, 1.0])}, state, params, 0.1)
+        >>> params["w"], state["count"]
+        (array([ 0.75, -1.25]), 2)
+        """
         count = state["count"] + 1
         new_params, slots = {}, {}
         for k, w in params.items():

@@ -251,7 +251,24 @@ class Solver:
 
     @property
     def averaged_params(self):
-        """The running average of the parameters (with :func:`nets.rules.averaging`), else None."""
+        """The running average of the parameters (with :func:`nets.rules.averaging`), else None.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from xpml.nets import FullyConnectedNet, Solver
+        >>> from xpml.nets.rules import averaging
+        >>> X = np.random.default_rng(0).standard_normal((40, 2))
+        >>> y = (X[:, 0] > 0).astype(np.int64)
+        >>> net = FullyConnectedNet([4], input_dim=2, num_classes=2, seed=0)
+        >>> data = {"X_train": X, "y_train": y}
+        >>> Solver(net, data, verbose=False).averaged_params is None
+        True
+        >>> solver = Solver(net, data, num_epochs=2, batch_size=20, verbose=False, transforms=[averaging(0.9)])
+        >>> solver.train()
+        >>> {name: p.shape for name, p in solver.averaged_params.items()}
+        {'W1': (2, 4), 'b1': (4,), 'W2': (4, 2), 'b2': (2,)}
+        """
         return self.optimizer.averaged(self.optimizer_state)
 
     def _evaluated_params(self) -> dict:
