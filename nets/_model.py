@@ -27,17 +27,48 @@ _SCORE_BUDGET = 64 * 2**20
 
 
 def as_int(value, /, *, name: str) -> int:
-    """A positive integer hyperparameter as a Python int (NumPy integers accepted)."""
+    """A positive integer hyperparameter as a Python int (NumPy integers accepted).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets.model import as_int
+    >>> as_int(np.int64(3), name="batch_size")
+    3
+    >>> as_int(0, name="batch_size")
+    Traceback (most recent call last):
+        ...
+    xpml.backend.errors.InputError: batch_size must be > 0, got 0
+    """
     return int(check_positive(value, name=name, integer=True))
 
 
 def as_float(value, /, *, name: str, allow_zero: bool = False) -> float:
-    """A positive (or non-negative) hyperparameter as a Python float, so it never changes an array's dtype."""
+    """A positive (or non-negative) hyperparameter as a Python float, so it never changes an array's dtype.
+
+    Examples
+    --------
+    >>> from xpml.nets.model import as_float
+    >>> as_float(2, name="learning_rate"), as_float(0, name="reg", allow_zero=True)
+    (2.0, 0.0)
+    >>> as_float(-1, name="learning_rate")
+    Traceback (most recent call last):
+        ...
+    xpml.backend.errors.InputError: learning_rate must be > 0, got -1
+    """
     return float(check_positive(value, name=name, allow_zero=allow_zero))
 
 
 def dtype_name(dtype, /):
-    """``"float32"`` / ``"float64"`` for a name, a NumPy type or dtype (``np.float64``), or None (float32)."""
+    """``"float32"`` / ``"float64"`` for a name, a NumPy type or dtype (``np.float64``), or None (float32).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets.model import dtype_name
+    >>> dtype_name(np.float64), dtype_name(np.dtype("float32")), dtype_name("float64"), dtype_name(None)
+    ('float64', 'float32', 'float64', None)
+    """
     if dtype is None or isinstance(dtype, str):
         return dtype
     name = getattr(dtype, "__name__", None) or str(dtype)
@@ -46,7 +77,17 @@ def dtype_name(dtype, /):
 
 
 def check_size(shapes, /) -> None:
-    """Refuse a set of parameter shapes with more than :data:`MAX_PARAMETERS` values in all."""
+    """Refuse a set of parameter shapes with more than :data:`MAX_PARAMETERS` values in all.
+
+    Examples
+    --------
+    >>> from xpml.nets.model import check_size
+    >>> check_size([(3072, 100), (100, 10)])
+    >>> check_size([(2**16, 2**16)])
+    Traceback (most recent call last):
+        ...
+    ValueError: the net would have 4,294,967,296 parameters, more than the 2,147,483,648 allowed; choose smaller layers
+    """
     total = sum(math.prod(s) for s in shapes)
     if total > MAX_PARAMETERS:
         raise InputError(f"the net would have {total:,} parameters, more than the {MAX_PARAMETERS:,} allowed; "

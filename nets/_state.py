@@ -29,7 +29,24 @@ _STAMP = "_xpml_version"
 
 
 class ModelVersionError(InputError):
-    """A pickled model was written by a newer xpml release than this one."""
+    """A pickled model was written by a newer xpml release than this one.
+
+    Examples
+    --------
+    A state stamped by a future release is refused when it is read back:
+
+    >>> from xpml.nets.model import ModelVersionError, VersionedState
+    >>> class Model(VersionedState):
+    ...     pass
+    >>> state = Model().__getstate__()
+    >>> state["_xpml_version"] = "99.0"
+    >>> Model.__new__(Model).__setstate__(state)
+    Traceback (most recent call last):
+        ...
+    xpml.nets._state.ModelVersionError: this Model was pickled by xpml 99.0, newer than this xpml ...
+    >>> issubclass(ModelVersionError, ValueError)
+    True
+    """
 
 
 def release(version: str, /) -> tuple[int, int]:
@@ -73,6 +90,22 @@ class VersionedState:
     ----------
     _transient : tuple of str
         Attributes tied to this process (futures of a Dask cluster, say): pickled as None.
+
+    Examples
+    --------
+    A copy goes through the same ``__getstate__`` and ``__setstate__`` as a pickle:
+
+    >>> import copy
+    >>> from xpml.nets.model import VersionedState
+    >>> class Model(VersionedState):
+    ...     _transient = ("cache",)
+    ...     def __init__(self):
+    ...         self.weights, self.cache = [1.0, 2.0], object()
+    >>> sorted(Model().__getstate__())
+    ['_xpml_version', 'cache', 'weights']
+    >>> clone = copy.deepcopy(Model())
+    >>> clone.weights, clone.cache
+    ([1.0, 2.0], None)
     """
 
     _transient: tuple[str, ...] = ()

@@ -94,6 +94,16 @@ def conv_output_size(size: int, field: int, /, *, stride: int = 1, pad: int = 0,
     ValueError
         If the window is larger than the padded input, or the windows do not tile it (the
         division leaves a remainder): the message names ``name`` and gives every size.
+
+    Examples
+    --------
+    >>> from xpml.nets.conv_layers import conv_output_size
+    >>> conv_output_size(32, 3, pad=1), conv_output_size(32, 2, stride=2), conv_output_size(7, 3, dilation=2)
+    (32, 16, 3)
+    >>> conv_output_size(6, 3, stride=2)
+    Traceback (most recent call last):
+        ...
+    ValueError: layer: (W - F + 2P) / S + 1 = (6 - 3 + 2 * 0) / 2 + 1 = 2.5 is not an integer along the width; ...
     """
     extent = dilation * (field - 1) + 1
     padded = size + 2 * pad
@@ -223,6 +233,18 @@ def conv_forward_naive(x, w, b, conv_param, /):
     -----
     ``out[n, f, i, j] = b[f] + sum_{c, k, l} w[f, c, k, l] xpad[n, c, i S + k d, j S + l d]``
     with ``xpad`` the zero-padded input (a cross-correlation, as in every deep learning library).
+
+    Examples
+    --------
+    A 2x2 filter of ones with stride 2 sums each 2x2 block (plus the bias 0.5):
+
+    >>> import numpy as np
+    >>> from xpml.nets import conv_layers
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> out, cache = conv_layers.conv_forward_naive(x, np.ones((1, 1, 2, 2)), np.array([0.5]), {"stride": 2})
+    >>> out
+    array([[[[10.5, 18.5],
+             [42.5, 50.5]]]])
     """
     xp, _ = backend.namespace_and_device(x, w, b)
     g = _conv_geometry(x, w, b, conv_param, "conv_forward_naive")
@@ -245,6 +267,17 @@ def conv_backward_naive(dout, cache, /):
     -----
     Each output position sends ``dout[n, f, i, j] w[f]`` back to the window of x it read, and
     ``dout[n, f, i, j]`` times that window to ``dw[f]``; ``db[f] = sum_{n, i, j} dout[n, f, i, j]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import conv_layers
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> out, cache = conv_layers.conv_forward_naive(x, np.ones((1, 1, 2, 2)), np.array([0.5]), {"stride": 2})
+    >>> dx, dw, db = conv_layers.conv_backward_naive(np.ones_like(out), cache)
+    >>> dx.shape, dw, db
+    ((1, 1, 4, 4), array([[[[20., 24.],
+             [36., 40.]]]]), array([4.]))
     """
     x, w, b, conv_param = cache
     xp, device = backend.namespace_and_device(dout, x, w)
@@ -356,6 +389,19 @@ def conv_forward_fast(x, w, b, conv_param, /, *, native: bool = True, memory_bud
     The portable path writes the windows as columns, ``cols`` (C HH WW, H' W') per example, and
     computes ``out = w.reshape(F, C HH WW) @ cols + b``: HH WW strided slices and one matrix
     product per chunk instead of H' W' small products.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import conv_layers
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> w, b = np.ones((1, 1, 2, 2)), np.array([0.5])
+    >>> out, _ = conv_layers.conv_forward_fast(x, w, b, {"stride": 2})
+    >>> out
+    array([[[[10.5, 18.5],
+             [42.5, 50.5]]]])
+    >>> bool(np.array_equal(out, conv_layers.conv_forward_naive(x, w, b, {"stride": 2})[0]))
+    True
     """
     xp, device = backend.namespace_and_device(x, w, b)
     g = _conv_geometry(x, w, b, conv_param, "conv_forward_fast")
@@ -381,6 +427,17 @@ def conv_backward_fast(dout, cache, /):
     Portable path, per chunk: ``dw += sum_n dout_n cols_n^T``, ``dcols_n = w^T dout_n`` and
     ``dx = col2im(dcols)``, which adds each column entry back to the pixel it was read from. The
     columns are rebuilt from x rather than kept from the forward pass, so the memory stays bounded.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import conv_layers
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> out, cache = conv_layers.conv_forward_fast(x, np.ones((1, 1, 2, 2)), np.array([0.5]), {"stride": 2})
+    >>> dx, dw, db = conv_layers.conv_backward_fast(np.ones_like(out), cache)
+    >>> dw, db
+    (array([[[[20., 24.],
+             [36., 40.]]]]), array([4.]))
     """
     x, w, b, _, g, kernels, rows, _ = cache
     xp, device = backend.namespace_and_device(dout, x, w)
@@ -424,6 +481,17 @@ def max_pool_forward_naive(x, pool_param, /):
     -----
     ``out[n, c, i, j] = max_{k, l} x[n, c, i S + k, j S + l]``; the gradient goes to the first
     maximum of each window.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import conv_layers
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> pool = {"pool_height": 2, "pool_width": 2, "stride": 2}
+    >>> out, cache = conv_layers.max_pool_forward_naive(x, pool)
+    >>> out
+    array([[[[ 5.,  7.],
+             [13., 15.]]]])
     """
     xp = backend.get_namespace(x)
     g = _pool_geometry(x, pool_param, "max_pool_forward_naive")
@@ -439,7 +507,23 @@ def max_pool_forward_naive(x, pool_param, /):
 
 
 def max_pool_backward_naive(dout, cache, /):
-    """Backward pass of :func:`max_pool_forward_naive`: ``dx`` shaped like x."""
+    """Backward pass of :func:`max_pool_forward_naive`: ``dx`` shaped like x.
+
+    Examples
+    --------
+    Each window's gradient goes to its maximum, the bottom-right entry here:
+
+    >>> import numpy as np
+    >>> from xpml.nets import conv_layers
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> pool = {"pool_height": 2, "pool_width": 2, "stride": 2}
+    >>> out, cache = conv_layers.max_pool_forward_naive(x, pool)
+    >>> conv_layers.max_pool_backward_naive(np.ones_like(out), cache)
+    array([[[[0., 0., 0., 0.],
+             [0., 1., 0., 1.],
+             [0., 0., 0., 0.],
+             [0., 1., 0., 1.]]]])
+    """
     x, pool_param = cache
     xp, device = backend.namespace_and_device(dout, x)
     g = _pool_geometry(x, pool_param, "max_pool_backward_naive")
@@ -470,6 +554,17 @@ def max_pool_forward_fast(x, pool_param, /, *, native: bool = True):
 
     The namespace's own pooling where it has one (``native=False`` forces the portable path); the
     portable path takes the maximum over the pool_height x pool_width strided slices of x at once.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import conv_layers
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> pool = {"pool_height": 2, "pool_width": 2, "stride": 2}
+    >>> out, _ = conv_layers.max_pool_forward_fast(x, pool)
+    >>> out
+    array([[[[ 5.,  7.],
+             [13., 15.]]]])
     """
     xp = backend.get_namespace(x)
     g = _pool_geometry(x, pool_param, "max_pool_forward_fast")
@@ -483,7 +578,19 @@ def max_pool_forward_fast(x, pool_param, /, *, native: bool = True):
 
 def max_pool_backward_fast(dout, cache, /):
     """Backward pass of :func:`max_pool_forward_fast`: ``dx``, the gradient sent to the (first)
-    maximum of each window."""
+    maximum of each window.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import conv_layers
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> pool = {"pool_height": 2, "pool_width": 2, "stride": 2}
+    >>> out, cache = conv_layers.max_pool_forward_fast(x, pool)
+    >>> conv_layers.max_pool_backward_fast(np.ones_like(out), cache)[0, 0, :2]
+    array([[0., 0., 0., 0.],
+           [0., 1., 0., 1.]])
+    """
     x, g, kernels, aux = cache
     xp, device = backend.namespace_and_device(dout, x)
     N, C, H, W = x.shape
@@ -539,6 +646,17 @@ def spatial_batchnorm_forward(x, gamma, beta, bn_param, /):
     -----
     :func:`nets.layers.batchnorm_forward` on the (N H W, C) view of x: the statistics of channel
     c are taken over its N H W values.
+
+    Examples
+    --------
+    In training mode each channel comes out with mean 0 and standard deviation 1:
+
+    >>> import numpy as np
+    >>> from xpml.nets import conv_layers
+    >>> x = np.random.default_rng(0).standard_normal((4, 3, 2, 2)) * 5 + 2
+    >>> out, cache = conv_layers.spatial_batchnorm_forward(x, np.ones(3), np.zeros(3), {"mode": "train"})
+    >>> bool(np.abs(out.mean(axis=(0, 2, 3))).max() < 1e-12), out.std(axis=(0, 2, 3)).round(4)
+    (True, array([1., 1., 1.]))
     """
     xp = backend.get_namespace(x, gamma, beta)
     _check_images(x, "spatial_batchnorm_forward")
@@ -547,7 +665,18 @@ def spatial_batchnorm_forward(x, gamma, beta, bn_param, /):
 
 
 def spatial_batchnorm_backward(dout, cache, /):
-    """Backward pass of :func:`spatial_batchnorm_forward`: ``(dx, dgamma, dbeta)``."""
+    """Backward pass of :func:`spatial_batchnorm_forward`: ``(dx, dgamma, dbeta)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import conv_layers
+    >>> x = np.random.default_rng(0).standard_normal((4, 3, 2, 2)) * 5 + 2
+    >>> out, cache = conv_layers.spatial_batchnorm_forward(x, np.ones(3), np.zeros(3), {"mode": "train"})
+    >>> dx, dgamma, dbeta = conv_layers.spatial_batchnorm_backward(np.ones_like(out), cache)
+    >>> dx.shape, dgamma.shape, dbeta
+    ((4, 3, 2, 2), (3,), array([16., 16., 16.]))
+    """
     bn_cache, shape = cache
     xp = backend.get_namespace(dout)
     _check_dout(dout, shape, "spatial_batchnorm_backward")
@@ -589,6 +718,22 @@ def spatial_groupnorm_forward(x, gamma, beta, G, gn_param, /):
     :func:`nets.layers.layernorm_forward` (unit scale, no shift) on the (N G, C/G H W) view of x,
     then ``out = gamma * xhat + beta`` per channel. G = 1 is layer normalization over (C, H, W),
     G = C instance normalization.
+
+    Examples
+    --------
+    With G = C = 3 (instance normalization) each example's channel has standard deviation 1:
+
+    >>> import numpy as np
+    >>> from xpml.nets import conv_layers
+    >>> x = np.random.default_rng(0).standard_normal((4, 3, 2, 2)) * 5 + 2
+    >>> gamma, beta = np.ones((1, 3, 1, 1)), np.zeros((1, 3, 1, 1))
+    >>> out, cache = conv_layers.spatial_groupnorm_forward(x, gamma, beta, 3, {})
+    >>> out.std(axis=(2, 3)).round(3)[0]
+    array([1., 1., 1.])
+    >>> conv_layers.spatial_groupnorm_forward(x, gamma, beta, 2, {})
+    Traceback (most recent call last):
+        ...
+    ValueError: spatial_groupnorm_forward: G must be a positive integer that divides the 3 channels, got 2
     """
     xp, device = backend.namespace_and_device(x, gamma, beta)
     G = _check_groups(x, gamma, beta, G, "spatial_groupnorm_forward")
@@ -602,7 +747,19 @@ def spatial_groupnorm_forward(x, gamma, beta, G, gn_param, /):
 
 
 def spatial_groupnorm_backward(dout, cache, /):
-    """Backward pass of :func:`spatial_groupnorm_forward`: ``(dx, dgamma, dbeta)``, the last two (1, C, 1, 1)."""
+    """Backward pass of :func:`spatial_groupnorm_forward`: ``(dx, dgamma, dbeta)``, the last two (1, C, 1, 1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import conv_layers
+    >>> x = np.random.default_rng(0).standard_normal((4, 3, 2, 2)) * 5 + 2
+    >>> gamma, beta = np.ones((1, 3, 1, 1)), np.zeros((1, 3, 1, 1))
+    >>> out, cache = conv_layers.spatial_groupnorm_forward(x, gamma, beta, 3, {})
+    >>> dx, dgamma, dbeta = conv_layers.spatial_groupnorm_backward(np.ones_like(out), cache)
+    >>> dx.shape, dgamma.shape, dbeta.ravel()
+    ((4, 3, 2, 2), (1, 3, 1, 1), array([16., 16., 16.]))
+    """
     xhat, gamma, ln_cache = cache
     xp = backend.get_namespace(dout, xhat)
     _check_dout(dout, tuple(xhat.shape), "spatial_groupnorm_backward")
@@ -616,20 +773,66 @@ def spatial_groupnorm_backward(dout, cache, /):
 # ---- composite layers ------------------------------------------------------------------------------
 
 def conv_relu_forward(x, w, b, conv_param, /):
-    """A convolution (:func:`conv_forward_fast`) followed by a ReLU."""
+    """A convolution (:func:`conv_forward_fast`) followed by a ReLU.
+
+    Examples
+    --------
+    Two 1x1 filters, +1 and -1: the ReLU keeps the positive pixels, then the negated negative ones.
+
+    >>> import numpy as np
+    >>> from xpml.nets import conv_layers
+    >>> x = np.array([[[[1.0, -2.0], [3.0, -4.0]]]])
+    >>> w, b = np.array([1.0, -1.0]).reshape(2, 1, 1, 1), np.zeros(2)
+    >>> out, cache = conv_layers.conv_relu_forward(x, w, b, {})
+    >>> out
+    array([[[[1., 0.],
+             [3., 0.]],
+    <BLANKLINE>
+            [[0., 2.],
+             [0., 4.]]]])
+    """
     a, conv_cache = conv_forward_fast(x, w, b, conv_param)
     out, relu_cache = relu_forward(a)
     return out, (conv_cache, relu_cache)
 
 
 def conv_relu_backward(dout, cache, /):
-    """Backward pass of :func:`conv_relu_forward`: ``(dx, dw, db)``."""
+    """Backward pass of :func:`conv_relu_forward`: ``(dx, dw, db)``.
+
+    Examples
+    --------
+    Two 1x1 filters, +1 and -1: the ReLU keeps the positive pixels, then the negated negative ones.
+
+    >>> import numpy as np
+    >>> from xpml.nets import conv_layers
+    >>> x = np.array([[[[1.0, -2.0], [3.0, -4.0]]]])
+    >>> w, b = np.array([1.0, -1.0]).reshape(2, 1, 1, 1), np.zeros(2)
+    >>> out, cache = conv_layers.conv_relu_forward(x, w, b, {})
+    >>> dx, dw, db = conv_layers.conv_relu_backward(np.ones_like(out), cache)
+    >>> dx, dw.ravel(), db
+    (array([[[[ 1., -1.],
+             [ 1., -1.]]]]), array([ 4., -6.]), array([2., 2.]))
+    """
     conv_cache, relu_cache = cache
     return conv_backward_fast(relu_backward(dout, relu_cache), conv_cache)
 
 
 def conv_relu_pool_forward(x, w, b, conv_param, pool_param, /):
-    """A convolution, a ReLU and a max pool (the fast kernels)."""
+    """A convolution, a ReLU and a max pool (the fast kernels).
+
+    Examples
+    --------
+    Two 1x1 filters, +1 and -1: the ReLU keeps the positive pixels, then the negated negative ones.
+
+    >>> import numpy as np
+    >>> from xpml.nets import conv_layers
+    >>> x = np.array([[[[1.0, -2.0], [3.0, -4.0]]]])
+    >>> w, b = np.array([1.0, -1.0]).reshape(2, 1, 1, 1), np.zeros(2)
+    >>> pool = {"pool_height": 2, "pool_width": 2, "stride": 2}
+    >>> out, cache = conv_layers.conv_relu_pool_forward(x, w, b, {}, pool)
+    >>> out.ravel(), out.shape
+    (array([3., 4.]), (1, 2, 1, 1))
+    """
     a, conv_cache = conv_forward_fast(x, w, b, conv_param)
     s, relu_cache = relu_forward(a)
     out, pool_cache = max_pool_forward_fast(s, pool_param)
@@ -637,7 +840,23 @@ def conv_relu_pool_forward(x, w, b, conv_param, pool_param, /):
 
 
 def conv_relu_pool_backward(dout, cache, /):
-    """Backward pass of :func:`conv_relu_pool_forward`: ``(dx, dw, db)``."""
+    """Backward pass of :func:`conv_relu_pool_forward`: ``(dx, dw, db)``.
+
+    Examples
+    --------
+    Two 1x1 filters, +1 and -1: the ReLU keeps the positive pixels, then the negated negative ones.
+
+    >>> import numpy as np
+    >>> from xpml.nets import conv_layers
+    >>> x = np.array([[[[1.0, -2.0], [3.0, -4.0]]]])
+    >>> w, b = np.array([1.0, -1.0]).reshape(2, 1, 1, 1), np.zeros(2)
+    >>> pool = {"pool_height": 2, "pool_width": 2, "stride": 2}
+    >>> out, cache = conv_layers.conv_relu_pool_forward(x, w, b, {}, pool)
+    >>> dx, dw, db = conv_layers.conv_relu_pool_backward(np.ones_like(out), cache)
+    >>> dx, dw.ravel(), db
+    (array([[[[ 0.,  0.],
+             [ 1., -1.]]]]), array([ 3., -4.]), array([1., 1.]))
+    """
     conv_cache, relu_cache, pool_cache = cache
     ds = max_pool_backward_fast(dout, pool_cache)
     return conv_backward_fast(relu_backward(ds, relu_cache), conv_cache)

@@ -84,6 +84,14 @@ class Layer:
     ``size`` is (FH, FW) of a filter or pool window; ``outputs`` the filters or FC outputs;
     ``norm`` None, ``"batchnorm"`` or ``"groupnorm"`` (``groups`` G); ``keep`` the dropout keep
     probability (1: none); ``relu`` whether a ReLU follows.
+
+    Examples
+    --------
+    >>> from xpml.nets.convnet import Layer
+    >>> Layer("conv", "CONV3-8", (3, 3), 8, pad=1).text()
+    'CONV3-8/s1/p1/d1'
+    >>> Layer("fc", "FC-10", outputs=10, relu=False).text()
+    'FC-10'
     """
 
     kind: str
@@ -147,6 +155,21 @@ def parse_architecture(text, /) -> tuple[Layer, ...]:
         For a token that does not parse (the message shows it and what was expected), a BN, GN
         or DROP with no layer before it, a CONV or POOL after an FC, or a last token that is not
         an FC.
+
+    Examples
+    --------
+    >>> from xpml.nets.convnet import parse_architecture
+    >>> layers = parse_architecture("CONV3-4 BN POOL2 FC-10")
+    >>> [layer.kind for layer in layers]
+    ['conv', 'pool', 'fc']
+    >>> layers[0].size, layers[0].pad, layers[0].norm, layers[1].stride
+    ((3, 3), 1, 'batchnorm', 2)
+    >>> [layer.text() for layer in layers]
+    ['CONV3-4/s1/p1/d1 BN', 'POOL2/s2', 'FC-10']
+    >>> parse_architecture("CONV3-4 POOL2")
+    Traceback (most recent call last):
+        ...
+    ValueError: architecture must end with an FC layer giving the class scores (e.g. FC-10), not 'POOL2'
     """
     if not isinstance(text, str):
         raise InputTypeError(f"architecture must be a string such as 'CONV3-32 POOL2 FC-10', got {type(text).__name__}")
@@ -272,6 +295,22 @@ class Summary:
     per image), ``params`` (weights, biases and normalization parameters), ``weights`` (without
     biases and normalization parameters) and ``mult_adds`` (per image). The first row is the
     input. ``str(summary)`` is the table.
+
+    Examples
+    --------
+    >>> from xpml.nets.convnet import summarize
+    >>> summary = summarize("CONV3-4 POOL2 FC-10", (3, 8, 8))
+    >>> print(summary)
+    layer    output  activations  params  weights  mult-adds
+    --------------------------------------------------------
+    INPUT    3x8x8           192       0        0          0
+    CONV3-4  4x8x8           256     112      108      6,912
+    POOL2    4x4x4            64       0        0          0
+    FC-10    10               10     650      640        640
+    total                    522     762      748      7,552
+    memory: 2,088 bytes per image (forward pass, 4-byte values)
+    >>> summary.total_params, summary.total_memory, summary.rows[1]["output_shape"]
+    (762, 2088, (4, 8, 8))
     """
 
     rows: tuple
@@ -324,6 +363,17 @@ def summarize(architecture, input_dim, /, *, bytes_per_value: int = 4) -> Summar
     (138,344,128 weights without the biases) and 15,237,608 activations per image, the input
     included: the sum of the notes' own per-layer rows. The notes' "TOTAL memory: 24M" disagrees
     with those rows.
+
+    Examples
+    --------
+    A 3x3 convolution of 3 channels into 4 has 4 * 3 * 3 * 3 = 108 weights and 4 biases:
+
+    >>> from xpml.nets.convnet import summarize
+    >>> summary = summarize("CONV3-4 POOL2 FC-10", (3, 8, 8))
+    >>> [(row["name"], row["params"]) for row in summary.rows]
+    [('INPUT', 0), ('CONV3-4', 112), ('POOL2', 0), ('FC-10', 650)]
+    >>> summary.total_activations, summary.total_mult_adds
+    (522, 7552)
     """
     layers = parse_architecture(architecture) if isinstance(architecture, str) else tuple(architecture)
     input_dim = _input_dim(input_dim)
@@ -388,6 +438,25 @@ class ConvNet(Net, CourseFace):
     The net implements :class:`nets.model.Model`: :meth:`loss_and_grads` and :meth:`scores` are
     functions of the parameters and state they are given (the running statistics come back as
     a new state), so the Solver traces them into one compiled step on JAX.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import ConvNet
+    >>> net = ConvNet("CONV3-4 POOL2 FC-3", (1, 4, 4), seed=0)
+    >>> net
+    ConvNet('CONV3-4 POOL2 FC-3', input_dim=(1, 4, 4), dtype='float32', backend='numpy')
+    >>> {name: p.shape for name, p in net.params.items()}
+    {'W1': (4, 1, 3, 3), 'b1': (4,), 'W2': (16, 3), 'b2': (3,)}
+    >>> X = np.random.default_rng(0).standard_normal((2, 1, 4, 4)).astype(np.float32)
+    >>> scores = net.loss(X)
+    >>> scores.shape, scores.dtype
+    ((2, 3), dtype('float32'))
+    >>> loss, grads = net.loss(X, np.array([0, 2]))
+    >>> round(float(loss), 4)  # small weights: about log 3
+    1.0986
+    >>> net.summary().total_params
+    91
     """
 
     def __init__(self, architecture, input_dim=(3, 32, 32), *, reg=0.0, weight_scale=1e-3, dtype=None, seed=None,
@@ -439,7 +508,17 @@ class ConvNet(Net, CourseFace):
                 f"dtype={self.dtype_name!r}, backend={self.backend.label!r})")
 
     def summary(self) -> Summary:
-        """The per-layer table of this net (see :func:`summarize`), in its dtype's bytes."""
+        """The per-layer table of this net (see :func:`summarize`), in its dtype's bytes.
+
+        Examples
+        --------
+        >>> from xpml.nets import ConvNet
+        >>> net = ConvNet("CONV3-4 POOL2 FC-3", (1, 4, 4))
+        >>> net.summary().total_params, net.summary().total_memory
+        (91, 396)
+        >>> ConvNet("CONV3-4 POOL2 FC-3", (1, 4, 4), dtype="float64").summary().total_memory
+        792
+        """
         return summarize(self.layers, self.image_shape, bytes_per_value=8 if self.dtype_name == "float64" else 4)
 
     # ---- input -----------------------------------------------------------------------------------
@@ -605,6 +684,25 @@ class ConvNet(Net, CourseFace):
         the original net over every crop it would see, in one pass. Each entry equals the original
         net on its crop exactly when the convolutions have no zero padding (``/p0``); with padding,
         a crop inside the image sees its real neighbours where the net alone would see zeros.
+
+        Examples
+        --------
+        The FC-3 on the 4 x 2 x 2 volume becomes a 2 x 2 convolution; on an 8 x 8 image the net
+        gives a 3 x 3 map of class scores:
+
+        >>> import numpy as np
+        >>> from xpml.nets import ConvNet
+        >>> net = ConvNet("CONV3-4 POOL2 FC-3", (1, 4, 4), seed=0, dtype="float64")
+        >>> conv = net.convolutional()
+        >>> conv.architecture
+        'CONV3-4/s1/p1/d1 POOL2/s2 CONV2-3/s1/p0/d1/linear'
+        >>> conv.params["W2"].shape
+        (3, 4, 2, 2)
+        >>> X = np.random.default_rng(0).standard_normal((2, 1, 4, 4))
+        >>> bool(np.allclose(conv.loss(X), net.loss(X)))
+        True
+        >>> conv.score_map(np.zeros((1, 1, 8, 8))).shape
+        (1, 3, 3, 3)
         """
         xp = self.backend.xp
         layers, params, prev = [], {}, self.image_shape
@@ -789,6 +887,18 @@ class ThreeLayerConvNet(ConvNet):
     params : dict
         ``W1`` (F, C, filter_size, filter_size), ``b1`` (F,), ``W2`` (F H W / 4, hidden_dim), ``b2``,
         ``W3`` (hidden_dim, num_classes), ``b3``: the course's names.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import ThreeLayerConvNet
+    >>> net = ThreeLayerConvNet((1, 4, 4), num_filters=2, filter_size=3, hidden_dim=5, num_classes=3, seed=0)
+    >>> net
+    ThreeLayerConvNet('CONV3-2/p1 POOL2 FC-5 FC-3', input_dim=(1, 4, 4), dtype='float32', backend='numpy')
+    >>> {name: p.shape for name, p in net.params.items()}
+    {'W1': (2, 1, 3, 3), 'b1': (2,), 'W2': (8, 5), 'b2': (5,), 'W3': (5, 3), 'b3': (3,)}
+    >>> net.loss(np.zeros((2, 1, 4, 4), dtype=np.float32)).shape
+    (2, 3)
     """
 
     def __init__(self, input_dim=(3, 32, 32), num_filters=32, filter_size=7, hidden_dim=100, num_classes=10,

@@ -71,7 +71,17 @@ def _check_network(num_layers, normalization, activation) -> None:
 
 def network_scores(params, X, /, *, num_layers: int, normalization=None, activation: str = "relu",
                    norm_params=None):
-    """Class scores (N, C) of a fully connected net in test mode (no dropout, running statistics)."""
+    """Class scores (N, C) of a fully connected net in test mode (no dropout, running statistics).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import FullyConnectedNet
+    >>> from xpml.nets.fc_net import network_scores
+    >>> net = FullyConnectedNet([5, 4], input_dim=3, num_classes=2, seed=0)
+    >>> network_scores(net.params, np.ones((6, 3), dtype=np.float32), num_layers=3).shape
+    (6, 2)
+    """
     _check_network(num_layers, normalization, activation)
     xp, device = backend.namespace_and_device(X, params["W1"])
     return _network_scores(xp, device, params, X, num_layers=num_layers, normalization=normalization,
@@ -108,6 +118,21 @@ def network_loss(params, X, y, /, *, num_layers: int, normalization=None, activa
     -------
     loss : 0-d array
     grads : dict with the keys and shapes of ``params``
+
+    Examples
+    --------
+    Small initial weights score both classes alike: a loss of about log 2.
+
+    >>> import numpy as np
+    >>> from xpml.nets import FullyConnectedNet
+    >>> from xpml.nets.fc_net import network_loss
+    >>> net = FullyConnectedNet([5, 4], input_dim=3, num_classes=2, seed=0, dtype="float64")
+    >>> X, y = np.random.default_rng(0).standard_normal((6, 3)), np.array([0, 1, 0, 1, 1, 0])
+    >>> loss, grads = network_loss(net.params, X, y, num_layers=3)
+    >>> round(float(loss), 4), round(float(np.log(2)), 4)
+    (0.6931, 0.6931)
+    >>> grads["W2"].shape
+    (5, 4)
     """
     _check_network(num_layers, normalization, activation)
     xp, device = backend.namespace_and_device(X, y.labels if isinstance(y, DistillationTargets) else y, params["W1"])
@@ -201,6 +226,22 @@ class FullyConnectedNet(Net, CourseFace):
         ``{"mode", "p"}`` (and ``"seed"`` when given), as in the course.
     num_layers : int
         L = len(hidden_dims) + 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets import FullyConnectedNet
+    >>> net = FullyConnectedNet([5, 4], input_dim=3, num_classes=2, seed=0, dtype="float64")
+    >>> net.num_layers, sorted(net.params), net.params["W2"].shape
+    (3, ['W1', 'W2', 'W3', 'b1', 'b2', 'b3'], (5, 4))
+    >>> X, y = np.random.default_rng(0).standard_normal((6, 3)), np.array([0, 1, 0, 1, 1, 0])
+    >>> net.loss(X).shape
+    (6, 2)
+    >>> loss, grads = net.loss(X, y)
+    >>> round(float(loss), 4)
+    0.6931
+    >>> sorted(FullyConnectedNet([4], input_dim=3, num_classes=2, normalization="batchnorm").params)
+    ['W1', 'W2', 'b1', 'b2', 'beta1', 'gamma1']
     """
 
     def __init__(self, hidden_dims, input_dim=3 * 32 * 32, num_classes=10, dropout_keep_ratio=1, normalization=None,

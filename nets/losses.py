@@ -87,6 +87,20 @@ def svm_loss(x, y, /, *, squared: bool = False, xp=None, device=None):
     ``L = (1/N) sum_ij m_ij`` and ``dx_ij = a_ij / N`` with ``a_ij = 1[m_ij > 0]``; squared,
     ``L = (1/N) sum_ij m_ij**2`` and ``dx_ij = 2 m_ij / N``. In both,
     ``dx_{i,y_i} = -sum_{j != y_i} dx_ij``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets.losses import svm_loss
+    >>> x = np.array([[2.0, 1.0, 0.5], [0.0, 1.5, 1.0]])
+    >>> loss, dx = svm_loss(x, np.array([0, 2]))
+    >>> float(loss)
+    0.75
+    >>> dx
+    array([[ 0. ,  0. ,  0. ],
+           [ 0. ,  0.5, -0.5]])
+    >>> float(svm_loss(x, np.array([0, 2]), squared=True)[0])
+    1.125
     """
     xp, device = _namespace(xp, device, x, y)
     onehot = _one_hot_labels(xp, device, x, y)
@@ -158,6 +172,25 @@ def softmax_loss(x, y, /, *, temperature: float = 1.0, check: bool = True, xp=No
     soft rows): ``L = -(1/N) sum_ij t_ij log p_ij`` and ``dx = (P s - t) / (N T)``, where
     ``s_i = sum_j t_ij`` is 1 for labels (and for valid soft rows, up to rounding). The scores are
     shifted by their row maximum first, which changes neither but keeps ``exp`` from overflowing.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets.losses import softmax_loss
+    >>> x = np.array([[2.0, 1.0, 0.5], [0.0, 1.5, 1.0]])
+    >>> loss, dx = softmax_loss(x, np.array([0, 2]))
+    >>> round(float(loss), 4), dx.shape
+    (0.7842, (2, 3))
+    >>> dx.round(3)
+    array([[-0.186,  0.116,  0.07 ],
+           [ 0.061,  0.273, -0.334]])
+
+    Soft targets (one probability row per example) and a temperature:
+
+    >>> round(float(softmax_loss(x, np.array([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]]))[0]), 4)
+    1.0342
+    >>> round(float(softmax_loss(x, np.array([0, 2]), temperature=2.0)[0]), 4)
+    0.8966
     """
     xp, device = _namespace(xp, device, x, y)
     t = 1.0 if temperature == 1.0 else _check_temperature(temperature)
@@ -318,6 +351,22 @@ def attribute_loss(x, y, /, *, check: bool = True, xp=None):
     -----
     The notes' ``L_i = sum_j max(0, 1 - y_ij x_ij)``, averaged over the N examples:
     ``dx_ij = -y_ij 1[y_ij x_ij < 1] / N``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets.losses import attribute_loss
+    >>> x = np.array([[0.5, -2.0], [1.5, 0.2]])
+    >>> loss, dx = attribute_loss(x, np.array([[1, -1], [-1, 1]]))
+    >>> float(loss)
+    1.9
+    >>> dx
+    array([[-0.5,  0. ],
+           [ 0.5, -0.5]])
+    >>> attribute_loss(x, np.array([[1, 0], [0, 1]]))
+    Traceback (most recent call last):
+        ...
+    ValueError: attributes y must be +1 (has the attribute) or -1 (has not); found other values ...
     """
     if xp is None:
         xp = backend.get_namespace(x, y)
@@ -361,6 +410,22 @@ class ClassTree:
     The scores of a hierarchical softmax are G group scores followed by C class scores
     (``x[:, :G]``, ``x[:, G:]``, class c at column ``G + c``):
     ``P(c) = softmax(x[:, :G])_{g(c)} * softmax over the classes of g(c) of their scores``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets.losses import ClassTree
+    >>> tree = ClassTree([[0, 1], [2, 3]])
+    >>> tree
+    ClassTree([[0, 1], [2, 3]])
+    >>> tree.num_groups, tree.num_classes, tree.group_of, tree.width
+    (2, 4, (0, 0, 1, 1), 2)
+    >>> np.exp(tree.log_probabilities(np.zeros((1, 6))))
+    array([[0.25, 0.25, 0.25, 0.25]])
+    >>> ClassTree([[0, 1], [1, 2]])
+    Traceback (most recent call last):
+        ...
+    ValueError: a class tree must hold each class 0..3 exactly once; missing [3], repeated [1], out of range []
     """
 
     def __init__(self, groups, /):
@@ -407,7 +472,19 @@ class ClassTree:
         return tables
 
     def log_probabilities(self, x, /):
-        """log P(c) of every class (N, C) from hierarchical scores x (N, G + C): for predictions."""
+        """log P(c) of every class (N, C) from hierarchical scores x (N, G + C): for predictions.
+
+        Examples
+        --------
+        Group 0 twice as likely as group 1 (``log 2`` apart), the classes alike within it:
+
+        >>> import numpy as np
+        >>> from xpml.nets.losses import ClassTree
+        >>> tree = ClassTree([[0, 1], [2]])
+        >>> x = np.array([[np.log(2.0), 0.0, 0.0, 0.0, 0.0]])
+        >>> np.exp(tree.log_probabilities(x)).round(4)
+        array([[0.3333, 0.3333, 0.3333]])
+        """
         xp, device = backend.namespace_and_device(x)
         G = self._check_scores(x)
         members, _, group_of = self._arrays(xp, device, backend.index_dtype(xp, device))
@@ -464,6 +541,19 @@ def hierarchical_softmax_loss(x, y, tree: ClassTree, /, *, xp=None, device=None)
     The gradient is ``(softmax(x_i[:G]) - e_{g_i}) / N`` on the group scores and
     ``(P(c | g_i) - 1[c = y_i]) / N`` on the classes of ``g_i`` (0 elsewhere), written densely
     into dx like any gradient of dense scores.
+
+    Examples
+    --------
+    With all scores zero, each of the 4 classes has probability 1/4:
+
+    >>> import numpy as np
+    >>> from xpml.nets.losses import ClassTree, hierarchical_softmax_loss
+    >>> tree = ClassTree([[0, 1], [2, 3]])
+    >>> loss, dx = hierarchical_softmax_loss(np.zeros((1, 6)), np.array([3]), tree)
+    >>> round(float(loss), 4), round(float(np.log(4)), 4)
+    (1.3863, 1.3863)
+    >>> dx
+    array([[ 0.5, -0.5,  0. ,  0. ,  0.5, -0.5]])
     """
     xp, device = _namespace(xp, device, x, y)
     G = tree._check_scores(x)
@@ -505,6 +595,17 @@ def l2_penalty(W, /, reg: float, *, xp=None):
     """L2 penalty ``reg * sum(W**2)`` and its gradient ``2 * reg * W``.
 
     Returns ``(loss, dW)``: a 0-d array and an array shaped like ``W``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets.losses import l2_penalty
+    >>> loss, dW = l2_penalty(np.array([[1.0, -2.0], [0.5, 0.0]]), 0.1)
+    >>> round(float(loss), 4)
+    0.525
+    >>> dW
+    array([[ 0.2, -0.4],
+           [ 0.1,  0. ]])
     """
     if xp is None:
         xp = backend.get_namespace(W)

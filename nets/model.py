@@ -112,6 +112,23 @@ class CourseFace:
     Without labels, the scores (test mode); with them, ``(loss, grads)`` in training mode, with the
     model's own dropout masks, storing the new state (running statistics) back, as the course's
     models do.
+
+    Examples
+    --------
+    :class:`nets.FullyConnectedNet` takes its ``loss`` from here:
+
+    >>> import numpy as np
+    >>> from xpml.nets import FullyConnectedNet
+    >>> from xpml.nets.model import CourseFace
+    >>> net = FullyConnectedNet([4], input_dim=3, num_classes=2, seed=0)
+    >>> isinstance(net, CourseFace)
+    True
+    >>> X = np.zeros((5, 3), dtype=np.float32)
+    >>> net.loss(X).shape
+    (5, 2)
+    >>> loss, grads = net.loss(X, np.array([0, 1, 0, 1, 1]))
+    >>> round(float(loss), 4)
+    0.6931
     """
 
     def loss(self, X, y=None):
@@ -128,6 +145,31 @@ class CourseModel:
     call ``model.loss`` after putting the given parameters into ``model.params`` (the course's
     models read their parameters from there; for the live parameters that is a no-op). It keeps
     no state, is never compiled, and reads ``num_classes`` from the model when it has one.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets.model import CourseModel, Model
+    >>> class Course:
+    ...     def __init__(self):
+    ...         self.params, self.num_classes = {"W": np.zeros((3, 2))}, 2
+    ...     def loss(self, X, y=None):
+    ...         scores = X @ self.params["W"]
+    ...         return scores if y is None else (0.0, {"W": np.zeros_like(self.params["W"])})
+    >>> model = CourseModel(Course())
+    >>> isinstance(model, Model), model.num_classes
+    (True, 2)
+
+    Other parameters are scored, and the live ones put back:
+
+    >>> model.scores({"W": np.ones((3, 2))}, np.ones((1, 3)), state={})
+    array([[3., 3.]])
+    >>> float(model.params["W"].sum())
+    0.0
+    >>> CourseModel(object())
+    Traceback (most recent call last):
+        ...
+    TypeError: model must have a params dict and a loss(X, y=None) method; got object
     """
 
     def __init__(self, model):

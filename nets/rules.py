@@ -103,12 +103,31 @@ def is_weight(name: str, array, /) -> bool:
 
     The course names weights ``W``, ``W1``, ``W2``, ...; biases and normalization parameters
     (``b1``, ``gamma1``, ``beta1``) are not regularized.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets.rules import is_weight
+    >>> is_weight("W1", np.zeros((2, 2))), is_weight("b1", np.zeros(2)), is_weight("gamma1", np.zeros((2, 2)))
+    (True, False, False)
     """
     return name.startswith("W") and array.ndim >= 2
 
 
 def check_learning_rate(lr, /, *, what: str = "the learning rate"):
-    """``lr`` as a Python float, refusing a negative, infinite or NaN value (a traced 0-d array passes)."""
+    """``lr`` as a Python float, refusing a negative, infinite or NaN value (a traced 0-d array passes).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets.rules import check_learning_rate
+    >>> check_learning_rate(1e-3), check_learning_rate(np.float32(0.5))
+    (0.001, 0.5)
+    >>> check_learning_rate(-0.1)
+    Traceback (most recent call last):
+        ...
+    ValueError: the learning rate must be a finite number >= 0, got -0.1: a negative rate climbs the loss; ...
+    """
     if hasattr(lr, "shape") and not isinstance(lr, (int, float)):
         try:
             lr_value = float(lr)
@@ -152,6 +171,14 @@ class Rule:
 
     Subclasses set ``state_size`` (arrays kept per parameter), ``default_learning_rate`` (the
     course's default for the rule) and implement :meth:`step` for one parameter array.
+
+    Examples
+    --------
+    >>> from xpml.nets.rules import Adam, Rule, SGD
+    >>> issubclass(Adam, Rule), Adam.state_size, Adam.default_learning_rate, SGD.default_learning_rate
+    (True, 2, 0.001, 0.01)
+    >>> Adam(beta1=0.5)
+    Adam(beta1=0.5, beta2=0.999, epsilon=1e-08)
     """
 
     name: str = "rule"
@@ -189,7 +216,24 @@ def _decayed(g, w, decay, own):
 
 class SGD(Rule):
     """Vanilla SGD: ``w <- w - lr * dw``. With L2 (``decay``) the step is fused:
-    ``w <- w * (1 - lr * decay) - lr * dw``, three passes with no temporary."""
+    ``w <- w * (1 - lr * decay) - lr * dw``, three passes with no temporary.
+
+    Examples
+    --------
+    Two steps at learning rate 0.1 with the same gradient; each moves ``w`` by ``-0.1 * dw``.
+
+    >>> import numpy as np
+    >>> from xpml.nets.rules import SGD
+    >>> rule = SGD()
+    >>> params, grads = {"w": np.array([1.0, -2.0])}, {"w": np.array([0.5, -1.0])}
+    >>> state = rule.init(params)
+    >>> for _ in range(2):
+    ...     params, state = rule.update(grads, state, params, 0.1)
+    >>> params["w"].round(4)
+    array([ 0.9, -1.8])
+    >>> state["count"], len(state["slots"]["w"]), rule.state_size
+    (2, 0, 0)
+    """
 
     name, state_size = "sgd", 0
 
@@ -201,7 +245,24 @@ class SGD(Rule):
 
 
 class Momentum(Rule):
-    """SGD with momentum: ``v <- mu v - lr dw``; ``w <- w + v``."""
+    """SGD with momentum: ``v <- mu v - lr dw``; ``w <- w + v``.
+
+    Examples
+    --------
+    Two steps at learning rate 0.1 with the same gradient; the second goes further (0.095 against 0.05).
+
+    >>> import numpy as np
+    >>> from xpml.nets.rules import Momentum
+    >>> rule = Momentum(0.9)
+    >>> params, grads = {"w": np.array([1.0, -2.0])}, {"w": np.array([0.5, -1.0])}
+    >>> state = rule.init(params)
+    >>> for _ in range(2):
+    ...     params, state = rule.update(grads, state, params, 0.1)
+    >>> params["w"].round(4)
+    array([ 0.855, -1.71 ])
+    >>> state["count"], len(state["slots"]["w"]), rule.state_size
+    (2, 1, 1)
+    """
 
     name, state_size = "momentum", 1
 
@@ -217,7 +278,24 @@ class Momentum(Rule):
 
 class Nesterov(Rule):
     """Nesterov momentum in the notes' form: ``v' = mu v - lr dw``; ``w <- w - mu v + (1 + mu) v'``,
-    computed as ``w + mu^2 v - (1 + mu) lr dw`` before the velocity moves on."""
+    computed as ``w + mu^2 v - (1 + mu) lr dw`` before the velocity moves on.
+
+    Examples
+    --------
+    Two steps at learning rate 0.1 with the same gradient.
+
+    >>> import numpy as np
+    >>> from xpml.nets.rules import Nesterov
+    >>> rule = Nesterov(0.9)
+    >>> params, grads = {"w": np.array([1.0, -2.0])}, {"w": np.array([0.5, -1.0])}
+    >>> state = rule.init(params)
+    >>> for _ in range(2):
+    ...     params, state = rule.update(grads, state, params, 0.1)
+    >>> params["w"].round(4)
+    array([ 0.7695, -1.539 ])
+    >>> state["count"], len(state["slots"]["w"]), rule.state_size
+    (2, 1, 1)
+    """
 
     name, state_size = "nesterov", 1
 
@@ -234,7 +312,25 @@ class Nesterov(Rule):
 
 
 class Adagrad(Rule):
-    """Adagrad: ``cache <- cache + dw^2``; ``w <- w - lr dw / (sqrt(cache) + eps)``."""
+    """Adagrad: ``cache <- cache + dw^2``; ``w <- w - lr dw / (sqrt(cache) + eps)``.
+
+    Examples
+    --------
+    Two steps at learning rate 0.1 with the same gradient; the first step is ``lr * sign(dw)``,
+    the second ``lr / sqrt(2)``.
+
+    >>> import numpy as np
+    >>> from xpml.nets.rules import Adagrad
+    >>> rule = Adagrad()
+    >>> params, grads = {"w": np.array([1.0, -2.0])}, {"w": np.array([0.5, -1.0])}
+    >>> state = rule.init(params)
+    >>> for _ in range(2):
+    ...     params, state = rule.update(grads, state, params, 0.1)
+    >>> params["w"].round(4)
+    array([ 0.8293, -1.8293])
+    >>> state["count"], len(state["slots"]["w"]), rule.state_size
+    (2, 1, 1)
+    """
 
     name, state_size = "adagrad", 1
 
@@ -250,7 +346,24 @@ class Adagrad(Rule):
 
 
 class RMSprop(Rule):
-    """RMSprop: ``cache <- cache + (1 - rho)(dw^2 - cache)``; ``w <- w - lr dw / (sqrt(cache) + eps)``."""
+    """RMSprop: ``cache <- cache + (1 - rho)(dw^2 - cache)``; ``w <- w - lr dw / (sqrt(cache) + eps)``.
+
+    Examples
+    --------
+    Two steps at learning rate 0.1 with the same gradient.
+
+    >>> import numpy as np
+    >>> from xpml.nets.rules import RMSprop
+    >>> rule = RMSprop(decay_rate=0.9)
+    >>> params, grads = {"w": np.array([1.0, -2.0])}, {"w": np.array([0.5, -1.0])}
+    >>> state = rule.init(params)
+    >>> for _ in range(2):
+    ...     params, state = rule.update(grads, state, params, 0.1)
+    >>> params["w"].round(4)
+    array([ 0.4544, -1.4544])
+    >>> state["count"], len(state["slots"]["w"]), rule.state_size
+    (2, 1, 1)
+    """
 
     name, state_size = "rmsprop", 1
 
@@ -275,6 +388,23 @@ class Adam(Rule):
     ``w <- w - lr m_hat / (sqrt(v_hat) + eps)`` with ``m_hat = m / (1 - b1^t)``,
     ``v_hat = v / (1 - b2^t)``, computed without ``m_hat`` or ``v_hat`` arrays as
     ``(lr sqrt(1 - b2^t) / (1 - b1^t)) m / (sqrt(v) + eps sqrt(1 - b2^t))``.
+
+    Examples
+    --------
+    Two steps at learning rate 0.1 with the same gradient; with bias correction each step is
+    ``lr * sign(dw)`` for a constant gradient.
+
+    >>> import numpy as np
+    >>> from xpml.nets.rules import Adam
+    >>> rule = Adam()
+    >>> params, grads = {"w": np.array([1.0, -2.0])}, {"w": np.array([0.5, -1.0])}
+    >>> state = rule.init(params)
+    >>> for _ in range(2):
+    ...     params, state = rule.update(grads, state, params, 0.1)
+    >>> params["w"].round(4)
+    array([ 0.8, -1.8])
+    >>> state["count"], len(state["slots"]["w"]), rule.state_size
+    (2, 2, 2)
     """
 
     name, state_size, default_learning_rate = "adam", 2, 1e-3
@@ -308,6 +438,23 @@ class CourseRule(Rule):
     The per-parameter ``config`` dicts (hyperparameters and whatever state the rule keeps) are the
     state; each step passes the current learning rate in ``config["learning_rate"]``. Such a rule
     is never compiled and its ``state_size`` is unknown (None).
+
+    Examples
+    --------
+    The course's momentum with its velocity kept in ``config``:
+
+    >>> import numpy as np
+    >>> from xpml.nets.rules import CourseRule
+    >>> def sgd_momentum(w, dw, config):
+    ...     config.setdefault("velocity", np.zeros_like(w))
+    ...     config["velocity"] = 0.5 * config["velocity"] - config["learning_rate"] * dw
+    ...     return w + config["velocity"], config
+    >>> rule = CourseRule(sgd_momentum)
+    >>> rule.name, rule.state_size
+    ('sgd_momentum', None)
+    >>> params, state = rule.update({"w": np.array([1.0, -1.0])}, rule.init({"w": np.ones(2)}), {"w": np.ones(2)}, 0.1)
+    >>> params["w"], state["slots"]["w"][0]["velocity"]
+    (array([0.9, 1.1]), array([-0.1,  0.1]))
     """
 
     name, state_size = "custom", None
@@ -337,6 +484,15 @@ class Transform:
     rule folds into its step (L2); ``grad(g, w, own)`` changes the gradient before the rule;
     ``project(w, own)`` changes the parameter after it. All act on weights only (:func:`is_weight`).
     :func:`averaging` keeps its own state instead.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets.rules import Transform, l1, l2
+    >>> isinstance(l2(1e-3), Transform), l1(0.1)
+    (True, l1(0.1))
+    >>> Transform().penalty(np.ones(2)) is None, Transform.decay
+    (True, 0.0)
     """
 
     decay = 0.0
@@ -478,18 +634,64 @@ def _nonnegative(value, name):
 
 def l2(reg: float, /) -> Transform:
     """L2 regularization, the course's ``reg * sum(W**2)`` over the weights; gradient ``2 reg W``,
-    folded into the rule's step as weight decay."""
+    folded into the rule's step as weight decay.
+
+    Examples
+    --------
+    The penalty counts the weights only (``W``, not ``b``); one SGD step shrinks them by
+    ``1 - 2 lr reg`` before the gradient step:
+
+    >>> import numpy as np
+    >>> from xpml.nets.rules import chain, get_rule, l2
+    >>> opt = chain(l2(0.5), get_rule("sgd"))
+    >>> params = {"W": np.array([[1.0, -2.0], [2.0, 0.0]]), "b": np.array([1.0, 1.0])}
+    >>> float(opt.penalty(params))
+    4.5
+    >>> grads = {"W": np.zeros((2, 2)), "b": np.ones(2)}
+    >>> new, state = opt.update(grads, opt.init(params), params, 0.1)
+    >>> new["W"], new["b"]
+    (array([[ 0.9, -1.8],
+           [ 1.8,  0. ]]), array([0.9, 0.9]))
+    """
     return _L2(reg)
 
 
 def l1(reg: float, /) -> Transform:
-    """L1 regularization ``reg * sum|W|`` over the weights; (sub)gradient ``reg * sign(W)``."""
+    """L1 regularization ``reg * sum|W|`` over the weights; (sub)gradient ``reg * sign(W)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets.rules import chain, get_rule, l1
+    >>> opt = chain(l1(0.1), get_rule("sgd"))
+    >>> params = {"W": np.array([[1.0, -2.0], [2.0, 0.0]])}
+    >>> round(float(opt.penalty(params)), 4)
+    0.5
+    >>> new, _ = opt.update({"W": np.zeros((2, 2))}, opt.init(params), params, 1.0)
+    >>> new["W"]
+    array([[ 0.9, -1.9],
+           [ 1.9,  0. ]])
+    """
     return _L1(reg)
 
 
 def max_norm(c: float, /) -> Transform:
     """After every update, clip each column of each 2-D weight (a unit's incoming weights) to
-    Euclidean norm ``c``: ``w_j <- w_j * min(1, c / ||w_j||)``."""
+    Euclidean norm ``c``: ``w_j <- w_j * min(1, c / ||w_j||)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets.rules import chain, get_rule, max_norm
+    >>> opt = chain(max_norm(1.0), get_rule("sgd"))
+    >>> params = {"W": np.array([[1.0, -2.0], [2.0, 0.0]])}
+    >>> new, _ = opt.update({"W": np.zeros((2, 2))}, opt.init(params), params, 0.1)
+    >>> new["W"].round(4)
+    array([[ 0.4472, -1.    ],
+           [ 0.8944,  0.    ]])
+    >>> np.linalg.norm(new["W"], axis=0)
+    array([1., 1.])
+    """
     return _MaxNorm(c)
 
 
@@ -497,6 +699,20 @@ def averaging(decay: float, /) -> Transform:
     """An exponential moving average of every parameter, kept in the state (:meth:`Chain.averaged`).
 
     At step t the average moves by ``1 - min(decay, t / (9 + t))`` towards the new parameters.
+
+    Examples
+    --------
+    At step 1 the average moves 0.9 of the way (``1 - 1/10``) towards the new parameters:
+
+    >>> import numpy as np
+    >>> from xpml.nets.rules import averaging, chain, get_rule
+    >>> opt = chain(averaging(0.99), get_rule("sgd"))
+    >>> opt, opt.state_size
+    (chain(averaging(0.99), SGD()), 1)
+    >>> params = {"b": np.array([1.0, 1.0])}
+    >>> new, state = opt.update({"b": np.array([1.0, -1.0])}, opt.init(params), params, 0.1)
+    >>> new["b"], opt.averaged(state)["b"]
+    (array([0.9, 1.1]), array([0.91, 1.09]))
     """
     return _Averaging(decay)
 
@@ -527,6 +743,21 @@ class Chain:
     State: ``{"count": steps taken, "slots": {name: tuple of arrays}, "average": {name: array}}``
     (``average`` only with :func:`averaging`); a dict of arrays and a count, so it can be passed
     through a compiled function.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets.rules import Chain, Momentum, l2
+    >>> opt = Chain(l2(1e-3), Momentum(0.9))
+    >>> opt, opt.state_size
+    (chain(l2(0.001), Momentum(momentum=0.9)), 1)
+    >>> state = opt.init({"W": np.ones((2, 3))})
+    >>> state["count"], [v.shape for v in state["slots"]["W"]]
+    (0, [(2, 3)])
+    >>> Chain(l2(1e-3))
+    Traceback (most recent call last):
+        ...
+    TypeError: chain(*transforms, rule): the last argument must be an update rule, e.g. get_rule('sgd')
     """
 
     def __init__(self, *parts):
@@ -574,7 +805,20 @@ class Chain:
         return state.get("average")
 
     def update(self, grads: Mapping, state: dict, params: Mapping, lr, /, *, in_place: bool = False):
-        """``(params, state)`` after one step; see the module's notes on ``in_place``."""
+        """``(params, state)`` after one step; see the module's notes on ``in_place``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from xpml.nets.rules import chain, get_rule
+        >>> opt = chain(get_rule("momentum", momentum=0.5))
+        >>> params = {"w": np.array([1.0, -1.0])}
+        >>> state = opt.init(params)
+        >>> for _ in range(2):
+        ...     params, state = opt.update({"w": np.array([1.0, 1.0])}, state, params, 0.1)
+        >>> params["w"], state["count"]
+        (array([ 0.75, -1.25]), 2)
+        """
         count = state["count"] + 1
         new_params, slots = {}, {}
         for k, w in params.items():
@@ -610,7 +854,20 @@ class Chain:
 
 
 def chain(*parts) -> Chain:
-    """Compose transforms with a rule: ``chain(l2(1e-4), max_norm(3.0), get_rule("sgd"))``."""
+    """Compose transforms with a rule: ``chain(l2(1e-4), max_norm(3.0), get_rule("sgd"))``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets.rules import chain, get_rule, l2, max_norm
+    >>> opt = chain(l2(1e-4), max_norm(3.0), get_rule("adam"))
+    >>> opt, opt.state_size
+    (chain(l2(0.0001), max_norm(3.0), Adam(beta1=0.9, beta2=0.999, epsilon=1e-08)), 2)
+    >>> params = {"W": np.ones((2, 2)), "b": np.zeros(2)}
+    >>> new, state = opt.update({"W": np.ones((2, 2)), "b": np.ones(2)}, opt.init(params), params, 1e-3)
+    >>> state["count"], new["b"]
+    (1, array([-0.001, -0.001]))
+    """
     return Chain(*parts)
 
 
@@ -640,7 +897,22 @@ def _rule_class(name: str) -> type[Rule]:
 
 
 def get_rule(name: str, /, **hyperparameters) -> Rule:
-    """The rule called ``name`` (a key of :data:`RULES` or :data:`ALIASES`) with ``hyperparameters``."""
+    """The rule called ``name`` (a key of :data:`RULES` or :data:`ALIASES`) with ``hyperparameters``.
+
+    Examples
+    --------
+    >>> from xpml.nets.rules import get_rule
+    >>> get_rule("adam", beta1=0.5), get_rule("sgd_momentum")
+    (Adam(beta1=0.5, beta2=0.999, epsilon=1e-08), Momentum(momentum=0.9))
+    >>> get_rule("sgd", momentum=0.9)
+    Traceback (most recent call last):
+        ...
+    TypeError: sgd takes the hyperparameters none (and learning_rate), got ['momentum']
+    >>> get_rule("adamw")
+    Traceback (most recent call last):
+        ...
+    ValueError: unknown update rule 'adamw'; choose one of: sgd, momentum, nesterov, adagrad, rmsprop, adam ...
+    """
     cls = _rule_class(name)
     try:
         return cls(**hyperparameters)
@@ -653,5 +925,12 @@ def get_rule(name: str, /, **hyperparameters) -> Rule:
 
 
 def state_size(name: str, /) -> int:
-    """Arrays the rule called ``name`` keeps per parameter (0 for SGD, 2 for Adam)."""
+    """Arrays the rule called ``name`` keeps per parameter (0 for SGD, 2 for Adam).
+
+    Examples
+    --------
+    >>> from xpml.nets.rules import state_size
+    >>> state_size("sgd"), state_size("nesterov_momentum"), state_size("adam")
+    (0, 1, 2)
+    """
     return _rule_class(name).state_size

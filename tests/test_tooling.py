@@ -65,13 +65,13 @@ def test_tox_sets_the_variables_the_suite_reads_and_describes_what_it_installs()
 
 def test_the_readme_and_xpml_backends_give_the_same_install_hints(monkeypatch):
     from xpml import _install
-    from xpml.backend import _select
+    from xpml.backend import _registry
 
     monkeypatch.setattr(_install, "checkout", lambda: None)  # the README writes them as for a wheel
     table = dict(re.findall(r"^\| `(\w+)` \| `([^`]+)`", README, flags=re.M))
     assert set(table) == {"cupy", "torch", "jax", "array_api_strict"}
     for name, command in table.items():
-        reason = _select._not_installed(name, ImportError("hidden")).reason
+        reason = _registry.adapter(name).not_installed(ImportError("hidden")).reason
         assert f"install it with: {command}" in reason, (name, reason)
 
 
