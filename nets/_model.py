@@ -86,7 +86,7 @@ def check_size(shapes, /) -> None:
     >>> check_size([(2**16, 2**16)])
     Traceback (most recent call last):
         ...
-    ValueError: the net would have 4,294,967,296 parameters, more than the 2,147,483,648 allowed; choose smaller layers
+    xpml.backend.errors.InputError: the net would have 4,294,967,296 parameters, more than the 2,147,483,648 ...
     """
     total = sum(math.prod(s) for s in shapes)
     if total > MAX_PARAMETERS:

@@ -103,7 +103,7 @@ def conv_output_size(size: int, field: int, /, *, stride: int = 1, pad: int = 0,
     >>> conv_output_size(6, 3, stride=2)
     Traceback (most recent call last):
         ...
-    ValueError: layer: (W - F + 2P) / S + 1 = (6 - 3 + 2 * 0) / 2 + 1 = 2.5 is not an integer along the width; ...
+    xpml.backend.errors.InputError: layer: (W - F + 2P) / S + 1 = (6 - 3 + 2 * 0) / 2 + 1 = 2.5 is not an integer ...
     """
     extent = dilation * (field - 1) + 1
     padded = size + 2 * pad
@@ -733,7 +733,7 @@ def spatial_groupnorm_forward(x, gamma, beta, G, gn_param, /):
     >>> conv_layers.spatial_groupnorm_forward(x, gamma, beta, 2, {})
     Traceback (most recent call last):
         ...
-    ValueError: spatial_groupnorm_forward: G must be a positive integer that divides the 3 channels, got 2
+    xpml.backend.errors.InputError: spatial_groupnorm_forward: G must be a positive integer that divides the 3 ...
     """
     xp, device = backend.namespace_and_device(x, gamma, beta)
     G = _check_groups(x, gamma, beta, G, "spatial_groupnorm_forward")

@@ -169,7 +169,7 @@ def parse_architecture(text, /) -> tuple[Layer, ...]:
     >>> parse_architecture("CONV3-4 POOL2")
     Traceback (most recent call last):
         ...
-    ValueError: architecture must end with an FC layer giving the class scores (e.g. FC-10), not 'POOL2'
+    xpml.backend.errors.InputError: architecture must end with an FC layer giving the class scores (e.g. FC-10), ...
     """
     if not isinstance(text, str):
         raise InputTypeError(f"architecture must be a string such as 'CONV3-32 POOL2 FC-10', got {type(text).__name__}")

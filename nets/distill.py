@@ -55,6 +55,18 @@ class Distillation:
     -----
     The student minimises ``(1 - alpha) CE(y, softmax(s)) + alpha T^2 CE(q, softmax(s / T))`` where,
     for an ensemble of M members with weights w_m and scores t_m, ``q = sum_m w_m softmax(t_m / T)``.
+
+    Examples
+    --------
+    >>> from xpml import nets
+    >>> teacher = nets.FullyConnectedNet([8], input_dim=4, num_classes=3, seed=0)
+    >>> d = nets.Distillation(teacher, temperature=2.0, alpha=0.5)
+    >>> d.temperature, d.alpha
+    (2.0, 0.5)
+    >>> nets.Distillation(teacher, temperature=0)
+    Traceback (most recent call last):
+        ...
+    xpml.backend.errors.InputError: temperature must be a positive, finite number (1 is the plain softmax), got 0
     """
 
     def __init__(self, teacher, /, *, temperature: float = 4.0, alpha: float = 0.9):

@@ -67,6 +67,15 @@ def replace_head(model, num_classes: int, /, *, seed=None, init: str | None = No
         A new net of the same class on the same backend: copies of every other array (the
         original is not changed by training the copy) and running statistics; the head drawn
         anew, its bias zero.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml import nets
+    >>> net = nets.FullyConnectedNet([8], input_dim=4, num_classes=3, seed=0)
+    >>> new = nets.replace_head(net, 5, seed=1)
+    >>> new.params["W2"].shape, bool(np.array_equal(new.params["W1"], net.params["W1"]))
+    ((8, 5), True)
     """
     C = as_int(num_classes, name="num_classes")
     cls = type(model)
@@ -130,6 +139,18 @@ def load_pretrained(path, /, *, num_classes=None, input_dim=None, new_head: bool
     Returns
     -------
     model
+
+    Examples
+    --------
+    >>> from xpml import nets
+    >>> nets.save_model("net.npz", nets.FullyConnectedNet([8], input_dim=4, num_classes=3, seed=0))
+    >>> net = nets.load_pretrained("net.npz", num_classes=5, input_dim=4, seed=1)
+    >>> type(net).__name__, net.params["W2"].shape
+    ('FullyConnectedNet', (8, 5))
+    >>> nets.load_pretrained("net.npz", input_dim=7)
+    Traceback (most recent call last):
+        ...
+    xpml.backend.errors.InputError: net.npz: the checkpoint's first layer takes 4 inputs but the data has 7 features ...
     """
     from .checkpoint import load_model
 

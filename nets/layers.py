@@ -388,7 +388,7 @@ def check_activation(name, /) -> str:
     >>> layers.check_activation("gelu")
     Traceback (most recent call last):
     ...
-    ValueError: unknown activation 'gelu'; choose one of: relu, leaky_relu, sigmoid, tanh, maxout
+    xpml.backend.errors.InputError: unknown activation 'gelu'; choose one of: relu, leaky_relu, sigmoid, tanh, maxout
     """
     if name not in ACTIVATIONS:
         raise InputError(f"unknown activation {name!r}; choose one of: {', '.join(ACTIVATIONS)}")
@@ -606,7 +606,7 @@ def check_normalization(name, /):
     >>> layers.check_normalization("group")
     Traceback (most recent call last):
     ...
-    ValueError: unknown normalization 'group'; choose one of: None, 'batchnorm', 'layernorm'
+    xpml.backend.errors.InputError: unknown normalization 'group'; choose one of: None, 'batchnorm', 'layernorm'
     """
     if name is not None and name not in NORMALIZATIONS:
         raise InputError(f"unknown normalization {name!r}; choose one of: None, "
@@ -627,7 +627,7 @@ def keep_probability(p, /, *, name: str = "dropout_param['p']") -> float:
     >>> layers.keep_probability(0)
     Traceback (most recent call last):
     ...
-    ValueError: dropout_param['p'] is the probability of keeping a unit and must be in (0, 1], got 0
+    xpml.backend.errors.InputError: dropout_param['p'] is the probability of keeping a unit and must be in (0, 1], got 0
     """
     if isinstance(p, (bool, str, bytes)):
         raise InputTypeError(f"{name} must be a number in (0, 1], got {p!r}")

@@ -169,7 +169,7 @@ class CourseModel:
     >>> CourseModel(object())
     Traceback (most recent call last):
         ...
-    TypeError: model must have a params dict and a loss(X, y=None) method; got object
+    xpml.backend.errors.InputTypeError: model must have a params dict and a loss(X, y=None) method; got object
     """
 
     def __init__(self, model):

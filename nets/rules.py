@@ -126,7 +126,7 @@ def check_learning_rate(lr, /, *, what: str = "the learning rate"):
     >>> check_learning_rate(-0.1)
     Traceback (most recent call last):
         ...
-    ValueError: the learning rate must be a finite number >= 0, got -0.1: a negative rate climbs the loss; ...
+    xpml.backend.errors.InputError: the learning rate must be a finite number >= 0, got -0.1: a negative rate ...
     """
     if hasattr(lr, "shape") and not isinstance(lr, (int, float)):
         try:
@@ -724,6 +724,22 @@ def freeze(names, /) -> Transform:
     a name the model does not have is an error naming the ones it has (raised by ``init``). The
     rule's state of a frozen parameter is not advanced either. Their gradients are still
     computed (the layers below need the backward pass through them).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets.rules import SGD, chain, freeze
+    >>> opt = chain(freeze(["W1"]), SGD())
+    >>> params = {"W1": np.ones(2), "W2": np.ones(2)}
+    >>> state = opt.init(params)
+    >>> grads = {"W1": np.ones(2), "W2": np.ones(2)}
+    >>> params, state = opt.update(grads, state, params, 0.5)
+    >>> params["W1"], params["W2"]
+    (array([1., 1.]), array([0.5, 0.5]))
+    >>> chain(freeze(["W3"]), SGD()).init(params)
+    Traceback (most recent call last):
+        ...
+    xpml.backend.errors.InputError: freeze: the model has no parameter named 'W3' (nor one starting with it); ...
     """
     return _Freeze(names)
 
@@ -731,7 +747,18 @@ def freeze(names, /) -> Transform:
 def scale_learning_rate(factors: Mapping, /) -> Transform:
     """Per-parameter learning rates: ``{name_or_prefix: factor}`` multiplies the rate of the matching
     parameters (the exact name, else the longest matching prefix), e.g. ``{"W1": 0.1, "b1": 0.1}``
-    to fine-tune the first layer ten times more slowly. Factor 0 freezes (as :func:`freeze`)."""
+    to fine-tune the first layer ten times more slowly. Factor 0 freezes (as :func:`freeze`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpml.nets.rules import SGD, chain, scale_learning_rate
+    >>> opt = chain(scale_learning_rate({"W1": 0.1}), SGD())
+    >>> params = {"W1": np.ones(2), "W2": np.ones(2)}
+    >>> params, _ = opt.update({"W1": np.ones(2), "W2": np.ones(2)}, opt.init(params), params, 1.0)
+    >>> params["W1"], params["W2"]
+    (array([0.9, 0.9]), array([0., 0.]))
+    """
     return _LearningRateFactors(factors, "scale_learning_rate")
 
 
@@ -757,7 +784,7 @@ class Chain:
     >>> Chain(l2(1e-3))
     Traceback (most recent call last):
         ...
-    TypeError: chain(*transforms, rule): the last argument must be an update rule, e.g. get_rule('sgd')
+    xpml.backend.errors.InputTypeError: chain(*transforms, rule): the last argument must be an update rule, e.g. ...
     """
 
     def __init__(self, *parts):
@@ -907,11 +934,11 @@ def get_rule(name: str, /, **hyperparameters) -> Rule:
     >>> get_rule("sgd", momentum=0.9)
     Traceback (most recent call last):
         ...
-    TypeError: sgd takes the hyperparameters none (and learning_rate), got ['momentum']
+    xpml.backend.errors.InputTypeError: sgd takes the hyperparameters none (and learning_rate), got ['momentum']
     >>> get_rule("adamw")
     Traceback (most recent call last):
         ...
-    ValueError: unknown update rule 'adamw'; choose one of: sgd, momentum, nesterov, adagrad, rmsprop, adam ...
+    xpml.backend.errors.InputError: unknown update rule 'adamw'; choose one of: sgd, momentum, nesterov, adagrad, ...
     """
     cls = _rule_class(name)
     try:

@@ -81,7 +81,7 @@ def check_ranges(ranges: Mapping, integers=(), /) -> tuple[dict, frozenset]:
     >>> check_ranges({"lr": (1e-1, 1e-3)})
     Traceback (most recent call last):
     ...
-    ValueError: the range of 'lr' is (0.1, 0.001): the low end is above the high end
+    xpml.backend.errors.InputError: the range of 'lr' is (0.1, 0.001): the low end is above the high end
     """
     if not isinstance(ranges, Mapping):
         raise InputError(f"ranges must map each searched hyperparameter to (lo, hi), got {ranges!r}")
@@ -119,7 +119,7 @@ def check_choices(choices: Mapping | None, ranges: Mapping | None = None, /) -> 
     >>> check_choices({"lr": [0.1]}, {"lr": (1e-3, 1e-1)})
     Traceback (most recent call last):
     ...
-    ValueError: 'lr' is both in ranges and in choices: give it in one of them
+    xpml.backend.errors.InputError: 'lr' is both in ranges and in choices: give it in one of them
     """
     if choices is None:
         return {}

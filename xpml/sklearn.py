@@ -611,6 +611,15 @@ random_state, verbose : keyword-only
     -----
     ``predict_proba`` is the softmax of the net's scores in test mode (batch norm with its running
     statistics, no dropout). Predictions take the same layout as ``fit``: images, or rows.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from xpml.sklearn import ConvNetClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = ConvNetClassifier("CONV3-8 POOL2", input_dim=(1, 8, 8), num_iters=200, random_state=0)
+    >>> clf.fit(X[:500] / 16.0, y[:500]).predict(X[:3] / 16.0)
+    array([0, 1, 2])
     """
 
     _allow_nd = True
