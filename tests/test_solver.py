@@ -83,7 +83,11 @@ def test_same_seed_same_run_on_every_backend(bk):
     ref, ref_model = run(backend.get_backend("numpy"))
     got, model = run(bk)
     np.testing.assert_allclose(got.loss_history, ref.loss_history, rtol=1e-4)
-    assert got.val_acc_history == ref.val_acc_history and got.train_acc_history == ref.train_acc_history
+    # Accuracies agree to one example: the losses agree to float32 rounding, and a score that ties
+    # within rounding may fall to either class on another backend's kernels.
+    for name in ("val_acc_history", "train_acc_history"):
+        a, b = np.asarray(getattr(got, name)), np.asarray(getattr(ref, name))
+        assert a.shape == b.shape and np.all(np.abs(a - b) <= 0.05 + 1e-9), (name, a, b)
     # The biases of the layers batch norm follows do not change the loss (the normalization takes
     # them out again): their gradients are rounding noise, which Adam scales up to full steps, so
     # they (and the running means, which absorb them) wander differently on each backend while every
