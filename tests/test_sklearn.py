@@ -25,6 +25,7 @@ from xpml.backend.testing import assert_placement  # noqa: E402
 from xpml.classifiers import KNearestNeighbor, LinearSVM, Softmax  # noqa: E402
 from xpml.nets import FullyConnectedNet, _state  # noqa: E402
 from xpml.sklearn import (  # noqa: E402
+    ConvNetClassifier,
     FullyConnectedClassifier,
     KNNClassifier,
     LinearSVMClassifier,
@@ -359,7 +360,7 @@ def test_a_diverged_training_warns_and_says_where():
     assert est.diverged_at_ is not None and est.diverged_at_ < 50
 
 
-@pytest.mark.parametrize("cls", [FullyConnectedClassifier, SoftmaxClassifier])
+@pytest.mark.parametrize("cls", [FullyConnectedClassifier, ConvNetClassifier, SoftmaxClassifier])
 def test_log_probabilities_are_finite_where_probabilities_underflow(bk, cls, dispatch):
     # Scores hundreds apart: the softmax of the losing classes underflows to 0, whose log is -inf;
     # the log-softmax itself is finite and exact.
@@ -369,7 +370,7 @@ def test_log_probabilities_are_finite_where_probabilities_underflow(bk, cls, dis
     model = est.model_
     for name in model.params:
         model.params[name] = model.params[name] * 1e3
-    scores = backend.to_numpy(model.loss(X) if cls is FullyConnectedClassifier else est.decision_function(X))
+    scores = backend.to_numpy(est.decision_function(X) if cls is SoftmaxClassifier else model.loss(X))
     scores = scores.astype(np.float64)
     shifted = scores - scores.max(axis=1, keepdims=True)
     expected = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))

@@ -466,7 +466,41 @@ class SoftmaxClassifier(_Linear):
 # ---- fully connected nets ------------------------------------------------------------------------
 
 
-class FullyConnectedClassifier(_Classifier):
+class _Net(_Classifier):
+    """What the two net estimators share: training by the Solver, predictions, probabilities."""
+
+    def _train(self, net, X, y) -> None:
+        solver = Solver(net, {"X_train": X, "y_train": y}, update_rule=self.update_rule,
+                        optim_config={"learning_rate": self.learning_rate}, lr_decay=self.lr_decay,
+                        batch_size=self.batch_size, num_iters=self.num_iters, train_accuracy=None, check_ends=False,
+                        restore_best=False, verbose=bool(self.verbose))
+        solver.train()
+        self.model_ = net
+        self._trained(solver.loss_history, solver.diverged_at)
+
+    def _predict_indices(self, X):
+        return self.model_.predict(X)
+
+    def predict_proba(self, X):
+        """Class probabilities (N, C), the softmax of the net's scores; columns as ``classes_``."""
+        X = self._queries(X, "predict_proba")
+        return self.model_.predict_proba(X)
+
+    def predict_log_proba(self, X):
+        """The logarithm of :meth:`predict_proba`, the log-softmax of the scores: finite where the
+        probabilities underflow to 0 (a confident net)."""
+        X = self._queries(X, "predict_log_proba")
+        model = self.model_
+        xp = backend.get_namespace(X)
+        # The scores of row chunks, as predict_proba bounds its memory; log(softmax) would be -inf.
+        widest = max(int(v.shape[-1]) for v in model.params.values())
+        rows = max(1, _LOG_PROBA_BUDGET // (2 * widest * (8 if model.dtype_name == "float64" else 4)))
+        n = X.shape[0]
+        out = [_softmax(model.loss(X[i:min(i + rows, n), ...]), log=True) for i in range(0, max(n, 1), rows)]
+        return out[0] if len(out) == 1 else xp.concat(out, axis=0)
+
+
+class FullyConnectedClassifier(_Net):
     """A fully connected net (:class:`xpml.nets.FullyConnectedNet`) trained by :class:`xpml.nets.Solver`.
 
     Parameters
@@ -550,37 +584,10 @@ class FullyConnectedClassifier(_Classifier):
                                 dropout_keep_ratio=self.dropout_keep_ratio, normalization=self.normalization,
                                 reg=self.reg, weight_scale=self.weight_scale, dtype=_dtype_name(self.dtype, X),
                                 seed=_seed(self.random_state), activation=self.activation, init=self.init, xp=bk)
-        solver = Solver(net, {"X_train": X, "y_train": y}, update_rule=self.update_rule,
-                        optim_config={"learning_rate": self.learning_rate}, lr_decay=self.lr_decay,
-                        batch_size=self.batch_size, num_iters=self.num_iters, train_accuracy=None, check_ends=False,
-                        restore_best=False, verbose=bool(self.verbose))
-        solver.train()
-        self.model_ = net
-        self._trained(solver.loss_history, solver.diverged_at)
-
-    def _predict_indices(self, X):
-        return self.model_.predict(X)
-
-    def predict_proba(self, X):
-        """Class probabilities (N, C), the softmax of the net's scores; columns as ``classes_``."""
-        X = self._queries(X, "predict_proba")
-        return self.model_.predict_proba(X)
-
-    def predict_log_proba(self, X):
-        """The logarithm of :meth:`predict_proba`, the log-softmax of the scores: finite where the
-        probabilities underflow to 0 (a confident net)."""
-        X = self._queries(X, "predict_log_proba")
-        model = self.model_
-        xp = backend.get_namespace(X)
-        # The scores of row chunks, as predict_proba bounds its memory; log(softmax) would be -inf.
-        widest = max(int(v.shape[-1]) for v in model.params.values())
-        rows = max(1, _LOG_PROBA_BUDGET // (2 * widest * (8 if model.dtype_name == "float64" else 4)))
-        n = X.shape[0]
-        out = [_softmax(model.loss(X[i:min(i + rows, n), ...]), log=True) for i in range(0, max(n, 1), rows)]
-        return out[0] if len(out) == 1 else xp.concat(out, axis=0)
+        self._train(net, X, y)
 
 
-class ConvNetClassifier(_Classifier):
+class ConvNetClassifier(_Net):
     """A convolutional net (:class:`xpml.nets.ConvNet`) trained by :class:`xpml.nets.Solver`.
 
     Parameters
@@ -676,25 +683,4 @@ random_state, verbose : keyword-only
         net = ConvNet(text, shape, reg=self.reg, weight_scale=self.weight_scale, init=self.init,
                       dtype=_dtype_name(self.dtype, X), seed=_seed(self.random_state), xp=bk)
         # The Solver hands its minibatches to the net as they are: images, not rows.
-        X = bk.xp.reshape(X, (X.shape[0], *shape))
-        solver = Solver(net, {"X_train": X, "y_train": y}, update_rule=self.update_rule,
-                        optim_config={"learning_rate": self.learning_rate}, lr_decay=self.lr_decay,
-                        batch_size=self.batch_size, num_iters=self.num_iters, train_accuracy=None, check_ends=False,
-                        restore_best=False, verbose=bool(self.verbose))
-        solver.train()
-        self.model_ = net
-        self._trained(solver.loss_history, solver.diverged_at)
-
-    def _predict_indices(self, X):
-        return self.model_.predict(X)
-
-    def predict_proba(self, X):
-        """Class probabilities (N, C), the softmax of the net's scores; columns as ``classes_``."""
-        X = self._queries(X, "predict_proba")
-        return self.model_.predict_proba(X)
-
-    def predict_log_proba(self, X):
-        """The logarithm of :meth:`predict_proba`."""
-        X = self._queries(X, "predict_log_proba")
-        proba = self.model_.predict_proba(X)
-        return backend.get_namespace(proba).log(proba)
+        self._train(net, bk.xp.reshape(X, (X.shape[0], *shape)), y)
