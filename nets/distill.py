@@ -17,6 +17,7 @@ from .. import backend
 from ..backend.errors import InputError, InputTypeError
 from .ensemble import Ensemble
 from .losses import DistillationTargets, _check_alpha, _check_temperature
+from .model import Model
 
 __all__ = ["Distillation", "softmax"]
 
@@ -31,7 +32,8 @@ def softmax(scores, /, *, temperature: float = 1.0):
 
 
 def _scoring_model(m, what: str):
-    if not (callable(getattr(m, "scores", None)) and isinstance(getattr(m, "params", None), dict)):
+    # The model contract says what a teacher has (params, state, num_classes, scores).
+    if not isinstance(m, Model):
         raise InputTypeError(f"{what} must be a model with params and scores(params, X, state=) (a nets.Model) or an "
                         f"Ensemble of such models; got {type(m).__name__}")
     return m
@@ -77,7 +79,7 @@ class Distillation:
             self.members, self.weights = [_scoring_model(teacher, "the teacher")], [1.0]
         self.teacher = teacher
         self.temperature, self.alpha = _check_temperature(temperature), _check_alpha(alpha)
-        classes = {getattr(m, "num_classes", None) for m in self.members} - {None}
+        classes = {m.num_classes for m in self.members} - {None}
         if len(classes) > 1:
             raise InputError(f"the teacher's models disagree on the number of classes: {sorted(classes)}")
         self.num_classes = classes.pop() if classes else None
